@@ -1,0 +1,314 @@
+"""The configuration contract: one YAML file, validated completely before anything runs.
+
+Every problem is reported with its key path and line (``config.yaml:12: identities.groups[0]...``):
+all syntax problems, then all shape problems, then all cross-key problems, each stage in one pass. The models are frozen: the rest of the
+pipeline receives plain, already-valid data.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("default-config.yaml")
+DEFAULT_DENIED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+RESERVED_USERNAME_PREFIXES = ("system:", "eks:", "aws:", "amazon:", "iam:")
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_IAM_NAME = re.compile(r"^[\w+=,.@-]{1,128}$")
+_EKS_CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_TAG_KEY_CHARS = re.compile(r"^[\w.:/=+@ -]*$")
+# RBAC object names are path segments: anything but '/' and '%', and not '.' or '..'.
+_RBAC_NAME = re.compile(r"^(?!\.\.?$)[^/%]{1,253}$")
+_LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+
+def _matches(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"{value!r} is not a valid {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _namespace(value: str) -> str:
+    if len(value) > 63 or not _DNS1123_LABEL.fullmatch(value):
+        raise ValueError(f"{value!r} is not a valid namespace name (RFC 1123 label, at most 63 characters)")
+    return value
+
+
+def _kubernetes_group(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a Kubernetes group must not be empty")
+    if value.startswith("system:"):
+        raise ValueError(f"{value!r}: 'system:' groups (system:masters above all) are never granted")
+    return value
+
+
+def _username(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a username must not be empty")
+    if value.lower().startswith(RESERVED_USERNAME_PREFIXES):
+        raise ValueError(f"{value!r} starts with a reserved prefix {RESERVED_USERNAME_PREFIXES}")
+    return value
+
+
+def _pem_base64(value: str) -> str:
+    try:
+        pem = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise ValueError("certificateAuthorityData must be base64") from err
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise ValueError("certificateAuthorityData must be a base64-encoded PEM certificate")
+    return value
+
+
+def _https_url(value: str) -> str:
+    if not re.fullmatch(r"https://[^\s/]+(/\S*)?", value):
+        raise ValueError(f"{value!r} is not an https:// URL")
+    return value
+
+
+Namespace = Annotated[str, AfterValidator(_namespace)]
+KubernetesGroup = Annotated[str, AfterValidator(_kubernetes_group)]
+Username = Annotated[str, AfterValidator(_username)]
+IamName = Annotated[str, _matches(_IAM_NAME, "IAM name")]
+RbacName = Annotated[str, _matches(_RBAC_NAME, "ClusterRole name")]
+LabelKey = Annotated[str, _matches(_LABEL_KEY, "label key")]
+LabelValue = Annotated[str, _matches(_LABEL_VALUE, "label value")]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Cluster(_Model):
+    name: Annotated[str, _matches(_EKS_CLUSTER_NAME, "EKS cluster name")]
+    region: Annotated[str, _matches(_REGION, "AWS region")]
+    endpoint: Annotated[str, AfterValidator(_https_url)] | None = None
+    certificate_authority_data: Annotated[str, AfterValidator(_pem_base64)] | None = Field(
+        default=None, alias="certificateAuthorityData"
+    )
+    insecure_skip_tls_verify: StrictBool = Field(default=False, alias="insecureSkipTLSVerify")
+
+
+class GroupIdentity(_Model):
+    iam_group: IamName = Field(alias="iamGroup")
+    kubernetes_groups: tuple[KubernetesGroup, ...] = Field(default=(), alias="kubernetesGroups")
+
+
+class RoleIdentity(_Model):
+    iam_role: IamName = Field(alias="iamRole")
+    username: Username | None = None
+    kubernetes_groups: tuple[KubernetesGroup, ...] = Field(default=(), alias="kubernetesGroups")
+
+    @property
+    def effective_username(self) -> str:
+        return self.username or self.iam_role
+
+
+class Identities(_Model):
+    groups: tuple[GroupIdentity, ...] = ()
+    roles: tuple[RoleIdentity, ...] = ()
+
+
+class LabelSelectorRequirement(_Model):
+    key: LabelKey
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: tuple[LabelValue, ...] = ()
+
+
+class NamespaceSelector(_Model):
+    match_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, alias="matchLabels")
+    match_expressions: tuple[LabelSelectorRequirement, ...] = Field(default=(), alias="matchExpressions")
+
+
+class NamespaceGrant(_Model):
+    kubernetes_group: KubernetesGroup = Field(alias="kubernetesGroup")
+    cluster_role: RbacName = Field(alias="clusterRole")
+    namespaces: tuple[Namespace, ...] | None = None
+    namespace_selector: NamespaceSelector | None = Field(default=None, alias="namespaceSelector")
+
+
+class TagGrants(_Model):
+    tag_prefix: Annotated[str, _matches(_TAG_KEY_CHARS, "IAM tag key prefix")] = Field(
+        default="eks-access/", alias="tagPrefix", min_length=1, max_length=64
+    )
+    profiles: dict[Annotated[str, _matches(_IAM_NAME, "profile name")], RbacName] = Field(default_factory=dict)
+    denied_namespaces: tuple[Namespace, ...] = Field(default=DEFAULT_DENIED_NAMESPACES, alias="deniedNamespaces")
+
+
+class Config(_Model):
+    clusters: tuple[Cluster, ...] = Field(min_length=1)
+    identities: Identities = Identities()
+    namespace_grants: tuple[NamespaceGrant, ...] = Field(default=(), alias="namespaceGrants")
+    tag_grants: TagGrants = Field(default=TagGrants(), alias="tagGrants")
+
+    def summary(self) -> str:
+        grants = self.namespace_grants
+        listed = sum(len(g.namespaces or ()) for g in grants)
+        selectors = sum(1 for g in grants if g.namespace_selector is not None)
+        return (
+            f"{_plural(len(self.clusters), 'cluster')}, "
+            f"{_plural(len(self.identities.groups), 'IAM group mapping')}, "
+            f"{_plural(len(self.identities.roles), 'IAM role mapping')}, "
+            f"{_plural(len(grants), 'namespace grant')} "
+            f"({_plural(listed, 'listed namespace')}, {_plural(selectors, 'selector')}), "
+            f"{_plural(len(self.tag_grants.profiles), 'tag profile')}"
+        )
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int | None
+    message: str
+
+    def render(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line else source
+        return f"{where}: {self.path or '<top>'}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A configuration file that must not be used; carries every problem found."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__("\n".join(p.render(source) for p in problems))
+
+
+Path_ = tuple[str | int, ...]
+
+
+def load_config(path: str | Path) -> Config:
+    """Reads, parses and validates one configuration file; raises ConfigError listing every problem."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(source, [Problem("", None, f"cannot read the file: {err}")]) from err
+    return parse_config(text, source)
+
+
+def parse_config(text: str, source: str = "<config>") -> Config:
+    data, lines, problems = _read_yaml(text)
+    if problems:
+        raise ConfigError(source, problems)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(source, [_from_pydantic(e, lines) for e in err.errors()]) from err
+    problems = [Problem(_dotted(p), _line_of(p, lines), m) for p, m in _semantic_problems(config)]
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+def _read_yaml(text: str) -> tuple[Any, dict[Path_, int], list[Problem]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}, [Problem("", None, "the file is empty")]
+        lines: dict[Path_, int] = {}
+        problems = list(_walk(node, (), lines))
+        return (None if problems else loader.construct_document(node)), lines, problems
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else None
+        return None, {}, [Problem("", line, f"YAML syntax error: {err.problem or err}")]
+    except yaml.YAMLError as err:
+        return None, {}, [Problem("", None, f"YAML error: {err}")]
+    finally:
+        loader.dispose()
+
+
+def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Iterator[Problem]:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                yield Problem(_dotted((*path, key)), key_node.start_mark.line + 1, "duplicate key")
+            seen.add(key)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            yield from _walk(value_node, (*path, key), lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            yield from _walk(item, (*path, index), lines)
+
+
+def _from_pydantic(error: Any, lines: dict[Path_, int]) -> Problem:
+    path: Path_ = tuple(error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    elif error["type"] == "too_short":
+        message = "must list at least one entry"
+    return Problem(_dotted(path), _line_of(path, lines), message)
+
+
+def _line_of(path: Path_, lines: dict[Path_, int]) -> int | None:
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return None
+
+
+def _dotted(path: Path_) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _semantic_problems(config: Config) -> Iterator[tuple[Path_, str]]:
+    """Checks that span several keys; yields (path, message)."""
+    yield from _duplicates(((("clusters", i, "name"), c.name) for i, c in enumerate(config.clusters)), "cluster")
+    groups = config.identities.groups
+    yield from _duplicates(
+        ((("identities", "groups", i, "iamGroup"), g.iam_group) for i, g in enumerate(groups)), "IAM group"
+    )
+    roles = config.identities.roles
+    yield from _duplicates(
+        ((("identities", "roles", i, "iamRole"), r.iam_role.lower()) for i, r in enumerate(roles)),
+        "IAM role (role names are compared case-insensitively, as aws-iam-authenticator matches ARNs)",
+    )
+    for index, grant in enumerate(config.namespace_grants):
+        if (grant.namespaces is None) == (grant.namespace_selector is None):
+            yield ("namespaceGrants", index), "give exactly one of 'namespaces' or 'namespaceSelector'"
+    by_role: dict[str, str] = {}
+    for profile, role in config.tag_grants.profiles.items():
+        if role in by_role:
+            yield (
+                ("tagGrants", "profiles", profile),
+                f"ClusterRole {role!r} is already named by profile {by_role[role]!r}; one profile per ClusterRole",
+            )
+        by_role.setdefault(role, profile)
+
+
+def _duplicates(items: Iterator[tuple[Path_, str]], what: str) -> Iterator[tuple[Path_, str]]:
+    seen: dict[str, Path_] = {}
+    for path, value in items:
+        if value in seen:
+            yield path, f"duplicate {what} {value!r} (first at {_dotted(seen[value])})"
+        seen.setdefault(value, path)
