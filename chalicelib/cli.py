@@ -18,9 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="eks-iam-sync", description="Keep Amazon EKS access in step with AWS IAM."
-    )
+    parser = argparse.ArgumentParser(prog="eks-iam-sync", description="Keep Amazon EKS access in step with AWS IAM.")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     validate = commands.add_parser(
         "validate", help="check a configuration file", description="Check a configuration file."

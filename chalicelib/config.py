@@ -1,8 +1,8 @@
 """The configuration contract: one YAML file, validated completely before anything runs.
 
 Every problem is reported with its key path and line (``config.yaml:12: identities.groups[0]...``):
-all syntax problems, then all shape problems, then all cross-key problems, each stage in one pass. The models are frozen: the rest of the
-pipeline receives plain, already-valid data.
+syntax problems first, then shape problems, then cross-key problems, each stage all at once. The
+models are frozen: the rest of the pipeline receives plain, already-valid data.
 """
 
 from __future__ import annotations
@@ -213,7 +213,10 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(source, [_from_pydantic(e, lines) for e in err.errors()]) from err
+        errors = err.errors()
+        # pydantic also reports a list as too short when its items failed: keep the item errors only.
+        errors = [e for e in errors if e["type"] != "too_short" or not _has_item_errors(e["loc"], errors)]
+        raise ConfigError(source, [_from_pydantic(e, lines) for e in errors]) from err
     problems = [Problem(_dotted(p), _line_of(p, lines), m) for p, m in _semantic_problems(config)]
     if problems:
         raise ConfigError(source, problems)
@@ -253,6 +256,10 @@ def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Iterator[Pro
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             yield from _walk(item, (*path, index), lines)
+
+
+def _has_item_errors(loc: tuple[Any, ...], errors: list[Any]) -> bool:
+    return any(len(e["loc"]) > len(loc) and tuple(e["loc"][: len(loc)]) == tuple(loc) for e in errors)
 
 
 def _from_pydantic(error: Any, lines: dict[Path_, int]) -> Problem:

@@ -108,17 +108,8 @@ class TokenAuthenticator:
         )
 
     def _check_token(self, token: str) -> str:
-        if len(token) > MAX_TOKEN_BYTES:
-            raise Rejected("token is too large")
-        if not token.startswith(TOKEN_PREFIX):
-            raise Rejected("token is missing expected \"k8s-aws-v1.\" prefix")
-        body = token[len(TOKEN_PREFIX) :]
-        try:
-            if "=" in body:
-                raise ValueError("padding")
-            url = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
-        except (binascii.Error, ValueError, UnicodeDecodeError) as err:
-            raise Rejected(f"illegal base64: {err}") from err
+        """The real server's checks, in its order; returns the presigned URL."""
+        url = self._decode(token)
         parts = urlsplit(url)
         emulator = urlsplit(self.sts_endpoint)
         if parts.netloc != emulator.netloc:
@@ -127,24 +118,40 @@ class TokenAuthenticator:
             raise Rejected(f"unexpected scheme {parts.scheme!r} in pre-signed URL")
         if parts.path != "/":
             raise Rejected("unexpected path in pre-signed URL")
-        query = parse_qs(parts.query, keep_blank_values=True)
-        lowered: dict[str, list[str]] = {}
+        self._check_query(parse_qs(parts.query, keep_blank_values=True))
+        return url
+
+    @staticmethod
+    def _decode(token: str) -> str:
+        if len(token) > MAX_TOKEN_BYTES:
+            raise Rejected("token is too large")
+        if not token.startswith(TOKEN_PREFIX):
+            raise Rejected('token is missing expected "k8s-aws-v1." prefix')
+        body = token[len(TOKEN_PREFIX) :]
+        try:
+            if "=" in body:
+                raise ValueError("padding")
+            return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
+        except (binascii.Error, ValueError, UnicodeDecodeError) as err:
+            raise Rejected(f"illegal base64: {err}") from err
+
+    def _check_query(self, query: dict[str, list[str]]) -> None:
+        lowered: dict[str, str] = {}
         for key, values in query.items():
             if key.lower() not in ALLOWED_QUERY_KEYS:
                 raise Rejected(f"non-whitelisted query parameter {key!r}")
             if len(values) != 1 or key.lower() in lowered:
                 raise Rejected(f"query parameter with multiple values not supported: {key!r}")
-            lowered[key.lower()] = values
-        if lowered.get("action") != ["GetCallerIdentity"]:
+            lowered[key.lower()] = values[0]
+        if lowered.get("action") != "GetCallerIdentity":
             raise Rejected("unexpected action parameter in pre-signed URL")
-        signed = lowered.get("x-amz-signedheaders", [""])[0].split(";")
-        if "x-k8s-aws-id" not in signed:
+        if "x-k8s-aws-id" not in lowered.get("x-amz-signedheaders", "").split(";"):
             raise Rejected("client did not sign the x-k8s-aws-id header in the pre-signed URL")
-        expires = lowered.get("x-amz-expires", ["0"])[0]
+        expires = lowered.get("x-amz-expires", "0")
         if not expires.isdigit() or not 0 <= int(expires) <= MAX_AGE_SECONDS:
             raise Rejected(f"invalid X-Amz-Expires parameter in pre-signed URL: {expires!r}")
         try:
-            signed_at = datetime.strptime(lowered["x-amz-date"][0], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+            signed_at = datetime.strptime(lowered["x-amz-date"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         except (KeyError, ValueError) as err:
             raise Rejected("error parsing X-Amz-Date parameter") from err
         if self.clock() - signed_at.timestamp() > MAX_AGE_SECONDS:
@@ -152,24 +159,19 @@ class TokenAuthenticator:
         for key in ("X-Amz-Credential", "X-Amz-Signature", "X-Amz-Algorithm"):
             if key not in query:
                 raise Rejected(f"missing {key} in pre-signed URL")
-        return url
 
     def _signature_valid(self, url: str, secret: str) -> bool:
         """Recomputes the SigV4 query signature with this cluster's ID as x-k8s-aws-id, as STS would."""
         parts = urlsplit(url)
         pairs = [(k, v) for k, v in _ordered_pairs(parts.query) if k != "X-Amz-Signature"]
         query = dict(_ordered_pairs(parts.query))
-        canonical_query = "&".join(
-            f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(pairs)
-        )
+        canonical_query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(pairs))
         headers = {"host": parts.netloc, "x-k8s-aws-id": self.cluster_id}
         names = query["X-Amz-SignedHeaders"].split(";")
         if any(name not in headers for name in names):
             return False
         canonical_headers = "".join(f"{name}:{headers[name]}\n" for name in names)
-        canonical_request = "\n".join(
-            ["GET", "/", canonical_query, canonical_headers, ";".join(names), EMPTY_SHA256]
-        )
+        canonical_request = "\n".join(["GET", "/", canonical_query, canonical_headers, ";".join(names), EMPTY_SHA256])
         _, date, region, service, terminator = query["X-Amz-Credential"].split("/")
         scope = f"{date}/{region}/{service}/{terminator}"
         to_sign = "\n".join(
@@ -239,7 +241,7 @@ def _entries(raw: str, arn_field: str) -> list[dict[str, Any]]:
     try:
         loader = yaml.SafeLoader(raw)
         try:
-            document = loader.get_data() if loader.check_data() else None
+            document = loader.get_data() if loader.check_data() else None  # type: ignore[no-untyped-call]
         finally:
             loader.dispose()
     except yaml.YAMLError:

@@ -47,9 +47,9 @@ def secret_for(access_key_id: str) -> str | None:
             key = backend.access_keys.get(access_key_id)
             if key is not None and getattr(key, "secret_access_key", None):
                 return str(key.secret_access_key)
-    for account in list(sts_backends.values()):
-        for backend in list(account.values()):
-            for role in backend.assumed_roles:
+    for sts_account in list(sts_backends.values()):
+        for sts in list(sts_account.values()):
+            for role in sts.assumed_roles:
                 if role.access_key_id == access_key_id:
                     return str(role.secret_access_key)
     return None

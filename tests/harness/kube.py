@@ -24,7 +24,7 @@ from kubernetes import client
 
 HERE = Path(__file__).parent
 CACHE_BIN = Path(os.environ.get("EKS_IAM_SYNC_CACHE", Path.home() / ".cache" / "eks-iam-sync")) / "bin"
-ADMIN_TOKEN = "eks-iam-sync-test-admin-token"  # noqa: S105 - a token for a throwaway test apiserver
+ADMIN_TOKEN = "eks-iam-sync-test-admin-token"
 
 
 def find_binary(name: str) -> Path | None:
@@ -100,9 +100,7 @@ class _Process:
 def _service_account_key(path: Path) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
 
 

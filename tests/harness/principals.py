@@ -37,14 +37,18 @@ def iam_user(name: str, path: str = "/") -> Principal:
     arn = iam.create_user(UserName=name, Path=path)["User"]["Arn"]
     key = iam.create_access_key(UserName=name)["AccessKey"]
     session = boto3.Session(
-        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"], region_name="us-east-1"
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+        region_name="us-east-1",
     )
     return Principal(arn, session)
 
 
 def role_session(assumer: Principal, role_name: str, session_name: str, path: str = "/") -> Principal:
     iam = boto3.client("iam")
-    trust = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}'
+    trust = (
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}'
+    )
     role_arn = iam.create_role(RoleName=role_name, Path=path, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
     creds = assumer.session.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
     session = boto3.Session(
@@ -79,7 +83,9 @@ def forbidden_as(api: client.ApiClient) -> str:
 
 
 def write_aws_auth(
-    plane: ControlPlane, map_roles: list[dict[str, object]] | None = None, map_users: list[dict[str, object]] | None = None
+    plane: ControlPlane,
+    map_roles: list[dict[str, object]] | None = None,
+    map_users: list[dict[str, object]] | None = None,
 ) -> None:
     """Writes aws-auth as an administrator would (test setup only; the service has its own writer)."""
     core = client.CoreV1Api(plane.admin())

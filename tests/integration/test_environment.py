@@ -13,7 +13,15 @@ from kubernetes.client.rest import ApiException
 
 from chalicelib.adapters.eks_token import TOKEN_PREFIX
 from tests.conftest import Environment
-from tests.harness.principals import Principal, can, forbidden_as, iam_user, role_session, write_aws_auth, eventually
+from tests.harness.principals import (
+    Principal,
+    can,
+    eventually,
+    forbidden_as,
+    iam_user,
+    role_session,
+    write_aws_auth,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -76,9 +84,7 @@ def test_rbac_is_enforced(env: Environment, pod_reader: str) -> None:
     assert eventually(allowed)
 
 
-def test_mapped_user_gets_mapped_username_and_groups(
-    env: Environment, clean_aws_auth: None, pod_reader: str
-) -> None:
+def test_mapped_user_gets_mapped_username_and_groups(env: Environment, clean_aws_auth: None, pod_reader: str) -> None:
     user = iam_user(unique("alice"), path="/developers/")
     assert ":user/developers/" in user.arn
     group = unique("pod-readers")
@@ -119,9 +125,7 @@ def test_role_session_is_mapped_through_its_canonical_role_arn(env: Environment,
     account = session.arn.split(":")[4]
     canonical = f"arn:aws:iam::{account}:role/{role_name}"
     assert session.arn != canonical  # IAM reports the path; STS and the authenticator drop it
-    write_aws_auth(
-        env.plane, map_roles=[{"rolearn": canonical, "username": "web:{{SessionName}}", "groups": []}]
-    )
+    write_aws_auth(env.plane, map_roles=[{"rolearn": canonical, "username": "web:{{SessionName}}", "groups": []}])
     assert 'User "web:carol-example.com"' in forbidden_as(env.plane.client_for(session.token(env.cluster_name)))
 
     write_aws_auth(env.plane, map_roles=[{"rolearn": session.arn, "username": "with-path", "groups": []}])

@@ -1,0 +1,30 @@
+# The two commands a user needs: `make demo` and `make test`. Everything else supports them.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: test lint binaries clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt -e .
+	touch $@
+
+## etcd + kube-apiserver for the tests (built once from Debian's sources, cached in ~/.cache/eks-iam-sync)
+binaries:
+	bash tests/harness/build-kube-apiserver.sh
+
+## the whole suite: unit tests and the real apiserver + etcd + moto environment
+test: $(STAMP) binaries
+	$(PY) -m pytest
+
+## ruff (lint + format) and mypy (strict)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

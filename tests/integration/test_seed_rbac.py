@@ -1,0 +1,81 @@
+"""The seed's hand-made setup, proven on the real apiserver: what the group's members may and may not do."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from chalicelib.config import DEFAULT_CONFIG_PATH, load_config
+from tests.conftest import Environment
+from tests.harness.principals import can, eventually, iam_user, write_aws_auth
+
+pytestmark = pytest.mark.cluster
+
+SEED = load_config(DEFAULT_CONFIG_PATH)
+GRANT = SEED.namespace_grants[0]
+PROJECT_NAMESPACES = GRANT.namespaces or ()
+
+
+@pytest.fixture
+def seed_rbac(env: Environment) -> Iterator[None]:
+    core, rbac = client.CoreV1Api(env.admin()), client.RbacAuthorizationV1Api(env.admin())
+    rbac.create_cluster_role(
+        client.V1ClusterRole(
+            metadata=client.V1ObjectMeta(name=GRANT.cluster_role),
+            rules=[client.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["get", "list", "watch"])],
+        )
+    )
+    for namespace in PROJECT_NAMESPACES:
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+        rbac.create_namespaced_role_binding(
+            namespace,
+            client.V1RoleBinding(
+                metadata=client.V1ObjectMeta(name="web-ro"),
+                role_ref=client.V1RoleRef(
+                    api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=GRANT.cluster_role
+                ),
+                subjects=[
+                    client.RbacV1Subject(
+                        kind="Group", name=GRANT.kubernetes_group, api_group="rbac.authorization.k8s.io"
+                    )
+                ],
+            ),
+        )
+    yield
+    for namespace in PROJECT_NAMESPACES:
+        rbac.delete_namespaced_role_binding("web-ro", namespace)
+    rbac.delete_cluster_role(GRANT.cluster_role)
+    core.delete_namespaced_config_map("aws-auth", "kube-system")
+
+
+def test_seed_group_member_reads_pods_in_both_project_namespaces_and_nothing_else(
+    env: Environment, seed_rbac: None
+) -> None:
+    developer = iam_user(f"dev-{uuid.uuid4().hex[:6]}")
+    group = SEED.identities.groups[0]
+    write_aws_auth(
+        env.plane,
+        map_users=[
+            {
+                "userarn": developer.arn,
+                "username": developer.arn.rsplit("/", 1)[1],
+                "groups": list(group.kubernetes_groups),
+            }
+        ],
+    )
+    api = env.plane.client_for(developer.token(env.cluster_name))
+    assert eventually(lambda: all(can(api, "list", "pods", ns) for ns in PROJECT_NAMESPACES))
+    for namespace in PROJECT_NAMESPACES:
+        for verb in ("get", "list", "watch"):
+            assert can(api, verb, "pods", namespace), (verb, namespace)
+        assert not can(api, "create", "pods", namespace)
+        assert client.CoreV1Api(api).list_namespaced_pod(namespace).items == []
+    assert not can(api, "list", "pods", "default")
+    assert not can(api, "list", "nodes")
+    with pytest.raises(ApiException) as denied:
+        client.CoreV1Api(api).list_namespaced_pod("default")
+    assert denied.value.status == 403

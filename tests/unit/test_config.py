@@ -1,0 +1,223 @@
+"""The configuration contract: the seed loads; every bad file is refused with its key path and line."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from chalicelib.cli import main
+from chalicelib.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, parse_config
+
+VALID = """\
+clusters:
+  - name: bttrm-eks-dev-0
+    region: us-east-2
+identities:
+  groups:
+    - iamGroup: iam-bttrm-web-ro-group
+      kubernetesGroups: [rbac-bttrm-web-ro-group]
+  roles:
+    - iamRole: iam-bttrm-web-ro-role
+      kubernetesGroups: [rbac-bttrm-web-ro-group]
+namespaceGrants:
+  - kubernetesGroup: rbac-bttrm-web-ro-group
+    clusterRole: rbac-bttrm-pods-ro-cluster-role
+    namespaces: [bttrm-web-proj-1-ns, bttrm-web-proj-2-ns]
+tagGrants:
+  profiles:
+    pods-ro: rbac-bttrm-pods-ro-cluster-role
+"""
+
+
+def problems(text: str) -> list[tuple[str, int | None, str]]:
+    with pytest.raises(ConfigError) as err:
+        parse_config(textwrap.dedent(text))
+    return [(p.path, p.line, p.message) for p in err.value.problems]
+
+
+def test_the_shipped_seed_config_is_valid() -> None:
+    config = load_config(DEFAULT_CONFIG_PATH)
+    assert config.clusters[0].name == "bttrm-eks-dev-0"
+    assert config.identities.groups[0].kubernetes_groups == ("rbac-bttrm-web-ro-group",)
+    assert config.namespace_grants[0].namespaces == ("bttrm-web-proj-1-ns", "bttrm-web-proj-2-ns")
+    assert config.tag_grants.profiles == {"pods-ro": "rbac-bttrm-pods-ro-cluster-role"}
+
+
+def test_defaults() -> None:
+    config = parse_config(VALID)
+    assert config.identities.roles[0].effective_username == "iam-bttrm-web-ro-role"
+    assert config.tag_grants.tag_prefix == "eks-access/"
+    assert config.tag_grants.denied_namespaces == ("kube-system", "kube-public", "kube-node-lease")
+    assert config.clusters[0].endpoint is None and config.clusters[0].insecure_skip_tls_verify is False
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("clusters: []\n", [("clusters", 1, "must list at least one entry")]),
+        ("identities: {}\n", [("clusters", 1, "required key is missing")]),
+        (
+            "clusters:\n  - name: c\n    region: us-east-2\n    colour: blue\n",
+            [("clusters[0].colour", 4, "unknown key")],
+        ),
+        (
+            "clusters:\n  - name: c\n    region: 5\n",
+            [("clusters[0].region", 3, "Input should be a valid string")],
+        ),
+        (
+            "clusters:\n  - name: c\n    region: us-east-2\n    insecureSkipTLSVerify: 'yes'\n",
+            [("clusters[0].insecureSkipTLSVerify", 4, "Input should be a valid boolean")],
+        ),
+        (
+            "clusters:\n  - {name: c, region: us-east-2}\nidentities:\n  groups:\n"
+            "    - iamGroup: g\n      kubernetesGroups: [ok, system:masters]\n",
+            [
+                (
+                    "identities.groups[0].kubernetesGroups[1]",
+                    6,
+                    "'system:masters': 'system:' groups (system:masters above all) are never granted",
+                )
+            ],
+        ),
+        (
+            "clusters:\n  - {name: c, region: us-east-2}\nnamespaceGrants:\n"
+            "  - kubernetesGroup: g\n    clusterRole: r\n    namespaces: [ok, Not_OK]\n",
+            [
+                (
+                    "namespaceGrants[0].namespaces[1]",
+                    6,
+                    "'Not_OK' is not a valid namespace name (RFC 1123 label, at most 63 characters)",
+                )
+            ],
+        ),
+        (
+            "clusters:\n  - {name: c, region: us-east-2}\ntagGrants:\n  deniedNamespaces: [kube-system, -x]\n",
+            [
+                (
+                    "tagGrants.deniedNamespaces[1]",
+                    4,
+                    "'-x' is not a valid namespace name (RFC 1123 label, at most 63 characters)",
+                )
+            ],
+        ),
+        (
+            "clusters:\n  - name: c\n    region: nowhere\n",
+            [("clusters[0].region", 3, "'nowhere' is not a valid AWS region")],
+        ),
+        (
+            "clusters:\n  - {name: c, region: us-east-2, endpoint: 'http://x'}\n",
+            [("clusters[0].endpoint", 2, "'http://x' is not an https:// URL")],
+        ),
+        (
+            "clusters:\n  - {name: c, region: us-east-2, certificateAuthorityData: bm90IGEgY2VydA==}\n",
+            [
+                (
+                    "clusters[0].certificateAuthorityData",
+                    2,
+                    "certificateAuthorityData must be a base64-encoded PEM certificate",
+                )
+            ],
+        ),
+    ],
+)
+def test_shape_problems_name_the_key_path_and_line(text: str, expected: list[tuple[str, int | None, str]]) -> None:
+    assert problems(text) == expected
+
+
+def test_cross_key_problems() -> None:
+    found = problems(
+        """\
+        clusters:
+          - {name: c, region: us-east-2}
+          - {name: c, region: eu-west-1}
+        identities:
+          roles:
+            - iamRole: Admin
+            - iamRole: admin
+        namespaceGrants:
+          - kubernetesGroup: g
+            clusterRole: r
+          - kubernetesGroup: g
+            clusterRole: r
+            namespaces: [a]
+            namespaceSelector: {matchLabels: {team: web}}
+        tagGrants:
+          profiles:
+            pods-ro: view-pods
+            readers: view-pods
+        """
+    )
+    assert found == [
+        ("clusters[1].name", 3, "duplicate cluster 'c' (first at clusters[0].name)"),
+        (
+            "identities.roles[1].iamRole",
+            7,
+            "duplicate IAM role (role names are compared case-insensitively, as aws-iam-authenticator "
+            "matches ARNs) 'admin' (first at identities.roles[0].iamRole)",
+        ),
+        ("namespaceGrants[0]", 9, "give exactly one of 'namespaces' or 'namespaceSelector'"),
+        ("namespaceGrants[1]", 11, "give exactly one of 'namespaces' or 'namespaceSelector'"),
+        (
+            "tagGrants.profiles.readers",
+            18,
+            "ClusterRole 'view-pods' is already named by profile 'pods-ro'; one profile per ClusterRole",
+        ),
+    ]
+
+
+def test_reserved_usernames_are_refused() -> None:
+    found = problems(
+        "clusters:\n  - {name: c, region: us-east-2}\nidentities:\n  roles:\n    - {iamRole: r, username: 'eks:x'}\n"
+    )
+    assert found[0][:2] == ("identities.roles[0].username", 5)
+    assert "reserved prefix" in found[0][2]
+
+
+def test_yaml_problems() -> None:
+    assert problems("clusters:\n  - name: a\n    name: b\n    region: us-east-2\n") == [
+        ("clusters[0].name", 3, "duplicate key")
+    ]
+    [(path, line, message)] = problems("clusters:\n  - name: a\n  region: x\n")
+    assert (path, line) == ("", 3) and message.startswith("YAML syntax error")
+    assert problems("") == [("", None, "the file is empty")]
+    assert problems("clusters: [a]\n---\nclusters: [b]\n")[0][2].startswith("YAML")
+
+
+def test_namespace_selector_is_validated() -> None:
+    config = parse_config(
+        "clusters:\n  - {name: c, region: us-east-2}\nnamespaceGrants:\n  - kubernetesGroup: g\n    clusterRole: r\n"
+        "    namespaceSelector:\n      matchLabels: {team: web}\n"
+        "      matchExpressions: [{key: tier, operator: In, values: [dev]}]\n"
+    )
+    selector = config.namespace_grants[0].namespace_selector
+    assert selector is not None and selector.match_labels == {"team": "web"}
+    found = problems(
+        "clusters:\n  - {name: c, region: us-east-2}\nnamespaceGrants:\n  - kubernetesGroup: g\n    clusterRole: r\n"
+        "    namespaceSelector:\n      matchExpressions: [{key: tier, operator: Like}]\n"
+    )
+    assert found[0][:2] == ("namespaceGrants[0].namespaceSelector.matchExpressions[0].operator", 7)
+
+
+def test_validate_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", str(DEFAULT_CONFIG_PATH)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "valid: 1 cluster, 1 IAM group mapping" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("clusters:\n  - name: c\n    region: us-east-2\n    extra: 1\n")
+    assert main(["validate", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:4: clusters[0].extra: unknown key" in err
+    assert main(["validate", str(tmp_path / "missing.yaml")]) == 1
+    assert "cannot read the file" in capsys.readouterr().err
+
+
+def test_validate_defaults_to_the_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(VALID)
+    monkeypatch.setenv("EKS_IAM_SYNC_CONFIG", str(path))
+    assert main(["validate"]) == 0
+    assert str(path) in capsys.readouterr().out
