@@ -18,6 +18,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
+from chalicelib.ownership import DEFAULT_BACKUP_COUNT
+
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default-config.yaml")
 DEFAULT_DENIED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 RESERVED_USERNAME_PREFIXES = ("system:", "eks:", "aws:", "amazon:", "iam:")
@@ -149,11 +151,21 @@ class TagGrants(_Model):
     denied_namespaces: tuple[Namespace, ...] = Field(default=DEFAULT_DENIED_NAMESPACES, alias="deniedNamespaces")
 
 
+_ARN = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:[\w+=,.@/-]+$")
+
+
+class AwsAuthSettings(_Model):
+    break_glass_arns: tuple[Annotated[str, _matches(_ARN, "IAM ARN")], ...] = Field(default=(), alias="breakGlassArns")
+    max_deletion_share: float = Field(default=0.5, alias="maxDeletionShare", gt=0, lt=1)
+    backups: int = Field(default=DEFAULT_BACKUP_COUNT, ge=1, le=50)
+
+
 class Config(_Model):
     clusters: tuple[Cluster, ...] = Field(min_length=1)
     identities: Identities = Identities()
     namespace_grants: tuple[NamespaceGrant, ...] = Field(default=(), alias="namespaceGrants")
     tag_grants: TagGrants = Field(default=TagGrants(), alias="tagGrants")
+    aws_auth: AwsAuthSettings = Field(default=AwsAuthSettings(), alias="awsAuth")
 
     def summary(self) -> str:
         grants = self.namespace_grants

@@ -1,0 +1,160 @@
+"""Checks a proposed aws-auth post-image before anything is written. Pure.
+
+Each refusal has a stable ``reason`` (a metric dimension and a log field) and a message that says
+what to do. Any refusal means nothing is written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from chalicelib.awsauth.ledger import Ledger
+from chalicelib.awsauth.model import ENTRY_KEYS, MAP_ROLES, Entry
+from chalicelib.awsauth.parse import Reading, read_aws_auth
+from chalicelib.config import RESERVED_USERNAME_PREFIXES
+
+OBJECT_LIMIT_BYTES = 1024 * 1024
+SIZE_SHARE_LIMIT = 0.8
+NODE_GROUPS = frozenset({"system:bootstrappers", "system:nodes", "system:node-proxier"})
+
+
+@dataclass(frozen=True)
+class Policy:
+    protected_arns: frozenset[str] = frozenset()  # lower case: the service's own mapping, break-glass
+    max_deletion_share: float = 0.5
+    force_deletions: bool = False
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str
+    message: str
+
+    def render(self) -> str:
+        return f"refused ({self.reason}): {self.message}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    refusals: tuple[Refusal, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def allowed(self) -> bool:
+        return not self.refusals
+
+
+def check_current(reading: Reading) -> Verdict:
+    """A document the consumer does not read unambiguously is never written over."""
+    if reading.understood:
+        return Verdict()
+    details = "; ".join(p.render() for p in reading.errors) or "the parser generations disagree"
+    return Verdict(
+        (
+            Refusal(
+                "current-not-understood",
+                f"aws-auth is not read unambiguously by EKS, so nothing is written: {details}. "
+                "Fix it by hand (or restore a backup), then the next run proceeds.",
+            ),
+        )
+    )
+
+
+def check_post_image(
+    before: Reading,
+    before_ledger: Ledger,
+    after_data: Mapping[str, str],
+    after_ledger: Ledger,
+    *,
+    removed: int,
+    policy: Policy,
+    annotations_size: int = 0,
+) -> Verdict:
+    after = read_aws_auth(after_data)
+    refusals: list[Refusal] = []
+    if not after.understood:
+        details = "; ".join(p.render() for p in after.errors)
+        refusals.append(Refusal("post-image-not-understood", f"the new document would not load cleanly: {details}"))
+    refusals += _protected_changed(before, after, policy)
+    refusals += _owned_entries(after, after_ledger)
+    refusals += _roles_sharing_a_name(after, after_ledger)
+    refusals += _deletion_breaker(len(before_ledger.records), removed, policy)
+    size = len(json.dumps(dict(after_data))) + annotations_size
+    if size > SIZE_SHARE_LIMIT * OBJECT_LIMIT_BYTES:
+        refusals.append(
+            Refusal(
+                "too-large",
+                f"aws-auth would be {size} bytes, over {SIZE_SHARE_LIMIT:.0%} of the 1 MiB object limit: "
+                "map IAM roles to Kubernetes groups instead of many users, or move to EKS access entries",
+            )
+        )
+    warnings = tuple(p.render() for p in after.problems if p.severity == "warning")
+    return Verdict(tuple(refusals), warnings)
+
+
+def is_protected(entry: Entry, protected_arns: frozenset[str]) -> bool:
+    return (
+        entry.key in protected_arns
+        or entry.username.startswith("system:node:")
+        or bool(NODE_GROUPS.intersection(entry.groups))
+    )
+
+
+def _protected_changed(before: Reading, after: Reading, policy: Policy) -> Iterable[Refusal]:
+    for key in ENTRY_KEYS:
+        kept = [e for e in before.entries(key) if is_protected(e, policy.protected_arns)]
+        now = {e.key: e for e in after.entries(key)}
+        for entry in kept:
+            if now.get(entry.key) != entry:
+                yield Refusal(
+                    "protected-entry-changed",
+                    f"{key} entry {entry.describe()} (node, Fargate, the service's own or break-glass) "
+                    "would change or disappear",
+                )
+
+
+def _owned_entries(after: Reading, ledger: Ledger) -> Iterable[Refusal]:
+    for key in ENTRY_KEYS:
+        for entry in after.entries(key):
+            if not ledger.owns(entry.arn):
+                continue
+            system = [g for g in entry.groups if g.startswith("system:")]
+            if system:
+                yield Refusal("system-group", f"owned entry {entry.arn} would map to {system}")
+            if not entry.username.strip():
+                yield Refusal("empty-username", f"owned entry {entry.arn} would have an empty username")
+            elif entry.username.lower().startswith(RESERVED_USERNAME_PREFIXES):
+                yield Refusal("reserved-username", f"owned entry {entry.arn} would use username {entry.username!r}")
+            if key == MAP_ROLES and entry.arn.split(":", 5)[-1].count("/") > 1:
+                yield Refusal("role-path", f"owned role ARN {entry.arn} has a path and would never match")
+
+
+def _roles_sharing_a_name(after: Reading, ledger: Ledger) -> Iterable[Refusal]:
+    names = Counter(_role_name(e.arn) for e in after.entries(MAP_ROLES))
+    for entry in after.entries(MAP_ROLES):
+        if names[_role_name(entry.arn)] > 1 and ledger.owns(entry.arn):
+            yield Refusal(
+                "roles-share-a-name",
+                f"{entry.arn} shares its name with another mapped role; STS drops paths, so they are indistinguishable",
+            )
+
+
+def _role_name(arn: str) -> str:
+    fields = arn.split(":", 5)
+    account = fields[4] if len(fields) == 6 else ""
+    return f"{account}/{arn.rsplit('/', 1)[-1]}".lower()
+
+
+def _deletion_breaker(owned_before: int, removed: int, policy: Policy) -> Iterable[Refusal]:
+    """One removal is never a mass deletion; two or more may not exceed the share, nor take all."""
+    if policy.force_deletions or removed < 2:
+        return
+    if removed > policy.max_deletion_share * owned_before or removed >= owned_before:
+        yield Refusal(
+            "deletion-breaker",
+            f"this run would remove {removed} of {owned_before} owned entries "
+            f"(limit {policy.max_deletion_share:.0%}, never all); check IAM, then apply with --force",
+        )

@@ -1,0 +1,166 @@
+"""Merges the entries eks-iam-sync owns into an aws-auth document, leaving everything else alone.
+
+Takes the current data, its reading, the ledger and the desired owned entries (for everyone, or
+only for the principals a scoped reconcile concerns) and returns the new data, the new ledger, the
+changes and the conflicts. Pure: no I/O. Rules:
+
+- a foreign entry (not in the ledger) is never changed or removed; a desired entry for its ARN is a
+  conflict, reported and not written;
+- an owned entry is replaced in place by its desired form (repairing hand edits), or removed when it
+  is no longer desired; owned entries outside the scope are left as they are;
+- new entries are appended in ARN order, so the output does not depend on the order of ``desired``;
+- a key whose entries do not change keeps its bytes; a changed key is rendered anew, foreign entries
+  (and their unknown fields) included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from chalicelib.awsauth.ledger import Ledger, LedgerRecord
+from chalicelib.awsauth.model import ENTRY_KEYS, Entry
+from chalicelib.awsauth.parse import Reading
+from chalicelib.awsauth.render import render_key
+
+
+@dataclass(frozen=True)
+class OwnedEntry:
+    """An entry eks-iam-sync wants in aws-auth, and the rule or tag behind it."""
+
+    key: str  # mapRoles | mapUsers
+    entry: Entry
+    source: str
+    event_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Literal["add", "update", "remove"]
+    key: str
+    before: Entry | None
+    after: Entry | None
+    source: str
+
+    @property
+    def arn(self) -> str:
+        entry = self.after or self.before
+        assert entry is not None
+        return entry.arn
+
+    def describe(self) -> str:
+        if self.action == "add" and self.after:
+            return f"+ {self.key} {self.after.describe()}  ({self.source})"
+        if self.action == "remove" and self.before:
+            return f"- {self.key} {self.before.describe()}  ({self.source})"
+        assert self.before and self.after
+        return f"~ {self.key} {self.before.describe()}  =>  {self.after.describe()}  ({self.source})"
+
+
+@dataclass(frozen=True)
+class Conflict:
+    key: str
+    foreign: Entry
+    wanted: OwnedEntry
+
+    def describe(self) -> str:
+        return (
+            f"! {self.key} {self.foreign.arn} is mapped by someone else ({self.foreign.describe()}); "
+            f"{self.wanted.source} wants {self.wanted.entry.describe()}: left as it is"
+        )
+
+
+@dataclass(frozen=True)
+class Merge:
+    data: dict[str, str]
+    ledger: Ledger
+    changes: tuple[Change, ...]
+    conflicts: tuple[Conflict, ...]
+
+    @property
+    def diff(self) -> str:
+        return "\n".join([c.describe() for c in self.changes] + [c.describe() for c in self.conflicts])
+
+
+class NotUnderstood(ValueError):
+    """Merging into a document that the consumer does not read unambiguously is never attempted."""
+
+
+def merge(
+    data: Mapping[str, str],
+    reading: Reading,
+    ledger: Ledger,
+    desired: Iterable[OwnedEntry],
+    scope: Collection[str] | None = None,
+) -> Merge:
+    """``scope``: lower-case ARNs this run may touch; None means every owned entry (a full reconcile)."""
+    if not reading.understood:
+        raise NotUnderstood("; ".join(p.render() for p in reading.errors))
+    wanted = _dedupe(desired, scope)
+    new_data = dict(data)
+    records = dict(ledger.records)
+    changes: list[Change] = []
+    conflicts: list[Conflict] = []
+    for key in ENTRY_KEYS:
+        here = {arn: w for arn, w in wanted.items() if w.key == key}
+        result = _merge_key(key, reading.entries(key), ledger, here, scope, changes, conflicts)
+        for arn, record in ledger.records.items():
+            if record.key == key and (scope is None or arn in scope) and arn not in here:
+                records.pop(arn, None)
+        changed = {c.after.key for c in changes if c.after is not None and c.key == key}
+        for arn, owned in here.items():
+            if any(c.wanted is owned for c in conflicts):
+                continue
+            previous = ledger.records.get(arn)
+            # The eventID is recorded only with a real change: a no-op event must not cause a write.
+            event_id = owned.event_id if arn in changed or previous is None else previous.event_id
+            records[arn] = LedgerRecord(owned.entry.arn, key, owned.source, event_id or None)
+        if result != list(reading.entries(key)):
+            new_data[key] = render_key(key, result)
+    return Merge(new_data, Ledger(records), tuple(changes), tuple(conflicts))
+
+
+def _merge_key(
+    key: str,
+    current: Iterable[Entry],
+    ledger: Ledger,
+    here: Mapping[str, OwnedEntry],
+    scope: Collection[str] | None,
+    changes: list[Change],
+    conflicts: list[Conflict],
+) -> list[Entry]:
+    """The new entry list of one key; appends to ``changes`` and ``conflicts``."""
+    result: list[Entry] = []
+    placed: set[str] = set()
+    for entry in current:
+        arn = entry.key
+        record = ledger.records.get(arn)
+        if record is None or record.key != key or (scope is not None and arn not in scope):
+            result.append(entry)
+            if arn in here and record is None:
+                conflicts.append(Conflict(key, entry, here[arn]))
+                placed.add(arn)
+        elif arn in here and arn not in placed:
+            result.append(here[arn].entry)
+            placed.add(arn)
+            if here[arn].entry != entry:
+                changes.append(Change("update", key, entry, here[arn].entry, here[arn].source))
+        else:
+            changes.append(Change("remove", key, entry, None, record.source))
+    for arn in sorted(set(here) - placed):
+        result.append(here[arn].entry)
+        changes.append(Change("add", key, None, here[arn].entry, here[arn].source))
+    return result
+
+
+def _dedupe(desired: Iterable[OwnedEntry], scope: Collection[str] | None) -> dict[str, OwnedEntry]:
+    wanted: dict[str, OwnedEntry] = {}
+    for owned in desired:
+        arn = owned.entry.key
+        if scope is not None and arn not in scope:
+            continue
+        if arn in wanted and wanted[arn] != owned:
+            raise ValueError(f"two desired entries for {owned.entry.arn}: {wanted[arn]} and {owned}")
+        wanted[arn] = owned
+    return wanted

@@ -1,0 +1,332 @@
+"""Reads aws-auth exactly as its consumer, aws-iam-authenticator, does, under both parser generations.
+
+Gen A (0.5.x, EKS 1.21-1.24): go-yaml v2 straight into structs; lower-case field names only; any
+non-null scalar becomes its literal text in a string field. Gen C (0.6.30+, current EKS): YAML ->
+JSON -> ``encoding/json``; field names case-insensitive; a value of the wrong JSON type zeroes the
+field; an entry without an ARN is dropped. In both, a document that does not load drops every entry
+of its key, and only the first YAML document counts. See shared/docs/aws-auth-rules.md.
+
+PyYAML is a YAML 1.1 parser like go-yaml v2; where they differ on a trap the rules name (``\\/``
+escapes, surrogate pairs), this module applies go-yaml v2's verdict. The result says what each
+generation loads and every problem found; a document is *understood* only when both generations
+load the same entries and no problem is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from chalicelib.awsauth.model import (
+    ARN_FIELD,
+    ENTRY_KEYS,
+    KNOWN_FIELDS,
+    MAP_ACCOUNTS,
+    Entry,
+    Problem,
+)
+
+_EMPTY_VALUES = {"", '""', "''", "``", "[]", "null", "~"}
+_STR = "tag:yaml.org,2002:str"
+_NULL = "tag:yaml.org,2002:null"
+_GO_YAML_BAD_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\(/|u[dD][89abAB][0-9a-fA-F]{2})")
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_ROLE_WITH_PATH = re.compile(r"^arn:[^:]+:iam::\d*:role/.+/")
+
+
+class _KeyFailed(Exception):
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+@dataclass(frozen=True)
+class KeyReading:
+    """What one data key yields under each generation, and what is wrong with it."""
+
+    key: str
+    gen_a: tuple[Entry, ...]
+    gen_c: tuple[Entry, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def understood(self) -> bool:
+        same = [e.core() for e in self.gen_a] == [e.core() for e in self.gen_c]
+        return same and not any(p.severity == "error" for p in self.problems)
+
+
+@dataclass(frozen=True)
+class Reading:
+    keys: Mapping[str, KeyReading]
+    accounts: tuple[str, ...]
+    problems: tuple[Problem, ...]  # every problem, of every key and of the object
+
+    @property
+    def understood(self) -> bool:
+        return all(k.understood for k in self.keys.values()) and not any(p.severity == "error" for p in self.problems)
+
+    def entries(self, key: str) -> tuple[Entry, ...]:
+        """The entries the current consumer (Gen C) loads for ``key``."""
+        return self.keys[key].gen_c
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
+
+
+def read_aws_auth(data: Mapping[str, str] | None) -> Reading:
+    data = data or {}
+    keys = {key: read_key(key, data.get(key, "")) for key in ENTRY_KEYS}
+    accounts, account_problems = _read_accounts(data.get(MAP_ACCOUNTS, ""))
+    problems = [p for k in keys.values() for p in k.problems] + account_problems + list(_misspelled_keys(data))
+    return Reading(keys=keys, accounts=accounts, problems=tuple(problems))
+
+
+def read_key(key: str, raw: str) -> KeyReading:
+    problems = list(_text_problems(key, raw))
+    if raw.strip() in _EMPTY_VALUES:
+        return KeyReading(key, (), (), tuple(problems))
+    try:
+        root = _first_document(key, raw, problems)
+        items = _items(root)
+        _check_json_convertible(root)
+    except _KeyFailed as failed:
+        problems.append(Problem(key, "error", f"{failed}: every entry of {key} is dropped", failed.line))
+        return KeyReading(key, (), (), tuple(problems))
+    gen_a, gen_c = [], []
+    for item in items:
+        entry_a, entry_c, item_problems = _read_item(key, raw, item)
+        problems.extend(item_problems)
+        gen_a.append(entry_a)
+        if entry_c.arn:
+            gen_c.append(entry_c)
+    if [e.core() for e in gen_a] != [e.core() for e in gen_c]:
+        problems.append(Problem(key, "error", "the two parser generations load different entries"))
+    problems.extend(_entry_set_problems(key, gen_c))
+    return KeyReading(key, tuple(e.core() for e in gen_a), tuple(gen_c), tuple(problems))
+
+
+def _text_problems(key: str, raw: str) -> Iterator[Problem]:
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if "\t" in line:
+            yield Problem(key, "error", "tab character (YAML forbids tabs as indentation)", number)
+        if "\u00a0" in line:
+            yield Problem(key, "error", "non-breaking space (not whitespace to YAML)", number)
+
+
+def _first_document(key: str, raw: str, problems: list[Problem]) -> yaml.Node | None:
+    loader = yaml.SafeLoader(raw)
+    try:
+        loader.check_node()  # consumes the stream start
+        root = loader.get_node()
+        try:
+            second = loader.check_node()
+        except yaml.YAMLError:
+            second = True
+        if second:
+            problems.append(Problem(key, "error", "a second YAML document: the consumer ignores everything after ---"))
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        raise _KeyFailed(f"YAML syntax error: {err.problem or err.context}", mark.line + 1 if mark else None) from err
+    except yaml.YAMLError as err:
+        raise _KeyFailed(f"YAML error: {err}", None) from err
+    finally:
+        loader.dispose()
+    if root is not None:
+        for node in _walk(root):
+            if isinstance(node, yaml.ScalarNode) and node.style == '"':
+                source = raw[node.start_mark.index : node.end_mark.index]
+                if _GO_YAML_BAD_ESCAPE.search(source):
+                    raise _KeyFailed(
+                        "escape \\/ or a UTF-16 surrogate in a double-quoted string (go-yaml v2 rejects both)",
+                        node.start_mark.line + 1,
+                    )
+    return root
+
+
+def _walk(node: yaml.Node) -> Iterator[yaml.Node]:
+    yield node
+    if isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            yield from _walk(child)
+    elif isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            yield from _walk(key_node)
+            yield from _walk(value_node)
+
+
+def _items(root: yaml.Node | None) -> list[yaml.Node]:
+    if root is None or (isinstance(root, yaml.ScalarNode) and root.tag == _NULL):
+        return []
+    if isinstance(root, yaml.SequenceNode):
+        return list(root.value)
+    what = "an object" if isinstance(root, yaml.MappingNode) else "a scalar"
+    raise _KeyFailed(f"the document is {what}, not a list", root.start_mark.line + 1)
+
+
+def _check_json_convertible(root: yaml.Node | None) -> None:
+    """YAML -> JSON (Gen C) fails on a mapping key that is not a scalar, e.g. unquoted {{SessionName}}."""
+    if root is None:
+        return
+    for node in _walk(root):
+        if isinstance(node, yaml.MappingNode):
+            for key_node, _ in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise _KeyFailed(
+                        "a mapping used as a key (an unquoted {{template}}?) cannot become JSON",
+                        key_node.start_mark.line + 1,
+                    )
+
+
+def _read_item(key: str, raw: str, item: yaml.Node) -> tuple[Entry, Entry, list[Problem]]:
+    arn_field = ARN_FIELD[key]
+    line = item.start_mark.line + 1
+    if not isinstance(item, yaml.MappingNode):
+        empty = Entry("", "")
+        return empty, empty, [Problem(key, "error", "an entry that is not a mapping is dropped", line)]
+    problems: list[Problem] = []
+    exact: dict[str, yaml.Node] = {}
+    folded: dict[str, yaml.Node] = {}
+    extra: list[tuple[str, Any]] = []
+    for key_node, value_node in item.value:
+        name = str(key_node.value)
+        if name in exact:
+            problems.append(Problem(key, "error", f"duplicate field {name!r}: the last one wins", line))
+        exact[name] = value_node
+        if name.lower() in KNOWN_FIELDS:
+            if name.lower() in folded and name != name.lower():
+                problems.append(Problem(key, "error", f"field {name!r} repeats another spelling of it", line))
+            folded[name.lower()] = value_node
+            if name != name.lower():
+                problems.append(Problem(key, "error", f"field {name!r} is not lower case: Gen A ignores it", line))
+        else:
+            extra.append((name, _construct(value_node)))
+            problems.append(Problem(key, "warning", f"unknown field {name!r} (ignored by the consumer, kept)", line))
+    gen_a = Entry(
+        arn=_string_a(exact.get(arn_field), problems, key, arn_field),
+        username=_string_a(exact.get("username"), problems, key, "username"),
+        groups=_groups_a(exact.get("groups"), problems, key),
+    )
+    gen_c = Entry(
+        arn=_string_c(folded.get(arn_field), problems, key, arn_field),
+        username=_string_c(folded.get("username"), problems, key, "username"),
+        groups=_groups_c(folded.get("groups"), problems, key),
+        extra=tuple(extra),
+    )
+    if not gen_c.arn:
+        problems.append(Problem(key, "error", f"entry without {arn_field}: Gen C drops it, Gen A keeps it", line))
+    for group in gen_c.groups:
+        if " - " in group:
+            problems.append(
+                Problem(key, "error", f"group {group!r} looks like two list items merged (one space too many)", line)
+            )
+    return gen_a, gen_c, problems
+
+
+def _construct(node: yaml.Node) -> Any:
+    loader = yaml.SafeLoader("")
+    try:
+        return loader.construct_object(node, deep=True)
+    finally:
+        loader.dispose()
+
+
+def _type_problem(problems: list[Problem], key: str, node: yaml.Node, name: str, gen: str) -> None:
+    problems.append(
+        Problem(key, "error", f"{name}: wrong type ({_kind(node)}): {gen} zeroes the field", node.start_mark.line + 1)
+    )
+
+
+def _kind(node: yaml.Node) -> str:
+    if isinstance(node, yaml.ScalarNode):
+        return node.tag.rsplit(":", 1)[-1]
+    return "list" if isinstance(node, yaml.SequenceNode) else "object"
+
+
+def _string_a(node: yaml.Node | None, problems: list[Problem], key: str, name: str) -> str:
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL):
+        return ""
+    if isinstance(node, yaml.ScalarNode):
+        return str(node.value)  # go-yaml v2 sets a string field from the scalar's text
+    _type_problem(problems, key, node, name, "Gen A")
+    return ""
+
+
+def _string_c(node: yaml.Node | None, problems: list[Problem], key: str, name: str) -> str:
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL):
+        return ""
+    if isinstance(node, yaml.ScalarNode) and node.tag == _STR:
+        return str(node.value)
+    _type_problem(problems, key, node, name, "Gen C")
+    return ""
+
+
+def _groups_a(node: yaml.Node | None, problems: list[Problem], key: str) -> tuple[str, ...]:
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL):
+        return ()
+    if not isinstance(node, yaml.SequenceNode):
+        _type_problem(problems, key, node, "groups", "Gen A")
+        return ()
+    return tuple(_string_a(item, problems, key, "groups[]") for item in node.value)
+
+
+def _groups_c(node: yaml.Node | None, problems: list[Problem], key: str) -> tuple[str, ...]:
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL):
+        return ()
+    if not isinstance(node, yaml.SequenceNode):
+        _type_problem(problems, key, node, "groups", "Gen C")
+        return ()
+    return tuple(_string_c(item, problems, key, "groups[]") for item in node.value)
+
+
+def _entry_set_problems(key: str, entries: list[Entry]) -> Iterator[Problem]:
+    seen: dict[str, str] = {}
+    for entry in entries:
+        if entry.key in seen:
+            yield Problem(
+                key,
+                "error",
+                f"duplicate ARN {entry.arn} (also {seen[entry.key]}): the consumer's choice is undefined",
+            )
+        seen.setdefault(entry.key, entry.arn)
+        if _ROLE_WITH_PATH.match(entry.arn):
+            yield Problem(key, "warning", f"role ARN with a path never matches: {entry.arn}")
+        if not entry.arn.startswith("arn:"):
+            yield Problem(key, "warning", f"not an ARN: {entry.arn!r}")
+        if not entry.username:
+            yield Problem(key, "warning", f"empty username for {entry.arn}: the consumer rejects the caller")
+
+
+def _read_accounts(raw: str) -> tuple[tuple[str, ...], list[Problem]]:
+    """mapAccounts is always decoded by go-yaml v2 into []string."""
+    problems = list(_text_problems(MAP_ACCOUNTS, raw))
+    if raw.strip() in _EMPTY_VALUES:
+        return (), problems
+    try:
+        root = _first_document(MAP_ACCOUNTS, raw, problems)
+        items = _items(root)
+    except _KeyFailed as failed:
+        problems.append(Problem(MAP_ACCOUNTS, "error", f"{failed}: every account is dropped", failed.line))
+        return (), problems
+    accounts = []
+    for item in items:
+        value = _string_a(item, problems, MAP_ACCOUNTS, "account")
+        if not _ACCOUNT_ID.match(value):
+            problems.append(
+                Problem(MAP_ACCOUNTS, "warning", f"{value!r} is not a 12-digit account ID", item.start_mark.line + 1)
+            )
+        accounts.append(value)
+    return tuple(accounts), problems
+
+
+def _misspelled_keys(data: Mapping[str, str]) -> Iterator[Problem]:
+    wanted = {k.lower(): k for k in (*ENTRY_KEYS, MAP_ACCOUNTS)}
+    for name in data:
+        folded = name.lower().replace("_", "").replace("-", "")
+        for near, proper in wanted.items():
+            if name != proper and (folded == near or folded.rstrip("s") == near.rstrip("s")):
+                yield Problem("", "warning", f"data key {name!r} is ignored by the consumer (did you mean {proper!r}?)")

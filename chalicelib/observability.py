@@ -1,0 +1,48 @@
+"""Powertools Logger and Metrics, created once. Pure modules never log: they return reports that
+the shell passes to ``Observer``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+SERVICE = "eks-iam-sync"
+METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "EksIamSync")
+
+logger = Logger(service=SERVICE)
+
+
+class Observer:
+    """Logs and counts what the shell does. Each metric is flushed at once (EMF on stdout), so a
+    count is never lost to a crash and needs no handler decorator."""
+
+    def __init__(self, cluster: str = "", log: Logger = logger) -> None:
+        self.cluster = cluster
+        self.log = log
+
+    def count(self, name: str, value: float = 1, **dimensions: str) -> None:
+        with self._metric(name, value) as metric:
+            for key, dimension in dimensions.items():
+                metric.add_dimension(name=key, value=dimension)
+
+    def info(self, message: str, **fields: Any) -> None:
+        self.log.info(message, extra={"cluster": self.cluster, **fields})
+
+    def warning(self, message: str, **fields: Any) -> None:
+        self.log.warning(message, extra={"cluster": self.cluster, **fields})
+
+    def error(self, message: str, **fields: Any) -> None:
+        self.log.error(message, extra={"cluster": self.cluster, **fields})
+
+    @contextmanager
+    def _metric(self, name: str, value: float) -> Iterator[Any]:
+        dimensions = {"service": SERVICE, **({"cluster": self.cluster} if self.cluster else {})}
+        with single_metric(
+            name=name, unit=MetricUnit.Count, value=value, namespace=METRICS_NAMESPACE, default_dimensions=dimensions
+        ) as metric:
+            yield metric

@@ -1,0 +1,23 @@
+"""Names that mark what eks-iam-sync owns in a cluster. Defined once; every reader and writer uses these."""
+
+from __future__ import annotations
+
+AWS_AUTH_NAMESPACE = "kube-system"
+AWS_AUTH_NAME = "aws-auth"
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "eks-iam-sync"
+MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+
+# The ownership ledger of aws-auth entries, kept on aws-auth itself so that one update with one
+# resourceVersion changes entries and ledger together.
+LEDGER_ANNOTATION = "eks-iam-sync.io/ledger"
+BACKUP_SEQUENCE_ANNOTATION = "eks-iam-sync.io/backup-sequence"
+
+# Backups of aws-auth's data: a ring of fixed names, so the service's RBAC can name each one.
+BACKUP_NAME_PREFIX = "eks-iam-sync-aws-auth-backup-"
+DEFAULT_BACKUP_COUNT = 10
+
+
+def backup_name(slot: int) -> str:
+    return f"{BACKUP_NAME_PREFIX}{slot}"

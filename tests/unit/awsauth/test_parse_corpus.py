@@ -1,0 +1,281 @@
+"""A corpus of aws-auth documents with what each parser generation loads and the verdict.
+
+R = a role entry as (arn, username, groups). Each case: the raw value of one data key, the entries
+Gen A loads, the entries Gen C loads, whether the key is understood, and a fragment of the problem
+that must be reported (if any).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from chalicelib.awsauth.model import MAP_ACCOUNTS, MAP_ROLES, MAP_USERS
+from chalicelib.awsauth.parse import read_aws_auth, read_key
+
+NODE = "arn:aws:iam::111122223333:role/eks-node"
+DEV = "arn:aws:iam::111122223333:role/dev"
+ALICE = "arn:aws:iam::111122223333:user/alice"
+NODE_GROUPS = ("system:bootstrappers", "system:nodes")
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    raw: str
+    gen_a: list[tuple[str, str, tuple[str, ...]]]
+    gen_c: list[tuple[str, str, tuple[str, ...]]]
+    understood: bool
+    problem: str = ""
+    key: str = MAP_ROLES
+
+
+NODE_ENTRY = (NODE, "system:node:{{EC2PrivateDNSName}}", NODE_GROUPS)
+CORPUS = [
+    Case(
+        "EKS default node role",
+        f"- groups:\n  - system:bootstrappers\n  - system:nodes\n  rolearn: {NODE}\n"
+        "  username: system:node:{{EC2PrivateDNSName}}\n",
+        [NODE_ENTRY],
+        [NODE_ENTRY],
+        True,
+    ),
+    Case(
+        "Fargate profile",
+        "- rolearn: arn:aws:iam::111122223333:role/fargate\n  username: system:node:{{SessionName}}\n"
+        "  groups: [system:bootstrappers, system:nodes, system:node-proxier]\n",
+        [
+            (
+                "arn:aws:iam::111122223333:role/fargate",
+                "system:node:{{SessionName}}",
+                (*NODE_GROUPS, "system:node-proxier"),
+            )
+        ],
+        [
+            (
+                "arn:aws:iam::111122223333:role/fargate",
+                "system:node:{{SessionName}}",
+                (*NODE_GROUPS, "system:node-proxier"),
+            )
+        ],
+        True,
+    ),
+    Case(
+        "Windows node role",
+        f'- rolearn: {NODE}\n  username: "system:node:{{{{EC2PrivateDNSName}}}}"\n'
+        "  groups:\n    - system:bootstrappers\n    - system:nodes\n    - eks:kube-proxy-windows\n",
+        [(NODE, "system:node:{{EC2PrivateDNSName}}", (*NODE_GROUPS, "eks:kube-proxy-windows"))],
+        [(NODE, "system:node:{{EC2PrivateDNSName}}", (*NODE_GROUPS, "eks:kube-proxy-windows"))],
+        True,
+    ),
+    Case("empty string", "", [], [], True),
+    Case("empty quotes", '""', [], [], True),
+    Case("empty single quotes", "''", [], [], True),
+    Case("empty list", "[]", [], [], True),
+    Case("null", "null", [], [], True),
+    Case(
+        "quoted template",
+        f"- rolearn: {DEV}\n  username: 'dev:{{{{SessionName}}}}'\n  groups: [devs]\n",
+        [(DEV, "dev:{{SessionName}}", ("devs",))],
+        [(DEV, "dev:{{SessionName}}", ("devs",))],
+        True,
+    ),
+    Case(
+        "JSON array",
+        f'[{{"rolearn": "{DEV}", "username": "dev", "groups": ["devs"]}}]',
+        [(DEV, "dev", ("devs",))],
+        [(DEV, "dev", ("devs",))],
+        True,
+    ),
+    Case(
+        "unquoted {{SessionName}}",
+        f"- rolearn: {DEV}\n  username: {{{{SessionName}}}}\n",
+        [],
+        [],
+        False,
+        "cannot become JSON",
+    ),
+    Case("tab indentation", f"- rolearn: {DEV}\n\tusername: dev\n", [], [], False, "tab character"),
+    Case(
+        "NBSP indentation",
+        f"- rolearn: {DEV}\n\u00a0 username: dev\n",
+        [],
+        [],
+        False,
+        "non-breaking space",
+    ),
+    Case("': ' inside a value", f"- rolearn: {DEV}\n  username: system: admin\n", [], [], False, "syntax error"),
+    Case("key:value without space", f"- rolearn: {DEV}\n  username:dev\n", [], [], False, "syntax error"),
+    Case(
+        "misaligned continuation",
+        f"- rolearn: {DEV}\n   username: dev\n",
+        [],
+        [],
+        False,
+        "syntax error",
+    ),
+    Case(
+        "extra space before a list item",
+        f"- rolearn: {NODE}\n  username: n\n  groups:\n    - system:bootstrappers\n     - system:nodes\n",
+        [(NODE, "n", ("system:bootstrappers - system:nodes",))],
+        [(NODE, "n", ("system:bootstrappers - system:nodes",))],
+        False,
+        "two list items merged",
+    ),
+    Case(
+        "scalar groups",
+        f"- rolearn: {DEV}\n  username: dev\n  groups: system:masters\n",
+        [(DEV, "dev", ())],
+        [(DEV, "dev", ())],
+        False,
+        "groups: wrong type",
+    ),
+    Case("JSON object instead of array", f'{{"rolearn": "{DEV}", "username": "dev"}}', [], [], False, "an object"),
+    Case(
+        "JSON \\/ escape",
+        '[{"rolearn": "arn:aws:iam::111122223333:role\\/dev", "username": "dev"}]',
+        [],
+        [],
+        False,
+        "go-yaml v2 rejects",
+    ),
+    Case(
+        "JSON surrogate pair",
+        f'[{{"rolearn": "{DEV}", "username": "\\ud83d\\ude00"}}]',
+        [],
+        [],
+        False,
+        "surrogate",
+    ),
+    Case(
+        "duplicate keys in an entry",
+        f"- rolearn: {DEV}\n  username: first\n  username: second\n",
+        [(DEV, "second", ())],
+        [(DEV, "second", ())],
+        False,
+        "duplicate field",
+    ),
+    Case(
+        "duplicate ARNs differing in case",
+        f"- rolearn: {DEV}\n  username: a\n- rolearn: {DEV.upper().replace('ARN:AWS:IAM', 'arn:aws:iam')}\n  username: b\n",
+        [(DEV, "a", ()), (DEV.upper().replace("ARN:AWS:IAM", "arn:aws:iam"), "b", ())],
+        [(DEV, "a", ()), (DEV.upper().replace("ARN:AWS:IAM", "arn:aws:iam"), "b", ())],
+        False,
+        "duplicate ARN",
+    ),
+    Case(
+        "roleARN casing",
+        f"- roleARN: {DEV}\n  username: dev\n",
+        [("", "dev", ())],
+        [(DEV, "dev", ())],
+        False,
+        "not lower case",
+    ),
+    Case(
+        "a second document",
+        f"- rolearn: {DEV}\n  username: dev\n---\n- rolearn: {NODE}\n  username: n\n",
+        [(DEV, "dev", ())],
+        [(DEV, "dev", ())],
+        False,
+        "second YAML document",
+    ),
+    Case(
+        "YAML 1.1 booleans and numbers",
+        f"- rolearn: {DEV}\n  username: 1234\n  groups: [no, on, '010']\n",
+        [(DEV, "1234", ("no", "on", "010"))],
+        [(DEV, "", ("", "", "010"))],
+        False,
+        "Gen C zeroes the field",
+    ),
+    Case(
+        "entry without an ARN",
+        "- username: orphan\n  groups: [x]\n",
+        [("", "orphan", ("x",))],
+        [],
+        False,
+        "Gen C drops it",
+    ),
+    Case(
+        "role ARN with a path",
+        "- rolearn: arn:aws:iam::111122223333:role/teams/dev\n  username: dev\n",
+        [("arn:aws:iam::111122223333:role/teams/dev", "dev", ())],
+        [("arn:aws:iam::111122223333:role/teams/dev", "dev", ())],
+        True,
+        "never matches",
+    ),
+    Case(
+        "unknown field kept",
+        f"- rolearn: {DEV}\n  username: dev\n  syncedBy: qovery\n",
+        [(DEV, "dev", ())],
+        [(DEV, "dev", ())],
+        True,
+        "unknown field 'syncedBy'",
+    ),
+    Case("a scalar document", "hello", [], [], False, "a scalar"),
+    Case(
+        "null fields",
+        f"- rolearn: {DEV}\n  username: ~\n  groups:\n",
+        [(DEV, "", ())],
+        [(DEV, "", ())],
+        True,
+        "empty username",
+    ),
+    Case(
+        "user entry, partition aws-cn",
+        "- userarn: arn:aws-cn:iam::111122223333:user/ops/bob\n  username: bob\n  groups: [ops]\n",
+        [("arn:aws-cn:iam::111122223333:user/ops/bob", "bob", ("ops",))],
+        [("arn:aws-cn:iam::111122223333:user/ops/bob", "bob", ("ops",))],
+        True,
+        key=MAP_USERS,
+    ),
+    Case(
+        "rolearn in mapUsers",
+        f"- rolearn: {DEV}\n  username: dev\n",
+        [("", "dev", ())],
+        [],
+        False,
+        "entry without userarn",
+        key=MAP_USERS,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[c.name for c in CORPUS])
+def test_corpus(case: Case) -> None:
+    reading = read_key(case.key, case.raw)
+    assert [(e.arn, e.username, e.groups) for e in reading.gen_a] == case.gen_a
+    assert [(e.arn, e.username, e.groups) for e in reading.gen_c] == case.gen_c
+    assert reading.understood is case.understood, [p.render() for p in reading.problems]
+    rendered = [p.render() for p in reading.problems]
+    if case.problem:
+        assert any(case.problem in p for p in rendered), rendered
+    if case.understood:
+        assert not any(p.startswith("error") for p in rendered)
+
+
+def test_corpus_is_large_enough() -> None:
+    assert len(CORPUS) >= 25
+
+
+def test_keys_are_read_independently_and_mapaccounts_by_go_yaml_v2() -> None:
+    reading = read_aws_auth(
+        {
+            MAP_ROLES: f"- rolearn: {DEV}\n  username: system: admin\n",
+            MAP_USERS: f"- userarn: {ALICE}\n  username: alice\n",
+            MAP_ACCOUNTS: "- 111122223333\n- '444455556666'\n- 12\n",
+        }
+    )
+    assert reading.entries(MAP_ROLES) == ()
+    assert [e.arn for e in reading.entries(MAP_USERS)] == [ALICE]
+    assert reading.accounts == ("111122223333", "444455556666", "12")
+    assert not reading.understood
+    assert any("'12' is not a 12-digit account ID" in p.render() for p in reading.problems)
+
+
+@pytest.mark.parametrize("key", ["maproles", "MapRoles", "mapRole", "map_users", "MAPACCOUNTS"])
+def test_misspelled_data_keys_are_reported(key: str) -> None:
+    reading = read_aws_auth({key: f"- rolearn: {DEV}\n  username: dev\n"})
+    assert any("is ignored by the consumer" in p.message and key in p.message for p in reading.problems)
+    assert reading.entries(MAP_ROLES) == ()
+    assert reading.understood  # an ignored key is reported, not an error

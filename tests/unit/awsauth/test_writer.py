@@ -1,0 +1,163 @@
+"""The writer's loop over an in-memory store: conflicts, no-ops, refusals, backups, restore."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.awsauth.ledger import Ledger
+from chalicelib.awsauth.model import MAP_USERS
+from chalicelib.awsauth.parse import read_aws_auth
+from chalicelib.awsauth.writer import AwsAuthWriter, WriterSettings
+from chalicelib.errors import TransientError
+from chalicelib.ownership import LEDGER_ANNOTATION
+from tests.unit.awsauth.builders import NODE, document, owned_user, user
+from tests.unit.awsauth.fakes import FakeConfigMaps
+
+ALICE, BOB = user("alice", "devs"), user("bob", "devs")
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.counts: dict[str, float] = {}
+        self.lines: list[tuple[str, dict[str, object]]] = []
+
+    def count(self, name: str, value: float = 1, **dimensions: str) -> None:
+        label = name + "".join(f"[{v}]" for v in dimensions.values())
+        self.counts[label] = self.counts.get(label, 0) + value
+
+    def info(self, message: str, **fields: object) -> None:
+        self.lines.append((message, fields))
+
+    warning = error = info
+
+
+def writer(store: FakeConfigMaps, **settings: float) -> tuple[AwsAuthWriter, Counting, list[float]]:
+    observer, sleeps = Counting(), list[float]()
+    w = AwsAuthWriter(
+        store,
+        settings=WriterSettings(backups=3, **settings),  # type: ignore[arg-type]
+        observer=observer,  # type: ignore[arg-type]
+        sleep=sleeps.append,
+        jitter=lambda: 0.5,
+    )
+    return w, observer, sleeps
+
+
+def seeded(data: dict[str, str]) -> FakeConfigMaps:
+    store = FakeConfigMaps()
+    store.create("kube-system", "aws-auth", data)
+    store.writes.clear()
+    return store
+
+
+def current(store: FakeConfigMaps):
+    return store.objects[("kube-system", "aws-auth")]
+
+
+def test_writes_backs_up_first_and_records_the_ledger() -> None:
+    store = seeded(document(roles=[NODE]))
+    before = dict(current(store).data)
+    w, observer, _ = writer(store)
+    outcome = w.sync([owned_user(ALICE, event="evt-1")], reason="event evt-1")
+    assert outcome.status == "written" and outcome.backup_sequence == 1
+    assert store.writes == ["put eks-iam-sync-aws-auth-backup-1", "update aws-auth"]
+    assert read_aws_auth(current(store).data).entries(MAP_USERS) == (ALICE,)
+    ledger = Ledger.parse(current(store).annotations[LEDGER_ANNOTATION])
+    assert ledger.records[ALICE.key].event_id == "evt-1"
+    assert w.backups()[0].data == before and w.backups()[0].reason == "event evt-1"
+    assert observer.counts["AwsAuthEntriesAdded"] == 1
+
+
+def test_nothing_to_change_writes_nothing() -> None:
+    store = seeded(document(roles=[NODE]))
+    w, _, _ = writer(store)
+    w.sync([owned_user(ALICE)])
+    store.writes.clear()
+    assert w.sync([owned_user(ALICE, event="evt-2")], scope={ALICE.key}).status == "unchanged"
+    assert store.writes == []
+
+
+def test_a_conflict_is_re_read_and_recomputed_keeping_the_other_writer_s_change() -> None:
+    store = seeded(document(roles=[NODE]))
+    store.interfere = [document(roles=[NODE], users=[BOB])]  # someone maps bob by hand meanwhile
+    w, observer, sleeps = writer(store)
+    outcome = w.sync([owned_user(ALICE)])
+    assert outcome.status == "written" and outcome.attempts == 2
+    assert read_aws_auth(current(store).data).entries(MAP_USERS) == (BOB, ALICE)
+    assert observer.counts["ConflictsRetried"] == 1
+    assert sleeps == [0.05 * 2 * 0.5]
+
+
+def test_conflicts_are_bounded() -> None:
+    store = seeded(document())
+    store.interfere = [{"x": str(i)} for i in range(10)]
+    w, _, sleeps = writer(store, max_attempts=4, backoff_cap=0.3)
+    with pytest.raises(TransientError):
+        w.sync([owned_user(ALICE)])
+    assert len(sleeps) == 4 and max(sleeps) <= 0.3
+
+
+def test_a_refusal_writes_nothing_logs_and_counts() -> None:
+    broken = {"mapRoles": "- rolearn: x\n\tusername: y\n"}
+    store = seeded(broken)
+    w, observer, _ = writer(store)
+    outcome = w.sync([owned_user(ALICE)])
+    assert outcome.status == "refused" and store.writes == []
+    assert current(store).data == broken
+    assert observer.counts["GuardrailRefusals[current-not-understood]"] == 1
+    assert observer.lines[0][0] == "aws-auth write refused"
+
+
+def test_creates_aws_auth_only_when_absent_and_survives_losing_the_race() -> None:
+    store = FakeConfigMaps()
+    w, _, _ = writer(store)
+    assert w.sync([owned_user(ALICE)]).status == "written"
+    assert store.writes == ["create aws-auth"]
+
+    racing = FakeConfigMaps()
+    real_read = racing.read
+    calls: list[int] = []
+
+    def read_then_eks_creates(namespace: str, name: str):
+        found = real_read(namespace, name)
+        if name == "aws-auth" and not calls:
+            calls.append(1)
+            racing.objects[("kube-system", "aws-auth")] = racing._store(
+                "kube-system", "aws-auth", document(roles=[NODE]), {}
+            )
+        return found
+
+    racing.read = read_then_eks_creates  # type: ignore[method-assign]
+    w2, _, _ = writer(racing)
+    assert w2.sync([owned_user(ALICE)]).status == "written"
+    entries = read_aws_auth(current(racing).data)
+    assert entries.entries("mapRoles") == (NODE,) and entries.entries(MAP_USERS) == (ALICE,)
+
+
+def test_backups_are_a_ring_and_restore_round_trips() -> None:
+    store = seeded(document(roles=[NODE]))
+    w, _, _ = writer(store)
+    versions = []
+    for name in ("a", "b", "c", "d"):
+        versions.append(dict(current(store).data))
+        w.sync([owned_user(user(name, "devs"))], scope={user(name).key})
+    assert [b.sequence for b in w.backups()] == [4, 3, 2]  # three slots: the oldest is gone
+    with pytest.raises(LookupError, match="kept: 4, 3, 2"):
+        w.backup(1)
+    after_d = dict(current(store).data)
+    outcome = w.restore(2)
+    assert outcome.status == "written" and outcome.backup_sequence == 5
+    assert current(store).data == versions[1]
+    assert w.backup(5).data == after_d  # the restore itself was backed up: it can be undone
+    assert w.restore(5).status == "written"
+    assert current(store).data == after_d
+
+
+def test_restore_keeps_node_roles_added_since_unless_forced() -> None:
+    store = seeded(document())
+    w, _, _ = writer(store)
+    w.sync([owned_user(ALICE)])
+    store.objects[("kube-system", "aws-auth")] = store._store(
+        "kube-system", "aws-auth", document(roles=[NODE], users=[ALICE]), current(store).annotations
+    )
+    assert [r.reason for r in w.restore(1).refusals] == ["protected-entry-changed"]
