@@ -166,6 +166,8 @@ class Config(_Model):
     namespace_grants: tuple[NamespaceGrant, ...] = Field(default=(), alias="namespaceGrants")
     tag_grants: TagGrants = Field(default=TagGrants(), alias="tagGrants")
     aws_auth: AwsAuthSettings = Field(default=AwsAuthSettings(), alias="awsAuth")
+    # cluster-admin and system: ClusterRoles are refused in grants unless named here.
+    allow_privileged_cluster_roles: tuple[RbacName, ...] = Field(default=(), alias="allowPrivilegedClusterRoles")
 
     def summary(self) -> str:
         grants = self.namespace_grants
@@ -179,6 +181,10 @@ class Config(_Model):
             f"({_plural(listed, 'listed namespace')}, {_plural(selectors, 'selector')}), "
             f"{_plural(len(self.tag_grants.profiles), 'tag profile')}"
         )
+
+
+def is_privileged_cluster_role(name: str) -> bool:
+    return name == "cluster-admin" or name.startswith("system:")
 
 
 def _plural(count: int, noun: str) -> str:

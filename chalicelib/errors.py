@@ -14,6 +14,10 @@ class TransientError(SyncError):
 class PermanentError(SyncError):
     """Forbidden, invalid input, a missing object that should exist: fix something first."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status behind it, when there was one
+
 
 class WriteConflict(TransientError):
     """The object changed since it was read (HTTP 409): re-read, recompute, retry."""

@@ -7,7 +7,7 @@ AWS_AUTH_NAME = "aws-auth"
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY_VALUE = "eks-iam-sync"
-MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+MANAGED_BY_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
 
 # The ownership ledger of aws-auth entries, kept on aws-auth itself so that one update with one
 # resourceVersion changes entries and ledger together.
@@ -21,3 +21,13 @@ DEFAULT_BACKUP_COUNT = 10
 
 def backup_name(slot: int) -> str:
     return f"{BACKUP_NAME_PREFIX}{slot}"
+
+
+# RoleBindings: owned exactly when labelled MANAGED_BY_LABEL=MANAGED_BY_VALUE; these say why.
+SOURCE_ANNOTATION = "eks-iam-sync.io/source"  # the configuration rule or IAM tag
+PRINCIPAL_ANNOTATION = "eks-iam-sync.io/principal"  # the IAM ARN behind a tag grant
+EVENT_ID_ANNOTATION = "eks-iam-sync.io/event-id"  # the CloudTrail eventID that last changed it
+
+# The Kubernetes group the service's own IAM role is mapped to; infra/kubernetes/rbac.yaml binds it.
+SERVICE_GROUP = "eks-iam-sync"
+SERVICE_USERNAME = "eks-iam-sync"

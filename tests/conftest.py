@@ -13,6 +13,7 @@ from kubernetes.client.rest import ApiException
 from tests.harness.authenticator import TokenAuthenticator, WebhookServer
 from tests.harness.aws import moto_server, secret_for
 from tests.harness.kube import ControlPlane, start_control_plane
+from tests.harness.service import Service, install_service
 
 CLUSTER_NAME = "bttrm-eks-dev-0"
 CLUSTER_REGION = "us-east-2"
@@ -61,3 +62,9 @@ def env(aws_endpoint: str) -> Iterator[Environment]:
         plane = start_control_plane(stack, webhook.url)
         admin_holder.append(plane.admin())
         yield Environment(aws_endpoint=aws_endpoint, plane=plane, authenticator=authenticator)
+
+
+@pytest.fixture(scope="session")
+def service(env: Environment) -> Service:
+    """The service's role and its shipped RBAC, installed once."""
+    return install_service(env.plane)

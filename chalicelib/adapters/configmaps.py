@@ -37,7 +37,7 @@ def call(what: str, request: Callable[[], T]) -> T:
             raise WriteConflict(f"{what}: conflict ({err.reason})") from err
         if status in (0, 429) or status >= 500:
             raise TransientError(f"{what}: HTTP {status} {err.reason}") from err
-        raise PermanentError(f"{what}: HTTP {status} {err.reason}: {_message(err)}") from err
+        raise PermanentError(f"{what}: HTTP {status} {err.reason}: {_message(err)}", status) from err
     except (urllib3.exceptions.HTTPError, OSError) as err:
         raise TransientError(f"{what}: cluster unreachable: {err}") from err
 

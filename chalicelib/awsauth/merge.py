@@ -15,7 +15,7 @@ changes and the conflicts. Pure: no I/O. Rules:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -92,7 +92,7 @@ def merge(
     reading: Reading,
     ledger: Ledger,
     desired: Iterable[OwnedEntry],
-    scope: Collection[str] | None = None,
+    scope: Container[str] | None = None,
 ) -> Merge:
     """``scope``: lower-case ARNs this run may touch; None means every owned entry (a full reconcile)."""
     if not reading.understood:
@@ -126,7 +126,7 @@ def _merge_key(
     current: Iterable[Entry],
     ledger: Ledger,
     here: Mapping[str, OwnedEntry],
-    scope: Collection[str] | None,
+    scope: Container[str] | None,
     changes: list[Change],
     conflicts: list[Conflict],
 ) -> list[Entry]:
@@ -154,7 +154,7 @@ def _merge_key(
     return result
 
 
-def _dedupe(desired: Iterable[OwnedEntry], scope: Collection[str] | None) -> dict[str, OwnedEntry]:
+def _dedupe(desired: Iterable[OwnedEntry], scope: Container[str] | None) -> dict[str, OwnedEntry]:
     wanted: dict[str, OwnedEntry] = {}
     for owned in desired:
         arn = owned.entry.key

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -119,7 +119,7 @@ class AwsAuthWriter:
     def sync(
         self,
         desired: Iterable[OwnedEntry],
-        scope: Collection[str] | None = None,
+        scope: Container[str] | None = None,
         reason: str = "reconcile",
         dry_run: bool = False,
     ) -> Outcome:

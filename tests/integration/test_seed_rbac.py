@@ -12,6 +12,7 @@ from kubernetes.client.rest import ApiException
 from chalicelib.config import DEFAULT_CONFIG_PATH, load_config
 from tests.conftest import Environment
 from tests.harness.principals import can, eventually, iam_user, write_aws_auth
+from tests.harness.service import ensure_cluster_role, ensure_namespace
 
 pytestmark = pytest.mark.cluster
 
@@ -23,14 +24,9 @@ PROJECT_NAMESPACES = GRANT.namespaces or ()
 @pytest.fixture
 def seed_rbac(env: Environment) -> Iterator[None]:
     core, rbac = client.CoreV1Api(env.admin()), client.RbacAuthorizationV1Api(env.admin())
-    rbac.create_cluster_role(
-        client.V1ClusterRole(
-            metadata=client.V1ObjectMeta(name=GRANT.cluster_role),
-            rules=[client.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["get", "list", "watch"])],
-        )
-    )
+    ensure_cluster_role(env.plane, GRANT.cluster_role)
     for namespace in PROJECT_NAMESPACES:
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+        ensure_namespace(env.plane, namespace)
         rbac.create_namespaced_role_binding(
             namespace,
             client.V1RoleBinding(
@@ -48,7 +44,6 @@ def seed_rbac(env: Environment) -> Iterator[None]:
     yield
     for namespace in PROJECT_NAMESPACES:
         rbac.delete_namespaced_role_binding("web-ro", namespace)
-    rbac.delete_cluster_role(GRANT.cluster_role)
     core.delete_namespaced_config_map("aws-auth", "kube-system")
 
 

@@ -1,0 +1,103 @@
+"""Reads IAM with boto3 (standard retry mode). The only module that calls IAM.
+
+A full snapshot is a handful of paginated GetAccountAuthorizationDetails calls for any number of
+principals; a scoped read is GetUser + ListGroupsForUser for a user, GetRole for a role. Any error
+raises: a failed or partial read must abort the reconcile before anything is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.errors import PermanentError, TransientError
+from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
+
+RETRIES = BotoConfig(retries={"mode": "standard", "max_attempts": 5})
+_TRANSIENT_CODES = {"Throttling", "ThrottlingException", "ServiceUnavailable", "InternalFailure", "RequestExpired"}
+
+
+def iam_client(session: boto3.Session | None = None) -> Any:
+    return (session or boto3.Session()).client("iam", config=RETRIES)
+
+
+class IamReader:
+    def __init__(self, client: Any | None = None) -> None:
+        self._iam = client or iam_client()
+
+    def full_snapshot(self) -> IamSnapshot:
+        users: list[IamUser] = []
+        roles: list[IamRole] = []
+        pages = self._iam.get_paginator("get_account_authorization_details").paginate(Filter=["User", "Role"])
+        try:
+            for page in pages:
+                users += (_user(u, u.get("GroupList", [])) for u in page.get("UserDetailList", []))
+                roles += (_role(r) for r in page.get("RoleDetailList", []))
+        except (ClientError, BotoCoreError) as err:
+            raise _translate("GetAccountAuthorizationDetails", err) from err
+        return IamSnapshot(tuple(users), tuple(roles))
+
+    def scoped_snapshot(self, user_names: Iterable[str] = (), role_names: Iterable[str] = ()) -> IamSnapshot:
+        users, roles, absent_users, absent_roles = [], [], set(), set()
+        for name in sorted(set(user_names)):
+            found = self._user(name)
+            if found is None:
+                absent_users.add(name)
+            else:
+                users.append(found)
+        for name in sorted(set(role_names)):
+            role = self._get("GetRole", lambda n=name: self._iam.get_role(RoleName=n)["Role"])
+            if role is None:
+                absent_roles.add(name)
+            else:
+                roles.append(_role(role))
+        return IamSnapshot(tuple(users), tuple(roles), False, frozenset(absent_users), frozenset(absent_roles))
+
+    def _user(self, name: str) -> IamUser | None:
+        user = self._get("GetUser", lambda: self._iam.get_user(UserName=name)["User"])
+        if user is None:
+            return None
+
+        def groups() -> list[str]:
+            pages = self._iam.get_paginator("list_groups_for_user").paginate(UserName=name)
+            return [g["GroupName"] for page in pages for g in page["Groups"]]
+
+        names = self._get("ListGroupsForUser", groups)
+        return None if names is None else _user(user, names)
+
+    @staticmethod
+    def _get(action: str, call: Any) -> Any:
+        try:
+            return call()
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "NoSuchEntity":
+                return None
+            raise _translate(action, err) from err
+        except BotoCoreError as err:
+            raise _translate(action, err) from err
+
+
+def _user(detail: dict[str, Any], groups: Iterable[str]) -> IamUser:
+    return IamUser(detail["UserName"], detail["Arn"], tuple(sorted(groups)), _tags(detail))
+
+
+def _role(detail: dict[str, Any]) -> IamRole:
+    return IamRole(detail["RoleName"], detail["Arn"], _tags(detail))
+
+
+def _tags(detail: dict[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in detail.get("Tags") or []}
+
+
+def _translate(action: str, err: Exception) -> Exception:
+    if isinstance(err, ClientError):
+        code = err.response.get("Error", {}).get("Code", "")
+        status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in _TRANSIENT_CODES or status >= 500 or status == 429:
+            return TransientError(f"IAM {action}: {code}")
+        return PermanentError(f"IAM {action}: {code}: {err}")
+    return TransientError(f"IAM {action}: {err}")

@@ -1,0 +1,252 @@
+"""Desired state: (configuration, IAM snapshot, live namespaces) -> owned aws-auth entries,
+RoleBindings and refusals. Pure.
+
+- A member of configured IAM groups gets one mapUsers entry: the ARN exactly as IAM reports it, the
+  IAM user name as username, the union of the groups' Kubernetes groups (sorted, deduplicated).
+- A configured IAM role gets a mapRoles entry, its ARN without the path (STS drops paths).
+- A user or role carrying tag grants gets an entry too, and one RoleBinding per granted namespace
+  binding its username to the profile's ClusterRole.
+- Each namespaceGrants rule gives one RoleBinding per namespace, listed or selected by labels.
+- What must not be granted is refused, with the principal, the tag or rule and the reason; nothing
+  is silently dropped. ``namespaces=None`` (a scoped run, namespaces not listed) leaves out the
+  selector rules and skips no listed namespace: a missing one is found when the binding is created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from chalicelib.awsauth.merge import OwnedEntry
+from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS, Entry
+from chalicelib.config import Config, NamespaceGrant, NamespaceSelector, is_privileged_cluster_role
+from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
+
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_UNSAFE_IN_NAME = re.compile(r"[/%]")
+BINDING_PREFIX = "eks-iam-sync"
+
+
+@dataclass(frozen=True)
+class DesiredBinding:
+    namespace: str
+    name: str
+    cluster_role: str
+    subject_kind: str  # Group | User
+    subject_name: str
+    source: str  # "namespaceGrants[0]" or "tag eks-access/ns=profile"
+    principal: str | None = None  # the IAM ARN behind a tag grant
+    event_id: str | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    principal: str  # IAM ARN, or the configuration rule
+    subject: str  # the tag "key=value", or the rule's ClusterRole
+    reason: str  # unknown-profile, denied-namespace, invalid-namespace, privileged-cluster-role, cluster-wide, ...
+    message: str
+
+    def render(self) -> str:
+        return f"refused ({self.reason}): {self.principal}: {self.subject}: {self.message}"
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    aws_auth: tuple[OwnedEntry, ...] = ()
+    bindings: tuple[DesiredBinding, ...] = ()
+    refusals: tuple[Refusal, ...] = ()
+    skipped: tuple[str, ...] = ()  # bindings left out because their namespace does not exist (yet)
+
+
+def desired_state(
+    config: Config,
+    snapshot: IamSnapshot,
+    namespaces: Mapping[str, Mapping[str, str]] | None = None,
+    event_id: str | None = None,
+) -> DesiredState:
+    entries: list[OwnedEntry] = []
+    bindings: list[DesiredBinding] = []
+    refusals: list[Refusal] = []
+    for user in snapshot.users:
+        entry, granted, refused = _user(config, user)
+        entries += entry
+        bindings += granted
+        refusals += refused
+    shared = _roles_sharing_a_name(snapshot.roles)
+    for role in snapshot.roles:
+        if role.unpathed_arn.lower() in shared:
+            if _role_is_wanted(config, role):
+                message = "another role has the same name; STS drops paths"
+                refusals.append(Refusal(role.arn, role.name, "roles-share-a-name", message))
+            continue
+        entry, granted, refused = _role(config, role)
+        entries += entry
+        bindings += granted
+        refusals += refused
+    rule_bindings, rule_refusals, skipped = _rule_bindings(config, namespaces)
+    bindings = _dedupe(rule_bindings + bindings)
+    if event_id:
+        entries = [replace(e, event_id=event_id) for e in entries]
+        bindings = [replace(b, event_id=event_id) for b in bindings]
+    return DesiredState(tuple(entries), tuple(bindings), tuple(refusals + rule_refusals), tuple(skipped))
+
+
+def _user(config: Config, user: IamUser) -> tuple[list[OwnedEntry], list[DesiredBinding], list[Refusal]]:
+    wanted = {g.iam_group.lower(): g for g in config.identities.groups}
+    matched = [wanted[g.lower()] for g in user.groups if g.lower() in wanted]
+    groups = tuple(sorted({k for g in matched for k in g.kubernetes_groups}))
+    granted, refused = _tag_grants(config, user.tags, user.arn, user.name)
+    if not matched and not granted:
+        return [], [], refused
+    sources = [f"identities.groups[{g.iam_group}]" for g in matched] + (["tagGrants"] if granted else [])
+    entry = OwnedEntry(MAP_USERS, Entry(user.arn, user.name, groups), ", ".join(sources))
+    return [entry], granted, refused
+
+
+def _role(config: Config, role: IamRole) -> tuple[list[OwnedEntry], list[DesiredBinding], list[Refusal]]:
+    configured = next((r for r in config.identities.roles if r.iam_role.lower() == role.name.lower()), None)
+    username = configured.effective_username if configured else role.name
+    granted, refused = _tag_grants(config, role.tags, role.arn, username)
+    if configured is None and not granted:
+        return [], [], refused
+    groups = tuple(sorted(set(configured.kubernetes_groups))) if configured else ()
+    sources = ([f"identities.roles[{configured.iam_role}]"] if configured else []) + (["tagGrants"] if granted else [])
+    entry = OwnedEntry(MAP_ROLES, Entry(role.unpathed_arn, username, groups), ", ".join(sources))
+    return [entry], granted, refused
+
+
+def _role_is_wanted(config: Config, role: IamRole) -> bool:
+    prefix = config.tag_grants.tag_prefix
+    configured = any(r.iam_role.lower() == role.name.lower() for r in config.identities.roles)
+    return configured or any(k.startswith(prefix) for k in role.tags)
+
+
+def _roles_sharing_a_name(roles: Iterable[IamRole]) -> set[str]:
+    seen: dict[str, int] = {}
+    for role in roles:
+        seen[role.unpathed_arn.lower()] = seen.get(role.unpathed_arn.lower(), 0) + 1
+    return {arn for arn, count in seen.items() if count > 1}
+
+
+def _tag_grants(
+    config: Config, tags: Mapping[str, str], principal: str, username: str
+) -> tuple[list[DesiredBinding], list[Refusal]]:
+    grants, refusals = [], []
+    settings = config.tag_grants
+    for key, profile in sorted(tags.items()):
+        if not key.startswith(settings.tag_prefix):
+            continue
+        namespace = key[len(settings.tag_prefix) :]
+        subject = f"{key}={profile}"
+
+        def refuse(reason: str, message: str, subject: str = subject) -> None:
+            refusals.append(Refusal(principal, subject, reason, message))
+
+        if namespace in ("", "*") or namespace.startswith("*"):
+            refuse("cluster-wide", "a tag grant is one namespace; cluster-wide grants are never made")
+        elif len(namespace) > 63 or not _NAMESPACE.match(namespace):
+            refuse("invalid-namespace", f"{namespace!r} is not a valid namespace name")
+        elif namespace in settings.denied_namespaces:
+            refuse("denied-namespace", f"namespace {namespace!r} is in deniedNamespaces")
+        elif profile not in settings.profiles:
+            refuse("unknown-profile", f"profile {profile!r} is not one of {sorted(settings.profiles)}")
+        elif not _allowed(config, settings.profiles[profile]):
+            refuse("privileged-cluster-role", f"profile {profile!r} names {settings.profiles[profile]!r}")
+        else:
+            grants.append(
+                DesiredBinding(
+                    namespace=namespace,
+                    name=binding_name("tag", username, profile),
+                    cluster_role=settings.profiles[profile],
+                    subject_kind="User",
+                    subject_name=username,
+                    source=f"tag {subject}",
+                    principal=principal,
+                )
+            )
+    return grants, refusals
+
+
+def _allowed(config: Config, cluster_role: str) -> bool:
+    return not is_privileged_cluster_role(cluster_role) or cluster_role in config.allow_privileged_cluster_roles
+
+
+def _rule_bindings(
+    config: Config, namespaces: Mapping[str, Mapping[str, str]] | None
+) -> tuple[list[DesiredBinding], list[Refusal], list[str]]:
+    bindings, refusals, skipped = [], [], []
+    for index, grant in enumerate(config.namespace_grants):
+        source = f"namespaceGrants[{index}]"
+        if not _allowed(config, grant.cluster_role):
+            refusals.append(
+                Refusal(source, grant.cluster_role, "privileged-cluster-role", "add it to allowPrivilegedClusterRoles")
+            )
+            continue
+        for namespace in _namespaces_of(grant, namespaces):
+            if namespaces is not None and namespace not in namespaces:
+                skipped.append(f"{source}: namespace {namespace!r} does not exist yet")
+                continue
+            bindings.append(_rule_binding(grant, namespace, source))
+    return bindings, refusals, skipped
+
+
+def _namespaces_of(grant: NamespaceGrant, live: Mapping[str, Mapping[str, str]] | None) -> list[str]:
+    if grant.namespaces is not None:
+        return list(grant.namespaces)
+    if live is None or grant.namespace_selector is None:
+        return []
+    return sorted(name for name, labels in live.items() if selects(grant.namespace_selector, labels))
+
+
+def selects(selector: NamespaceSelector, labels: Mapping[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in selector.match_labels.items()):
+        return False
+    for expression in selector.match_expressions:
+        present = expression.key in labels
+        value = labels.get(expression.key)
+        if (
+            (expression.operator == "In" and value not in expression.values)
+            or (expression.operator == "NotIn" and present and value in expression.values)
+            or (expression.operator == "Exists" and not present)
+            or (expression.operator == "DoesNotExist" and present)
+        ):
+            return False
+    return True
+
+
+def _rule_binding(grant: NamespaceGrant, namespace: str, source: str) -> DesiredBinding:
+    return DesiredBinding(
+        namespace=namespace,
+        name=binding_name("group", grant.kubernetes_group, grant.cluster_role),
+        cluster_role=grant.cluster_role,
+        subject_kind="Group",
+        subject_name=grant.kubernetes_group,
+        source=source,
+    )
+
+
+def binding_name(kind: str, subject: str, role: str) -> str:
+    """Readable and deterministic: eks-iam-sync:<kind>:<subject>:<role>, hashed only when too long."""
+    name = _UNSAFE_IN_NAME.sub("-", f"{BINDING_PREFIX}:{kind}:{subject}:{role}")
+    if len(name) <= 253:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return f"{name[:240]}-{digest}"
+
+
+def _dedupe(bindings: list[DesiredBinding]) -> list[DesiredBinding]:
+    """Two sources of the same binding (same namespace and name) become one."""
+    merged: dict[tuple[str, str], DesiredBinding] = {}
+    for binding in bindings:
+        if binding.key in merged:
+            first = merged[binding.key]
+            merged[binding.key] = replace(first, source=f"{first.source}; {binding.source}")
+        else:
+            merged[binding.key] = binding
+    return list(merged.values())

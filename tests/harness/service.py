@@ -1,0 +1,76 @@
+"""The service as it runs in a cluster: its own IAM role (assumed, in the emulator), mapped in
+aws-auth to the Kubernetes group eks-iam-sync, holding only infra/kubernetes/rbac.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubernetes import client, utils
+from kubernetes.client.rest import ApiException
+
+from chalicelib.ownership import MANAGED_BY_SELECTOR, SERVICE_GROUP, SERVICE_USERNAME
+from tests.harness.kube import ControlPlane
+from tests.harness.principals import Principal, iam_user, role_session, write_aws_auth
+
+MANIFEST = Path(__file__).parents[2] / "infra" / "kubernetes" / "rbac.yaml"
+NODE_ROLE: dict[str, object] = {
+    "rolearn": "arn:aws:iam::123456789012:role/eks-node-group",
+    "username": "system:node:{{EC2PrivateDNSName}}",
+    "groups": ["system:bootstrappers", "system:nodes"],
+}
+
+
+@dataclass
+class Service:
+    principal: Principal  # the function role's session
+    role_arn: str  # canonical: arn:aws:iam::ACCOUNT:role/NAME
+
+    def api(self, plane: ControlPlane, cluster: str) -> client.ApiClient:
+        return plane.client_for(self.principal.token(cluster))
+
+
+def install_service(plane: ControlPlane, role_name: str = "eks-iam-sync-function") -> Service:
+    utils.create_from_yaml(plane.admin(), str(MANIFEST))
+    deployer = iam_user(f"{role_name}-deployer")
+    session = role_session(deployer, role_name, "eks-iam-sync")
+    return Service(session, session.arn)
+
+
+def bootstrap_aws_auth(plane: ControlPlane, service: Service) -> None:
+    """The one-time step an operator does: map the node role and the service's role (and nothing else)."""
+    mapping: dict[str, object] = {"rolearn": service.role_arn, "username": SERVICE_USERNAME, "groups": [SERVICE_GROUP]}
+    write_aws_auth(plane, map_roles=[NODE_ROLE, mapping])
+    core = client.CoreV1Api(plane.admin())
+    for cm in core.list_namespaced_config_map("kube-system").items:
+        if cm.metadata.name.startswith("eks-iam-sync-"):
+            core.delete_namespaced_config_map(cm.metadata.name, "kube-system")
+
+
+def delete_owned_bindings(plane: ControlPlane) -> None:
+    rbac = client.RbacAuthorizationV1Api(plane.admin())
+    for binding in rbac.list_role_binding_for_all_namespaces(label_selector=MANAGED_BY_SELECTOR).items:
+        rbac.delete_namespaced_role_binding(binding.metadata.name, binding.metadata.namespace)
+
+
+def ensure_namespace(plane: ControlPlane, name: str, labels: dict[str, str] | None = None) -> None:
+    try:
+        client.CoreV1Api(plane.admin()).create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels))
+        )
+    except ApiException as err:
+        if err.status != 409:
+            raise
+
+
+def ensure_cluster_role(plane: ControlPlane, name: str, verbs: tuple[str, ...] = ("get", "list", "watch")) -> None:
+    try:
+        client.RbacAuthorizationV1Api(plane.admin()).create_cluster_role(
+            client.V1ClusterRole(
+                metadata=client.V1ObjectMeta(name=name),
+                rules=[client.V1PolicyRule(api_groups=[""], resources=["pods"], verbs=list(verbs))],
+            )
+        )
+    except ApiException as err:
+        if err.status != 409:
+            raise

@@ -1,0 +1,207 @@
+"""Desired state from configuration + IAM snapshot + namespaces: a pure function, table-tested."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS, Entry
+from chalicelib.config import DEFAULT_CONFIG_PATH, load_config, parse_config
+from chalicelib.desired import binding_name, desired_state, selects
+from chalicelib.plan import ObservedBinding, plan_bindings
+from chalicelib.principals import PrincipalScope
+from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
+
+SEED = load_config(DEFAULT_CONFIG_PATH)
+TWO_GROUPS = parse_config(
+    DEFAULT_CONFIG_PATH.read_text().replace(
+        "identities:\n  groups:\n",
+        "identities:\n  groups:\n    - iamGroup: ops\n      kubernetesGroups: [ops, rbac-bttrm-web-ro-group]\n",
+    )
+)
+LIVE = {"bttrm-web-proj-1-ns": {}, "bttrm-web-proj-2-ns": {}, "ns3": {"team": "web"}}
+ACCT = "111122223333"
+
+
+def alice(*groups: str, path: str = "/", partition: str = "aws", tags: dict[str, str] | None = None) -> IamUser:
+    return IamUser("alice", f"arn:{partition}:iam::{ACCT}:user{path}alice", groups, tags or {})
+
+
+def test_a_group_member_gets_a_user_entry_with_the_arn_as_iam_reports_it() -> None:
+    state = desired_state(SEED, IamSnapshot(users=(alice("iam-bttrm-web-ro-group", path="/eng/web/"),)), LIVE)
+    [owned] = state.aws_auth
+    assert owned.key == MAP_USERS
+    assert owned.entry == Entry(f"arn:aws:iam::{ACCT}:user/eng/web/alice", "alice", ("rbac-bttrm-web-ro-group",))
+    assert owned.source == "identities.groups[iam-bttrm-web-ro-group]"
+
+
+def test_a_user_in_two_configured_groups_gets_the_union_sorted_and_deduplicated() -> None:
+    state = desired_state(TWO_GROUPS, IamSnapshot(users=(alice("iam-bttrm-web-ro-group", "ops", "unrelated"),)), LIVE)
+    [owned] = state.aws_auth
+    assert owned.entry.groups == ("ops", "rbac-bttrm-web-ro-group")
+    assert owned.source == "identities.groups[iam-bttrm-web-ro-group], identities.groups[ops]"
+
+
+def test_a_user_removed_from_the_last_group_wants_no_entry() -> None:
+    assert desired_state(SEED, IamSnapshot(users=(alice("unrelated"),)), LIVE).aws_auth == ()
+    assert desired_state(SEED, IamSnapshot(users=(alice(),)), LIVE).aws_auth == ()
+
+
+def test_partitions_are_taken_from_iam_never_hard_coded() -> None:
+    [owned] = desired_state(
+        SEED, IamSnapshot(users=(alice("iam-bttrm-web-ro-group", partition="aws-cn"),)), LIVE
+    ).aws_auth
+    assert owned.entry.arn.startswith("arn:aws-cn:iam::")
+    role = IamRole("iam-bttrm-web-ro-role", f"arn:aws-us-gov:iam::{ACCT}:role/teams/iam-bttrm-web-ro-role")
+    [owned] = desired_state(SEED, IamSnapshot(roles=(role,)), LIVE).aws_auth
+    assert owned.entry.arn == f"arn:aws-us-gov:iam::{ACCT}:role/iam-bttrm-web-ro-role"
+
+
+def test_a_configured_role_gets_a_role_entry_without_its_path() -> None:
+    role = IamRole("iam-bttrm-web-ro-role", f"arn:aws:iam::{ACCT}:role/a/b/iam-bttrm-web-ro-role")
+    [owned] = desired_state(SEED, IamSnapshot(roles=(role,)), LIVE).aws_auth
+    assert owned.key == MAP_ROLES
+    assert owned.entry == Entry(
+        f"arn:aws:iam::{ACCT}:role/iam-bttrm-web-ro-role", "iam-bttrm-web-ro-role", ("rbac-bttrm-web-ro-group",)
+    )
+    assert (
+        desired_state(SEED, IamSnapshot(roles=(IamRole("other", f"arn:aws:iam::{ACCT}:role/other"),)), LIVE).aws_auth
+        == ()
+    )
+
+
+def test_two_roles_sharing_a_name_are_refused() -> None:
+    roles = (
+        IamRole("iam-bttrm-web-ro-role", f"arn:aws:iam::{ACCT}:role/a/iam-bttrm-web-ro-role"),
+        IamRole("iam-bttrm-web-ro-role", f"arn:aws:iam::{ACCT}:role/b/iam-bttrm-web-ro-role"),
+    )
+    state = desired_state(SEED, IamSnapshot(roles=roles), LIVE)
+    assert state.aws_auth == ()
+    assert [r.reason for r in state.refusals] == ["roles-share-a-name", "roles-share-a-name"]
+
+
+def test_tag_grants_give_an_identity_entry_and_a_user_binding() -> None:
+    user = alice(tags={"eks-access/ns3": "pods-ro", "unrelated": "x"})
+    state = desired_state(SEED, IamSnapshot(users=(user,)), LIVE, event_id="evt-1")
+    [owned] = state.aws_auth
+    assert owned.entry == Entry(user.arn, "alice", ()) and owned.source == "tagGrants" and owned.event_id == "evt-1"
+    tag_bindings = [b for b in state.bindings if b.subject_kind == "User"]
+    assert [(b.namespace, b.name, b.cluster_role, b.subject_name, b.principal) for b in tag_bindings] == [
+        ("ns3", "eks-iam-sync:tag:alice:pods-ro", "rbac-bttrm-pods-ro-cluster-role", "alice", user.arn)
+    ]
+
+
+def test_tag_granted_roles_bind_their_username() -> None:
+    role = IamRole("ci", f"arn:aws:iam::{ACCT}:role/ci", {"eks-access/ns3": "pods-ro"})
+    state = desired_state(SEED, IamSnapshot(roles=(role,)), LIVE)
+    assert [o.entry for o in state.aws_auth] == [Entry(role.arn, "ci", ())]
+    assert [b.subject_name for b in state.bindings if b.subject_kind == "User"] == ["ci"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("eks-access/ns3", "nope", "unknown-profile"),
+        ("eks-access/kube-system", "pods-ro", "denied-namespace"),
+        ("eks-access/Not_A_Namespace", "pods-ro", "invalid-namespace"),
+        ("eks-access/", "pods-ro", "cluster-wide"),
+        ("eks-access/*", "pods-ro", "cluster-wide"),
+    ],
+)
+def test_every_tag_refusal_is_reported_with_principal_tag_and_reason(key: str, value: str, reason: str) -> None:
+    state = desired_state(SEED, IamSnapshot(users=(alice(tags={key: value}),)), LIVE)
+    [refusal] = state.refusals
+    assert (refusal.principal, refusal.subject, refusal.reason) == (alice().arn, f"{key}={value}", reason)
+    assert state.aws_auth == () and not [b for b in state.bindings if b.subject_kind == "User"]
+
+
+def test_privileged_cluster_roles_are_refused_unless_explicitly_allowed() -> None:
+    text = DEFAULT_CONFIG_PATH.read_text().replace(
+        "    pods-ro: rbac-bttrm-pods-ro-cluster-role\n",
+        "    pods-ro: rbac-bttrm-pods-ro-cluster-role\n    admin: cluster-admin\n",
+    )
+    text = text.replace("clusterRole: rbac-bttrm-pods-ro-cluster-role", "clusterRole: system:aggregate-to-view")
+    user = alice(tags={"eks-access/ns3": "admin"})
+    state = desired_state(parse_config(text), IamSnapshot(users=(user,)), LIVE)
+    assert sorted(r.reason for r in state.refusals) == ["privileged-cluster-role", "privileged-cluster-role"]
+    assert state.bindings == ()
+    allowed = parse_config(text + "allowPrivilegedClusterRoles: [cluster-admin, system:aggregate-to-view]\n")
+    assert len(desired_state(allowed, IamSnapshot(users=(user,)), LIVE).bindings) == 3
+
+
+def test_rule_bindings_listed_selected_and_skipped() -> None:
+    state = desired_state(SEED, IamSnapshot(), {"bttrm-web-proj-1-ns": {}})
+    assert [(b.namespace, b.subject_kind, b.subject_name) for b in state.bindings] == [
+        ("bttrm-web-proj-1-ns", "Group", "rbac-bttrm-web-ro-group")
+    ]
+    assert state.skipped == ("namespaceGrants[0]: namespace 'bttrm-web-proj-2-ns' does not exist yet",)
+    selector = parse_config(
+        DEFAULT_CONFIG_PATH.read_text().replace(
+            "    namespaces: [bttrm-web-proj-1-ns, bttrm-web-proj-2-ns]",
+            "    namespaceSelector: {matchLabels: {team: web}}",
+        )
+    )
+    assert [b.namespace for b in desired_state(selector, IamSnapshot(), LIVE).bindings] == ["ns3"]
+    assert desired_state(selector, IamSnapshot(), None).bindings == ()  # scoped: namespaces not listed
+
+
+def test_label_selector_semantics() -> None:
+    config = parse_config(
+        "clusters: [{name: c, region: us-east-2}]\nnamespaceGrants:\n  - kubernetesGroup: g\n    clusterRole: r\n"
+        "    namespaceSelector:\n      matchLabels: {team: web}\n      matchExpressions:\n"
+        "        - {key: tier, operator: In, values: [dev, test]}\n        - {key: frozen, operator: DoesNotExist}\n"
+        "        - {key: env, operator: NotIn, values: [prod]}\n        - {key: owner, operator: Exists}\n"
+    )
+    selector = config.namespace_grants[0].namespace_selector
+    assert selector is not None
+    base = {"team": "web", "tier": "dev", "owner": "x"}
+    assert selects(selector, base)
+    assert selects(selector, {**base, "env": "stage"})
+    assert not selects(selector, {**base, "env": "prod"})
+    assert not selects(selector, {**base, "frozen": "yes"})
+    assert not selects(selector, {**base, "tier": "prod"})
+    assert not selects(selector, {k: v for k, v in base.items() if k != "owner"})
+    assert not selects(selector, {**base, "team": "db"})
+
+
+def test_binding_names_are_readable_deterministic_and_bounded() -> None:
+    assert (
+        binding_name("group", "rbac-bttrm-web-ro-group", "pods-ro")
+        == "eks-iam-sync:group:rbac-bttrm-web-ro-group:pods-ro"
+    )
+    assert binding_name("group", "a/b%c", "r") == "eks-iam-sync:group:a-b-c:r"
+    long = binding_name("tag", "x" * 300, "r")
+    assert len(long) <= 253 and long == binding_name("tag", "x" * 300, "r")
+
+
+def observed(
+    namespace: str, name: str, role: str, subject: tuple[str, str], source: str, principal: str | None = None
+) -> ObservedBinding:
+    return ObservedBinding(namespace, name, role, (subject,), source, principal, "1")
+
+
+def test_plan_creates_updates_replaces_and_deletes_only_what_is_owned() -> None:
+    user = alice(tags={"eks-access/ns3": "pods-ro"})
+    state = desired_state(SEED, IamSnapshot(users=(user,)), LIVE)
+    wanted = {b.key: b for b in state.bindings}
+    p1, p2, ns3 = sorted(wanted)
+    current = [
+        observed(*p1, "rbac-bttrm-pods-ro-cluster-role", ("Group", "rbac-bttrm-web-ro-group"), "namespaceGrants[0]"),
+        observed(*p2, "edit", ("Group", "rbac-bttrm-web-ro-group"), "namespaceGrants[0]"),
+        observed("old", "eks-iam-sync:tag:bob:pods-ro", "x", ("User", "bob"), "tag", f"arn:aws:iam::{ACCT}:user/bob"),
+    ]
+    actions = plan_bindings(state.bindings, current)
+    assert [(a.action, a.key) for a in actions] == [
+        ("replace", p2),
+        ("create", ns3),
+        ("delete", ("old", "eks-iam-sync:tag:bob:pods-ro")),
+    ]
+    edited = [observed(*p1, "rbac-bttrm-pods-ro-cluster-role", ("Group", "intruders"), "namespaceGrants[0]")]
+    assert [a.action for a in plan_bindings([wanted[p1]], edited)] == ["update"]
+
+
+def test_a_scoped_plan_deletes_only_bindings_of_principals_in_scope() -> None:
+    bob = observed("ns", "eks-iam-sync:tag:bob:r", "r", ("User", "bob"), "tag", f"arn:aws:iam::{ACCT}:user/x/bob")
+    carol = observed("ns", "eks-iam-sync:tag:carol:r", "r", ("User", "carol"), "tag", f"arn:aws:iam::{ACCT}:user/carol")
+    rule = observed("ns", "eks-iam-sync:group:g:r", "r", ("Group", "g"), "namespaceGrants[0]")
+    actions = plan_bindings([], [bob, carol, rule], PrincipalScope.of(["Bob"]))
+    assert [(a.action, a.key[1]) for a in actions] == [("delete", "eks-iam-sync:tag:bob:r")]
