@@ -3,7 +3,9 @@ the shell passes to ``Observer``."""
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,7 +16,19 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 SERVICE = "eks-iam-sync"
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "EksIamSync")
 
-logger = Logger(service=SERVICE)
+
+class _CurrentStdout(io.TextIOBase):
+    """Writes to whatever sys.stdout is at the time, so that log lines go where EMF metrics go
+    even when stdout is replaced after import (test runners, the chalice local runtime)."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+logger = Logger(service=SERVICE, stream=_CurrentStdout())  # type: ignore[arg-type]
 
 
 class Observer:
@@ -26,9 +40,13 @@ class Observer:
         self.log = log
 
     def count(self, name: str, value: float = 1, **dimensions: str) -> None:
-        with self._metric(name, value) as metric:
+        with self._metric(name, value, MetricUnit.Count) as metric:
             for key, dimension in dimensions.items():
                 metric.add_dimension(name=key, value=dimension)
+
+    def milliseconds(self, name: str, value: float) -> None:
+        with self._metric(name, value, MetricUnit.Milliseconds):
+            pass
 
     def info(self, message: str, **fields: Any) -> None:
         self.log.info(message, extra={"cluster": self.cluster, **fields})
@@ -40,9 +58,9 @@ class Observer:
         self.log.error(message, extra={"cluster": self.cluster, **fields})
 
     @contextmanager
-    def _metric(self, name: str, value: float) -> Iterator[Any]:
+    def _metric(self, name: str, value: float, unit: MetricUnit) -> Iterator[Any]:
         dimensions = {"service": SERVICE, **({"cluster": self.cluster} if self.cluster else {})}
         with single_metric(
-            name=name, unit=MetricUnit.Count, value=value, namespace=METRICS_NAMESPACE, default_dimensions=dimensions
+            name=name, unit=unit, value=value, namespace=METRICS_NAMESPACE, default_dimensions=dimensions
         ) as metric:
             yield metric

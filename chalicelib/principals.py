@@ -33,3 +33,11 @@ class PrincipalScope:
 
     def describe(self) -> str:
         return ", ".join([f"user {u}" for u in sorted(self.users)] + [f"role {r}" for r in sorted(self.roles)])
+
+
+def canonical_arn(arn: str) -> str:
+    """What aws-iam-authenticator matches: an assumed-role session becomes its role's ARN (no path)."""
+    fields = arn.split(":", 5)
+    if len(fields) == 6 and fields[2] == "sts" and fields[5].startswith("assumed-role/"):
+        return f"arn:{fields[1]}:iam::{fields[4]}:role/{fields[5].split('/')[1]}"
+    return arn

@@ -24,3 +24,15 @@ def config_path() -> Path:
         return DEFAULT_CONFIG_PATH
     path = Path(configured)
     return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+SCHEDULE_VARIABLE = "EKS_IAM_SYNC_SCHEDULE_MINUTES"
+
+
+def schedule_minutes() -> int:
+    """Minutes between full reconciles (read when the app is packaged; default 15)."""
+    value = os.environ.get(SCHEDULE_VARIABLE, "15")
+    minutes = int(value) if value.isdigit() else 0
+    if not 1 <= minutes <= 1440:
+        raise ValueError(f"{SCHEDULE_VARIABLE} must be a whole number of minutes from 1 to 1440, not {value!r}")
+    return minutes

@@ -78,16 +78,18 @@ class TokenSource:
     ) -> None:
         self._session = session
         self._clock = clock
-        self._tokens: dict[tuple[str, str], EksToken] = {}
+        self._tokens: dict[tuple[str, str, str], EksToken] = {}
         self._lock = threading.Lock()
 
     def token(self, cluster_name: str, region: str) -> str:
-        key = (cluster_name, region)
+        session = self._session or boto3.Session()
+        credentials = session.get_credentials()
+        # Keyed by access key too: a token is an identity, and credentials may change between invocations.
+        key = (cluster_name, region, credentials.access_key if credentials else "")
         with self._lock:
             now = self._clock()
             cached = self._tokens.get(key)
             if cached is None or not cached.fresh(now):
-                session = self._session or boto3.Session()
                 cached = mint_token(session, cluster_name, region)
                 self._tokens[key] = cached
             return cached.value

@@ -37,14 +37,19 @@ def install_service(plane: ControlPlane, role_name: str = "eks-iam-sync-function
     return Service(session, session.arn)
 
 
-def bootstrap_aws_auth(plane: ControlPlane, service: Service) -> None:
-    """The one-time step an operator does: map the node role and the service's role (and nothing else)."""
-    mapping: dict[str, object] = {"rolearn": service.role_arn, "username": SERVICE_USERNAME, "groups": [SERVICE_GROUP]}
-    write_aws_auth(plane, map_roles=[NODE_ROLE, mapping])
+def reset_aws_auth(plane: ControlPlane) -> None:
+    """No aws-auth, no backups: the state of a cluster before anyone mapped anything."""
     core = client.CoreV1Api(plane.admin())
     for cm in core.list_namespaced_config_map("kube-system").items:
-        if cm.metadata.name.startswith("eks-iam-sync-"):
+        if cm.metadata.name == "aws-auth" or cm.metadata.name.startswith("eks-iam-sync-"):
             core.delete_namespaced_config_map(cm.metadata.name, "kube-system")
+
+
+def bootstrap_aws_auth(plane: ControlPlane, service: Service) -> None:
+    """The one-time step an operator does: map the node role and the service's role (and nothing else)."""
+    reset_aws_auth(plane)
+    mapping: dict[str, object] = {"rolearn": service.role_arn, "username": SERVICE_USERNAME, "groups": [SERVICE_GROUP]}
+    write_aws_auth(plane, map_roles=[NODE_ROLE, mapping])
 
 
 def delete_owned_bindings(plane: ControlPlane) -> None:

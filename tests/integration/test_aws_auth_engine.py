@@ -20,6 +20,7 @@ from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.awsauth.writer import AwsAuthWriter
 from chalicelib.ownership import LEDGER_ANNOTATION
 from tests.conftest import Environment
+from tests.harness.service import reset_aws_auth
 from tests.unit.awsauth.builders import NODE, document, owned_user, user
 
 pytestmark = pytest.mark.cluster
@@ -28,15 +29,13 @@ pytestmark = pytest.mark.cluster
 @pytest.fixture
 def aws_auth(env: Environment) -> Iterator[client.CoreV1Api]:
     core = client.CoreV1Api(env.admin())
+    reset_aws_auth(env.plane)
     core.create_namespaced_config_map(
         "kube-system",
         client.V1ConfigMap(metadata=client.V1ObjectMeta(name="aws-auth"), data=document(roles=[NODE])),
     )
     yield core
-    core.delete_namespaced_config_map("aws-auth", "kube-system")
-    for cm in core.list_namespaced_config_map("kube-system").items:
-        if cm.metadata.name.startswith("eks-iam-sync-"):
-            core.delete_namespaced_config_map(cm.metadata.name, "kube-system")
+    reset_aws_auth(env.plane)
 
 
 class RecordingConfigMaps(ConfigMaps):

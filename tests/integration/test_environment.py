@@ -22,6 +22,7 @@ from tests.harness.principals import (
     role_session,
     write_aws_auth,
 )
+from tests.harness.service import reset_aws_auth
 
 pytestmark = pytest.mark.cluster
 
@@ -32,8 +33,9 @@ def unique(prefix: str) -> str:
 
 @pytest.fixture
 def clean_aws_auth(env: Environment) -> Iterator[None]:
+    reset_aws_auth(env.plane)
     yield
-    client.CoreV1Api(env.admin()).delete_namespaced_config_map("aws-auth", "kube-system")
+    reset_aws_auth(env.plane)
 
 
 @pytest.fixture(scope="module")

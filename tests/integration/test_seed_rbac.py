@@ -12,7 +12,7 @@ from kubernetes.client.rest import ApiException
 from chalicelib.config import DEFAULT_CONFIG_PATH, load_config
 from tests.conftest import Environment
 from tests.harness.principals import can, eventually, iam_user, write_aws_auth
-from tests.harness.service import ensure_cluster_role, ensure_namespace
+from tests.harness.service import ensure_cluster_role, ensure_namespace, reset_aws_auth
 
 pytestmark = pytest.mark.cluster
 
@@ -23,7 +23,7 @@ PROJECT_NAMESPACES = GRANT.namespaces or ()
 
 @pytest.fixture
 def seed_rbac(env: Environment) -> Iterator[None]:
-    core, rbac = client.CoreV1Api(env.admin()), client.RbacAuthorizationV1Api(env.admin())
+    rbac = client.RbacAuthorizationV1Api(env.admin())
     ensure_cluster_role(env.plane, GRANT.cluster_role)
     for namespace in PROJECT_NAMESPACES:
         ensure_namespace(env.plane, namespace)
@@ -44,7 +44,7 @@ def seed_rbac(env: Environment) -> Iterator[None]:
     yield
     for namespace in PROJECT_NAMESPACES:
         rbac.delete_namespaced_role_binding("web-ro", namespace)
-    core.delete_namespaced_config_map("aws-auth", "kube-system")
+    reset_aws_auth(env.plane)
 
 
 def test_seed_group_member_reads_pods_in_both_project_namespaces_and_nothing_else(

@@ -1,0 +1,100 @@
+"""Reaching a cluster as the function itself: endpoint and CA from eks:DescribeCluster (cached for
+the life of the execution environment) unless the configuration gives them, and a kubernetes client
+configured in memory whose bearer token is re-minted from the function's role before it lapses."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+from kubernetes import client
+
+from chalicelib.adapters.eks_token import TokenSource
+from chalicelib.config import Cluster
+from chalicelib.errors import PermanentError, TransientError
+
+_described: dict[tuple[str, str], ClusterAccess] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    name: str
+    region: str
+    endpoint: str
+    ca_data: str | None  # base64 PEM
+    insecure: bool = False
+    authentication_mode: str | None = None  # CONFIG_MAP | API_AND_CONFIG_MAP | API (None: not described)
+
+
+def cluster_access(cluster: Cluster, session: boto3.Session | None = None) -> ClusterAccess:
+    if cluster.endpoint:
+        return ClusterAccess(
+            cluster.name,
+            cluster.region,
+            cluster.endpoint,
+            cluster.certificate_authority_data,
+            cluster.insecure_skip_tls_verify,
+        )
+    key = (cluster.name, cluster.region)
+    with _lock:
+        if key not in _described:
+            _described[key] = _describe(cluster, session or boto3.Session())
+        return _described[key]
+
+
+def _describe(cluster: Cluster, session: boto3.Session) -> ClusterAccess:
+    eks = session.client("eks", region_name=cluster.region, config=BotoConfig(retries={"mode": "standard"}))
+    try:
+        found = eks.describe_cluster(name=cluster.name)["cluster"]
+    except ClientError as err:
+        code = err.response.get("Error", {}).get("Code", "")
+        if code in ("ResourceNotFoundException", "AccessDeniedException"):
+            raise PermanentError(f"eks:DescribeCluster {cluster.name} in {cluster.region}: {code}") from err
+        raise TransientError(f"eks:DescribeCluster {cluster.name}: {code}") from err
+    except BotoCoreError as err:
+        raise TransientError(f"eks:DescribeCluster {cluster.name}: {err}") from err
+    mode = (found.get("accessConfig") or {}).get("authenticationMode")
+    return ClusterAccess(
+        cluster.name, cluster.region, found["endpoint"], found["certificateAuthority"]["data"], False, mode
+    )
+
+
+def api_client(access: ClusterAccess, tokens: TokenSource) -> client.ApiClient:
+    configuration = client.Configuration()
+    configuration.host = access.endpoint
+    configuration.api_key = {"authorization": tokens.token(access.name, access.region)}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    configuration.refresh_api_key_hook = _refresher(access, tokens)
+    configuration.retries = 2
+    if access.insecure:
+        configuration.verify_ssl = False
+    elif access.ca_data:
+        configuration.ssl_ca_cert = str(_ca_file(access.ca_data))
+    return client.ApiClient(configuration)
+
+
+def _refresher(access: ClusterAccess, tokens: TokenSource) -> Any:
+    def refresh(configuration: client.Configuration) -> None:
+        configuration.api_key["authorization"] = tokens.token(access.name, access.region)
+
+    return refresh
+
+
+def _ca_file(ca_data: str) -> Path:
+    """kubernetes 35 takes the CA only as a file; it is written once, by content, under the temp dir."""
+    pem = base64.b64decode(ca_data)
+    folder = Path(tempfile.gettempdir()) / "eks-iam-sync-ca"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"{hashlib.sha256(pem).hexdigest()[:16]}.pem"
+    if not path.exists():
+        path.write_bytes(pem)
+    return path

@@ -1,0 +1,54 @@
+"""What the Lambda handlers call. Cheap to import: the kubernetes client is loaded only when an
+event actually concerns the configuration (chalicelib.runner)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.config import Config, ConfigError, load_config
+from chalicelib.errors import PermanentError
+from chalicelib.events import Ignored, read_event
+from chalicelib.observability import Observer, logger
+from chalicelib.settings import config_path
+
+_config: dict[str, Config] = {}
+
+
+def current_config() -> Config:
+    """Loaded once per execution environment; a bad file is logged, counted and raised (events are
+    kept for retry / the DLQ rather than dropped)."""
+    path = str(config_path())
+    if path not in _config:
+        try:
+            _config[path] = load_config(path)
+        except ConfigError as err:
+            logger.error("invalid configuration", extra={"problems": [p.render(path) for p in err.problems]})
+            Observer().count("ConfigInvalid")
+            raise PermanentError(f"invalid configuration {path}: {err}") from err
+    return _config[path]
+
+
+def handle_iam_event(raw: dict[str, Any]) -> dict[str, Any]:
+    config = current_config()
+    result = read_event(raw, config)
+    if isinstance(result, Ignored):
+        logger.info(
+            "event ignored", extra={"eventId": result.event_id, "reason": result.reason, "detail": result.detail}
+        )
+        Observer().count("EventsIgnored", reason=result.reason)
+        return {"status": "ignored", "eventId": result.event_id, "reason": result.reason, "detail": result.detail}
+    logger.set_correlation_id(result.event_id)
+    logger.append_keys(eventName=result.event_name, actor=result.actor, principals=result.scope.describe())
+    try:
+        from chalicelib.runner import run_event  # noqa: PLC0415 - loads kubernetes only for relevant events
+
+        return {"status": "reconciled", "eventId": result.event_id, "clusters": run_event(config, result)}
+    finally:
+        logger.remove_keys(["eventName", "actor", "principals"])
+        logger.set_correlation_id(None)
+
+
+def reconcile_all() -> dict[str, Any]:
+    from chalicelib.runner import run_full  # noqa: PLC0415 - see handle_iam_event
+
+    return {"status": "reconciled", "clusters": run_full(current_config())}
