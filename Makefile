@@ -4,13 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint binaries bench clean
+.PHONY: demo test lint binaries bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt -e .
 	touch $@
+
+## the seed scenario end to end on a local stack, printed step by step
+demo: $(STAMP) binaries
+	$(PY) -m demo.seed_story
 
 ## etcd + kube-apiserver for the tests (built once from Debian's sources, cached in ~/.cache/eks-iam-sync)
 binaries:
@@ -29,6 +33,7 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-## figures, not assertions: IAM calls per snapshot (more with the event handlers)
-bench: $(STAMP)
+## figures, not assertions: IAM calls per snapshot, API calls per event, import and event costs
+bench: $(STAMP) binaries
 	$(PY) -m benchmarks.iam_snapshot
+	$(PY) -m benchmarks.event_costs

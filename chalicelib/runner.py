@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import boto3
+from aws_lambda_powertools import Tracer
 
 from chalicelib.adapters.configmaps import ConfigMaps
 from chalicelib.adapters.eks import api_client, cluster_access
@@ -20,16 +21,20 @@ from chalicelib.awsauth.ledger import Ledger, LedgerError
 from chalicelib.config import Cluster, Config
 from chalicelib.errors import PermanentError, SyncError, TransientError
 from chalicelib.events import Trigger
-from chalicelib.observability import Observer, logger
+from chalicelib.observability import SERVICE, Observer, logger
 from chalicelib.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE, LEDGER_ANNOTATION
 from chalicelib.principals import PrincipalScope, canonical_arn
 from chalicelib.reconcile import ClusterReport, Options, reconcile_cluster
 from chalicelib.snapshot import IamSnapshot
 
 TOKENS = TokenSource()
+# X-Ray (aws_xray_sdk costs ~180 ms to import: created here, on the path that talks to clusters,
+# not in the handlers' import). Off outside Lambda and wherever POWERTOOLS_TRACE_DISABLED=true.
+tracer = Tracer(service=SERVICE)
 _own_arns: dict[str, str] = {}
 
 
+@tracer.capture_method
 def run_event(config: Config, trigger: Trigger, session: boto3.Session | None = None) -> dict[str, Any]:
     session = session or boto3.Session()
     clients = {c.name: _client(c, session) for c in config.clusters}
@@ -45,6 +50,7 @@ def run_event(config: Config, trigger: Trigger, session: boto3.Session | None = 
     return _each_cluster(config, clients, snapshot, scope, options)
 
 
+@tracer.capture_method
 def run_full(config: Config, session: boto3.Session | None = None, options: Options | None = None) -> dict[str, Any]:
     session = session or boto3.Session()
     clients = {c.name: _client(c, session) for c in config.clusters}

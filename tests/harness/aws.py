@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ TEST_ENVIRONMENT = {
 @contextmanager
 def moto_server() -> Iterator[str]:
     """Yields the endpoint URL; sets AWS_ENDPOINT_URL and dummy credentials while it runs."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

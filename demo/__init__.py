@@ -1,0 +1,1 @@
+"""`make demo`: the seed scenario end to end on a local stack."""

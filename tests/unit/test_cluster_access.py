@@ -1,0 +1,62 @@
+"""Cluster access: DescribeCluster (moto) once per execution environment, overrides, the client."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from chalicelib.adapters import eks
+from chalicelib.adapters.eks import api_client, cluster_access
+from chalicelib.adapters.eks_token import TokenSource
+from chalicelib.config import Cluster
+from chalicelib.errors import PermanentError
+
+PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setattr(eks, "_described", {})
+    with mock_aws():
+        yield
+
+
+def test_describe_cluster_is_called_once_and_cached(aws: None) -> None:
+    client = boto3.client("eks", region_name="us-east-2")
+    client.create_cluster(name="c1", roleArn="arn:aws:iam::123456789012:role/eks", resourcesVpcConfig={})
+    calls: list[str] = []
+    session = boto3.Session(region_name="us-east-2")
+    session.events.register("before-call.eks", lambda model, **_: calls.append(model.name))
+    first = cluster_access(Cluster(name="c1", region="us-east-2"), session)
+    second = cluster_access(Cluster(name="c1", region="us-east-2"), session)
+    assert first is second and calls == ["DescribeCluster"]
+    assert first.endpoint.startswith("https://") and first.ca_data
+
+
+def test_a_missing_cluster_is_a_permanent_error(aws: None) -> None:
+    with pytest.raises(PermanentError, match="ResourceNotFoundException"):
+        cluster_access(Cluster(name="nope", region="us-east-2"), boto3.Session(region_name="us-east-2"))
+
+
+def test_configured_endpoint_skips_describe_cluster_and_the_client_is_in_memory(aws: None) -> None:
+    ca = base64.b64encode(PEM).decode()
+    access = cluster_access(
+        Cluster.model_validate(
+            {"name": "c1", "region": "us-east-2", "endpoint": "https://127.0.0.1:6443", "certificateAuthorityData": ca}
+        )
+    )
+    assert access.endpoint == "https://127.0.0.1:6443" and access.authentication_mode is None
+    api = api_client(access, TokenSource(boto3.Session(region_name="us-east-2")))
+    configuration = api.configuration
+    assert configuration.host == "https://127.0.0.1:6443"
+    header = configuration.get_api_key_with_prefix("authorization")
+    assert header.startswith("Bearer k8s-aws-v1.")
+    with open(configuration.ssl_ca_cert, "rb") as handle:
+        assert handle.read() == PEM

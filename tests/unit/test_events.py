@@ -1,0 +1,110 @@
+"""CloudTrail records -> which principals to re-read, or why the event is ignored. Pure."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.config import DEFAULT_CONFIG_PATH, load_config
+from chalicelib.events import EVENT_NAMES, EVENT_PATTERN, Ignored, Trigger, read_event
+from tests.harness.cloudtrail import iam_event
+
+SEED = load_config(DEFAULT_CONFIG_PATH)
+GROUP = "iam-bttrm-web-ro-group"
+ROOT = Path(__file__).parents[2]
+
+
+def read(name: str, **params: Any) -> Trigger | Ignored:
+    return read_event(iam_event(name, params), SEED)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "users", "roles"),
+    [
+        ("AddUserToGroup", {"groupName": GROUP, "userName": "alice"}, {"alice"}, set()),
+        ("RemoveUserFromGroup", {"groupName": "IAM-BTTRM-WEB-RO-GROUP", "userName": "Alice"}, {"alice"}, set()),
+        ("DeleteUser", {"userName": "alice"}, {"alice"}, set()),
+        ("UpdateUser", {"userName": "alice", "newUserName": "alice2"}, {"alice", "alice2"}, set()),
+        ("UpdateUser", {"userName": "alice", "newPath": "/eng/"}, {"alice"}, set()),
+        ("TagUser", {"userName": "alice", "tags": [{"key": "eks-access/ns3", "value": "pods-ro"}]}, {"alice"}, set()),
+        ("UntagUser", {"userName": "alice", "tagKeys": ["eks-access/ns3"]}, {"alice"}, set()),
+        ("TagRole", {"roleName": "ci", "tags": [{"key": "eks-access/ns3", "value": "pods-ro"}]}, set(), {"ci"}),
+        ("UntagRole", {"roleName": "ci", "tagKeys": ["eks-access/ns3", "x"]}, set(), {"ci"}),
+        ("DeleteRole", {"roleName": "ci"}, set(), {"ci"}),
+        (
+            "CreateRole",
+            {"roleName": "iam-bttrm-web-ro-role", "assumeRolePolicyDocument": "{}"},
+            set(),
+            {"iam-bttrm-web-ro-role"},
+        ),
+        ("UpdateRole", {"roleName": "iam-bttrm-web-ro-role"}, set(), {"iam-bttrm-web-ro-role"}),
+    ],
+)
+def test_relevant_events_name_the_principals_to_re_read(
+    name: str, params: dict[str, Any], users: set[str], roles: set[str]
+) -> None:
+    trigger = read(name, **params)
+    assert isinstance(trigger, Trigger)
+    assert (set(trigger.scope.users), set(trigger.scope.roles)) == (users, roles)
+    assert trigger.event_name == name and trigger.actor == "arn:aws:iam::123456789012:user/console-admin"
+
+
+def test_delete_group_is_resolved_through_the_ledger() -> None:
+    trigger = read("DeleteGroup", groupName=GROUP)
+    assert isinstance(trigger, Trigger) and trigger.deleted_groups == (GROUP,) and not trigger.scope
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("AddUserToGroup", {"groupName": "other", "userName": "alice"}),
+        ("DeleteGroup", {"groupName": "other"}),
+        ("TagUser", {"userName": "alice", "tags": [{"key": "team", "value": "web"}]}),
+        ("UntagRole", {"roleName": "ci", "tagKeys": ["team"]}),
+        ("CreateRole", {"roleName": "unrelated"}),
+    ],
+)
+def test_events_that_concern_nothing_configured_are_ignored(name: str, params: dict[str, Any]) -> None:
+    ignored = read(name, **params)
+    assert isinstance(ignored, Ignored) and ignored.reason == "not-configured"
+
+
+def test_failed_calls_unsupported_and_malformed_events() -> None:
+    failed = read_event(
+        iam_event("AddUserToGroup", {"groupName": GROUP, "userName": "a"}, error_code="AccessDenied"), SEED
+    )
+    assert isinstance(failed, Ignored) and failed.reason == "error-code"
+    assert getattr(read("CreateUser", userName="a"), "reason", None) == "unsupported-event"
+    missing = read("AddUserToGroup", groupName=GROUP)
+    assert isinstance(missing, Ignored) and missing.reason == "malformed" and missing.event_id
+    assert getattr(read("AddUserToGroup", groupName=GROUP, userName=""), "reason", None) == "malformed"
+    assert getattr(read("TagUser", userName="a", tags="x"), "reason", None) == "malformed"
+    garbage = read_event({"detail": "nope", "id": "e-1"}, SEED)
+    assert isinstance(garbage, Ignored) and garbage.reason == "malformed" and garbage.event_id == "e-1"
+    other = iam_event("AddUserToGroup", {"groupName": GROUP, "userName": "a"})
+    other["source"] = "aws.s3"
+    assert getattr(read_event(other, SEED), "reason", None) == "not-iam"
+
+
+def test_the_rule_pattern_covers_every_handled_event_and_drops_failed_calls() -> None:
+    assert EVENT_PATTERN["detail"]["eventName"] == list(EVENT_NAMES)
+    assert EVENT_PATTERN["detail"]["errorCode"] == [{"exists": False}]
+
+
+def test_an_irrelevant_event_never_imports_the_kubernetes_client() -> None:
+    script = (
+        "import json, sys, app\n"
+        "from chalicelib.service import handle_iam_event\n"
+        "from tests.harness.cloudtrail import iam_event\n"
+        "result = handle_iam_event(iam_event('AddUserToGroup', {'groupName': 'other', 'userName': 'x'}))\n"
+        "print(json.dumps([result['reason'], sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes')]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "EKS_IAM_SYNC_CONFIG"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env, cwd=ROOT)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == ["not-configured", []]
