@@ -1,41 +1,109 @@
-"""The operator command line: `eks-iam-sync COMMAND`."""
+"""The operator command line: `eks-iam-sync COMMAND` (also `python -m chalicelib`).
+
+Same code paths as the Lambdas: AWS credentials from the standard chain, clusters reached with an
+EKS token + DescribeCluster (or a kubeconfig context when given). `plan` exits like
+`terraform plan -detailed-exitcode`: 0 no changes, 2 changes, 1 error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from chalicelib.config import Config, ConfigError, load_config
 from chalicelib.rbac_manifest import render_manifest
 from chalicelib.settings import config_path
 
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    result: int = args.run(args)
+    args = _parser().parse_args(argv)
+    # A terminal is not CloudWatch: no EMF metrics, and only errors from the service's JSON log,
+    # on stderr, so that stdout carries the command's own output (and valid JSON with --output json).
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    from chalicelib.observability import logger  # noqa: PLC0415
+
+    logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "ERROR"))
+    args.out = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        result: int = args.run(args)
     return result
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eks-iam-sync", description="Keep Amazon EKS access in step with AWS IAM.")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    validate = commands.add_parser(
-        "validate", help="check a configuration file", description="Check a configuration file."
+
+    def command(name: str, summary: str, run: Any, config_positional: bool = False) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=summary, description=summary)
+        if config_positional:
+            sub.add_argument(
+                "config", nargs="?", help="the YAML file (default: $EKS_IAM_SYNC_CONFIG or the shipped example)"
+            )
+        else:
+            sub.add_argument("--config", help="the YAML file (default: $EKS_IAM_SYNC_CONFIG or the shipped example)")
+        sub.set_defaults(run=run)
+        return sub
+
+    validate = command(
+        "validate", "Check a configuration file (and, with --live, IAM and the clusters).", _validate, True
     )
+    _cluster_options(validate)
     validate.add_argument(
-        "config", nargs="?", help="the YAML file (default: $EKS_IAM_SYNC_CONFIG or the shipped example)"
+        "--live", action="store_true", help="also check IAM groups/roles, ClusterRoles and namespaces"
     )
-    validate.set_defaults(run=_validate)
-    rbac = commands.add_parser(
-        "rbac",
-        help="print the service's own RBAC manifest for a configuration",
-        description="Print the least-privilege RBAC manifest (infra/kubernetes/rbac.yaml) for a configuration.",
+    command("rbac", "Print the service's own least-privilege RBAC manifest for a configuration.", _rbac, True)
+    plan = command(
+        "plan", "Show what a full reconcile would change; write nothing. Exit 0 none, 2 changes, 1 error.", _plan
     )
-    rbac.add_argument("config", nargs="?", help="the YAML file (default: $EKS_IAM_SYNC_CONFIG or the shipped example)")
-    rbac.set_defaults(run=_rbac)
+    _cluster_options(plan)
+    plan.add_argument("--output", choices=["text", "json"], default="text")
+    apply = command("apply", "Run a full reconcile now (same guardrails as the Lambda).", _apply)
+    _cluster_options(apply)
+    apply.add_argument("--force", action="store_true", help="lift the deletion breaker (and only it)")
+    apply.add_argument("--output", choices=["text", "json"], default="text")
+    explain = command("explain", "Why can (or can't) a principal reach a namespace?", _explain)
+    _cluster_options(explain)
+    explain.add_argument("principal", help="an IAM ARN, an IAM user or role name, or a Kubernetes username")
+    backups = command("backups", "List the kept versions of aws-auth.", _backups)
+    _cluster_options(backups)
+    restore = command("restore", "Bring back a kept version of aws-auth, through the guardrails.", _restore)
+    _cluster_options(restore)
+    restore.add_argument("version", type=int, help="the backup's sequence number (see `backups`)")
+    restore.add_argument("--force", action="store_true", help="restore even over a document EKS cannot read")
     return parser
+
+
+def _cluster_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cluster", help="only this configured cluster")
+    parser.add_argument("--kubeconfig", help="reach the cluster through this kubeconfig instead of an EKS token")
+    parser.add_argument("--context", help="the kubeconfig context (with --kubeconfig)")
+
+
+class Style:
+    """ANSI colour when writing to a terminal (and NO_COLOR is unset)."""
+
+    def __init__(self, stream: Any = sys.stdout) -> None:
+        self.on = hasattr(stream, "isatty") and stream.isatty() and "NO_COLOR" not in os.environ
+
+    def __call__(self, text: str, colour: str) -> str:
+        codes = {"green": "32", "red": "31", "yellow": "33", "bold": "1", "dim": "2"}
+        return f"\033[{codes[colour]}m{text}\033[0m" if self.on else text
+
+    def line(self, text: str) -> str:
+        colour = {"+": "green", "-": "red", "~": "yellow", "!": "yellow"}.get(text[:1])
+        return self(text, colour) if colour else text
+
+
+def progress(message: str) -> None:
+    if sys.stderr.isatty():
+        print(f"… {message}", file=sys.stderr, flush=True)
 
 
 def _load(args: argparse.Namespace) -> tuple[str, Config | None]:
@@ -51,14 +119,92 @@ def _load(args: argparse.Namespace) -> tuple[str, Config | None]:
 def _validate(args: argparse.Namespace) -> int:
     path, config = _load(args)
     if config is None:
-        return 1
-    print(f"{path}: valid: {config.summary()}")
-    return 0
+        return EXIT_ERROR
+    print(f"{path}: valid: {config.summary()}", file=args.out)
+    if not args.live:
+        return EXIT_OK
+    from chalicelib.operations import live_problems  # noqa: PLC0415 - the kubernetes client only when needed
+
+    problems = live_problems(config, args)
+    for problem in problems:
+        print(f"live: {problem}", file=sys.stderr)
+    print(f"live checks: {'ok' if not problems else f'{len(problems)} problem(s)'}", file=args.out)
+    return EXIT_ERROR if problems else EXIT_OK
 
 
 def _rbac(args: argparse.Namespace) -> int:
     _, config = _load(args)
     if config is None:
-        return 1
-    print(render_manifest(config), end="")
-    return 0
+        return EXIT_ERROR
+    print(render_manifest(config), end="", file=args.out)
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> int:
+    return _reconcile(args, dry_run=True, force=False)
+
+
+def _apply(args: argparse.Namespace) -> int:
+    if args.force:
+        print("warning: --force lifts the deletion breaker for this run", file=sys.stderr)
+    return _reconcile(args, dry_run=False, force=args.force)
+
+
+def _reconcile(args: argparse.Namespace, dry_run: bool, force: bool) -> int:
+    _, config = _load(args)
+    if config is None:
+        return EXIT_ERROR
+    from chalicelib import operations  # noqa: PLC0415
+
+    progress("reading IAM (full snapshot) and the clusters")
+    results = operations.full_reconcile(config, args, dry_run=dry_run, force=force)
+    if args.output == "json":
+        print(json.dumps({name: operations.as_json(r) for name, r in results.items()}, indent=2), file=args.out)
+    else:
+        style = Style(args.out)
+        for name, result in results.items():
+            for line in operations.as_text(name, result, dry_run):
+                print(style.line(line), file=args.out)
+    failed = any(not operations.succeeded(r) for r in results.values())
+    if failed:
+        return EXIT_ERROR
+    changed = any(operations.changed(r) for r in results.values())
+    return EXIT_CHANGES if dry_run and changed else EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    _, config = _load(args)
+    if config is None:
+        return EXIT_ERROR
+    from chalicelib import operations  # noqa: PLC0415
+
+    progress("reading IAM and the clusters")
+    lines, found = operations.explain_text(config, args)
+    style = Style(args.out)
+    for line in lines:
+        print(style.line(line), file=args.out)
+    return EXIT_OK if found else EXIT_ERROR
+
+
+def _backups(args: argparse.Namespace) -> int:
+    _, config = _load(args)
+    if config is None:
+        return EXIT_ERROR
+    from chalicelib import operations  # noqa: PLC0415
+
+    for line in operations.backups_text(config, args):
+        print(line, file=args.out)
+    return EXIT_OK
+
+
+def _restore(args: argparse.Namespace) -> int:
+    _, config = _load(args)
+    if config is None:
+        return EXIT_ERROR
+    from chalicelib import operations  # noqa: PLC0415
+
+    ok, lines = operations.restore(config, args)
+    style = Style(args.out)
+    for line in lines:
+        print(style.line(line), file=args.out)
+    return EXIT_OK if ok else EXIT_ERROR

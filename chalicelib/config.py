@@ -183,6 +183,11 @@ class Config(_Model):
         )
 
 
+def grantable_cluster_roles(config: Config) -> list[str]:
+    """Every ClusterRole a rule or a profile may bind: the service's RBAC allows `bind` on exactly these."""
+    return sorted({g.cluster_role for g in config.namespace_grants} | set(config.tag_grants.profiles.values()))
+
+
 def is_privileged_cluster_role(name: str) -> bool:
     return name == "cluster-admin" or name.startswith("system:")
 

@@ -31,6 +31,11 @@ class _CurrentStdout(io.TextIOBase):
 logger = Logger(service=SERVICE, stream=_CurrentStdout())  # type: ignore[arg-type]
 
 
+def metrics_enabled() -> bool:
+    """Powertools' own switch; single_metric does not consult it, so it is checked here."""
+    return os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() not in ("true", "1")
+
+
 class Observer:
     """Logs and counts what the shell does. Each metric is flushed at once (EMF on stdout), so a
     count is never lost to a crash and needs no handler decorator."""
@@ -40,11 +45,15 @@ class Observer:
         self.log = log
 
     def count(self, name: str, value: float = 1, **dimensions: str) -> None:
+        if not metrics_enabled():
+            return
         with self._metric(name, value, MetricUnit.Count) as metric:
             for key, dimension in dimensions.items():
                 metric.add_dimension(name=key, value=dimension)
 
     def milliseconds(self, name: str, value: float) -> None:
+        if not metrics_enabled():
+            return
         with self._metric(name, value, MetricUnit.Milliseconds):
             pass
 

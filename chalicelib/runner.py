@@ -19,7 +19,7 @@ from chalicelib.adapters.eks_token import TokenSource
 from chalicelib.adapters.iam import IamReader, iam_client
 from chalicelib.awsauth.ledger import Ledger, LedgerError
 from chalicelib.config import Cluster, Config
-from chalicelib.errors import PermanentError, SyncError, TransientError
+from chalicelib.errors import SyncError, TransientError
 from chalicelib.events import Trigger
 from chalicelib.observability import SERVICE, Observer, logger
 from chalicelib.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE, LEDGER_ANNOTATION
@@ -37,60 +37,65 @@ _own_arns: dict[str, str] = {}
 @tracer.capture_method
 def run_event(config: Config, trigger: Trigger, session: boto3.Session | None = None) -> dict[str, Any]:
     session = session or boto3.Session()
-    clients = {c.name: _client(c, session) for c in config.clusters}
+    clients = clients_for(config, session)
     scope = trigger.scope
     if trigger.deleted_groups:
         scope = PrincipalScope(scope.users | _former_members(clients, trigger.deleted_groups), scope.roles)
     snapshot = IamReader(iam_client(session)).scoped_snapshot(scope.users, scope.roles)
     options = Options(
         event_id=trigger.event_id,
-        own_arns=frozenset({_own_arn(session)}),
+        own_arns=frozenset({own_arn(session)}),
         reason=f"{trigger.event_name} {trigger.event_id}",
     )
-    return _each_cluster(config, clients, snapshot, scope, options)
+    return _lambda_result(reconcile_clusters(config, clients, snapshot, scope, options))
 
 
 @tracer.capture_method
-def run_full(config: Config, session: boto3.Session | None = None, options: Options | None = None) -> dict[str, Any]:
+def run_full(config: Config, session: boto3.Session | None = None) -> dict[str, Any]:
     session = session or boto3.Session()
-    clients = {c.name: _client(c, session) for c in config.clusters}
+    clients = clients_for(config, session)
     snapshot = IamReader(iam_client(session)).full_snapshot()
-    options = options or Options(own_arns=frozenset({_own_arn(session)}))
-    return _each_cluster(config, clients, snapshot, None, options)
+    options = Options(own_arns=frozenset({own_arn(session)}))
+    return _lambda_result(reconcile_clusters(config, clients, snapshot, None, options))
 
 
-def _each_cluster(
+def reconcile_clusters(
     config: Config,
     clients: dict[str, Any],
     snapshot: IamSnapshot,
     scope: PrincipalScope | None,
     options: Options,
-) -> dict[str, Any]:
-    results: dict[str, Any] = {}
-    transient: list[str] = []
-    for cluster in config.clusters:
-        observer = Observer(cluster.name)
+) -> dict[str, ClusterReport | SyncError]:
+    """Each cluster in turn; a failure is returned in its place, never stopping the others."""
+    results: dict[str, ClusterReport | SyncError] = {}
+    for name, client in clients.items():
+        observer = Observer(name)
         started = time.monotonic()
         try:
-            client = clients[cluster.name]
             if isinstance(client, SyncError):
                 raise client
-            report = reconcile_cluster(config, cluster.name, client, snapshot, scope, options, observer)
-            results[cluster.name] = summarize(report)
-        except TransientError as err:
-            observer.error("reconcile failed; will be retried", detail=str(err))
-            observer.count("ReconcileFailures", kind="transient")
-            transient.append(f"{cluster.name}: {err}")
-            results[cluster.name] = {"status": "failed", "error": str(err)}
-        except PermanentError as err:
-            observer.error("reconcile failed; retrying will not help", detail=str(err))
-            observer.count("ReconcileFailures", kind="permanent")
-            results[cluster.name] = {"status": "failed", "error": str(err)}
+            results[name] = reconcile_cluster(config, name, client, snapshot, scope, options, observer)
+        except SyncError as err:
+            transient = isinstance(err, TransientError)
+            observer.error(
+                "reconcile failed; " + ("will be retried" if transient else "retrying will not help"), detail=str(err)
+            )
+            observer.count("ReconcileFailures", kind="transient" if transient else "permanent")
+            results[name] = err
         finally:
             observer.milliseconds("ReconcileDuration", (time.monotonic() - started) * 1000)
+    return results
+
+
+def _lambda_result(results: dict[str, ClusterReport | SyncError]) -> dict[str, Any]:
+    """What a handler returns; a transient failure in any cluster is raised so the run is retried."""
+    transient = [f"{name}: {r}" for name, r in results.items() if isinstance(r, TransientError)]
     if transient:
         raise TransientError("; ".join(transient))
-    return results
+    return {
+        name: summarize(r) if isinstance(r, ClusterReport) else {"status": "failed", "error": str(r)}
+        for name, r in results.items()
+    }
 
 
 def summarize(report: ClusterReport) -> dict[str, Any]:
@@ -102,6 +107,11 @@ def summarize(report: ClusterReport) -> dict[str, Any]:
         "bindings": [a.describe() for a in report.bindings.done],
         "bindingProblems": report.bindings.skipped + report.bindings.conflicts + report.bindings.refused,
     }
+
+
+def clients_for(config: Config, session: boto3.Session, only: str | None = None) -> dict[str, Any]:
+    """A kubernetes client per configured cluster (or the error that prevents one)."""
+    return {c.name: _client(c, session) for c in config.clusters if only in (None, c.name)}
 
 
 def _client(cluster: Cluster, session: boto3.Session) -> Any:
@@ -116,7 +126,7 @@ def _client(cluster: Cluster, session: boto3.Session) -> Any:
         return err
 
 
-def _own_arn(session: boto3.Session) -> str:
+def own_arn(session: boto3.Session) -> str:
     credentials = session.get_credentials()
     key = credentials.access_key if credentials else ""
     if key not in _own_arns:

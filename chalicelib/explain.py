@@ -1,0 +1,67 @@
+"""Why can (or can't) this principal reach that namespace? Pure: answers from the desired state, the
+observed aws-auth and the rules of the ClusterRoles involved."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from chalicelib.awsauth.merge import OwnedEntry
+from chalicelib.awsauth.parse import Reading
+from chalicelib.desired import DesiredBinding, DesiredState, Refusal
+from chalicelib.principals import canonical_arn
+
+
+@dataclass(frozen=True)
+class Grant:
+    binding: DesiredBinding
+    via: str  # "group rbac-x (namespaceGrants[0])" or "tag eks-access/ns=p"
+    can: tuple[str, ...] = ()  # "pods: get, list, watch"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    owned: OwnedEntry
+    in_aws_auth: bool  # the entry is in aws-auth exactly as desired
+    grants: tuple[Grant, ...] = ()
+    refusals: tuple[Refusal, ...] = field(default=())
+
+
+def explain(
+    query: str,
+    desired: DesiredState,
+    observed: Reading | None,
+    rules: Mapping[str, Sequence[str]] | None = None,
+) -> list[Explanation]:
+    """``query``: an IAM ARN (a role session ARN too), an IAM user or role name, or a Kubernetes username."""
+    rules = rules or {}
+    found = []
+    for owned in desired.aws_auth:
+        if not _matches(query, owned):
+            continue
+        entry = owned.entry
+        present = observed is not None and entry.core() in [e.core() for e in observed.entries(owned.key)]
+        grants = []
+        for binding in desired.bindings:
+            if binding.subject_kind == "Group" and binding.subject_name in entry.groups:
+                via = f"group {binding.subject_name} ({binding.source})"
+            elif binding.subject_kind == "User" and binding.subject_name == entry.username:
+                via = binding.source
+            else:
+                continue
+            grants.append(Grant(binding, via, tuple(rules.get(binding.cluster_role, ()))))
+        refusals = tuple(r for r in desired.refusals if r.principal.lower() == entry.arn.lower())
+        found.append(Explanation(owned, present, tuple(grants), refusals))
+    return found
+
+
+def refusals_for(query: str, desired: DesiredState) -> list[Refusal]:
+    wanted = query.lower()
+    return [r for r in desired.refusals if wanted in (r.principal.lower(), r.principal.rsplit("/", 1)[-1].lower())]
+
+
+def _matches(query: str, owned: OwnedEntry) -> bool:
+    wanted = canonical_arn(query).lower()
+    entry = owned.entry
+    name = entry.arn.rsplit("/", 1)[-1].lower()
+    return wanted in (entry.arn.lower(), name, entry.username.lower())

@@ -1,0 +1,206 @@
+"""The operator CLI against the real environment: plan, apply, explain, backups, restore, validate."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from kubernetes import client
+
+from chalicelib.awsauth.parse import read_aws_auth
+from chalicelib.cli import main
+from chalicelib.ownership import MANAGED_BY_SELECTOR
+from tests.conftest import Environment
+from tests.harness.function import cluster_config
+from tests.harness.kube import ADMIN_TOKEN
+from tests.harness.principals import iam_user
+from tests.harness.service import (
+    Service,
+    bootstrap_aws_auth,
+    delete_owned_bindings,
+    ensure_cluster_role,
+    ensure_namespace,
+)
+
+pytestmark = pytest.mark.cluster
+
+GROUP = "iam-bttrm-web-ro-group"
+PROJECTS = ("bttrm-web-proj-1-ns", "bttrm-web-proj-2-ns")
+NS3 = "bttrm-web-proj-3-ns"
+
+
+@pytest.fixture
+def setup(
+    env: Environment, service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    iam = boto3.client("iam")
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_group(GroupName=GROUP)
+    for member in iam.get_group(GroupName=GROUP)["Users"]:
+        iam.remove_user_from_group(GroupName=GROUP, UserName=member["UserName"])
+    ensure_cluster_role(env.plane, "rbac-bttrm-pods-ro-cluster-role")
+    for namespace in (*PROJECTS, NS3):
+        ensure_namespace(env.plane, namespace)
+    bootstrap_aws_auth(env.plane, service)
+    delete_owned_bindings(env.plane)
+    config = tmp_path / "config.yaml"
+    config.write_text(cluster_config(env.plane))
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "test",
+                        "cluster": {"server": env.plane.endpoint, "certificate-authority": str(env.plane.ca_file)},
+                    }
+                ],
+                "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
+                "contexts": [{"name": "admin", "context": {"cluster": "test", "user": "admin"}}],
+                "current-context": "admin",
+            }
+        )
+    )
+    credentials = service.principal.session.get_credentials()
+    assert credentials is not None
+    frozen = credentials.get_frozen_credentials()
+    # the operator runs the CLI with the function's role here; it reaches the cluster by EKS token
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", str(frozen.access_key))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", str(frozen.secret_key))
+    monkeypatch.setenv("AWS_SESSION_TOKEN", frozen.token or "")
+    yield {"config": str(config), "kubeconfig": str(kubeconfig)}
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def developer(tags: dict[str, str] | None = None, in_group: bool = True) -> str:
+    name = f"dev-{uuid.uuid4().hex[:8]}"
+    iam_user(name)
+    iam = boto3.client("iam")
+    if in_group:
+        iam.add_user_to_group(GroupName=GROUP, UserName=name)
+    if tags:
+        iam.tag_user(UserName=name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    return name
+
+
+def aws_auth(env: Environment) -> client.V1ConfigMap:
+    return client.CoreV1Api(env.admin()).read_namespaced_config_map("aws-auth", "kube-system")
+
+
+def owned_bindings(env: Environment) -> list[str]:
+    found = client.RbacAuthorizationV1Api(env.admin()).list_role_binding_for_all_namespaces(
+        label_selector=MANAGED_BY_SELECTOR
+    )
+    return sorted(f"{b.metadata.namespace}/{b.metadata.name}" for b in found.items)
+
+
+def test_plan_apply_plan(env: Environment, setup: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    name = developer()
+    before = aws_auth(env).metadata.resource_version
+    code, out, _ = run(capsys, "plan", "--config", setup["config"])
+    assert code == 2, out
+    assert f"+ mapUsers arn:aws:iam::123456789012:user/{name} -> '{name}' ['rbac-bttrm-web-ro-group']" in out
+    assert "+ rolebinding bttrm-web-proj-1-ns/eks-iam-sync:group:rbac-bttrm-web-ro-group" in out
+    assert aws_auth(env).metadata.resource_version == before and owned_bindings(env) == []
+
+    code, out, _ = run(capsys, "plan", "--config", setup["config"], "--output", "json")
+    plan = json.loads(out)["bttrm-eks-dev-0"]
+    assert code == 2 and plan["status"] == "changes" and plan["awsAuth"]["status"] == "planned"
+    assert {c["arn"].rsplit("/", 1)[-1] for c in plan["awsAuth"]["changes"]} >= {name}
+
+    code, out, _ = run(capsys, "apply", "--config", setup["config"])
+    assert code == 0, out
+    users = {e.arn.rsplit("/", 1)[-1] for e in read_aws_auth(aws_auth(env).data).entries("mapUsers")}
+    assert name in users and len(owned_bindings(env)) == 2
+
+    code, out, _ = run(capsys, "plan", "--config", setup["config"])
+    assert code == 0 and "no changes" in out
+
+
+def test_explain(env: Environment, setup: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    member = developer()
+    tagged = developer({f"eks-access/{NS3}": "pods-ro"}, in_group=False)
+    assert run(capsys, "apply", "--config", setup["config"])[0] == 0
+    admin = ["--kubeconfig", setup["kubeconfig"], "--context", "admin"]  # reading ClusterRoles takes an operator
+
+    code, out, _ = run(capsys, "explain", member, "--config", setup["config"], *admin)
+    assert code == 0, out
+    assert "because: identities.groups[iam-bttrm-web-ro-group]" in out
+    assert "in aws-auth now: yes" in out
+    for namespace in PROJECTS:
+        assert (
+            f"namespace {namespace}: ClusterRole rbac-bttrm-pods-ro-cluster-role via group rbac-bttrm-web-ro-group"
+            in out
+        )
+    assert "can pods: get, list, watch" in out
+
+    arn = f"arn:aws:iam::123456789012:user/{tagged}"
+    code, out, _ = run(capsys, "explain", arn, "--config", setup["config"], *admin)
+    assert code == 0
+    assert f"namespace {NS3}: ClusterRole rbac-bttrm-pods-ro-cluster-role via tag eks-access/{NS3}=pods-ro" in out
+    assert PROJECTS[0] not in out
+
+    code, out, _ = run(capsys, "explain", "nobody-at-all", "--config", setup["config"], *admin)
+    assert code == 1 and "no mapping" in out
+
+
+def test_backups_and_restore(env: Environment, setup: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    original = aws_auth(env).data
+    developer()
+    assert run(capsys, "apply", "--config", setup["config"])[0] == 0
+    assert aws_auth(env).data != original
+    code, out, _ = run(capsys, "backups", "--config", setup["config"])
+    assert code == 0 and "    1  " in out and "eks-iam-sync apply" in out
+    code, out, _ = run(capsys, "restore", "1", "--config", setup["config"])
+    assert code == 0, out
+    assert "restore of backup 1: written" in out and "backup 2" in out
+    assert aws_auth(env).data == original
+    code, out, _ = run(capsys, "restore", "7", "--config", setup["config"])
+    assert code == 1 and "no backup 7 is kept (kept: 2, 1)" in out
+
+
+def test_invalid_configuration_gives_a_precise_error(
+    setup: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(Path(setup["config"]).read_text().replace("pods-ro: rbac", "pods-ro: [rbac") + "\n")
+    code, _, err = run(capsys, "plan", "--config", str(bad))
+    assert code == 1 and f"{bad}:" in err and "YAML syntax error" in err
+    bad.write_text(
+        Path(setup["config"])
+        .read_text()
+        .replace("kubernetesGroups: [rbac-bttrm-web-ro-group]", "kubernetesGroups: [system:masters]", 1)
+    )
+    code, _, err = run(capsys, "apply", "--config", str(bad))
+    assert code == 1 and f"{bad}:" in err and "identities.groups[0].kubernetesGroups[0]" in err
+
+
+def test_validate_live(env: Environment, setup: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    admin = ["--kubeconfig", setup["kubeconfig"], "--context", "admin"]
+    with contextlib.suppress(boto3.client("iam").exceptions.EntityAlreadyExistsException):
+        boto3.client("iam").create_role(RoleName="iam-bttrm-web-ro-role", AssumeRolePolicyDocument="{}")
+    code, out, err = run(capsys, "validate", setup["config"], "--live", *admin)
+    assert code == 0 and "live checks: ok" in out, err
+    text = (
+        Path(setup["config"])
+        .read_text()
+        .replace("bttrm-web-proj-2-ns]", "not-there-ns]")
+        .replace("iamGroup: iam-bttrm-web-ro-group", "iamGroup: no-such-group")
+    )
+    Path(setup["config"]).write_text(text)
+    code, _, err = run(capsys, "validate", setup["config"], "--live", *admin)
+    assert code == 1
+    assert "IAM group 'no-such-group' does not exist" in err
+    assert "namespace 'not-there-ns' does not exist" in err
