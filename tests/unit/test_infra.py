@@ -27,7 +27,7 @@ CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
 def load(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.load(path.read_text(), Loader=CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    data: dict[str, Any] = yaml.load(path.read_text(), Loader=CfnLoader)
     return data
 
 
@@ -70,7 +70,7 @@ def test_chalice_package_merges_roles_dead_letters_retries_and_alarms(packaged: 
 
 def test_every_template_passes_cfn_lint(packaged: Path) -> None:
     templates = [packaged / "sam.yaml", TEMPLATES / "event-forwarder.yaml", TEMPLATES / "cluster-bootstrap.yaml"]
-    result = subprocess.run([str(BIN / "cfn-lint"), *map(str, templates)], capture_output=True, text=True)
+    result = subprocess.run([str(BIN / "cfn-lint"), *map(str, templates)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
