@@ -232,3 +232,29 @@ def test_the_default_stage_config_points_at_the_shipped_example() -> None:
     config = json.loads((Path(__file__).parents[2] / ".chalice" / "config.json").read_text())
     assert config["environment_variables"]["EKS_IAM_SYNC_CONFIG"] == "chalicelib/default-config.yaml"
     assert (Path(__file__).parents[2] / config["environment_variables"]["EKS_IAM_SYNC_CONFIG"]) == DEFAULT_CONFIG_PATH
+
+
+def test_a_deleted_group_s_former_members_are_found_in_the_ledger(env: Environment, function: Function) -> None:
+    iam = boto3.client("iam")
+    who, name = person()
+    iam.add_user_to_group(GroupName=GROUP, UserName=name)
+    send(function, "AddUserToGroup", groupName=GROUP, userName=name)
+    assert who.arn in {e.arn for e in read_aws_auth(aws_auth(env).data).entries("mapUsers")}
+    iam.remove_user_from_group(GroupName=GROUP, UserName=name)
+    iam.delete_group(GroupName=GROUP)  # IAM can no longer say who was in it
+    result = send(function, "DeleteGroup", groupName=GROUP)
+    assert any(who.arn in change for change in result["clusters"][env.cluster_name]["changes"])
+    assert who.arn not in {e.arn for e in read_aws_auth(aws_auth(env).data).entries("mapUsers")}
+
+
+def test_a_renamed_user_is_remapped_under_the_new_arn(env: Environment, function: Function) -> None:
+    iam = boto3.client("iam")
+    who, name = person()
+    iam.add_user_to_group(GroupName=GROUP, UserName=name)
+    send(function, "AddUserToGroup", groupName=GROUP, userName=name)
+    renamed = f"{name}-renamed"
+    iam.update_user(UserName=name, NewUserName=renamed, NewPath="/moved/")
+    send(function, "UpdateUser", userName=name, newUserName=renamed, newPath="/moved/")
+    users = {e.arn: e.username for e in read_aws_auth(aws_auth(env).data).entries("mapUsers")}
+    assert who.arn not in users
+    assert users[f"arn:aws:iam::123456789012:user/moved/{renamed}"] == renamed
