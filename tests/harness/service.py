@@ -3,9 +3,11 @@ aws-auth to the Kubernetes group eks-iam-sync, holding only infra/kubernetes/rba
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
 from kubernetes import client, utils
 from kubernetes.client.rest import ApiException
 
@@ -79,3 +81,21 @@ def ensure_cluster_role(plane: ControlPlane, name: str, verbs: tuple[str, ...] =
     except ApiException as err:
         if err.status != 409:
             raise
+
+
+def reset_iam_grants(group: str, tag_prefix: str = "eks-access/") -> None:
+    """The emulator is shared by the whole session: no one in the seed group, no tag grants left over."""
+    iam = boto3.client("iam")
+    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+        iam.create_group(GroupName=group)
+    for member in iam.get_group(GroupName=group)["Users"]:
+        iam.remove_user_from_group(GroupName=group, UserName=member["UserName"])
+    for page in iam.get_paginator("list_users").paginate():
+        for user in page["Users"]:
+            keys = [
+                t["Key"]
+                for t in iam.list_user_tags(UserName=user["UserName"])["Tags"]
+                if t["Key"].startswith(tag_prefix)
+            ]
+            if keys:
+                iam.untag_user(UserName=user["UserName"], TagKeys=keys)

@@ -3,7 +3,6 @@ own role's credentials and EKS token, every step checked as the IAM user sees it
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from tests.harness.service import (
     delete_owned_bindings,
     ensure_cluster_role,
     ensure_namespace,
+    reset_iam_grants,
 )
 
 pytestmark = pytest.mark.cluster
@@ -43,11 +43,7 @@ POD_READER = "rbac-bttrm-pods-ro-cluster-role"
 
 @pytest.fixture
 def function(env: Environment, service: Service, tmp_path: Path) -> Iterator[Function]:
-    iam = boto3.client("iam")
-    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
-        iam.create_group(GroupName=GROUP)
-    for member in iam.get_group(GroupName=GROUP)["Users"]:
-        iam.remove_user_from_group(GroupName=GROUP, UserName=member["UserName"])
+    reset_iam_grants(GROUP)
     ensure_cluster_role(env.plane, POD_READER)
     for namespace in (*PROJECTS, NS3):
         ensure_namespace(env.plane, namespace)

@@ -25,6 +25,7 @@ from tests.harness.service import (
     delete_owned_bindings,
     ensure_cluster_role,
     ensure_namespace,
+    reset_iam_grants,
 )
 
 pytestmark = pytest.mark.cluster
@@ -38,11 +39,7 @@ NS3 = "bttrm-web-proj-3-ns"
 def setup(
     env: Environment, service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, str]]:
-    iam = boto3.client("iam")
-    with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
-        iam.create_group(GroupName=GROUP)
-    for member in iam.get_group(GroupName=GROUP)["Users"]:
-        iam.remove_user_from_group(GroupName=GROUP, UserName=member["UserName"])
+    reset_iam_grants(GROUP)
     ensure_cluster_role(env.plane, "rbac-bttrm-pods-ro-cluster-role")
     for namespace in (*PROJECTS, NS3):
         ensure_namespace(env.plane, namespace)

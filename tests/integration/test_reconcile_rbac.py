@@ -28,6 +28,7 @@ from tests.harness.service import (
     delete_owned_bindings,
     ensure_cluster_role,
     ensure_namespace,
+    reset_iam_grants,
 )
 
 pytestmark = pytest.mark.cluster
@@ -54,8 +55,7 @@ def cluster(env: Environment, service: Service, iam) -> Iterator[Environment]:
         ensure_namespace(env.plane, namespace)
     bootstrap_aws_auth(env.plane, service)
     delete_owned_bindings(env.plane)
-    for member in iam.get_group(GroupName=GROUP)["Users"]:
-        iam.remove_user_from_group(GroupName=GROUP, UserName=member["UserName"])
+    reset_iam_grants(GROUP)
     yield env
 
 
