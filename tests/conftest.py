@@ -8,12 +8,12 @@ from dataclasses import dataclass
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
-from tests.harness.authenticator import TokenAuthenticator, WebhookServer
-from tests.harness.aws import moto_server, secret_for
-from tests.harness.kube import ControlPlane, start_control_plane
+from tests.harness.authenticator import TokenAuthenticator
+from tests.harness.aws import moto_server
+from tests.harness.kube import ControlPlane
 from tests.harness.service import Service, install_service
+from tests.harness.stack import start_cluster
 
 CLUSTER_NAME = "bttrm-eks-dev-0"
 CLUSTER_REGION = "us-east-2"
@@ -40,27 +40,7 @@ def aws_endpoint() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def env(aws_endpoint: str) -> Iterator[Environment]:
     with ExitStack() as stack:
-        admin_holder: list[client.ApiClient] = []
-
-        def read_aws_auth() -> dict[str, str]:
-            try:
-                cm = client.CoreV1Api(admin_holder[0]).read_namespaced_config_map("aws-auth", "kube-system")
-            except ApiException as err:
-                if err.status == 404:
-                    return {}
-                raise
-            return dict(cm.data or {})
-
-        authenticator = TokenAuthenticator(
-            cluster_id=CLUSTER_NAME,
-            sts_endpoint=aws_endpoint,
-            read_aws_auth=read_aws_auth,
-            secret_for=secret_for,
-        )
-        webhook = WebhookServer(authenticator).start()
-        stack.callback(webhook.stop)
-        plane = start_control_plane(stack, webhook.url)
-        admin_holder.append(plane.admin())
+        plane, authenticator = start_cluster(stack, aws_endpoint, CLUSTER_NAME)
         yield Environment(aws_endpoint=aws_endpoint, plane=plane, authenticator=authenticator)
 
 

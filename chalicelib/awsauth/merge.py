@@ -80,7 +80,12 @@ class Merge:
 
     @property
     def diff(self) -> str:
-        return "\n".join([c.describe() for c in self.changes] + [c.describe() for c in self.conflicts])
+        return describe_all(self.changes, self.conflicts)
+
+
+def describe_all(changes: Iterable[Change], conflicts: Iterable[Conflict]) -> str:
+    """The human-readable diff: one line per change, then one per conflict."""
+    return "\n".join([c.describe() for c in changes] + [c.describe() for c in conflicts])
 
 
 class NotUnderstood(ValueError):

@@ -15,7 +15,7 @@ load the same entries and no problem is an error.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,12 +209,12 @@ def _read_item(key: str, raw: str, item: yaml.Node) -> tuple[Entry, Entry, list[
     gen_a = Entry(
         arn=_string_a(exact.get(arn_field), problems, key, arn_field),
         username=_string_a(exact.get("username"), problems, key, "username"),
-        groups=_groups_a(exact.get("groups"), problems, key),
+        groups=_groups(exact.get("groups"), problems, key, "Gen A", _string_a),
     )
     gen_c = Entry(
         arn=_string_c(folded.get(arn_field), problems, key, arn_field),
         username=_string_c(folded.get("username"), problems, key, "username"),
-        groups=_groups_c(folded.get("groups"), problems, key),
+        groups=_groups(folded.get("groups"), problems, key, "Gen C", _string_c),
         extra=tuple(extra),
     )
     if not gen_c.arn:
@@ -265,22 +265,16 @@ def _string_c(node: yaml.Node | None, problems: list[Problem], key: str, name: s
     return ""
 
 
-def _groups_a(node: yaml.Node | None, problems: list[Problem], key: str) -> tuple[str, ...]:
+def _groups(
+    node: yaml.Node | None, problems: list[Problem], key: str, gen: str, read: Callable[..., str]
+) -> tuple[str, ...]:
+    """A groups field: a list of strings, read item by item with the generation's string rule."""
     if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL):
         return ()
     if not isinstance(node, yaml.SequenceNode):
-        _type_problem(problems, key, node, "groups", "Gen A")
+        _type_problem(problems, key, node, "groups", gen)
         return ()
-    return tuple(_string_a(item, problems, key, "groups[]") for item in node.value)
-
-
-def _groups_c(node: yaml.Node | None, problems: list[Problem], key: str) -> tuple[str, ...]:
-    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL):
-        return ()
-    if not isinstance(node, yaml.SequenceNode):
-        _type_problem(problems, key, node, "groups", "Gen C")
-        return ()
-    return tuple(_string_c(item, problems, key, "groups[]") for item in node.value)
+    return tuple(read(item, problems, key, "groups[]") for item in node.value)
 
 
 def _entry_set_problems(key: str, entries: list[Entry]) -> Iterator[Problem]:

@@ -19,7 +19,7 @@ from typing import Literal, Protocol
 from chalicelib.adapters.configmaps import ObservedConfigMap
 from chalicelib.awsauth.guardrails import Policy, Refusal, check_current, check_post_image
 from chalicelib.awsauth.ledger import Ledger, LedgerError
-from chalicelib.awsauth.merge import Change, Conflict, OwnedEntry, merge
+from chalicelib.awsauth.merge import Change, Conflict, OwnedEntry, describe_all, merge
 from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.errors import TransientError, WriteConflict
 from chalicelib.observability import Observer
@@ -73,7 +73,7 @@ class Outcome:
 
     @property
     def diff(self) -> str:
-        return "\n".join([c.describe() for c in self.changes] + [c.describe() for c in self.conflicts])
+        return describe_all(self.changes, self.conflicts)
 
 
 @dataclass(frozen=True)

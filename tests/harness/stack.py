@@ -1,5 +1,5 @@
-"""The whole local stack in one context manager, for `make demo` and `make bench`: moto, the token
-webhook, etcd + kube-apiserver, the service's role and RBAC, the seed's cluster side."""
+"""The local stack: the EKS token webhook + etcd + kube-apiserver against the STS emulator, and, for
+`make demo` and `make bench`, the whole thing in one context manager with the service installed."""
 
 from __future__ import annotations
 
@@ -18,6 +18,29 @@ from tests.harness.service import Service, bootstrap_aws_auth, ensure_cluster_ro
 CLUSTER = "bttrm-eks-dev-0"
 
 
+def start_cluster(
+    stack: ExitStack, aws_endpoint: str, cluster: str = CLUSTER
+) -> tuple[ControlPlane, TokenAuthenticator]:
+    """A control plane whose token webhook maps callers from its own live aws-auth."""
+    admin: list[client.ApiClient] = []
+
+    def read_aws_auth() -> dict[str, str]:
+        try:
+            found = client.CoreV1Api(admin[0]).read_namespaced_config_map("aws-auth", "kube-system")
+        except ApiException as err:
+            if err.status == 404:
+                return {}
+            raise
+        return dict(found.data or {})
+
+    authenticator = TokenAuthenticator(cluster, aws_endpoint, read_aws_auth, secret_for)
+    webhook = WebhookServer(authenticator).start()
+    stack.callback(webhook.stop)
+    plane = start_control_plane(stack, webhook.url)
+    admin.append(plane.admin())
+    return plane, authenticator
+
+
 @dataclass
 class Stack:
     aws_endpoint: str
@@ -30,22 +53,7 @@ class Stack:
 def local_stack(namespaces: tuple[str, ...], cluster_role: str) -> Iterator[Stack]:
     with ExitStack() as stack:
         endpoint = stack.enter_context(moto_server())
-        holder: list[client.ApiClient] = []
-
-        def read_aws_auth() -> dict[str, str]:
-            try:
-                found = client.CoreV1Api(holder[0]).read_namespaced_config_map("aws-auth", "kube-system")
-            except ApiException as err:
-                if err.status == 404:
-                    return {}
-                raise
-            return dict(found.data or {})
-
-        authenticator = TokenAuthenticator(CLUSTER, endpoint, read_aws_auth, secret_for)
-        webhook = WebhookServer(authenticator).start()
-        stack.callback(webhook.stop)
-        plane = start_control_plane(stack, webhook.url)
-        holder.append(plane.admin())
+        plane, authenticator = start_cluster(stack, endpoint)
         service = install_service(plane)
         ensure_cluster_role(plane, cluster_role)
         for namespace in namespaces:
