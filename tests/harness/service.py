@@ -99,3 +99,19 @@ def reset_iam_grants(group: str, tag_prefix: str = "eks-access/") -> None:
             ]
             if keys:
                 iam.untag_user(UserName=user["UserName"], TagKeys=keys)
+
+
+SEED_GROUP = "iam-bttrm-web-ro-group"
+SEED_CLUSTER_ROLE = "rbac-bttrm-pods-ro-cluster-role"
+SEED_NAMESPACES = ("bttrm-web-proj-1-ns", "bttrm-web-proj-2-ns", "bttrm-web-proj-3-ns")
+
+
+def prepare_seed_cluster(plane: ControlPlane, service: Service, extra_namespaces: tuple[str, ...] = ()) -> None:
+    """The seed's cluster side before the service's first run: its ClusterRole and namespaces, aws-auth
+    with only the node role and the service's mapping, no owned RoleBindings, nobody granted in IAM."""
+    reset_iam_grants(SEED_GROUP)
+    ensure_cluster_role(plane, SEED_CLUSTER_ROLE)
+    for namespace in (*SEED_NAMESPACES, *extra_namespaces):
+        ensure_namespace(plane, namespace)
+    bootstrap_aws_auth(plane, service)
+    delete_owned_bindings(plane)

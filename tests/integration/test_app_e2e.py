@@ -26,11 +26,7 @@ from tests.harness.function import Function, cluster_config, deployed
 from tests.harness.principals import Principal, can, eventually, iam_user
 from tests.harness.service import (
     Service,
-    bootstrap_aws_auth,
-    delete_owned_bindings,
-    ensure_cluster_role,
-    ensure_namespace,
-    reset_iam_grants,
+    prepare_seed_cluster,
 )
 
 pytestmark = pytest.mark.cluster
@@ -43,12 +39,7 @@ POD_READER = "rbac-bttrm-pods-ro-cluster-role"
 
 @pytest.fixture
 def function(env: Environment, service: Service, tmp_path: Path) -> Iterator[Function]:
-    reset_iam_grants(GROUP)
-    ensure_cluster_role(env.plane, POD_READER)
-    for namespace in (*PROJECTS, NS3):
-        ensure_namespace(env.plane, namespace)
-    bootstrap_aws_auth(env.plane, service)
-    delete_owned_bindings(env.plane)
+    prepare_seed_cluster(env.plane, service)
     with deployed(service, cluster_config(env.plane), tmp_path) as fn:
         yield fn
 

@@ -21,11 +21,7 @@ from tests.harness.kube import ADMIN_TOKEN
 from tests.harness.principals import iam_user
 from tests.harness.service import (
     Service,
-    bootstrap_aws_auth,
-    delete_owned_bindings,
-    ensure_cluster_role,
-    ensure_namespace,
-    reset_iam_grants,
+    prepare_seed_cluster,
 )
 
 pytestmark = pytest.mark.cluster
@@ -39,12 +35,7 @@ NS3 = "bttrm-web-proj-3-ns"
 def setup(
     env: Environment, service: Service, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[dict[str, str]]:
-    reset_iam_grants(GROUP)
-    ensure_cluster_role(env.plane, "rbac-bttrm-pods-ro-cluster-role")
-    for namespace in (*PROJECTS, NS3):
-        ensure_namespace(env.plane, namespace)
-    bootstrap_aws_auth(env.plane, service)
-    delete_owned_bindings(env.plane)
+    prepare_seed_cluster(env.plane, service)
     config = tmp_path / "config.yaml"
     config.write_text(cluster_config(env.plane))
     kubeconfig = tmp_path / "kubeconfig"

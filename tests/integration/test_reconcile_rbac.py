@@ -24,11 +24,9 @@ from tests.conftest import Environment
 from tests.harness.principals import Principal, can, eventually, iam_user
 from tests.harness.service import (
     Service,
-    bootstrap_aws_auth,
-    delete_owned_bindings,
     ensure_cluster_role,
     ensure_namespace,
-    reset_iam_grants,
+    prepare_seed_cluster,
 )
 
 pytestmark = pytest.mark.cluster
@@ -49,13 +47,8 @@ def iam() -> object:
 
 @pytest.fixture
 def cluster(env: Environment, service: Service, iam) -> Iterator[Environment]:
-    ensure_cluster_role(env.plane, POD_READER)
+    prepare_seed_cluster(env.plane, service, extra_namespaces=("team-ns3",))
     ensure_cluster_role(env.plane, "pod-writer", ("create", "delete"))
-    for namespace in (*PROJECTS, "team-ns3"):
-        ensure_namespace(env.plane, namespace)
-    bootstrap_aws_auth(env.plane, service)
-    delete_owned_bindings(env.plane)
-    reset_iam_grants(GROUP)
     yield env
 
 
