@@ -1,4 +1,4 @@
-"""Cluster access: DescribeCluster (moto) once per execution environment, overrides, the client."""
+"""Cluster access: DescribeCluster (moto server) once per execution environment, overrides, the client."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from chalicelib.adapters import eks
 from chalicelib.adapters.eks import api_client, cluster_access
@@ -19,18 +18,16 @@ PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+def aws(aws_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto in server mode, reached through AWS_ENDPOINT_URL like every other AWS call here."""
     monkeypatch.setattr(eks, "_described", {})
-    with mock_aws():
-        yield
+    yield
 
 
 def test_describe_cluster_is_called_once_and_cached(aws: None) -> None:
     client = boto3.client("eks", region_name="us-east-2")
     client.create_cluster(name="c1", roleArn="arn:aws:iam::123456789012:role/eks", resourcesVpcConfig={})
+    assert client.meta.endpoint_url.startswith("http://127.0.0.1:")
     calls: list[str] = []
     session = boto3.Session(region_name="us-east-2")
     session.events.register("before-call.eks", lambda model, **_: calls.append(model.name))
