@@ -89,10 +89,14 @@ def test_pagination_is_followed_to_the_end() -> None:
     client = boto3.client("iam", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
     with Stubber(client) as stub:
         stub.add_response(
-            "get_account_authorization_details", detail_page(["a", "b"], "m1"), {"Filter": ["User", "Role"]}
+            "get_account_authorization_details",
+            detail_page(["a", "b"], "m1"),
+            {"Filter": ["User", "Role"], "MaxItems": 1000},
         )
         stub.add_response(
-            "get_account_authorization_details", detail_page(["c"], None), {"Filter": ["User", "Role"], "Marker": "m1"}
+            "get_account_authorization_details",
+            detail_page(["c"], None),
+            {"Filter": ["User", "Role"], "MaxItems": 1000, "Marker": "m1"},
         )
         snapshot = IamReader(client).full_snapshot()
     assert [u.name for u in snapshot.users] == ["a", "b", "c"]
@@ -109,7 +113,11 @@ def test_pagination_is_followed_to_the_end() -> None:
 def test_a_failed_page_fails_the_whole_snapshot(code: str, status: int, error: type[Exception]) -> None:
     client = boto3.client("iam", region_name="us-east-1", aws_access_key_id="a", aws_secret_access_key="b")
     with Stubber(client) as stub:
-        stub.add_response("get_account_authorization_details", detail_page(["a"], "m1"), {"Filter": ["User", "Role"]})
+        stub.add_response(
+            "get_account_authorization_details",
+            detail_page(["a"], "m1"),
+            {"Filter": ["User", "Role"], "MaxItems": 1000},
+        )
         stub.add_client_error("get_account_authorization_details", code, http_status_code=status)
         with pytest.raises(error):
             IamReader(client).full_snapshot()
