@@ -111,3 +111,16 @@ def eventually(check: Callable[[], bool], timeout: float = 10.0) -> bool:
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
+
+
+def assert_seed_access(api: client.ApiClient, projects: tuple[str, ...]) -> None:
+    """The seed's facts as the user sees them: get/list/watch pods in each project namespace (and a
+    real list works), no pod creation there, nothing in `default`, no nodes."""
+    assert eventually(lambda: all(can(api, "list", "pods", ns) for ns in projects))
+    for namespace in projects:
+        for verb in ("get", "list", "watch"):
+            assert can(api, verb, "pods", namespace), (verb, namespace)
+        assert not can(api, "create", "pods", namespace), namespace
+        assert client.CoreV1Api(api).list_namespaced_pod(namespace).items == []
+    assert not can(api, "list", "pods", "default")
+    assert not can(api, "list", "nodes")

@@ -23,7 +23,7 @@ from chalicelib.ownership import LEDGER_ANNOTATION, MANAGED_BY_SELECTOR
 from tests.conftest import Environment
 from tests.harness.cloudtrail import iam_event
 from tests.harness.function import Function, cluster_config, deployed
-from tests.harness.principals import Principal, can, eventually, iam_user
+from tests.harness.principals import Principal, assert_seed_access, eventually, iam_user
 from tests.harness.service import (
     Service,
     prepare_seed_cluster,
@@ -67,13 +67,7 @@ def aws_auth(env: Environment) -> client.V1ConfigMap:
 
 
 def seed_access(env: Environment, who: Principal) -> None:
-    api = env.plane.client_for(who.token(env.cluster_name))
-    assert eventually(lambda: all(can(api, "list", "pods", ns) for ns in PROJECTS))
-    for namespace in PROJECTS:
-        assert all(can(api, verb, "pods", namespace) for verb in ("get", "list", "watch"))
-        assert not can(api, "create", "pods", namespace)
-    assert not can(api, "list", "pods", "default")
-    assert not can(api, "list", "nodes")
+    assert_seed_access(env.plane.client_for(who.token(env.cluster_name)), PROJECTS)
 
 
 def test_the_seed_story(env: Environment, function: Function, capfd: pytest.CaptureFixture[str]) -> None:

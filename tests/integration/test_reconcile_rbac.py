@@ -21,7 +21,7 @@ from chalicelib.ownership import LEDGER_ANNOTATION, MANAGED_BY_SELECTOR
 from chalicelib.principals import PrincipalScope
 from chalicelib.reconcile import ClusterReport, Options, reconcile_cluster
 from tests.conftest import Environment
-from tests.harness.principals import Principal, can, eventually, iam_user
+from tests.harness.principals import Principal, assert_seed_access, can, eventually, iam_user
 from tests.harness.service import (
     Service,
     ensure_cluster_role,
@@ -88,13 +88,7 @@ def test_seed_end_state_as_the_service(env: Environment, service: Service, clust
     report = reconcile(env, service)
     assert report.aws_auth.status == "written"
     assert report.bindings.refused == [] and report.bindings.failed == []
-    api = as_user(env, person)
-    assert eventually(lambda: all(can(api, "list", "pods", ns) for ns in PROJECTS))
-    for namespace in PROJECTS:
-        assert all(can(api, verb, "pods", namespace) for verb in ("get", "list", "watch"))
-        assert not can(api, "create", "pods", namespace)
-    assert not can(api, "list", "pods", "default")
-    assert not can(api, "list", "nodes")
+    assert_seed_access(as_user(env, person), PROJECTS)
     entries = read_aws_auth(client.CoreV1Api(env.admin()).read_namespaced_config_map("aws-auth", "kube-system").data)
     mine = [e for e in entries.entries("mapUsers") if e.arn == person.arn]
     assert [(e.username, e.groups) for e in mine] == [(name, ("rbac-bttrm-web-ro-group",))]
