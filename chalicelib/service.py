@@ -32,9 +32,9 @@ def handle_iam_event(raw: dict[str, Any]) -> dict[str, Any]:
     config = current_config()
     result = read_event(raw, config)
     if isinstance(result, Ignored):
-        logger.info(
-            "event ignored", extra={"eventId": result.event_id, "reason": result.reason, "detail": result.detail}
-        )
+        # A malformed or hostile record is worth a look; a merely irrelevant one is not.
+        log = logger.warning if result.reason == "malformed" else logger.info
+        log("event ignored", extra={"eventId": result.event_id, "reason": result.reason, "detail": result.detail})
         Observer().count("EventsIgnored", reason=result.reason)
         return {"status": "ignored", "eventId": result.event_id, "reason": result.reason, "detail": result.detail}
     logger.set_correlation_id(result.event_id)

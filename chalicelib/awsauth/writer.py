@@ -123,7 +123,8 @@ class AwsAuthWriter:
         reason: str = "reconcile",
         dry_run: bool = False,
     ) -> Outcome:
-        """Merges ``desired`` (owned entries; ``scope``: the lower-case ARNs this run may touch)."""
+        """Merges ``desired`` owned entries. ``scope`` holds the lower-case ARNs this run may touch (a
+        PrincipalScope matches them by name); None means every owned entry."""
         wanted = tuple(desired)
 
         def attempt(observed: ObservedConfigMap | None) -> _Plan | Outcome:
@@ -168,7 +169,10 @@ class AwsAuthWriter:
                 return Outcome("refused", refusals=verdict.refusals)
             if data == backup.data:
                 return Outcome("unchanged")
-            after_ledger = Ledger.parse(backup.ledger)
+            try:
+                after_ledger = Ledger.parse(backup.ledger)
+            except LedgerError as err:
+                return Outcome("refused", refusals=(Refusal("ledger-unreadable", f"backup {sequence}: {err}"),))
             policy = Policy(self.policy.protected_arns, self.policy.max_deletion_share, force_deletions=True)
             verdict = check_post_image(
                 reading if reading.understood else read_aws_auth({}),
