@@ -13,15 +13,15 @@ from kubernetes.client.rest import ApiException
 from chalicelib.adapters.configmaps import ConfigMaps
 from chalicelib.adapters.iam import IamReader, iam_client
 from chalicelib.adapters.rolebindings import RoleBindings
-from chalicelib.awsauth.guardrails import Policy
 from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.awsauth.writer import AwsAuthWriter, WriterSettings
+from chalicelib.awsauth.writer import AwsAuthWriter
 from chalicelib.config import Config, grantable_cluster_roles
 from chalicelib.desired import desired_state
 from chalicelib.errors import SyncError
 from chalicelib.explain import explain, refusals_for
+from chalicelib.observability import Observer
 from chalicelib.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE
-from chalicelib.reconcile import ClusterReport, Options
+from chalicelib.reconcile import ClusterReport, Options, aws_auth_writer
 from chalicelib.runner import clients_for, own_arn, reconcile_clusters
 
 Result = ClusterReport | SyncError
@@ -179,12 +179,9 @@ def _rules(api: Any, roles: set[str]) -> dict[str, list[str]]:
     return found
 
 
-def _writer(config: Config, api: Any) -> AwsAuthWriter:
-    return AwsAuthWriter(
-        ConfigMaps(api),
-        policy=Policy(max_deletion_share=config.aws_auth.max_deletion_share),
-        settings=WriterSettings(backups=config.aws_auth.backups),
-    )
+def _writer(config: Config, api: Any, own_arns: frozenset[str] = frozenset()) -> AwsAuthWriter:
+    # Restores protect what the Lambdas protect (break-glass entries), and whoever runs them.
+    return aws_auth_writer(config, api, Options(own_arns=own_arns, reason="eks-iam-sync restore"), Observer())
 
 
 def backups_text(config: Config, args: argparse.Namespace) -> list[str]:
@@ -206,14 +203,15 @@ def backups_text(config: Config, args: argparse.Namespace) -> list[str]:
 
 
 def restore(config: Config, args: argparse.Namespace) -> tuple[bool, list[str]]:
-    reached = clients(config, args, boto3.Session())
+    session = boto3.Session()
+    reached = clients(config, args, session)
     if len(reached) != 1:
         return False, ["restore works on one cluster: name it with --cluster"]
     ((name, api),) = reached.items()
     if isinstance(api, SyncError):
         return False, [f"cluster {name}: FAILED: {api}"]
     try:
-        outcome = _writer(config, api).restore(args.version, force=args.force)
+        outcome = _writer(config, api, frozenset({own_arn(session)})).restore(args.version, force=args.force)
     except LookupError as err:
         return False, [str(err)]
     lines = [f"cluster {name}: restore of backup {args.version}: {outcome.status}"]

@@ -61,7 +61,18 @@ def reconcile_cluster(
     namespaces = bindings.namespaces() if scope is None else None
     desired = desired_state(config, snapshot, namespaces, options.event_id)
     _report_desired(desired, observer)
-    writer = AwsAuthWriter(
+    writer = aws_auth_writer(config, api, options, observer)
+    outcome = writer.sync(desired.aws_auth, scope=scope, reason=options.reason, dry_run=options.dry_run)
+    plan = plan_bindings(desired.bindings, bindings.list_owned(), scope)
+    report = ClusterReport(cluster, desired, outcome, plan)
+    if not options.dry_run:
+        report.bindings = apply_bindings(plan, bindings, observer)
+    return report
+
+
+def aws_auth_writer(config: Config, api: client.ApiClient, options: Options, observer: Observer) -> AwsAuthWriter:
+    """The one way to build the aws-auth writer: break-glass and the caller's own ARNs are protected."""
+    return AwsAuthWriter(
         ConfigMaps(api),
         policy=Policy(
             protected_arns=frozenset(a.lower() for a in (*config.aws_auth.break_glass_arns, *options.own_arns)),
@@ -71,12 +82,6 @@ def reconcile_cluster(
         settings=WriterSettings(backups=config.aws_auth.backups),
         observer=observer,
     )
-    outcome = writer.sync(desired.aws_auth, scope=scope, reason=options.reason, dry_run=options.dry_run)
-    plan = plan_bindings(desired.bindings, bindings.list_owned(), scope)
-    report = ClusterReport(cluster, desired, outcome, plan)
-    if not options.dry_run:
-        report.bindings = apply_bindings(plan, bindings, observer)
-    return report
 
 
 def _report_desired(desired: DesiredState, observer: Observer) -> None:
