@@ -3,7 +3,6 @@ shipped infra/kubernetes/rbac.yaml; what users can do is asked with their own to
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Iterator
 
@@ -39,10 +38,7 @@ PROJECTS = tuple(SEED.namespace_grants[0].namespaces or ())
 
 @pytest.fixture(scope="module")
 def iam() -> object:
-    client_ = boto3.client("iam")
-    with contextlib.suppress(client_.exceptions.EntityAlreadyExistsException):
-        client_.create_group(GroupName=GROUP)
-    return client_
+    return boto3.client("iam")  # the seed group is made by prepare_seed_cluster
 
 
 @pytest.fixture
