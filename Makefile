@@ -24,11 +24,12 @@ binaries:
 test: $(STAMP) binaries
 	$(PY) -m pytest
 
-## ruff (lint + format) and mypy (strict)
+## ruff (lint + format), mypy (strict) and the import contracts of .importlinter (the architecture)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

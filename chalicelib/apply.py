@@ -1,27 +1,24 @@
-"""Carries out a RoleBinding plan, one binding at a time, so that one failure never blocks the rest.
+"""Stage 5: carries out a plan. Two appliers over the same ``Plan`` (after Chalice's deployer's
+Executor / DisplayOnlyExecutor): ``Applier`` writes through the ports; ``DisplayOnlyApplier`` holds
+no store at all and only reports what would happen, so a dry run cannot write.
 
-A missing namespace skips its binding (it appears on the next reconcile after the namespace
-exists); a binding of the same name that is not ours is left alone (conflict); a 403 is a refusal
-(the API server's escalation prevention, or a permission the service lacks); a transient failure is
-raised after every other binding was tried, so that the run is retried.
+RoleBindings are applied one at a time so that one failure never blocks the rest: a missing
+namespace skips its binding (it appears on the next reconcile after the namespace exists); a write
+conflict is reported and retried by the next run; a refusal (403: escalation prevention or a
+permission the service lacks; 400/422: rejected) is reported; a transient failure is raised after
+every other binding was tried, so that the run is retried.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any
 
-from chalicelib.desired import DesiredBinding
-from chalicelib.errors import PermanentError, TransientError, WriteConflict
-from chalicelib.observability import Observer
-from chalicelib.plan import BindingAction, ObservedBinding
-
-
-class BindingStore(Protocol):
-    def create(self, binding: DesiredBinding) -> None: ...
-    def update(self, binding: DesiredBinding, current: ObservedBinding) -> None: ...
-    def delete(self, current: ObservedBinding) -> None: ...
+from chalicelib.errors import Forbidden, NotFound, PermanentError, TransientError, WriteConflict
+from chalicelib.identities import Outcome, preview
+from chalicelib.plan import BindingAction, CreateBinding, DeleteBinding, Plan, ReplaceBinding, UpdateBinding
+from chalicelib.ports import BindingStore, IdentityBackend, ObservedBinding, Observer
 
 
 @dataclass
@@ -32,53 +29,89 @@ class BindingResult:
     refused: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
 
+    @property
+    def problems(self) -> list[str]:
+        return self.skipped + self.conflicts + self.refused + self.failed
 
-def apply_bindings(actions: Iterable[BindingAction], store: BindingStore, observer: Observer) -> BindingResult:
-    result = BindingResult()
-    for action in actions:
-        try:
-            _apply(action, store)
-        except PermanentError as err:
-            _classify(action, err, result, observer)
-            continue
-        except WriteConflict as err:
-            result.conflicts.append(f"{action.describe()}: {err}")
-            observer.warning("rolebinding conflict", action=action.describe(), detail=str(err))
-            observer.count("BindingConflicts")
-            continue
-        except TransientError as err:
-            result.failed.append(f"{action.describe()}: {err}")
-            observer.error("rolebinding write failed", action=action.describe(), detail=str(err))
-            continue
-        result.done.append(action)
-        observer.info("rolebinding changed", action=action.action, binding=action.describe())
-    for name, verb in (("BindingsCreated", "create"), ("BindingsUpdated", "update"), ("BindingsDeleted", "delete")):
-        count = sum(1 for a in result.done if a.action == verb or (verb == "update" and a.action == "replace"))
-        observer.count(name, count)
-    if result.failed:
-        raise TransientError(f"{len(result.failed)} rolebinding writes failed: {result.failed[0]}")
-    return result
+
+@dataclass(frozen=True)
+class Applied:
+    identities: Outcome
+    bindings: BindingResult
+    display_only: bool = False
+
+
+class DisplayOnlyApplier:
+    """Reports a plan; writes nothing (it has nothing to write with)."""
+
+    def apply(self, plan: Plan, reason: str) -> Applied:
+        return Applied(preview(plan.identities), BindingResult(done=list(plan.bindings)), display_only=True)
+
+
+@dataclass
+class Applier:
+    identities: IdentityBackend[Any]
+    bindings: BindingStore
+    observer: Observer
+
+    def apply(self, plan: Plan, reason: str) -> Applied:
+        outcome = self.identities.apply(plan.identities, reason)
+        return Applied(outcome, self.apply_bindings(plan.bindings))
+
+    def apply_bindings(self, actions: tuple[BindingAction, ...]) -> BindingResult:
+        result = BindingResult()
+        for action in actions:
+            try:
+                _apply(action, self.bindings)
+            except PermanentError as err:
+                self._refused(action, err, result)
+                continue
+            except WriteConflict as err:
+                result.conflicts.append(f"{action.describe()}: {err}")
+                self.observer.warning("rolebinding conflict", action=action.describe(), detail=str(err))
+                self.observer.count("BindingConflicts")
+                continue
+            except TransientError as err:
+                result.failed.append(f"{action.describe()}: {err}")
+                self.observer.error("rolebinding write failed", action=action.describe(), detail=str(err))
+                continue
+            result.done.append(action)
+            self.observer.info("rolebinding changed", action=action.verb, binding=action.describe())
+        for metric, verbs in (
+            ("BindingsCreated", ("create",)),
+            ("BindingsUpdated", ("update", "replace")),
+            ("BindingsDeleted", ("delete",)),
+        ):
+            self.observer.count(metric, sum(1 for a in result.done if a.verb in verbs))
+        if result.failed:
+            raise TransientError(f"{len(result.failed)} rolebinding writes failed: {result.failed[0]}")
+        return result
+
+    def _refused(self, action: BindingAction, err: PermanentError, result: BindingResult) -> None:
+        message = f"{action.describe()}: {err}"
+        if isinstance(err, NotFound) and isinstance(action, CreateBinding | ReplaceBinding):
+            result.skipped.append(message)
+            self.observer.warning("namespace missing: binding skipped until it exists", action=action.describe())
+            self.observer.count("BindingsSkipped")
+            return
+        result.refused.append(message)
+        self.observer.error("rolebinding write refused by the API server", action=action.describe(), detail=str(err))
+        self.observer.count("Refusals", reason="api-forbidden" if isinstance(err, Forbidden) else "api-rejected")
 
 
 def _apply(action: BindingAction, store: BindingStore) -> None:
-    if action.action == "create" and action.desired:
-        store.create(action.desired)
-    elif action.action == "update" and action.desired and action.observed:
-        store.update(action.desired, action.observed)
-    elif action.action == "replace" and action.desired and action.observed:
-        store.delete(action.observed)  # roleRef is immutable: delete, then create
-        store.create(action.desired)
-    elif action.action == "delete" and action.observed:
-        store.delete(action.observed)
+    match action:
+        case CreateBinding(desired=desired):
+            store.create(desired)
+        case UpdateBinding(desired=desired, observed=observed):
+            store.update(desired, observed)
+        case ReplaceBinding(desired=desired, observed=observed):
+            _delete(store, observed)
+            store.create(desired)
+        case DeleteBinding(observed=observed):
+            _delete(store, observed)
 
 
-def _classify(action: BindingAction, err: PermanentError, result: BindingResult, observer: Observer) -> None:
-    message = f"{action.describe()}: {err}"
-    if err.status == 404 and action.action in ("create", "replace"):
-        result.skipped.append(message)
-        observer.warning("namespace missing: binding skipped until it exists", action=action.describe())
-        observer.count("BindingsSkipped")
-    else:
-        result.refused.append(message)
-        observer.error("rolebinding write refused by the API server", action=action.describe(), detail=str(err))
-        observer.count("Refusals", reason="api-forbidden" if err.status == 403 else "api-rejected")
+def _delete(store: BindingStore, observed: ObservedBinding) -> None:
+    with contextlib.suppress(NotFound):  # someone deleted it first: what the plan wanted
+        store.delete(observed)

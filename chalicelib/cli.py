@@ -31,8 +31,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "ERROR"))
     args.out = sys.stdout
+    from chalicelib.errors import SyncError  # noqa: PLC0415
+
     with contextlib.redirect_stdout(sys.stderr):
-        result: int = args.run(args)
+        try:
+            result: int = args.run(args)
+        except SyncError as err:
+            # An operator error (credentials, kubeconfig, a corrupt backup): one line, no traceback.
+            print(f"eks-iam-sync: error: {err}", file=sys.stderr)
+            return EXIT_ERROR
     return result
 
 
@@ -154,21 +161,21 @@ def _reconcile(args: argparse.Namespace, dry_run: bool, force: bool) -> int:
     _, config = _load(args)
     if config is None:
         return EXIT_ERROR
-    from chalicelib import operations  # noqa: PLC0415
+    from chalicelib import operations, report  # noqa: PLC0415
 
     progress("reading IAM (full snapshot) and the clusters")
     results = operations.full_reconcile(config, args, dry_run=dry_run, force=force)
     if args.output == "json":
-        print(json.dumps({name: operations.as_json(r) for name, r in results.items()}, indent=2), file=args.out)
+        print(json.dumps({name: report.as_json(r) for name, r in results.items()}, indent=2), file=args.out)
     else:
         style = Style(args.out)
         for name, result in results.items():
-            for line in operations.as_text(name, result, dry_run):
+            for line in report.as_text(name, result, dry_run):
                 print(style.line(line), file=args.out)
-    failed = any(not operations.succeeded(r) for r in results.values())
+    failed = any(not report.succeeded(r) for r in results.values())
     if failed:
         return EXIT_ERROR
-    changed = any(operations.changed(r) for r in results.values())
+    changed = any(report.changed(r) for r in results.values())
     return EXIT_CHANGES if dry_run and changed else EXIT_OK
 
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
+from chalicelib.errors import PermanentError
 from chalicelib.ownership import DEFAULT_BACKUP_COUNT
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default-config.yaml")
@@ -207,7 +208,7 @@ class Problem:
         return f"{where}: {self.path or '<top>'}: {self.message}"
 
 
-class ConfigError(Exception):
+class ConfigError(PermanentError):
     """A configuration file that must not be used; carries every problem found."""
 
     def __init__(self, source: str, problems: list[Problem]) -> None:

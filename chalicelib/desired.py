@@ -19,9 +19,9 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
-from chalicelib.awsauth.merge import OwnedEntry
-from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS, Entry
+from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS
 from chalicelib.config import Config, NamespaceGrant, NamespaceSelector, is_privileged_cluster_role
+from chalicelib.identities import Entry, OwnedEntry
 from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
 
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -105,7 +105,7 @@ def _user(config: Config, user: IamUser) -> tuple[list[OwnedEntry], list[Desired
     if not matched and not granted:
         return [], [], refused
     sources = [f"identities.groups[{g.iam_group}]" for g in matched] + (["tagGrants"] if granted else [])
-    entry = OwnedEntry(MAP_USERS, Entry(user.arn, user.name, groups), ", ".join(sources))
+    entry = OwnedEntry(MAP_USERS, Entry(user.arn, user.name, groups), ", ".join(sources), None, user.arn, user.id)
     return [entry], granted, refused
 
 
@@ -117,7 +117,9 @@ def _role(config: Config, role: IamRole) -> tuple[list[OwnedEntry], list[Desired
         return [], [], refused
     groups = tuple(sorted(set(configured.kubernetes_groups))) if configured else ()
     sources = ([f"identities.roles[{configured.iam_role}]"] if configured else []) + (["tagGrants"] if granted else [])
-    entry = OwnedEntry(MAP_ROLES, Entry(role.unpathed_arn, username, groups), ", ".join(sources))
+    entry = OwnedEntry(
+        MAP_ROLES, Entry(role.unpathed_arn, username, groups), ", ".join(sources), None, role.arn, role.id
+    )
     return [entry], granted, refused
 
 

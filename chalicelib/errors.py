@@ -1,6 +1,7 @@
-"""The service's own error types. Adapters translate SDK errors into these; handlers map them to
-Lambda behaviour: a TransientError is raised so that EventBridge/Lambda retry (and the DLQ catches
-what never succeeds); a PermanentError is logged and counted, and retrying would not help."""
+"""The service's one error taxonomy. Every error eks-iam-sync raises on purpose is a ``SyncError``,
+either transient (raise: Lambda/EventBridge retry, the DLQ catches what never succeeds) or permanent
+(log, count, alarm: retrying would not help). Adapters translate SDK errors into the subclasses
+below, so the core never reads HTTP status codes or SDK exception types."""
 
 
 class SyncError(Exception):
@@ -14,10 +15,22 @@ class TransientError(SyncError):
 class PermanentError(SyncError):
     """Forbidden, invalid input, a missing object that should exist: fix something first."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status  # the HTTP status behind it, when there was one
-
 
 class WriteConflict(TransientError):
-    """The object changed since it was read (HTTP 409): re-read, recompute, retry."""
+    """The object changed since it was read, or already exists (HTTP 409): re-read, recompute, retry."""
+
+
+class NotFound(PermanentError):
+    """The object (or its namespace) does not exist (HTTP 404)."""
+
+
+class Forbidden(PermanentError):
+    """Authentication or authorisation refused (HTTP 401/403): RBAC, escalation prevention, IAM."""
+
+
+class Rejected(PermanentError):
+    """The server refused the request as invalid (HTTP 400/422): the input needs fixing."""
+
+
+class CorruptState(PermanentError):
+    """Something the service wrote (the ownership ledger, a backup) cannot be read back."""

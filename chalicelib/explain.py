@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from chalicelib.awsauth.merge import OwnedEntry
+from chalicelib import arns
 from chalicelib.awsauth.parse import Reading
 from chalicelib.desired import DesiredBinding, DesiredState, Refusal
-from chalicelib.principals import canonical_arn
+from chalicelib.identities import OwnedEntry
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,10 @@ def explain(
 
 def refusals_for(query: str, desired: DesiredState) -> list[Refusal]:
     wanted = query.lower()
-    return [r for r in desired.refusals if wanted in (r.principal.lower(), r.principal.rsplit("/", 1)[-1].lower())]
+    return [r for r in desired.refusals if wanted in (r.principal.lower(), arns.name_of(r.principal).lower())]
 
 
 def _matches(query: str, owned: OwnedEntry) -> bool:
-    wanted = canonical_arn(query).lower()
+    wanted = arns.canonical(query).lower()
     entry = owned.entry
-    name = entry.arn.rsplit("/", 1)[-1].lower()
-    return wanted in (entry.arn.lower(), name, entry.username.lower())
+    return wanted in (entry.arn.lower(), owned.iam_arn.lower(), owned.name.lower(), entry.username.lower())

@@ -36,9 +36,9 @@ def metrics_enabled() -> bool:
     return os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() not in ("true", "1")
 
 
-class Observer:
-    """Logs and counts what the shell does. Each metric is flushed at once (EMF on stdout), so a
-    count is never lost to a crash and needs no handler decorator."""
+class LogObserver:
+    """The Observer port with Powertools: logs and counts what the shell does. Each metric is
+    flushed at once (EMF on stdout), so a count is never lost to a crash and needs no decorator."""
 
     def __init__(self, cluster: str = "", log: Logger = logger) -> None:
         self.cluster = cluster

@@ -1,54 +1,97 @@
-"""RoleBinding plan: desired bindings x the owned bindings observed -> actions. Pure.
+"""Stage 4: the plan — desired x observed -> frozen actions. Pure.
 
-Only bindings labelled as ours are ever observed here, so nothing unlabelled is touched. A changed
-roleRef cannot be updated in Kubernetes: that is a replace (delete + create). A scoped run creates
-and updates what its desired state holds, and deletes only bindings of the principals in scope.
+A ``Plan`` holds one identity step (aws-auth, or later EKS access entries) and the RoleBinding
+actions. ``apply.Applier`` carries a plan out; ``apply.DisplayOnlyApplier`` only reports it, so a
+dry run cannot write by construction.
+
+RoleBindings: only bindings labelled as ours are ever observed here, so nothing unlabelled is
+touched. A changed roleRef cannot be updated in Kubernetes: that is a replace (delete + create). A
+scoped run creates and updates what its desired state holds, and deletes only bindings of the
+principals in scope.
 """
 
 from __future__ import annotations
 
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
 
 from chalicelib.desired import DesiredBinding
+from chalicelib.identities import IdentityStep
+from chalicelib.ports import ObservedBinding
+
+
+def _what(binding: DesiredBinding) -> str:
+    return f"{binding.subject_kind} {binding.subject_name} -> ClusterRole {binding.cluster_role}  ({binding.source})"
 
 
 @dataclass(frozen=True)
-class ObservedBinding:
-    namespace: str
-    name: str
-    cluster_role: str
-    subjects: tuple[tuple[str, str], ...]  # (kind, name)
-    source: str
-    principal: str | None
-    resource_version: str = ""
-    raw: Any = None
+class CreateBinding:
+    desired: DesiredBinding
+    verb = "create"
 
     @property
     def key(self) -> tuple[str, str]:
-        return (self.namespace, self.name)
-
-
-@dataclass(frozen=True)
-class BindingAction:
-    action: Literal["create", "update", "replace", "delete"]
-    desired: DesiredBinding | None = None
-    observed: ObservedBinding | None = None
-
-    @property
-    def key(self) -> tuple[str, str]:
-        target = self.desired or self.observed
-        assert target is not None
-        return target.key
+        return self.desired.key
 
     def describe(self) -> str:
-        namespace, name = self.key
-        if self.desired is None:
-            return f"- rolebinding {namespace}/{name}"
-        what = f"{self.desired.subject_kind} {self.desired.subject_name} -> ClusterRole {self.desired.cluster_role}"
-        sign = {"create": "+", "update": "~", "replace": "~"}[self.action]
-        return f"{sign} rolebinding {namespace}/{name}: {what}  ({self.desired.source})"
+        return f"+ rolebinding {self.desired.namespace}/{self.desired.name}: {_what(self.desired)}"
+
+
+@dataclass(frozen=True)
+class UpdateBinding:
+    desired: DesiredBinding
+    observed: ObservedBinding
+    verb = "update"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.desired.key
+
+    def describe(self) -> str:
+        return f"~ rolebinding {self.desired.namespace}/{self.desired.name}: {_what(self.desired)}"
+
+
+@dataclass(frozen=True)
+class ReplaceBinding:
+    """roleRef is immutable: delete, then create."""
+
+    desired: DesiredBinding
+    observed: ObservedBinding
+    verb = "replace"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.desired.key
+
+    def describe(self) -> str:
+        before = self.observed.cluster_role
+        return f"~ rolebinding {self.desired.namespace}/{self.desired.name}: {_what(self.desired)} (was {before})"
+
+
+@dataclass(frozen=True)
+class DeleteBinding:
+    observed: ObservedBinding
+    verb = "delete"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.observed.key
+
+    def describe(self) -> str:
+        return f"- rolebinding {self.observed.namespace}/{self.observed.name}  ({self.observed.source})"
+
+
+BindingAction = CreateBinding | UpdateBinding | ReplaceBinding | DeleteBinding
+
+
+@dataclass(frozen=True)
+class Plan:
+    identities: IdentityStep
+    bindings: tuple[BindingAction, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.identities.status == "write" or bool(self.bindings)
 
 
 def plan_bindings(
@@ -62,15 +105,15 @@ def plan_bindings(
     for key in sorted(wanted):
         binding, current = wanted[key], seen.get(key)
         if current is None:
-            actions.append(BindingAction("create", binding))
+            actions.append(CreateBinding(binding))
         elif current.cluster_role != binding.cluster_role:
-            actions.append(BindingAction("replace", binding, current))
+            actions.append(ReplaceBinding(binding, current))
         elif not _same(binding, current):
-            actions.append(BindingAction("update", binding, current))
+            actions.append(UpdateBinding(binding, current))
     for key in sorted(set(seen) - set(wanted)):
         current = seen[key]
         if scope is None or (current.principal is not None and current.principal in scope):
-            actions.append(BindingAction("delete", observed=current))
+            actions.append(DeleteBinding(current))
     return tuple(actions)
 
 

@@ -1,25 +1,23 @@
 """The only module that orders the stages for one cluster:
-IAM snapshot -> desired state -> aws-auth merge (guardrails, conflict-safe write) -> RoleBinding plan -> apply.
+IAM snapshot -> desired state -> plan (identity step + RoleBinding actions) -> apply (or display).
 
-``scope=None`` is a full reconcile (namespaces listed, every owned object considered); a
-PrincipalScope limits every write to those principals' entries and bindings.
+Everything it reaches goes through ports (``chalicelib.ports``), injected by the service layer:
+the cluster's stores and the identity backend built for it here. ``scope=None`` is a full reconcile
+(namespaces listed, every owned object considered); a PrincipalScope limits every write to those
+principals' entries and bindings.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from kubernetes import client
-
-from chalicelib.adapters.configmaps import ConfigMaps
-from chalicelib.adapters.rolebindings import RoleBindings
-from chalicelib.apply import BindingResult, apply_bindings
+from chalicelib.apply import Applied, Applier, DisplayOnlyApplier
 from chalicelib.awsauth.guardrails import Policy
-from chalicelib.awsauth.writer import AwsAuthWriter, Outcome, WriterSettings
+from chalicelib.awsauth.writer import AwsAuthWriter, WriterSettings
 from chalicelib.config import Config
 from chalicelib.desired import DesiredState, desired_state
-from chalicelib.observability import Observer
-from chalicelib.plan import BindingAction, plan_bindings
+from chalicelib.plan import Plan, plan_bindings
+from chalicelib.ports import ClusterPorts, Observer
 from chalicelib.principals import PrincipalScope
 from chalicelib.snapshot import IamSnapshot
 
@@ -33,54 +31,49 @@ class Options:
     reason: str = "full reconcile"
 
 
-@dataclass
+@dataclass(frozen=True)
 class ClusterReport:
     cluster: str
     desired: DesiredState
-    aws_auth: Outcome
-    binding_plan: tuple[BindingAction, ...]
-    bindings: BindingResult = field(default_factory=BindingResult)
+    plan: Plan
+    applied: Applied
 
     @property
     def changed(self) -> bool:
-        return bool(self.aws_auth.changes) or bool(self.binding_plan)
+        return self.plan.changed
 
 
 def reconcile_cluster(
     config: Config,
-    cluster: str,
-    api: client.ApiClient,
+    ports: ClusterPorts,
     snapshot: IamSnapshot,
+    observer: Observer,
     scope: PrincipalScope | None = None,
     options: Options | None = None,
-    observer: Observer | None = None,
 ) -> ClusterReport:
     options = options or Options()
-    observer = observer or Observer(cluster)
-    bindings = RoleBindings(api)
-    namespaces = bindings.namespaces() if scope is None else None
+    namespaces = ports.bindings.namespaces() if scope is None else None
     desired = desired_state(config, snapshot, namespaces, options.event_id)
     _report_desired(desired, observer)
-    writer = aws_auth_writer(config, api, options, observer)
-    outcome = writer.sync(desired.aws_auth, scope=scope, reason=options.reason, dry_run=options.dry_run)
-    plan = plan_bindings(desired.bindings, bindings.list_owned(), scope)
-    report = ClusterReport(cluster, desired, outcome, plan)
-    if not options.dry_run:
-        report.bindings = apply_bindings(plan, bindings, observer)
-    return report
+    identities = identity_backend(config, ports, options, observer)
+    plan = Plan(
+        identities.plan(desired.aws_auth, scope), plan_bindings(desired.bindings, ports.bindings.list_owned(), scope)
+    )
+    applier = DisplayOnlyApplier() if options.dry_run else Applier(identities, ports.bindings, observer)
+    return ClusterReport(ports.name, desired, plan, applier.apply(plan, options.reason))
 
 
-def aws_auth_writer(config: Config, api: client.ApiClient, options: Options, observer: Observer) -> AwsAuthWriter:
-    """The one way to build the aws-auth writer: break-glass and the caller's own ARNs are protected."""
+def identity_backend(config: Config, ports: ClusterPorts, options: Options, observer: Observer) -> AwsAuthWriter:
+    """The one way to build a cluster's identity backend: break-glass and the caller's own ARNs are protected."""
     return AwsAuthWriter(
-        ConfigMaps(api),
+        ports.config_maps,
+        observer,
         policy=Policy(
             protected_arns=frozenset(a.lower() for a in (*config.aws_auth.break_glass_arns, *options.own_arns)),
             max_deletion_share=config.aws_auth.max_deletion_share,
             force_deletions=options.force_deletions,
         ),
         settings=WriterSettings(backups=config.aws_auth.backups),
-        observer=observer,
     )
 
 

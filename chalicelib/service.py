@@ -6,9 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.config import Config, ConfigError, load_config
-from chalicelib.errors import PermanentError
 from chalicelib.events import Ignored, read_event
-from chalicelib.observability import Observer, logger
+from chalicelib.observability import LogObserver, logger
 from chalicelib.settings import config_path
 
 _config: dict[str, Config] = {}
@@ -23,8 +22,8 @@ def current_config() -> Config:
             _config[path] = load_config(path)
         except ConfigError as err:
             logger.error("invalid configuration", extra={"problems": [p.render(path) for p in err.problems]})
-            Observer().count("ConfigInvalid")
-            raise PermanentError(f"invalid configuration {path}: {err}") from err
+            LogObserver().count("ConfigInvalid")
+            raise
     return _config[path]
 
 
@@ -35,7 +34,7 @@ def handle_iam_event(raw: dict[str, Any]) -> dict[str, Any]:
         # A malformed or hostile record is worth a look; a merely irrelevant one is not.
         log = logger.warning if result.reason == "malformed" else logger.info
         log("event ignored", extra={"eventId": result.event_id, "reason": result.reason, "detail": result.detail})
-        Observer().count("EventsIgnored", reason=result.reason)
+        LogObserver().count("EventsIgnored", reason=result.reason)
         return {"status": "ignored", "eventId": result.event_id, "reason": result.reason, "detail": result.detail}
     logger.set_correlation_id(result.event_id)
     logger.append_keys(eventName=result.event_name, actor=result.actor, principals=result.scope.describe())

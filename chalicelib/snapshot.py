@@ -1,14 +1,14 @@
-"""The IAM snapshot: the facts about principals that desired state is computed from. Plain data.
-
-A full snapshot holds every user and role of the account. A scoped one holds only the principals an
-event concerns, and says which of them no longer exist (``absent_*``), so that "deleted" revokes
-while "could not read" aborts (the reader raises; a partial snapshot is never built).
-"""
+"""Stage 2's output, the IAM snapshot: the facts about principals that desired state is computed
+from. Plain data. A full snapshot holds every user and role of the account; a scoped one only the
+principals an event concerns that still exist (a principal that does not is simply absent, so its
+entries and bindings are revoked; a read that failed raises instead, so nothing is revoked)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from chalicelib import arns
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,7 @@ class IamUser:
     arn: str  # exactly as IAM reports it, path included
     groups: tuple[str, ...] = ()
     tags: Mapping[str, str] = field(default_factory=dict)
+    id: str = ""  # IAM's unique id (AIDA…): a user recreated under the same name gets a new one
 
 
 @dataclass(frozen=True)
@@ -24,17 +25,14 @@ class IamRole:
     name: str
     arn: str  # as IAM reports it; aws-auth needs it without the path
     tags: Mapping[str, str] = field(default_factory=dict)
+    id: str = ""  # IAM's unique id (AROA…)
 
     @property
     def unpathed_arn(self) -> str:
-        prefix, _, rest = self.arn.partition(":role/")
-        return f"{prefix}:role/{rest.rsplit('/', 1)[-1]}"
+        return arns.unpathed(self.arn)
 
 
 @dataclass(frozen=True)
 class IamSnapshot:
     users: tuple[IamUser, ...] = ()
     roles: tuple[IamRole, ...] = ()
-    complete: bool = True  # False: a scoped snapshot, only about the principals below
-    absent_users: frozenset[str] = frozenset()  # names asked for that do not exist
-    absent_roles: frozenset[str] = frozenset()

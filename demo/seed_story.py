@@ -74,10 +74,13 @@ def step(
 
 def report(result: dict[str, Any]) -> None:
     summary = result.get("clusters", {}).get(CLUSTER, {})
-    for line in summary.get("changes", []) + summary.get("bindings", []):
-        say(f"    applied: {line}")
-    for line in summary.get("refusals", []):
-        say(f"    refused: {line}")
+    identities = summary.get("identities", {})
+    for item in identities.get("changes", []) + summary.get("roleBindings", []):
+        say(f"    applied: {item['text']}")
+    for refusal in summary.get("grantRefusals", []):
+        say(f"    refused ({refusal['reason']}): {refusal['principal']}: {refusal['subject']}: {refusal['message']}")
+    for refusal in identities.get("refusals", []):
+        say(f"    refused ({refusal['reason']}): {refusal['message']}")
     if result.get("status") == "ignored":
         say(f"    ignored: {result['reason']} ({result['detail']})")
 

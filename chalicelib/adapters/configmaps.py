@@ -1,52 +1,16 @@
-"""ConfigMaps through the kubernetes client: read with resourceVersion, update in place with it,
-create only when absent. The only module that touches ConfigMaps; errors become the service's own."""
+"""The ConfigMapStore port with the kubernetes client: read with resourceVersion, update in place
+with it, create only when absent. The only module that touches ConfigMaps."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
-import urllib3
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
-from chalicelib.errors import PermanentError, TransientError, WriteConflict
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ObservedConfigMap:
-    name: str
-    namespace: str
-    data: dict[str, str]
-    annotations: dict[str, str]
-    resource_version: str
-    raw: Any = field(compare=False, repr=False)  # the V1ConfigMap as read, to keep every other field
-
-
-def call(what: str, request: Callable[[], T]) -> T:
-    """Runs one API request, translating failures: 409 -> WriteConflict, 429/5xx/network -> TransientError."""
-    try:
-        return request()
-    except ApiException as err:
-        status = int(err.status or 0)
-        if status == 409:
-            raise WriteConflict(f"{what}: conflict ({err.reason})") from err
-        if status in (0, 429) or status >= 500:
-            raise TransientError(f"{what}: HTTP {status} {err.reason}") from err
-        raise PermanentError(f"{what}: HTTP {status} {err.reason}: {_message(err)}", status) from err
-    except (urllib3.exceptions.HTTPError, OSError) as err:
-        raise TransientError(f"{what}: cluster unreachable: {err}") from err
-
-
-def _message(err: ApiException) -> str:
-    try:
-        return str(json.loads(err.body)["message"])
-    except (TypeError, ValueError, KeyError):
-        return str(err.body)[:300]
+from chalicelib.adapters.kube import call
+from chalicelib.errors import NotFound
+from chalicelib.ports import ObservedConfigMap
 
 
 class ConfigMaps:
@@ -54,25 +18,13 @@ class ConfigMaps:
         self._core = client.CoreV1Api(api)
 
     def read(self, namespace: str, name: str) -> ObservedConfigMap | None:
-        def request() -> Any:
-            try:
-                return self._core.read_namespaced_config_map(name, namespace)
-            except ApiException as err:
-                if err.status == 404:
-                    return None
-                raise
-
-        found = call(f"read configmap {namespace}/{name}", request)
-        if found is None:
+        try:
+            found = call(
+                f"read configmap {namespace}/{name}", lambda: self._core.read_namespaced_config_map(name, namespace)
+            )
+        except NotFound:
             return None
-        return ObservedConfigMap(
-            name=name,
-            namespace=namespace,
-            data=dict(found.data or {}),
-            annotations=dict(found.metadata.annotations or {}),
-            resource_version=str(found.metadata.resource_version),
-            raw=found,
-        )
+        return _observed(found)
 
     def update(
         self, observed: ObservedConfigMap, data: Mapping[str, str], annotations: Mapping[str, str]
@@ -86,7 +38,7 @@ class ConfigMaps:
             f"update configmap {observed.namespace}/{observed.name}",
             lambda: self._core.replace_namespaced_config_map(observed.name, observed.namespace, body),
         )
-        return self._observed(written)
+        return _observed(written)
 
     def create(
         self,
@@ -106,7 +58,7 @@ class ConfigMaps:
         written = call(
             f"create configmap {namespace}/{name}", lambda: self._core.create_namespaced_config_map(namespace, body)
         )
-        return self._observed(written)
+        return _observed(written)
 
     def put(self, namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str] | None = None) -> None:
         """Writes an object only this service writes (a backup slot) without reading it first:
@@ -114,24 +66,19 @@ class ConfigMaps:
         body = client.V1ConfigMap(
             metadata=client.V1ObjectMeta(name=name, namespace=namespace, labels=dict(labels or {})), data=dict(data)
         )
+        what = f"write configmap {namespace}/{name}"
+        try:
+            call(what, lambda: self._core.replace_namespaced_config_map(name, namespace, body))
+        except NotFound:
+            call(what, lambda: self._core.create_namespaced_config_map(namespace, body))
 
-        def request() -> Any:
-            try:
-                return self._core.replace_namespaced_config_map(name, namespace, body)
-            except ApiException as err:
-                if err.status != 404:
-                    raise
-                return self._core.create_namespaced_config_map(namespace, body)
 
-        call(f"write configmap {namespace}/{name}", request)
-
-    @staticmethod
-    def _observed(found: Any) -> ObservedConfigMap:
-        return ObservedConfigMap(
-            name=found.metadata.name,
-            namespace=found.metadata.namespace,
-            data=dict(found.data or {}),
-            annotations=dict(found.metadata.annotations or {}),
-            resource_version=str(found.metadata.resource_version),
-            raw=found,
-        )
+def _observed(found: Any) -> ObservedConfigMap:
+    return ObservedConfigMap(
+        name=found.metadata.name,
+        namespace=found.metadata.namespace,
+        data=dict(found.data or {}),
+        annotations=dict(found.metadata.annotations or {}),
+        resource_version=str(found.metadata.resource_version),
+        raw=found,
+    )

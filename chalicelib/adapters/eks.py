@@ -14,12 +14,12 @@ from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from kubernetes import client
 
 from chalicelib.adapters.eks_token import TokenSource
 from chalicelib.config import Cluster
-from chalicelib.errors import PermanentError, TransientError
+from chalicelib.errors import Forbidden, NotFound, TransientError
 
 _described: dict[tuple[str, str], ClusterAccess] = {}
 _lock = threading.Lock()
@@ -57,9 +57,14 @@ def _describe(cluster: Cluster, session: boto3.Session) -> ClusterAccess:
         found = eks.describe_cluster(name=cluster.name)["cluster"]
     except ClientError as err:
         code = err.response.get("Error", {}).get("Code", "")
-        if code in ("ResourceNotFoundException", "AccessDeniedException"):
-            raise PermanentError(f"eks:DescribeCluster {cluster.name} in {cluster.region}: {code}") from err
-        raise TransientError(f"eks:DescribeCluster {cluster.name}: {code}") from err
+        where = f"eks:DescribeCluster {cluster.name} in {cluster.region}"
+        if code == "ResourceNotFoundException":
+            raise NotFound(f"{where}: no such cluster (check the name and region in the configuration)") from err
+        if code in ("AccessDeniedException", "UnrecognizedClientException"):
+            raise Forbidden(f"{where}: {code} (check the function's policy names this cluster's ARN)") from err
+        raise TransientError(f"{where}: {code}") from err
+    except NoCredentialsError as err:
+        raise Forbidden(f"eks:DescribeCluster {cluster.name}: no AWS credentials found") from err
     except BotoCoreError as err:
         raise TransientError(f"eks:DescribeCluster {cluster.name}: {err}") from err
     mode = (found.get("accessConfig") or {}).get("authenticationMode")
@@ -71,7 +76,7 @@ def _describe(cluster: Cluster, session: boto3.Session) -> ClusterAccess:
 def api_client(access: ClusterAccess, tokens: TokenSource) -> client.ApiClient:
     configuration = client.Configuration()
     configuration.host = access.endpoint
-    configuration.api_key = {"authorization": tokens.token(access.name, access.region)}
+    configuration.api_key = {"authorization": _token(access, tokens)}
     configuration.api_key_prefix = {"authorization": "Bearer"}
     configuration.refresh_api_key_hook = _refresher(access, tokens)
     configuration.retries = 2
@@ -84,9 +89,18 @@ def api_client(access: ClusterAccess, tokens: TokenSource) -> client.ApiClient:
 
 def _refresher(access: ClusterAccess, tokens: TokenSource) -> Any:
     def refresh(configuration: client.Configuration) -> None:
-        configuration.api_key["authorization"] = tokens.token(access.name, access.region)
+        configuration.api_key["authorization"] = _token(access, tokens)
 
     return refresh
+
+
+def _token(access: ClusterAccess, tokens: TokenSource) -> str:
+    try:
+        return tokens.token(access.name, access.region)
+    except NoCredentialsError as err:
+        raise Forbidden(f"cannot mint an EKS token for {access.name}: no AWS credentials found") from err
+    except BotoCoreError as err:
+        raise TransientError(f"cannot mint an EKS token for {access.name}: {err}") from err
 
 
 def _ca_file(ca_data: str) -> Path:

@@ -1,4 +1,4 @@
-"""Reads IAM with boto3 (standard retry mode). The only module that calls IAM.
+"""The IAM port (stage 2) with boto3, standard retry mode. The only module that calls IAM.
 
 A full snapshot is a handful of paginated GetAccountAuthorizationDetails calls for any number of
 principals; a scoped read is GetUser + ListGroupsForUser for a user, GetRole for a role. Any error
@@ -12,9 +12,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from chalicelib.errors import PermanentError, TransientError
+from chalicelib.errors import Forbidden, PermanentError, SyncError, TransientError
 from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
 
 RETRIES = BotoConfig(retries={"mode": "standard", "max_attempts": 5})
@@ -45,20 +45,20 @@ class IamReader:
         return IamSnapshot(tuple(users), tuple(roles))
 
     def scoped_snapshot(self, user_names: Iterable[str] = (), role_names: Iterable[str] = ()) -> IamSnapshot:
-        users, roles, absent_users, absent_roles = [], [], set(), set()
-        for name in sorted(set(user_names)):
-            found = self._user(name)
-            if found is None:
-                absent_users.add(name)
-            else:
-                users.append(found)
-        for name in sorted(set(role_names)):
-            role = self._get("GetRole", lambda n=name: self._iam.get_role(RoleName=n)["Role"])
-            if role is None:
-                absent_roles.add(name)
-            else:
-                roles.append(_role(role))
-        return IamSnapshot(tuple(users), tuple(roles), False, frozenset(absent_users), frozenset(absent_roles))
+        """Only the named principals that exist; one that does not is left out (and so revoked)."""
+        users = [user for name in sorted(set(user_names)) if (user := self._user(name)) is not None]
+        roles = [_role(role) for name in sorted(set(role_names)) if (role := self._role(name)) is not None]
+        return IamSnapshot(tuple(users), tuple(roles))
+
+    def missing(self, groups: Iterable[str], roles: Iterable[str]) -> list[str]:
+        absent = [f"IAM group {g!r} does not exist" for g in groups if self._group(g) is None]
+        return absent + [f"IAM role {r!r} does not exist" for r in roles if self._role(r) is None]
+
+    def _group(self, name: str) -> Any:
+        return self._get("GetGroup", lambda: self._iam.get_group(GroupName=name, MaxItems=1)["Group"])
+
+    def _role(self, name: str) -> Any:
+        return self._get("GetRole", lambda: self._iam.get_role(RoleName=name)["Role"])
 
     def _user(self, name: str) -> IamUser | None:
         user = self._get("GetUser", lambda: self._iam.get_user(UserName=name)["User"])
@@ -85,22 +85,26 @@ class IamReader:
 
 
 def _user(detail: dict[str, Any], groups: Iterable[str]) -> IamUser:
-    return IamUser(detail["UserName"], detail["Arn"], tuple(sorted(groups)), _tags(detail))
+    return IamUser(detail["UserName"], detail["Arn"], tuple(sorted(groups)), _tags(detail), detail.get("UserId", ""))
 
 
 def _role(detail: dict[str, Any]) -> IamRole:
-    return IamRole(detail["RoleName"], detail["Arn"], _tags(detail))
+    return IamRole(detail["RoleName"], detail["Arn"], _tags(detail), detail.get("RoleId", ""))
 
 
 def _tags(detail: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in detail.get("Tags") or []}
 
 
-def _translate(action: str, err: Exception) -> Exception:
+def _translate(action: str, err: Exception) -> SyncError:
     if isinstance(err, ClientError):
         code = err.response.get("Error", {}).get("Code", "")
         status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
         if code in _TRANSIENT_CODES or status >= 500 or status == 429:
             return TransientError(f"IAM {action}: {code}")
+        if code in ("AccessDenied", "AccessDeniedException") or status == 403:
+            return Forbidden(f"IAM {action}: {code}: {err}")
         return PermanentError(f"IAM {action}: {code}: {err}")
+    if isinstance(err, NoCredentialsError):
+        return Forbidden(f"IAM {action}: no AWS credentials found (set AWS_PROFILE or run `aws configure`)")
     return TransientError(f"IAM {action}: {err}")

@@ -1,5 +1,5 @@
-"""RoleBindings and namespaces through the kubernetes client. Only labelled bindings are listed,
-so nothing unlabelled is ever read for changing, let alone changed."""
+"""The BindingStore and ClusterRoleReader ports with the kubernetes client. Only labelled bindings
+are listed, so nothing unlabelled is ever read for changing, let alone changed."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from kubernetes import client
 
-from chalicelib.adapters.configmaps import call
+from chalicelib.adapters.kube import call
 from chalicelib.desired import DesiredBinding
 from chalicelib.ownership import (
     EVENT_ID_ANNOTATION,
@@ -17,7 +17,7 @@ from chalicelib.ownership import (
     PRINCIPAL_ANNOTATION,
     SOURCE_ANNOTATION,
 )
-from chalicelib.plan import ObservedBinding
+from chalicelib.ports import ObservedBinding
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 
@@ -90,5 +90,17 @@ def _observed(item: Any) -> ObservedBinding:
         source=annotations.get(SOURCE_ANNOTATION, ""),
         principal=annotations.get(PRINCIPAL_ANNOTATION),
         resource_version=str(item.metadata.resource_version),
-        raw=item,
     )
+
+
+class ClusterRoles:
+    def __init__(self, api: client.ApiClient) -> None:
+        self._rbac = client.RbacAuthorizationV1Api(api)
+
+    def rules(self, name: str) -> list[str]:
+        found = call(f"read clusterrole {name}", lambda: self._rbac.read_cluster_role(name))
+        return [
+            f"{', '.join(r.resources or r.non_resource_ur_ls or [])}: {', '.join(r.verbs)}"
+            + (f" (only {', '.join(r.resource_names)})" if r.resource_names else "")
+            for r in found.rules or []
+        ]

@@ -11,10 +11,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from chalicelib import arns
 from chalicelib.awsauth.ledger import Ledger
 from chalicelib.awsauth.model import ENTRY_KEYS, MAP_ROLES, Entry
 from chalicelib.awsauth.parse import Reading, read_aws_auth
 from chalicelib.config import RESERVED_USERNAME_PREFIXES
+from chalicelib.identities import Refusal
 
 OBJECT_LIMIT_BYTES = 1024 * 1024
 SIZE_SHARE_LIMIT = 0.8
@@ -26,15 +28,6 @@ class Policy:
     protected_arns: frozenset[str] = frozenset()  # lower case: the service's own mapping, break-glass
     max_deletion_share: float = 0.5
     force_deletions: bool = False
-
-
-@dataclass(frozen=True)
-class Refusal:
-    reason: str
-    message: str
-
-    def render(self) -> str:
-        return f"refused ({self.reason}): {self.message}"
 
 
 @dataclass(frozen=True)
@@ -128,24 +121,18 @@ def _owned_entries(after: Reading, ledger: Ledger) -> Iterable[Refusal]:
                 yield Refusal("empty-username", f"owned entry {entry.arn} would have an empty username")
             elif entry.username.lower().startswith(RESERVED_USERNAME_PREFIXES):
                 yield Refusal("reserved-username", f"owned entry {entry.arn} would use username {entry.username!r}")
-            if key == MAP_ROLES and entry.arn.split(":", 5)[-1].count("/") > 1:
+            if key == MAP_ROLES and arns.has_path(entry.arn):
                 yield Refusal("role-path", f"owned role ARN {entry.arn} has a path and would never match")
 
 
 def _roles_sharing_a_name(after: Reading, ledger: Ledger) -> Iterable[Refusal]:
-    names = Counter(_role_name(e.arn) for e in after.entries(MAP_ROLES))
+    names = Counter(arns.role_identity(e.arn) for e in after.entries(MAP_ROLES))
     for entry in after.entries(MAP_ROLES):
-        if names[_role_name(entry.arn)] > 1 and ledger.owns(entry.arn):
+        if names[arns.role_identity(entry.arn)] > 1 and ledger.owns(entry.arn):
             yield Refusal(
                 "roles-share-a-name",
                 f"{entry.arn} shares its name with another mapped role; STS drops paths, so they are indistinguishable",
             )
-
-
-def _role_name(arn: str) -> str:
-    fields = arn.split(":", 5)
-    account = fields[4] if len(fields) == 6 else ""
-    return f"{account}/{arn.rsplit('/', 1)[-1]}".lower()
 
 
 def _deletion_breaker(owned_before: int, removed: int, policy: Policy) -> Iterable[Refusal]:

@@ -12,12 +12,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib import arns
 from chalicelib.awsauth.model import ENTRY_KEYS
+from chalicelib.errors import CorruptState
 
 LEDGER_VERSION = 1
 
 
-class LedgerError(ValueError):
+class LedgerError(CorruptState):
     """The ledger annotation exists but cannot be read: nothing may be written until it is fixed."""
 
 
@@ -45,6 +47,15 @@ class Ledger:
 
     def owns(self, arn: str) -> bool:
         return arn.lower() in self.records
+
+    def members_of(self, groups: Iterable[str]) -> set[str]:
+        """Lower-case names of the users mapped because they were in one of these IAM groups."""
+        wanted = {f"identities.groups[{g}]".lower() for g in groups}
+        return {
+            arns.name_of(r.arn).lower()
+            for r in self.records.values()
+            if arns.kind_of(r.arn) == "user" and any(w in r.source.lower() for w in wanted)
+        }
 
     def serialize(self) -> str:
         ordered = [self.records[k].to_json() for k in sorted(self.records)]

@@ -17,58 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 from chalicelib.awsauth.ledger import Ledger, LedgerRecord
 from chalicelib.awsauth.model import ENTRY_KEYS, Entry
 from chalicelib.awsauth.parse import Reading
 from chalicelib.awsauth.render import render_key
-
-
-@dataclass(frozen=True)
-class OwnedEntry:
-    """An entry eks-iam-sync wants in aws-auth, and the rule or tag behind it."""
-
-    key: str  # mapRoles | mapUsers
-    entry: Entry
-    source: str
-    event_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Change:
-    action: Literal["add", "update", "remove"]
-    key: str
-    before: Entry | None
-    after: Entry | None
-    source: str
-
-    @property
-    def arn(self) -> str:
-        entry = self.after or self.before
-        assert entry is not None
-        return entry.arn
-
-    def describe(self) -> str:
-        if self.action == "add" and self.after:
-            return f"+ {self.key} {self.after.describe()}  ({self.source})"
-        if self.action == "remove" and self.before:
-            return f"- {self.key} {self.before.describe()}  ({self.source})"
-        assert self.before and self.after
-        return f"~ {self.key} {self.before.describe()}  =>  {self.after.describe()}  ({self.source})"
-
-
-@dataclass(frozen=True)
-class Conflict:
-    key: str
-    foreign: Entry
-    wanted: OwnedEntry
-
-    def describe(self) -> str:
-        return (
-            f"! {self.key} {self.foreign.arn} is mapped by someone else ({self.foreign.describe()}); "
-            f"{self.wanted.source} wants {self.wanted.entry.describe()}: left as it is"
-        )
+from chalicelib.identities import Change, Conflict, OwnedEntry
 
 
 @dataclass(frozen=True)
@@ -77,19 +31,6 @@ class Merge:
     ledger: Ledger
     changes: tuple[Change, ...]
     conflicts: tuple[Conflict, ...]
-
-    @property
-    def diff(self) -> str:
-        return describe_all(self.changes, self.conflicts)
-
-
-def describe_all(changes: Iterable[Change], conflicts: Iterable[Conflict]) -> str:
-    """The human-readable diff: one line per change, then one per conflict."""
-    return "\n".join([c.describe() for c in changes] + [c.describe() for c in conflicts])
-
-
-class NotUnderstood(ValueError):
-    """Merging into a document that the consumer does not read unambiguously is never attempted."""
 
 
 def merge(
@@ -101,7 +42,7 @@ def merge(
 ) -> Merge:
     """``scope``: lower-case ARNs this run may touch; None means every owned entry (a full reconcile)."""
     if not reading.understood:
-        raise NotUnderstood("; ".join(p.render() for p in reading.errors))
+        raise ValueError("merge() needs a document both parser generations read alike: check_current() first")
     wanted = _dedupe(desired, scope)
     new_data = dict(data)
     records = dict(ledger.records)

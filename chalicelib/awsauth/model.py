@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
+
+from chalicelib.identities import Entry
+
+__all__ = ["ARN_FIELD", "ENTRY_KEYS", "KNOWN_FIELDS", "MAP_ACCOUNTS", "MAP_ROLES", "MAP_USERS", "Entry", "Problem"]
 
 MAP_ROLES = "mapRoles"
 MAP_USERS = "mapUsers"
@@ -13,28 +17,6 @@ ENTRY_KEYS = (MAP_ROLES, MAP_USERS)
 KNOWN_FIELDS = frozenset({"rolearn", "userarn", "username", "groups"})
 
 Severity = Literal["error", "warning"]
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One mapping as the consumer loads it. ``extra`` keeps fields the consumer ignores (foreign
-    entries only) in their original order, so rewriting a key never drops them."""
-
-    arn: str
-    username: str
-    groups: tuple[str, ...] = ()
-    extra: tuple[tuple[str, Any], ...] = field(default=(), compare=True, hash=False)
-
-    @property
-    def key(self) -> str:
-        return self.arn.lower()
-
-    def core(self) -> Entry:
-        """What the consumer uses: the entry without the fields it ignores."""
-        return Entry(self.arn, self.username, self.groups)
-
-    def describe(self) -> str:
-        return f"{self.arn} -> {self.username!r} {list(self.groups)}"
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,25 @@
-"""Writes aws-auth safely: read -> check -> merge -> check -> back up -> update with resourceVersion.
+"""Stage 5 for aws-auth, and its identity backend: plans through ``plan_aws_auth`` and writes a
+step safely — back up, then update with the resourceVersion the step was computed from.
 
-On a 409 it re-reads, recomputes and retries with jittered backoff (bounded); it skips the write when
-nothing changes; it never deletes or recreates aws-auth, and creates it only when absent (losing that
-race to EKS is just another conflict). Each write first keeps the previous ``data`` and ledger in a
-ring of backup ConfigMaps; ``restore`` brings one back through the same guardrails.
+On a 409 it re-reads, re-plans and retries with jittered backoff (bounded); a step that changes
+nothing is never written; aws-auth is never deleted or recreated, and created only when absent
+(losing that race to EKS is just another conflict). Writes go through the ``ConfigMapStore`` port.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import time
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, Protocol
+from typing import Literal
 
-from chalicelib.adapters.configmaps import ObservedConfigMap
-from chalicelib.awsauth.guardrails import Policy, Refusal, check_current, check_post_image
-from chalicelib.awsauth.ledger import Ledger, LedgerError
-from chalicelib.awsauth.merge import Change, Conflict, OwnedEntry, describe_all, merge
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.errors import TransientError, WriteConflict
-from chalicelib.observability import Observer
+from chalicelib.awsauth.backups import Backup
+from chalicelib.awsauth.guardrails import Policy
+from chalicelib.awsauth.plan import AwsAuthStep, RestoreIntent, SyncIntent, plan_aws_auth
+from chalicelib.errors import NotFound, TransientError, WriteConflict
+from chalicelib.identities import Outcome, OwnedEntry
 from chalicelib.ownership import (
     AWS_AUTH_NAME,
     AWS_AUTH_NAMESPACE,
@@ -33,24 +30,7 @@ from chalicelib.ownership import (
     MANAGED_BY_VALUE,
     backup_name,
 )
-
-
-class ConfigMapStore(Protocol):
-    def read(self, namespace: str, name: str) -> ObservedConfigMap | None: ...
-    def update(
-        self, observed: ObservedConfigMap, data: Mapping[str, str], annotations: Mapping[str, str]
-    ) -> ObservedConfigMap: ...
-    def create(
-        self,
-        namespace: str,
-        name: str,
-        data: Mapping[str, str],
-        annotations: Mapping[str, str] | None = None,
-        labels: Mapping[str, str] | None = None,
-    ) -> ObservedConfigMap: ...
-    def put(
-        self, namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str] | None = None
-    ) -> None: ...
+from chalicelib.ports import ConfigMapStore, ObservedConfigMap, Observer
 
 
 @dataclass(frozen=True)
@@ -61,133 +41,52 @@ class WriterSettings:
     backoff_cap: float = 2.0
 
 
-@dataclass(frozen=True)
-class Outcome:
-    status: Literal["unchanged", "written", "planned", "refused"]
-    changes: tuple[Change, ...] = ()
-    conflicts: tuple[Conflict, ...] = ()
-    refusals: tuple[Refusal, ...] = ()
-    warnings: tuple[str, ...] = ()
-    attempts: int = 1
-    backup_sequence: int | None = None
-
-    @property
-    def diff(self) -> str:
-        return describe_all(self.changes, self.conflicts)
-
-
-@dataclass(frozen=True)
-class Backup:
-    sequence: int
-    taken_at: str
-    resource_version: str
-    reason: str
-    data: dict[str, str]
-    ledger: str
-
-    def to_data(self) -> dict[str, str]:
-        return {
-            "sequence": str(self.sequence),
-            "takenAt": self.taken_at,
-            "resourceVersion": self.resource_version,
-            "reason": self.reason,
-            "data.json": json.dumps(self.data, sort_keys=True),
-            "ledger": self.ledger,
-        }
-
-    @classmethod
-    def from_data(cls, data: Mapping[str, str]) -> Backup:
-        return cls(
-            sequence=int(data["sequence"]),
-            taken_at=data["takenAt"],
-            resource_version=data["resourceVersion"],
-            reason=data.get("reason", ""),
-            data=dict(json.loads(data["data.json"])),
-            ledger=data.get("ledger", ""),
-        )
-
-
 @dataclass
 class AwsAuthWriter:
+    """The aws-auth identity backend (``backend: configMap``)."""
+
     store: ConfigMapStore
+    observer: Observer
     policy: Policy = field(default_factory=Policy)
     settings: WriterSettings = field(default_factory=WriterSettings)
-    observer: Observer = field(default_factory=Observer)
     sleep: Callable[[float], None] = time.sleep
     jitter: Callable[[], float] = random.random
+    name: str = "configMap"
+
+    def read(self) -> ObservedConfigMap | None:
+        return self.store.read(AWS_AUTH_NAMESPACE, AWS_AUTH_NAME)
+
+    def plan(self, desired: Iterable[OwnedEntry], scope: Container[str] | None = None) -> AwsAuthStep:
+        """``scope`` holds the lower-case ARNs this run may touch (a PrincipalScope matches them by
+        name); None means every owned entry."""
+        return plan_aws_auth(self.read(), SyncIntent(tuple(desired), scope), self.policy)
+
+    def plan_restore(self, sequence: int, force: bool = False) -> AwsAuthStep:
+        return plan_aws_auth(self.read(), RestoreIntent(self.backup(sequence), force), self.policy)
+
+    def apply(self, step: AwsAuthStep, reason: str) -> Outcome:
+        for number in range(1, self.settings.max_attempts + 1):
+            if step.status != "write":
+                return self._report(_outcome(step, "unchanged" if step.status == "unchanged" else "refused", number))
+            try:
+                sequence = self._write(step, reason)
+            except WriteConflict:
+                self.observer.count("ConflictsRetried")
+                self.sleep(min(self.settings.backoff_cap, self.settings.backoff_base * 2**number) * self.jitter())
+                step = plan_aws_auth(self.read(), step.intent, self.policy)
+                continue
+            self.observer.info("aws-auth written", reason=reason, backup=sequence, attempts=number)
+            return self._report(_outcome(step, "written", number, sequence))
+        raise TransientError(f"aws-auth changed under every one of {self.settings.max_attempts} attempts")
 
     def sync(
-        self,
-        desired: Iterable[OwnedEntry],
-        scope: Container[str] | None = None,
-        reason: str = "reconcile",
-        dry_run: bool = False,
+        self, desired: Iterable[OwnedEntry], scope: Container[str] | None = None, reason: str = "reconcile"
     ) -> Outcome:
-        """Merges ``desired`` owned entries. ``scope`` holds the lower-case ARNs this run may touch (a
-        PrincipalScope matches them by name); None means every owned entry."""
-        wanted = tuple(desired)
+        return self.apply(self.plan(desired, scope), reason)
 
-        def attempt(observed: ObservedConfigMap | None) -> _Plan | Outcome:
-            data = observed.data if observed else {}
-            reading = read_aws_auth(data)
-            verdict = check_current(reading)
-            if not verdict.allowed:
-                return Outcome("refused", refusals=verdict.refusals)
-            try:
-                ledger = Ledger.parse(observed.annotations.get(LEDGER_ANNOTATION) if observed else None)
-            except LedgerError as err:
-                return Outcome("refused", refusals=(Refusal("ledger-unreadable", str(err)),))
-            merged = merge(data, reading, ledger, wanted, scope)
-            if merged.data == data and merged.ledger == ledger:
-                return Outcome("unchanged", conflicts=merged.conflicts)
-            removed = sum(1 for c in merged.changes if c.action == "remove")
-            ledger_text = merged.ledger.serialize()
-            verdict = check_post_image(
-                reading,
-                ledger,
-                merged.data,
-                merged.ledger,
-                removed=removed,
-                policy=self.policy,
-                annotations_size=len(ledger_text) + 256,
-            )
-            if not verdict.allowed:
-                return Outcome("refused", merged.changes, merged.conflicts, verdict.refusals, verdict.warnings)
-            return _Plan(merged.data, ledger_text, merged.changes, merged.conflicts, verdict.warnings)
-
-        return self._run(attempt, reason, dry_run)
-
-    def restore(self, sequence: int, force: bool = False, dry_run: bool = False) -> Outcome:
+    def restore(self, sequence: int, force: bool = False) -> Outcome:
         """Brings back the data and ledger of backup ``sequence``, through the same guardrails."""
-        backup = self.backup(sequence)
-
-        def attempt(observed: ObservedConfigMap | None) -> _Plan | Outcome:
-            data = observed.data if observed else {}
-            reading = read_aws_auth(data)
-            verdict = check_current(reading)
-            if not verdict.allowed and not force:
-                return Outcome("refused", refusals=verdict.refusals)
-            if data == backup.data:
-                return Outcome("unchanged")
-            try:
-                after_ledger = Ledger.parse(backup.ledger)
-            except LedgerError as err:
-                return Outcome("refused", refusals=(Refusal("ledger-unreadable", f"backup {sequence}: {err}"),))
-            policy = Policy(self.policy.protected_arns, self.policy.max_deletion_share, force_deletions=True)
-            verdict = check_post_image(
-                reading if reading.understood else read_aws_auth({}),
-                Ledger(),
-                backup.data,
-                after_ledger,
-                removed=0,
-                policy=policy,
-                annotations_size=len(backup.ledger) + 256,
-            )
-            if not verdict.allowed:
-                return Outcome("refused", refusals=verdict.refusals, warnings=verdict.warnings)
-            return _Plan(dict(backup.data), backup.ledger, (), (), verdict.warnings)
-
-        return self._run(attempt, f"restore of backup {sequence}", dry_run)
+        return self.apply(self.plan_restore(sequence, force), f"restore of backup {sequence}")
 
     def backups(self) -> list[Backup]:
         """Every kept backup, newest first."""
@@ -195,41 +94,21 @@ class AwsAuthWriter:
         for slot in range(self.settings.backups):
             observed = self.store.read(AWS_AUTH_NAMESPACE, backup_name(slot))
             if observed is not None and "sequence" in observed.data:
-                found.append(Backup.from_data(observed.data))
+                found.append(Backup.from_data(observed.data, f"backup ConfigMap {backup_name(slot)}"))
         return sorted(found, key=lambda b: b.sequence, reverse=True)
 
     def backup(self, sequence: int) -> Backup:
-        observed = self.store.read(AWS_AUTH_NAMESPACE, backup_name(sequence % self.settings.backups))
+        name = backup_name(sequence % self.settings.backups)
+        observed = self.store.read(AWS_AUTH_NAMESPACE, name)
         if observed is None or observed.data.get("sequence") != str(sequence):
             kept = ", ".join(str(b.sequence) for b in self.backups()) or "none"
-            raise LookupError(f"no backup {sequence} is kept (kept: {kept})")
-        return Backup.from_data(observed.data)
+            raise NotFound(f"no backup {sequence} is kept (kept: {kept})")
+        return Backup.from_data(observed.data, f"backup ConfigMap {name}")
 
-    def _run(
-        self, attempt: Callable[[ObservedConfigMap | None], _Plan | Outcome], reason: str, dry_run: bool
-    ) -> Outcome:
-        for number in range(1, self.settings.max_attempts + 1):
-            observed = self.store.read(AWS_AUTH_NAMESPACE, AWS_AUTH_NAME)
-            result = attempt(observed)
-            if isinstance(result, Outcome):
-                return self._report(_with_attempts(result, number))
-            if dry_run:
-                return self._report(Outcome("planned", result.changes, result.conflicts, (), result.warnings, number))
-            try:
-                sequence = self._write(observed, result, reason)
-                self.observer.info("aws-auth written", reason=reason, backup=sequence, attempts=number)
-            except WriteConflict:
-                self.observer.count("ConflictsRetried")
-                self.sleep(min(self.settings.backoff_cap, self.settings.backoff_base * 2**number) * self.jitter())
-                continue
-            return self._report(
-                Outcome("written", result.changes, result.conflicts, (), result.warnings, number, sequence)
-            )
-        raise TransientError(f"aws-auth changed under every one of {self.settings.max_attempts} attempts")
-
-    def _write(self, observed: ObservedConfigMap | None, plan: _Plan, reason: str) -> int | None:
+    def _write(self, step: AwsAuthStep, reason: str) -> int | None:
+        observed, data = step.observed, step.data or {}
         if observed is None:
-            self.store.create(AWS_AUTH_NAMESPACE, AWS_AUTH_NAME, plan.data, {LEDGER_ANNOTATION: plan.ledger})
+            self.store.create(AWS_AUTH_NAMESPACE, AWS_AUTH_NAME, data, {LEDGER_ANNOTATION: step.ledger})
             return None
         sequence = int(observed.annotations.get(BACKUP_SEQUENCE_ANNOTATION, "0") or 0) + 1
         backup = Backup(
@@ -246,8 +125,8 @@ class AwsAuthWriter:
             backup.to_data(),
             labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE},
         )
-        annotations = {LEDGER_ANNOTATION: plan.ledger, BACKUP_SEQUENCE_ANNOTATION: str(sequence)}
-        self.store.update(observed, plan.data, annotations)
+        annotations = {LEDGER_ANNOTATION: step.ledger, BACKUP_SEQUENCE_ANNOTATION: str(sequence)}
+        self.store.update(observed, data, annotations)
         return sequence
 
     def _report(self, outcome: Outcome) -> Outcome:
@@ -275,22 +154,18 @@ class AwsAuthWriter:
         return outcome
 
 
-@dataclass(frozen=True)
-class _Plan:
-    data: dict[str, str]
-    ledger: str
-    changes: tuple[Change, ...]
-    conflicts: tuple[Conflict, ...]
-    warnings: tuple[str, ...]
-
-
-def _with_attempts(outcome: Outcome, attempts: int) -> Outcome:
+def _outcome(
+    step: AwsAuthStep,
+    status: Literal["unchanged", "written", "refused"],
+    attempts: int,
+    backup_sequence: int | None = None,
+) -> Outcome:
     return Outcome(
-        outcome.status,
-        outcome.changes,
-        outcome.conflicts,
-        outcome.refusals,
-        outcome.warnings,
+        status,
+        step.changes,
+        step.conflicts,
+        step.refusals,
+        step.warnings,
         attempts,
-        outcome.backup_sequence,
+        backup_sequence,
     )

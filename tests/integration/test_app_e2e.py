@@ -100,8 +100,8 @@ def test_the_seed_story(env: Environment, function: Function, capfd: pytest.Capt
     for key, value in (("eks-access/kube-system", "pods-ro"), (f"eks-access/{NS3}", "cluster-admin")):
         iam.tag_user(UserName=first_name, Tags=[{"Key": key, "Value": value}])
         result = send(function, "TagUser", userName=first_name, tags=[{"key": key, "value": value}])
-        refusals = result["clusters"][env.cluster_name]["refusals"]
-        assert any(key in r for r in refusals), refusals
+        refusals = result["clusters"][env.cluster_name]["grantRefusals"]
+        assert any(key in r["subject"] for r in refusals), refusals
         iam.untag_user(UserName=first_name, TagKeys=[key])
     owned = client.RbacAuthorizationV1Api(env.admin()).list_role_binding_for_all_namespaces(
         label_selector=MANAGED_BY_SELECTOR
@@ -156,7 +156,7 @@ def test_a_malformed_aws_auth_is_not_touched(
     cm = core.replace_namespaced_config_map("aws-auth", "kube-system", cm)
     capsys.readouterr()
     result = send(function, "AddUserToGroup", groupName=GROUP, userName=name)
-    assert result["clusters"][env.cluster_name]["awsAuth"] == "refused"
+    assert result["clusters"][env.cluster_name]["identities"]["status"] == "refused"
     after = aws_auth(env)
     assert after.data == cm.data and after.metadata.resource_version == cm.metadata.resource_version
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
@@ -224,7 +224,7 @@ def test_a_deleted_group_s_former_members_are_found_in_the_ledger(env: Environme
     iam.remove_user_from_group(GroupName=GROUP, UserName=name)
     iam.delete_group(GroupName=GROUP)  # IAM can no longer say who was in it
     result = send(function, "DeleteGroup", groupName=GROUP)
-    assert any(who.arn in change for change in result["clusters"][env.cluster_name]["changes"])
+    assert any(who.arn == change["arn"] for change in result["clusters"][env.cluster_name]["identities"]["changes"])
     assert who.arn not in {e.arn for e in read_aws_auth(aws_auth(env).data).entries("mapUsers")}
 
 

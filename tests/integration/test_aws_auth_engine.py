@@ -13,12 +13,14 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from chalicelib.adapters.configmaps import ConfigMaps, ObservedConfigMap
+from chalicelib.adapters.configmaps import ConfigMaps
 from chalicelib.awsauth.ledger import Ledger
 from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS
 from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.awsauth.writer import AwsAuthWriter
+from chalicelib.observability import LogObserver
 from chalicelib.ownership import LEDGER_ANNOTATION
+from chalicelib.ports import ObservedConfigMap
 from tests.conftest import Environment
 from tests.harness.service import reset_aws_auth
 from tests.unit.awsauth.builders import NODE, document, owned_user, user
@@ -85,7 +87,7 @@ def test_concurrent_scoped_merges_and_a_foreign_writer_end_in_exactly_the_union(
     stop, kept = threading.Event(), list[str]()
 
     def one(person) -> str:
-        writer = AwsAuthWriter(RecordingConfigMaps(env.admin(), versions))
+        writer = AwsAuthWriter(RecordingConfigMaps(env.admin(), versions), LogObserver())
         return writer.sync([owned_user(person)], scope={person.key}, reason=f"event for {person.arn}").status
 
     foreign = threading.Thread(target=foreign_writer, args=(client.CoreV1Api(env.admin()), 30, stop, kept))
@@ -114,7 +116,7 @@ def test_a_malformed_aws_auth_is_left_byte_identical(
     cm = aws_auth.read_namespaced_config_map("aws-auth", "kube-system")
     cm.data["mapRoles"] = cm.data["mapRoles"] + broken
     cm = aws_auth.replace_namespaced_config_map("aws-auth", "kube-system", cm)
-    outcome = AwsAuthWriter(ConfigMaps(env.admin())).sync([owned_user(user("alice", "devs"))])
+    outcome = AwsAuthWriter(ConfigMaps(env.admin()), LogObserver()).sync([owned_user(user("alice", "devs"))])
     assert outcome.status == "refused"
     after = aws_auth.read_namespaced_config_map("aws-auth", "kube-system")
     assert after.data == cm.data and after.metadata.resource_version == cm.metadata.resource_version
@@ -124,7 +126,7 @@ def test_a_malformed_aws_auth_is_left_byte_identical(
 
 
 def test_restore_round_trips_on_the_real_server(env: Environment, aws_auth: client.CoreV1Api) -> None:
-    writer = AwsAuthWriter(ConfigMaps(env.admin()))
+    writer = AwsAuthWriter(ConfigMaps(env.admin()), LogObserver())
     original = aws_auth.read_namespaced_config_map("aws-auth", "kube-system").data
     writer.sync([owned_user(user("erin", "devs"))])
     with_erin = aws_auth.read_namespaced_config_map("aws-auth", "kube-system").data

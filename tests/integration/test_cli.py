@@ -105,8 +105,8 @@ def test_plan_apply_plan(env: Environment, setup: dict[str, str], capsys: pytest
 
     code, out, _ = run(capsys, "plan", "--config", setup["config"], "--output", "json")
     plan = json.loads(out)["bttrm-eks-dev-0"]
-    assert code == 2 and plan["status"] == "changes" and plan["awsAuth"]["status"] == "planned"
-    assert {c["arn"].rsplit("/", 1)[-1] for c in plan["awsAuth"]["changes"]} >= {name}
+    assert code == 2 and plan["status"] == "changes" and plan["identities"]["status"] == "planned"
+    assert {c["arn"].rsplit("/", 1)[-1] for c in plan["identities"]["changes"]} >= {name}
 
     code, out, _ = run(capsys, "apply", "--config", setup["config"])
     assert code == 0, out

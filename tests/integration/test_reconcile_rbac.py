@@ -12,10 +12,12 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from chalicelib.adapters.iam import IamReader
+from chalicelib.adapters.shell import ports_for
 from chalicelib.awsauth.ledger import Ledger
 from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.config import DEFAULT_CONFIG_PATH, Config, load_config, parse_config
 from chalicelib.desired import binding_name
+from chalicelib.observability import LogObserver
 from chalicelib.ownership import LEDGER_ANNOTATION, MANAGED_BY_SELECTOR
 from chalicelib.principals import PrincipalScope
 from chalicelib.reconcile import ClusterReport, Options, reconcile_cluster
@@ -53,10 +55,9 @@ def reconcile(
 ) -> ClusterReport:
     reader = IamReader()
     snapshot = reader.full_snapshot() if scope is None else reader.scoped_snapshot(scope.users, scope.roles)
-    api = service.api(env.plane, env.cluster_name)
-    return reconcile_cluster(
-        config, env.cluster_name, api, snapshot, scope, Options(own_arns=frozenset({service.role_arn}), **options)
-    )
+    ports = ports_for(env.cluster_name, service.api(env.plane, env.cluster_name), None)
+    settings = Options(own_arns=frozenset({service.role_arn}), **options)
+    return reconcile_cluster(config, ports, snapshot, LogObserver(env.cluster_name), scope, settings)
 
 
 def developer(iam, tags: dict[str, str] | None = None, in_group: bool = True) -> tuple[Principal, str]:
@@ -82,8 +83,8 @@ def owned_bindings(env: Environment) -> dict[tuple[str, str], client.V1RoleBindi
 def test_seed_end_state_as_the_service(env: Environment, service: Service, cluster: Environment, iam) -> None:
     person, name = developer(iam)
     report = reconcile(env, service)
-    assert report.aws_auth.status == "written"
-    assert report.bindings.refused == [] and report.bindings.failed == []
+    assert report.applied.identities.status == "written"
+    assert report.applied.bindings.refused == [] and report.applied.bindings.failed == []
     assert_seed_access(as_user(env, person), PROJECTS)
     entries = read_aws_auth(client.CoreV1Api(env.admin()).read_namespaced_config_map("aws-auth", "kube-system").data)
     mine = [e for e in entries.entries("mapUsers") if e.arn == person.arn]
@@ -105,7 +106,7 @@ def test_a_tag_grant_adds_a_binding_and_its_removal_deletes_it(
     iam.tag_user(UserName=name, Tags=[{"Key": "eks-access/team-ns3", "Value": "pods-ro"}])
     report = reconcile(env, service, scope=PrincipalScope.of([name]), event_id="evt-tag")
     key = ("team-ns3", binding_name("tag", name, "pods-ro"))
-    assert [a.action for a in report.binding_plan] == ["create"] or key in owned_bindings(env)
+    assert [a.verb for a in report.plan.bindings] == ["create"] or key in owned_bindings(env)
     binding = owned_bindings(env)[key]
     assert binding.metadata.annotations["eks-iam-sync.io/source"] == "tag eks-access/team-ns3=pods-ro"
     assert binding.metadata.annotations["eks-iam-sync.io/principal"] == person.arn
@@ -139,13 +140,13 @@ def test_cluster_admin_through_a_tag_is_refused_by_the_service_and_by_the_api_se
 
     forced = parse_config(text + "allowPrivilegedClusterRoles: [cluster-admin]\n")  # past the service's own check
     report = reconcile(env, service, forced)
-    assert len(report.bindings.refused) == 1 and "HTTP 403" in report.bindings.refused[0]
-    assert "cluster-admin" in report.bindings.refused[0]
+    assert len(report.applied.bindings.refused) == 1 and "HTTP 403" in report.applied.bindings.refused[0]
+    assert "cluster-admin" in report.applied.bindings.refused[0]
     assert not any(ns == "team-ns3" for ns, _ in owned_bindings(env))
 
     iam.tag_user(UserName=name, Tags=[{"Key": "eks-access/team-ns3", "Value": "writer"}])  # not in rbac.yaml either
     report = reconcile(env, service, parse_config(text), scope=PrincipalScope.of([name]))
-    assert len(report.bindings.refused) == 1 and "pod-writer" in report.bindings.refused[0]
+    assert len(report.applied.bindings.refused) == 1 and "pod-writer" in report.applied.bindings.refused[0]
 
 
 @pytest.mark.parametrize(
@@ -183,7 +184,7 @@ def test_unlabelled_bindings_are_left_alone_and_drift_is_repaired(
     rbac.create_namespaced_role_binding("team-ns3", squatter)  # not desired there either
     try:
         report = reconcile(env, service)
-        assert len(report.bindings.conflicts) == 1 and PROJECTS[0] in report.bindings.conflicts[0]
+        assert len(report.applied.bindings.conflicts) == 1 and PROJECTS[0] in report.applied.bindings.conflicts[0]
         assert rbac.read_namespaced_role_binding(name, PROJECTS[0]).subjects[0].name == "someone-else"
         assert rbac.read_namespaced_role_binding(name, "team-ns3").subjects[0].name == "someone-else"
 
@@ -195,8 +196,8 @@ def test_unlabelled_bindings_are_left_alone_and_drift_is_repaired(
         edited.subjects[0].name = "intruders"  # edited by hand
         rbac.replace_namespaced_role_binding(name, PROJECTS[1], edited)
         report = reconcile(env, service)
-        assert [a.action for a in report.binding_plan if a.key == ours] == ["update"]
-        assert len(report.bindings.conflicts) == 1  # the squatter is still left alone
+        assert [a.verb for a in report.plan.bindings if a.key == ours] == ["update"]
+        assert len(report.applied.bindings.conflicts) == 1  # the squatter is still left alone
         assert owned_bindings(env)[ours].subjects[0].name == "rbac-bttrm-web-ro-group"
     finally:
         rbac.delete_namespaced_role_binding(name, PROJECTS[0])
@@ -236,8 +237,8 @@ def test_the_service_own_mapping_is_protected(env: Environment, service: Service
     cm.metadata.annotations[LEDGER_ANNOTATION] = claimed
     cm = core.replace_namespaced_config_map("aws-auth", "kube-system", cm)
     report = reconcile(env, service)
-    assert report.aws_auth.status == "refused"
-    assert [r.reason for r in report.aws_auth.refusals] == ["protected-entry-changed"]
+    assert report.applied.identities.status == "refused"
+    assert [r.reason for r in report.applied.identities.refusals] == ["protected-entry-changed"]
     assert (
         core.read_namespaced_config_map("aws-auth", "kube-system").metadata.resource_version
         == cm.metadata.resource_version

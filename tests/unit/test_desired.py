@@ -7,7 +7,8 @@ import pytest
 from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS, Entry
 from chalicelib.config import DEFAULT_CONFIG_PATH, load_config, parse_config
 from chalicelib.desired import binding_name, desired_state, selects
-from chalicelib.plan import ObservedBinding, plan_bindings
+from chalicelib.plan import plan_bindings
+from chalicelib.ports import ObservedBinding
 from chalicelib.principals import PrincipalScope
 from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
 
@@ -190,13 +191,13 @@ def test_plan_creates_updates_replaces_and_deletes_only_what_is_owned() -> None:
         observed("old", "eks-iam-sync:tag:bob:pods-ro", "x", ("User", "bob"), "tag", f"arn:aws:iam::{ACCT}:user/bob"),
     ]
     actions = plan_bindings(state.bindings, current)
-    assert [(a.action, a.key) for a in actions] == [
+    assert [(a.verb, a.key) for a in actions] == [
         ("replace", p2),
         ("create", ns3),
         ("delete", ("old", "eks-iam-sync:tag:bob:pods-ro")),
     ]
     edited = [observed(*p1, "rbac-bttrm-pods-ro-cluster-role", ("Group", "intruders"), "namespaceGrants[0]")]
-    assert [a.action for a in plan_bindings([wanted[p1]], edited)] == ["update"]
+    assert [a.verb for a in plan_bindings([wanted[p1]], edited)] == ["update"]
 
 
 def test_a_scoped_plan_deletes_only_bindings_of_principals_in_scope() -> None:
@@ -204,4 +205,4 @@ def test_a_scoped_plan_deletes_only_bindings_of_principals_in_scope() -> None:
     carol = observed("ns", "eks-iam-sync:tag:carol:r", "r", ("User", "carol"), "tag", f"arn:aws:iam::{ACCT}:user/carol")
     rule = observed("ns", "eks-iam-sync:group:g:r", "r", ("Group", "g"), "namespaceGrants[0]")
     actions = plan_bindings([], [bob, carol, rule], PrincipalScope.of(["Bob"]))
-    assert [(a.action, a.key[1]) for a in actions] == [("delete", "eks-iam-sync:tag:bob:r")]
+    assert [(a.verb, a.key[1]) for a in actions] == [("delete", "eks-iam-sync:tag:bob:r")]

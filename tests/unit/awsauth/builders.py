@@ -5,8 +5,8 @@ from __future__ import annotations
 import yaml
 
 from chalicelib.awsauth.ledger import Ledger, LedgerRecord
-from chalicelib.awsauth.merge import OwnedEntry
 from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS, Entry
+from chalicelib.identities import OwnedEntry
 
 ACCOUNT = "111122223333"
 NODE = Entry(

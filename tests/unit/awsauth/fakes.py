@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from chalicelib.adapters.configmaps import ObservedConfigMap
+from chalicelib.ports import ObservedConfigMap
 from chalicelib.errors import WriteConflict
 
 

@@ -8,10 +8,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.awsauth.ledger import Ledger
-from chalicelib.awsauth.merge import OwnedEntry, merge
+from chalicelib.awsauth.merge import merge
 from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS, Entry
 from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.awsauth.render import render_key
+from chalicelib.identities import OwnedEntry
 from tests.unit.awsauth.builders import NODE, document, ledger_of, owned_role, owned_user, role, user
 
 ALICE, BOB = user("alice", "devs"), user("bob", "devs")
@@ -38,7 +39,7 @@ def test_a_foreign_entry_for_a_wanted_arn_is_a_conflict_and_left_alone() -> None
     assert result.data == data
     assert [c.foreign for c in result.conflicts] == [foreign]
     assert not result.ledger.owns(ALICE.arn)
-    assert "someone else" in result.diff
+    assert "someone else" in result.conflicts[0].describe()
 
 
 def test_owned_entries_are_repaired_in_place_and_removed_when_no_longer_desired() -> None:

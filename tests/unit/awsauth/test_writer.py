@@ -8,7 +8,7 @@ from chalicelib.awsauth.ledger import Ledger
 from chalicelib.awsauth.model import MAP_USERS
 from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.awsauth.writer import AwsAuthWriter, WriterSettings
-from chalicelib.errors import TransientError
+from chalicelib.errors import NotFound, TransientError
 from chalicelib.ownership import LEDGER_ANNOTATION
 from tests.unit.awsauth.builders import NODE, document, owned_user, user
 from tests.unit.awsauth.fakes import FakeConfigMaps
@@ -25,6 +25,9 @@ class Counting:
         label = name + "".join(f"[{v}]" for v in dimensions.values())
         self.counts[label] = self.counts.get(label, 0) + value
 
+    def milliseconds(self, name: str, value: float) -> None:
+        self.count(name, value)
+
     def info(self, message: str, **fields: object) -> None:
         self.lines.append((message, fields))
 
@@ -35,8 +38,8 @@ def writer(store: FakeConfigMaps, **settings: float) -> tuple[AwsAuthWriter, Cou
     observer, sleeps = Counting(), list[float]()
     w = AwsAuthWriter(
         store,
+        observer,
         settings=WriterSettings(backups=3, **settings),  # type: ignore[arg-type]
-        observer=observer,  # type: ignore[arg-type]
         sleep=sleeps.append,
         jitter=lambda: 0.5,
     )
@@ -142,7 +145,7 @@ def test_backups_are_a_ring_and_restore_round_trips() -> None:
         versions.append(dict(current(store).data))
         w.sync([owned_user(user(name, "devs"))], scope={user(name).key})
     assert [b.sequence for b in w.backups()] == [4, 3, 2]  # three slots: the oldest is gone
-    with pytest.raises(LookupError, match="kept: 4, 3, 2"):
+    with pytest.raises(NotFound, match="kept: 4, 3, 2"):
         w.backup(1)
     after_d = dict(current(store).data)
     outcome = w.restore(2)

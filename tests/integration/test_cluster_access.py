@@ -12,7 +12,7 @@ from chalicelib.adapters import eks
 from chalicelib.adapters.eks import api_client, cluster_access
 from chalicelib.adapters.eks_token import TokenSource
 from chalicelib.config import Cluster
-from chalicelib.errors import PermanentError
+from chalicelib.errors import NotFound
 
 PEM = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
@@ -38,7 +38,7 @@ def test_describe_cluster_is_called_once_and_cached(aws: None) -> None:
 
 
 def test_a_missing_cluster_is_a_permanent_error(aws: None) -> None:
-    with pytest.raises(PermanentError, match="ResourceNotFoundException"):
+    with pytest.raises(NotFound, match="no such cluster"):
         cluster_access(Cluster(name="nope", region="us-east-2"), boto3.Session(region_name="us-east-2"))
 
 

@@ -1,0 +1,74 @@
+"""The one factory of adapters: what the service layer asks for the ports of a run.
+
+``AwsShell`` reaches IAM and STS with the standard credential chain and each cluster as the caller
+itself (EKS token + DescribeCluster, unless the configuration gives the endpoint); with a kubeconfig
+(the CLI's ``--kubeconfig/--context``) the cluster is reached through it instead.
+"""
+
+from __future__ import annotations
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from kubernetes import client
+from kubernetes import config as kubeconfig
+from kubernetes.config.config_exception import ConfigException
+
+from chalicelib import arns
+from chalicelib.adapters.configmaps import ConfigMaps
+from chalicelib.adapters.eks import api_client, cluster_access
+from chalicelib.adapters.eks_token import TokenSource
+from chalicelib.adapters.iam import IamReader, iam_client
+from chalicelib.adapters.rolebindings import ClusterRoles, RoleBindings
+from chalicelib.config import Cluster
+from chalicelib.errors import Forbidden, PermanentError, TransientError
+from chalicelib.ports import ClusterPorts
+
+TOKENS = TokenSource()
+_own_arns: dict[str, str] = {}
+
+
+class AwsShell:
+    def __init__(self, session: boto3.Session | None = None) -> None:
+        self.session = session or boto3.Session()
+
+    def iam(self) -> IamReader:
+        return IamReader(iam_client(self.session))
+
+    def own_arn(self) -> str:
+        credentials = self.session.get_credentials()
+        if credentials is None:
+            raise Forbidden("no AWS credentials found (set AWS_PROFILE, or run `aws configure` / `aws sso login`)")
+        key = credentials.access_key
+        if key not in _own_arns:
+            try:
+                caller = self.session.client("sts").get_caller_identity()
+            except (ClientError, NoCredentialsError) as err:
+                raise Forbidden(f"sts:GetCallerIdentity: {err}") from err
+            except BotoCoreError as err:
+                raise TransientError(f"sts:GetCallerIdentity: {err}") from err
+            _own_arns[key] = arns.canonical(caller["Arn"])
+        return _own_arns[key]
+
+    def cluster(self, cluster: Cluster) -> ClusterPorts:
+        access = cluster_access(cluster, self.session)
+        return ports_for(cluster.name, api_client(access, TOKENS), access.authentication_mode)
+
+
+class KubeconfigShell(AwsShell):
+    """IAM through AWS credentials, the one cluster through a kubeconfig context."""
+
+    def __init__(self, kubeconfig_file: str | None, context: str | None, session: boto3.Session | None = None) -> None:
+        super().__init__(session)
+        self.kubeconfig_file, self.context = kubeconfig_file, context
+
+    def cluster(self, cluster: Cluster) -> ClusterPorts:
+        try:
+            api = kubeconfig.new_client_from_config(config_file=self.kubeconfig_file, context=self.context)
+        except (ConfigException, OSError) as err:
+            where = self.kubeconfig_file or "~/.kube/config"
+            raise PermanentError(f"cannot use kubeconfig {where} (context {self.context or 'current'}): {err}") from err
+        return ports_for(cluster.name, api, None)
+
+
+def ports_for(name: str, api: client.ApiClient, authentication_mode: str | None) -> ClusterPorts:
+    return ClusterPorts(name, ConfigMaps(api), RoleBindings(api), ClusterRoles(api), authentication_mode)

@@ -1,0 +1,88 @@
+"""Every operation on IAM and STS ARNs, in one place. Pure.
+
+``arn:<partition>:<service>::<account>:<resource>`` where, for the principals this service maps,
+the resource is ``user/<path/>name``, ``role/<path/>name`` or ``assumed-role/<role>/<session>``.
+IAM names are unique per account case-insensitively, so comparisons use ``key`` (lower case).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Arn:
+    partition: str
+    service: str  # iam | sts
+    account: str
+    kind: str  # user | role | assumed-role | group | ... (the resource type)
+    path: str  # "/" or "/a/b/" (IAM); "" for STS
+    name: str  # the user, role or group name; the role's name for an assumed-role session
+    session: str = ""  # assumed-role only
+
+    @property
+    def text(self) -> str:
+        if self.kind == "assumed-role":
+            return f"arn:{self.partition}:sts::{self.account}:assumed-role/{self.name}/{self.session}"
+        return f"arn:{self.partition}:{self.service}::{self.account}:{self.kind}{self.path}{self.name}"
+
+    def unpathed(self) -> Arn:
+        """What STS reports and aws-iam-authenticator matches: the path dropped."""
+        return Arn(self.partition, self.service, self.account, self.kind, "/" if self.path else "", self.name)
+
+    def canonical(self) -> Arn:
+        """An assumed-role session becomes its role's (path-free) ARN; anything else is unchanged."""
+        if self.kind == "assumed-role":
+            return Arn(self.partition, "iam", self.account, "role", "/", self.name)
+        return self
+
+
+def parse(text: str) -> Arn | None:
+    """The ARN's parts, or None when ``text`` is not an IAM/STS principal ARN."""
+    fields = text.split(":", 5)
+    if len(fields) != 6 or fields[0] != "arn" or fields[3] != "":
+        return None
+    _, partition, service, _, account, resource = fields
+    kind, slash, rest = resource.partition("/")
+    if not slash or not rest:
+        return None
+    if kind == "assumed-role":
+        role, _, session = rest.partition("/")
+        return Arn(partition, service, account, kind, "", role, session) if role and session else None
+    head, _, name = rest.rpartition("/")
+    if not name:
+        return None
+    return Arn(partition, service, account, kind, f"/{head}/" if head else "/", name)
+
+
+def canonical(text: str) -> str:
+    """What aws-iam-authenticator matches: an assumed-role session becomes its role's ARN (no path)."""
+    arn = parse(text)
+    return arn.canonical().text if arn else text
+
+
+def unpathed(text: str) -> str:
+    arn = parse(text)
+    return arn.unpathed().text if arn else text
+
+
+def name_of(text: str) -> str:
+    """The principal's name (the last path segment); the text itself when it is not an ARN."""
+    arn = parse(text)
+    return arn.name if arn else text
+
+
+def kind_of(text: str) -> str:
+    arn = parse(text)
+    return arn.kind if arn else ""
+
+
+def has_path(text: str) -> bool:
+    arn = parse(text)
+    return arn is not None and arn.path not in ("", "/")
+
+
+def role_identity(text: str) -> str:
+    """Account and role name, lower case: two roles alike here are indistinguishable to STS."""
+    arn = parse(text)
+    return f"{arn.account}/{arn.name}".lower() if arn else text.lower()

@@ -1,0 +1,124 @@
+"""Stage 4 for aws-auth: (aws-auth as observed, what to achieve, guardrail policy) -> one step. Pure.
+
+The intent is either a sync (merge the desired owned entries, for everyone or for a scope) or a
+restore (bring back a backup). The step says whether to write and carries the exact post-image, so
+the writer only writes what was checked, and re-plans from a fresh read after a conflict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from dataclasses import dataclass
+from typing import Literal
+
+from chalicelib.awsauth.backups import Backup
+from chalicelib.awsauth.guardrails import Policy, check_current, check_post_image
+from chalicelib.awsauth.ledger import Ledger, LedgerError
+from chalicelib.awsauth.merge import merge
+from chalicelib.awsauth.parse import read_aws_auth
+from chalicelib.identities import Change, Conflict, OwnedEntry, Refusal
+from chalicelib.ownership import LEDGER_ANNOTATION
+from chalicelib.ports import ObservedConfigMap
+
+ANNOTATIONS_OVERHEAD_BYTES = 256  # the backup sequence and anything else kept beside the ledger
+
+
+@dataclass(frozen=True)
+class SyncIntent:
+    desired: tuple[OwnedEntry, ...]
+    scope: Container[str] | None = None  # lower-case ARNs this run may touch; None: every owned entry
+
+
+@dataclass(frozen=True)
+class RestoreIntent:
+    backup: Backup
+    force: bool = False  # restore even over a document EKS cannot read
+
+
+@dataclass(frozen=True)
+class AwsAuthStep:
+    intent: SyncIntent | RestoreIntent
+    status: Literal["unchanged", "refused", "write"]
+    observed: ObservedConfigMap | None  # what the step was computed from (its resourceVersion)
+    data: dict[str, str] | None = None  # the post-image, when status == "write"
+    ledger: str = ""
+    changes: tuple[Change, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
+    refusals: tuple[Refusal, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def plan_aws_auth(
+    observed: ObservedConfigMap | None, intent: SyncIntent | RestoreIntent, policy: Policy
+) -> AwsAuthStep:
+    if isinstance(intent, RestoreIntent):
+        return _plan_restore(observed, intent, policy)
+    return _plan_sync(observed, intent, policy)
+
+
+def _plan_sync(observed: ObservedConfigMap | None, intent: SyncIntent, policy: Policy) -> AwsAuthStep:
+    data = observed.data if observed else {}
+    reading = read_aws_auth(data)
+    verdict = check_current(reading)
+    if not verdict.allowed:
+        return AwsAuthStep(intent, "refused", observed, refusals=verdict.refusals)
+    try:
+        ledger = Ledger.parse(observed.annotations.get(LEDGER_ANNOTATION) if observed else None)
+    except LedgerError as err:
+        return AwsAuthStep(intent, "refused", observed, refusals=(Refusal("ledger-unreadable", str(err)),))
+    merged = merge(data, reading, ledger, intent.desired, intent.scope)
+    if merged.data == data and merged.ledger == ledger:
+        return AwsAuthStep(intent, "unchanged", observed, conflicts=merged.conflicts)
+    removed = sum(1 for c in merged.changes if c.action == "remove")
+    ledger_text = merged.ledger.serialize()
+    verdict = check_post_image(
+        reading,
+        ledger,
+        merged.data,
+        merged.ledger,
+        removed=removed,
+        policy=policy,
+        annotations_size=len(ledger_text) + ANNOTATIONS_OVERHEAD_BYTES,
+    )
+    status: Literal["refused", "write"] = "write" if verdict.allowed else "refused"
+    return AwsAuthStep(
+        intent,
+        status,
+        observed,
+        merged.data,
+        ledger_text,
+        merged.changes,
+        merged.conflicts,
+        verdict.refusals,
+        verdict.warnings,
+    )
+
+
+def _plan_restore(observed: ObservedConfigMap | None, intent: RestoreIntent, policy: Policy) -> AwsAuthStep:
+    backup = intent.backup
+    data = observed.data if observed else {}
+    reading = read_aws_auth(data)
+    verdict = check_current(reading)
+    if not verdict.allowed and not intent.force:
+        return AwsAuthStep(intent, "refused", observed, refusals=verdict.refusals)
+    if data == backup.data:
+        return AwsAuthStep(intent, "unchanged", observed)
+    try:
+        after_ledger = Ledger.parse(backup.ledger)
+    except LedgerError as err:
+        refusal = Refusal("ledger-unreadable", f"backup {backup.sequence}: {err}")
+        return AwsAuthStep(intent, "refused", observed, refusals=(refusal,))
+    # A restore may remove entries by design; what is protected (nodes, break-glass, the caller) may not.
+    restore_policy = Policy(policy.protected_arns, policy.max_deletion_share, force_deletions=True)
+    verdict = check_post_image(
+        reading if reading.understood else read_aws_auth({}),
+        Ledger(),
+        backup.data,
+        after_ledger,
+        removed=0,
+        policy=restore_policy,
+        annotations_size=len(backup.ledger) + ANNOTATIONS_OVERHEAD_BYTES,
+    )
+    if not verdict.allowed:
+        return AwsAuthStep(intent, "refused", observed, refusals=verdict.refusals, warnings=verdict.warnings)
+    return AwsAuthStep(intent, "write", observed, dict(backup.data), backup.ledger, warnings=verdict.warnings)

@@ -1,0 +1,149 @@
+"""The ports: what the core needs from the outside world, as Protocols over plain data.
+
+Adapters (``chalicelib/adapters``) implement them with boto3 and the kubernetes client; the
+functional tests implement them in memory. The core and ``reconcile`` depend only on these.
+
+- ``IamPort``: the IAM snapshot (stage 2).
+- ``ConfigMapStore``, ``BindingStore``, ``ClusterRoleReader``: one cluster's objects.
+- ``IdentityBackend``: where identities are mapped (aws-auth today; EKS access entries plug in here).
+- ``Shell``: the factory the service layer asks for all of the above, per cluster.
+- ``Observer``: logs and metrics (Powertools in Lambda).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from chalicelib.identities import IdentityStep
+
+if TYPE_CHECKING:
+    from chalicelib.config import Cluster
+    from chalicelib.desired import DesiredBinding
+    from chalicelib.identities import Outcome, OwnedEntry
+    from chalicelib.snapshot import IamSnapshot
+
+Step = TypeVar("Step", bound="IdentityStep")
+
+
+@dataclass(frozen=True)
+class ObservedConfigMap:
+    name: str
+    namespace: str
+    data: dict[str, str]
+    annotations: dict[str, str]
+    resource_version: str
+    raw: Any = field(default=None, compare=False, repr=False)  # the adapter's object, to keep every other field
+
+
+@dataclass(frozen=True)
+class ObservedBinding:
+    """A RoleBinding labelled as ours, as read."""
+
+    namespace: str
+    name: str
+    cluster_role: str
+    subjects: tuple[tuple[str, str], ...]  # (kind, name)
+    source: str
+    principal: str | None
+    resource_version: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+
+class Observer(Protocol):
+    def count(self, name: str, value: float = 1, **dimensions: str) -> None: ...
+    def milliseconds(self, name: str, value: float) -> None: ...
+    def info(self, message: str, **fields: Any) -> None: ...
+    def warning(self, message: str, **fields: Any) -> None: ...
+    def error(self, message: str, **fields: Any) -> None: ...
+
+
+class IamPort(Protocol):
+    def full_snapshot(self) -> IamSnapshot: ...
+    def scoped_snapshot(self, user_names: Iterable[str] = (), role_names: Iterable[str] = ()) -> IamSnapshot: ...
+    def missing(self, groups: Iterable[str], roles: Iterable[str]) -> list[str]:
+        """Descriptions of the configured groups and roles that do not exist in IAM."""
+        ...
+
+
+class ConfigMapStore(Protocol):
+    def read(self, namespace: str, name: str) -> ObservedConfigMap | None: ...
+    def update(
+        self, observed: ObservedConfigMap, data: Mapping[str, str], annotations: Mapping[str, str]
+    ) -> ObservedConfigMap:
+        """Replaces data and merges annotations, conditional on observed.resource_version (else WriteConflict)."""
+        ...
+
+    def create(
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, str],
+        annotations: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> ObservedConfigMap:
+        """Creates; WriteConflict when it already exists."""
+        ...
+
+    def put(self, namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str] | None = None) -> None:
+        """Writes an object only this service writes (a backup slot), unconditionally."""
+        ...
+
+
+class BindingStore(Protocol):
+    def namespaces(self) -> dict[str, dict[str, str]]:
+        """Every namespace and its labels."""
+        ...
+
+    def list_owned(self) -> list[ObservedBinding]: ...
+    def create(self, binding: DesiredBinding) -> None: ...
+    def update(self, binding: DesiredBinding, current: ObservedBinding) -> None: ...
+    def delete(self, current: ObservedBinding) -> None: ...
+
+
+class ClusterRoleReader(Protocol):
+    def rules(self, name: str) -> list[str]:
+        """The ClusterRole's rules, one line each ("pods: get, list"); NotFound when it does not exist."""
+        ...
+
+
+@dataclass(frozen=True)
+class ClusterPorts:
+    """Everything the service reaches in one cluster."""
+
+    name: str
+    config_maps: ConfigMapStore
+    bindings: BindingStore
+    cluster_roles: ClusterRoleReader
+    authentication_mode: str | None = None  # CONFIG_MAP | API_AND_CONFIG_MAP | API; None: not described
+
+
+class Shell(Protocol):
+    """Builds the ports for a run. Each call may raise a SyncError, which fails only what asked."""
+
+    def iam(self) -> IamPort: ...
+    def own_arn(self) -> str:
+        """The canonical ARN of whoever runs the service: its mapping must never be changed."""
+        ...
+
+    def cluster(self, cluster: Cluster) -> ClusterPorts: ...
+
+
+class IdentityBackend(Protocol[Step]):
+    """Where IAM identities are mapped to Kubernetes users and groups in one cluster: aws-auth
+    (``configMap``) or EKS access entries (``accessEntries``)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def plan(self, desired: Iterable[OwnedEntry], scope: Container[str] | None = None) -> Step:
+        """Reads the current mapping and computes the step to the desired one. Never writes."""
+        ...
+
+    def apply(self, step: Step, reason: str) -> Outcome:
+        """Carries a step out (re-reading and re-planning after a write conflict)."""
+        ...

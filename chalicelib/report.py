@@ -1,0 +1,95 @@
+"""Renders the result of a run, once, for every audience: the Lambda's return value and the CLI's
+``--output json`` share ``as_json``; the CLI's text and the demo use ``as_text``. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.errors import SyncError, TransientError
+from chalicelib.identities import Change, Entry
+from chalicelib.plan import BindingAction, DeleteBinding
+from chalicelib.reconcile import ClusterReport
+
+Result = ClusterReport | SyncError
+
+
+def succeeded(result: Result) -> bool:
+    if isinstance(result, SyncError):
+        return False
+    applied = result.applied
+    return applied.identities.status != "refused" and not applied.bindings.failed and not applied.bindings.refused
+
+
+def changed(result: Result) -> bool:
+    return isinstance(result, ClusterReport) and result.changed
+
+
+def as_json(result: Result) -> dict[str, Any]:
+    if isinstance(result, SyncError):
+        kind = "transient" if isinstance(result, TransientError) else "permanent"
+        return {"status": "failed", "error": str(result), "errorKind": kind, "errorType": type(result).__name__}
+    outcome, bindings = result.applied.identities, result.applied.bindings
+    return {
+        "status": "changes" if result.changed else "no-changes",
+        "identities": {
+            "status": outcome.status,
+            "changes": [_change(c) for c in outcome.changes],
+            "conflicts": [c.describe() for c in outcome.conflicts],
+            "refusals": [{"reason": r.reason, "message": r.message} for r in outcome.refusals],
+            "warnings": list(outcome.warnings),
+            **({"backup": outcome.backup_sequence} if outcome.backup_sequence else {}),
+        },
+        "roleBindings": [_binding(a) for a in result.plan.bindings],
+        "roleBindingsDone": len(bindings.done),
+        "grantRefusals": [
+            {"principal": r.principal, "subject": r.subject, "reason": r.reason, "message": r.message}
+            for r in result.desired.refusals
+        ],
+        "skipped": list(result.desired.skipped),
+        "problems": bindings.problems,
+    }
+
+
+def as_text(name: str, result: Result, display_only: bool = False) -> list[str]:
+    if isinstance(result, SyncError):
+        return [f"cluster {name}: FAILED: {result}"]
+    outcome, bindings = result.applied.identities, result.applied.bindings
+    lines = [
+        f"cluster {name}: " + ("changes" if result.changed else "no changes") + (" (plan)" if display_only else "")
+    ]
+    lines.append(f"  aws-auth: {outcome.status}")
+    lines += [f"  {c.describe()}" for c in outcome.changes]
+    lines += [f"  {c.describe()}" for c in outcome.conflicts]
+    lines += [f"  ! {r.render()}" for r in outcome.refusals]
+    lines.append(f"  rolebindings: {len(result.plan.bindings)} change(s)")
+    lines += [f"  {a.describe()}" for a in result.plan.bindings]
+    lines += [f"  ! {r.render()}" for r in result.desired.refusals]
+    lines += [f"  ! skipped: {s}" for s in result.desired.skipped]
+    lines += [f"  ! {p}" for p in bindings.problems]
+    return lines
+
+
+def _change(change: Change) -> dict[str, Any]:
+    return {
+        "action": change.action,
+        "key": change.key,
+        "arn": change.arn,
+        "before": _entry(change.before),
+        "after": _entry(change.after),
+        "source": change.source,
+        "text": change.describe(),
+    }
+
+
+def _entry(entry: Entry | None) -> dict[str, Any] | None:
+    return None if entry is None else {"arn": entry.arn, "username": entry.username, "groups": list(entry.groups)}
+
+
+def _binding(action: BindingAction) -> dict[str, Any]:
+    namespace, name = action.key
+    found: dict[str, Any] = {"action": action.verb, "namespace": namespace, "name": name, "text": action.describe()}
+    if isinstance(action, DeleteBinding):
+        return {**found, "clusterRole": action.observed.cluster_role, "subject": None, "source": action.observed.source}
+    desired = action.desired
+    subject = f"{desired.subject_kind}/{desired.subject_name}"
+    return {**found, "clusterRole": desired.cluster_role, "subject": subject, "source": desired.source}
