@@ -78,6 +78,13 @@ def _parser() -> argparse.ArgumentParser:
     explain = command("explain", "Why can (or can't) a principal reach a namespace?", _explain)
     _cluster_options(explain)
     explain.add_argument("principal", help="an IAM ARN, an IAM user or role name, or a Kubernetes username")
+    migrate = command(
+        "migrate",
+        "Move the principals the service maps from aws-auth to EKS access entries (one cluster).",
+        _migrate,
+    )
+    _cluster_options(migrate)
+    migrate.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
     backups = command("backups", "List the kept versions of aws-auth.", _backups)
     _cluster_options(backups)
     restore = command("restore", "Bring back a kept version of aws-auth, through the guardrails.", _restore)
@@ -202,6 +209,20 @@ def _backups(args: argparse.Namespace) -> int:
     for line in operations.backups_text(config, args):
         print(line, file=args.out)
     return EXIT_OK
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    _, config = _load(args)
+    if config is None:
+        return EXIT_ERROR
+    from chalicelib import operations  # noqa: PLC0415
+
+    progress("reading IAM, aws-auth and the access entries")
+    ok, lines = operations.migrate(config, args)
+    style = Style(args.out)
+    for line in lines:
+        print(style.line(line), file=args.out)
+    return EXIT_OK if ok else EXIT_ERROR
 
 
 def _restore(args: argparse.Namespace) -> int:

@@ -104,6 +104,8 @@ class Cluster(_Model):
         default=None, alias="certificateAuthorityData"
     )
     insecure_skip_tls_verify: StrictBool = Field(default=False, alias="insecureSkipTLSVerify")
+    # Where identities are mapped: auto follows the cluster's authentication mode (DescribeCluster).
+    backend: Literal["auto", "configMap", "accessEntries"] = "auto"
 
 
 class GroupIdentity(_Model):
@@ -169,6 +171,12 @@ class Config(_Model):
     aws_auth: AwsAuthSettings = Field(default=AwsAuthSettings(), alias="awsAuth")
     # cluster-admin and system: ClusterRoles are refused in grants unless named here.
     allow_privileged_cluster_roles: tuple[RbacName, ...] = Field(default=(), alias="allowPrivilegedClusterRoles")
+
+    def cluster(self, name: str) -> Cluster:
+        found = next((c for c in self.clusters if c.name == name), None)
+        if found is None:
+            raise ConfigError("<config>", [Problem("clusters", None, f"no cluster named {name!r} is configured")])
+        return found
 
     def summary(self) -> str:
         grants = self.namespace_grants

@@ -3,11 +3,10 @@ observed aws-auth and the rules of the ClusterRoles involved."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from chalicelib import arns
-from chalicelib.awsauth.parse import Reading
 from chalicelib.desired import DesiredBinding, DesiredState, Refusal
 from chalicelib.identities import OwnedEntry
 
@@ -22,7 +21,7 @@ class Grant:
 @dataclass(frozen=True)
 class Explanation:
     owned: OwnedEntry
-    in_aws_auth: bool  # the entry is in aws-auth exactly as desired
+    in_place: bool  # the cluster maps the principal exactly as desired (aws-auth entry or access entry)
     grants: tuple[Grant, ...] = ()
     refusals: tuple[Refusal, ...] = field(default=())
 
@@ -30,17 +29,17 @@ class Explanation:
 def explain(
     query: str,
     desired: DesiredState,
-    observed: Reading | None,
+    in_place: Callable[[OwnedEntry], bool],
     rules: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Explanation]:
-    """``query``: an IAM ARN (a role session ARN too), an IAM user or role name, or a Kubernetes username."""
+    """``query``: an IAM ARN (a role session ARN too), an IAM user or role name, or a Kubernetes username.
+    ``in_place`` tells whether the cluster maps an owned entry as desired (the backend knows how)."""
     rules = rules or {}
     found = []
     for owned in desired.aws_auth:
         if not _matches(query, owned):
             continue
         entry = owned.entry
-        present = observed is not None and entry.core() in [e.core() for e in observed.entries(owned.key)]
         grants = []
         for binding in desired.bindings:
             if binding.subject_kind == "Group" and binding.subject_name in entry.groups:
@@ -50,8 +49,8 @@ def explain(
             else:
                 continue
             grants.append(Grant(binding, via, tuple(rules.get(binding.cluster_role, ()))))
-        refusals = tuple(r for r in desired.refusals if r.principal.lower() == entry.arn.lower())
-        found.append(Explanation(owned, present, tuple(grants), refusals))
+        refusals = tuple(r for r in desired.refusals if r.principal.lower() == owned.iam_arn.lower())
+        found.append(Explanation(owned, in_place(owned), tuple(grants), refusals))
     return found
 
 

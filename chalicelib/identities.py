@@ -103,6 +103,7 @@ class Refusal:
 
     reason: str
     message: str
+    principal: str = ""  # the IAM ARN it concerns, when it concerns one
 
     def render(self) -> str:
         return f"refused ({self.reason}): {self.message}"

@@ -5,15 +5,21 @@ from __future__ import annotations
 import argparse
 
 from chalicelib import runner
+from chalicelib.accessentries.backend import AccessEntriesBackend
+from chalicelib.accessentries.plan import AccessEntriesStep, as_entry, desired_entry
+from chalicelib.awsauth.model import ENTRY_KEYS
 from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.config import Config, grantable_cluster_roles
+from chalicelib.config import Cluster, Config, grantable_cluster_roles
 from chalicelib.desired import desired_state
 from chalicelib.errors import NotFound, SyncError
 from chalicelib.explain import explain, refusals_for
+from chalicelib.identities import OwnedEntry, preview
 from chalicelib.observability import LogObserver
-from chalicelib.ports import ClusterPorts, Shell
-from chalicelib.reconcile import Options, identity_backend
+from chalicelib.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE
+from chalicelib.ports import ClusterPorts, ObservedAccessEntry, Shell
+from chalicelib.reconcile import Options, aws_auth_writer, choose_backend, guardrail_policy
 from chalicelib.report import Result
+from chalicelib.snapshot import IamSnapshot
 
 
 def shell_for(args: argparse.Namespace) -> Shell:
@@ -52,32 +58,65 @@ def explain_text(config: Config, args: argparse.Namespace) -> tuple[list[str], b
         if isinstance(ports, SyncError):
             lines.append(f"cluster {name}: FAILED: {ports}")
             continue
-        desired = desired_state(config, snapshot, ports.bindings.namespaces())
-        observed = identity_backend(config, ports, Options(), LogObserver(name)).read()
-        reading = read_aws_auth(observed.data if observed else {})
-        rules = {role: _rules(ports, role) for role in sorted({b.cluster_role for b in desired.bindings})}
-        explanations = explain(args.principal, desired, reading, rules)
-        lines.append(f"cluster {name}")
-        for item in explanations:
-            found = True
-            entry = item.owned.entry
-            lines.append(f"  {entry.arn} ({item.owned.key}), in aws-auth now: {'yes' if item.in_aws_auth else 'NO'}")
-            lines.append(f"    username: {entry.username}")
-            lines.append(f"    kubernetes groups: {', '.join(entry.groups) or '(none)'}")
-            lines.append(f"    because: {item.owned.source}")
-            if not item.grants:
-                lines.append("    no RoleBinding applies")
-            for grant in item.grants:
-                b = grant.binding
-                lines.append(f"    + namespace {b.namespace}: ClusterRole {b.cluster_role} via {grant.via}")
-                lines += [f"        can {rule}" for rule in grant.can]
-            lines += [f"    ! {r.render()}" for r in item.refusals]
-        if not explanations:
-            lines.append(
-                f"  {args.principal}: no mapping (not in a configured group, no configured role, no tag grant)"
-            )
-            lines += [f"  ! {r.render()}" for r in refusals_for(args.principal, desired)]
+        try:
+            explained, mapped = _explain_cluster(config, args.principal, snapshot, ports)
+        except SyncError as err:
+            lines.append(f"cluster {name}: FAILED: {err}")
+            continue
+        lines += explained
+        found = found or mapped
     return lines, found
+
+
+def _explain_cluster(
+    config: Config, principal: str, snapshot: IamSnapshot, ports: ClusterPorts
+) -> tuple[list[str], bool]:
+    backend = choose_backend(config.cluster(ports.name), ports.authentication_mode)
+    desired = desired_state(config, snapshot, ports.bindings.namespaces())
+    observed = ports.config_maps.read(AWS_AUTH_NAMESPACE, AWS_AUTH_NAME) if ports.authentication_mode != "API" else None
+    reading = read_aws_auth(observed.data if observed else {})
+    in_aws_auth = {e.key: e.core() for key in ENTRY_KEYS for e in reading.entries(key)}
+    entries = ports.access_entries if backend == "accessEntries" else None
+    described: dict[str, ObservedAccessEntry | None] = {}
+
+    def entry_of(owned: OwnedEntry) -> ObservedAccessEntry | None:
+        if entries is not None and owned.iam_arn not in described:
+            described[owned.iam_arn] = entries.describe(owned.iam_arn)
+        return described.get(owned.iam_arn)
+
+    def in_place(owned: OwnedEntry) -> bool:
+        if entries is None:
+            return in_aws_auth.get(owned.entry.key) == owned.entry.core()
+        found = entry_of(owned)
+        return found is not None and as_entry(found) == desired_entry(owned)
+
+    rules = {role: _rules(ports, role) for role in sorted({b.cluster_role for b in desired.bindings})}
+    explanations = explain(principal, desired, in_place, rules)
+    mode = f" (authentication mode {ports.authentication_mode})" if ports.authentication_mode else ""
+    lines = [f"cluster {ports.name}: mapped through {'access entries' if entries else 'aws-auth'}{mode}"]
+    for item in explanations:
+        entry = item.owned.entry
+        where = "access entry" if entries else f"aws-auth {item.owned.key}"
+        lines.append(f"  {item.owned.iam_arn} ({where}), in place now: {'yes' if item.in_place else 'NO'}")
+        if entries and ports.authentication_mode == "API_AND_CONFIG_MAP" and entry.key in in_aws_auth:
+            lines.append(
+                f"    ! aws-auth maps it too ({in_aws_auth[entry.key].describe()}); "
+                "EKS uses the access entry and ignores that mapping"
+            )
+        lines.append(f"    username: {entry.username}")
+        lines.append(f"    kubernetes groups: {', '.join(entry.groups) or '(none)'}")
+        lines.append(f"    because: {item.owned.source}")
+        if not item.grants:
+            lines.append("    no RoleBinding applies")
+        for grant in item.grants:
+            b = grant.binding
+            lines.append(f"    + namespace {b.namespace}: ClusterRole {b.cluster_role} via {grant.via}")
+            lines += [f"        can {rule}" for rule in grant.can]
+        lines += [f"    ! {r.render()}" for r in item.refusals]
+    if not explanations:
+        lines.append(f"  {principal}: no mapping (not in a configured group, no configured role, no tag grant)")
+        lines += [f"  ! {r.render()}" for r in refusals_for(principal, desired)]
+    return lines, bool(explanations)
 
 
 def _rules(ports: ClusterPorts, role: str) -> list[str]:
@@ -95,7 +134,7 @@ def backups_text(config: Config, args: argparse.Namespace) -> list[str]:
             continue
         lines.append(f"cluster {name}")
         try:
-            kept = identity_backend(config, ports, Options(), LogObserver(name)).backups()
+            kept = aws_auth_writer(config, ports, guardrail_policy(config, Options()), LogObserver(name)).backups()
         except SyncError as err:
             lines.append(f"  FAILED: {err}")
             continue
@@ -119,7 +158,7 @@ def restore(config: Config, args: argparse.Namespace) -> tuple[bool, list[str]]:
         return False, [f"cluster {name}: FAILED: {ports}"]
     # Restores protect what the Lambdas protect (break-glass entries), and whoever runs them.
     options = Options(own_arns=frozenset({shell.own_arn()}), reason="eks-iam-sync restore")
-    writer = identity_backend(config, ports, options, LogObserver(name))
+    writer = aws_auth_writer(config, ports, guardrail_policy(config, options), LogObserver(name))
     try:
         outcome = writer.restore(args.version, force=args.force)
     except NotFound as err:
@@ -151,3 +190,81 @@ def live_problems(config: Config, args: argparse.Namespace) -> list[str]:
         existing = ports.bindings.namespaces()
         problems += [f"cluster {name}: namespace {ns!r} does not exist" for ns in sorted(listed - set(existing))]
     return problems
+
+
+def migrate(config: Config, args: argparse.Namespace) -> tuple[bool, list[str]]:
+    """aws-auth -> access entries for one cluster: create (and verify) an entry for every principal the
+    service maps, then remove the service's own aws-auth entries. Foreign aws-auth entries (nodes,
+    break-glass, anyone else's) stay. Idempotent; ``--dry-run`` writes nothing."""
+    shell = shell_for(args)
+    reached = connect(config, args, shell)
+    if len(reached) != 1 or not args.cluster:
+        return False, ["migrate works on one cluster: name it with --cluster"]
+    ((name, ports),) = reached.items()
+    if isinstance(ports, SyncError):
+        return False, [f"cluster {name}: FAILED: {ports}"]
+    cluster = config.cluster(name)
+    refused = _migration_refusal(cluster, ports)
+    if refused:
+        return False, [f"cluster {name}: {refused}"]
+    observer = LogObserver(name)
+    options = Options(own_arns=frozenset({shell.own_arn()}), dry_run=args.dry_run, reason="eks-iam-sync migrate")
+    desired = desired_state(config, shell.iam().full_snapshot(), ports.bindings.namespaces())
+    assert ports.access_entries is not None  # checked by _migration_refusal
+    entries = AccessEntriesBackend(ports.access_entries, observer, guardrail_policy(config, options))
+    step = entries.plan(desired.aws_auth, None)
+    created = preview(step) if args.dry_run else entries.apply(step, options.reason)
+    lines = [f"cluster {name}: migrate aws-auth -> access entries" + (" (dry run)" if args.dry_run else "")]
+    lines += [f"  access entries: {created.status}"] + [f"  {c.describe()}" for c in created.changes]
+    lines += [f"  {c.describe()}" for c in created.conflicts] + [f"  ! {r.render()}" for r in created.refusals]
+    moved = _entries_in_place(entries, desired.aws_auth, step, verify=not args.dry_run)
+    kept = [o for o in desired.aws_auth if o.entry.key not in moved]
+    lines += [f"  ! kept in aws-auth (no access entry in place): {o.entry.describe()}" for o in kept]
+    # Everything the service owns in aws-auth goes, except what still has no entry; the deletion
+    # breaker is lifted (removing them all is the point), every other guardrail holds.
+    policy = guardrail_policy(config, Options(own_arns=options.own_arns, force_deletions=True))
+    writer = aws_auth_writer(config, ports, policy, observer)
+    scope = _AllBut(frozenset(o.entry.key for o in kept))
+    removal = writer.plan((), scope)
+    removed = preview(removal) if args.dry_run else writer.apply(removal, options.reason)
+    lines += [f"  aws-auth: {removed.status}"] + [f"  {c.describe()}" for c in removed.changes]
+    lines += [f"  ! {r.render()}" for r in removed.refusals]
+    ok = not created.refusals and not removed.refusals and not created.conflicts
+    return ok, lines
+
+
+def _migration_refusal(cluster: Cluster, ports: ClusterPorts) -> str | None:
+    if cluster.backend == "configMap":
+        return "backend: configMap in the configuration would write aws-auth again: set backend: auto first"
+    if ports.authentication_mode == "CONFIG_MAP":
+        return (
+            "authentication mode CONFIG_MAP has no access entries; switch it first (one-way): "
+            f"aws eks update-cluster-config --name {cluster.name} --region {cluster.region} "
+            "--access-config authenticationMode=API_AND_CONFIG_MAP"
+        )
+    if ports.authentication_mode is None or ports.access_entries is None:
+        return "the authentication mode could not be read (eks:DescribeCluster)"
+    return None
+
+
+def _entries_in_place(
+    entries: AccessEntriesBackend, desired: tuple[OwnedEntry, ...], step: AccessEntriesStep, verify: bool
+) -> set[str]:
+    """aws-auth keys of the desired principals whose access entry exists as desired (read back, with
+    EKS's propagation delay waited out), or, in a dry run, would after the step."""
+    refused = {r.principal.lower() for r in step.refusals if r.principal}
+    conflicting = {c.wanted.entry.key for c in step.conflicts}
+    candidates = [o for o in desired if o.iam_arn.lower() not in refused and o.entry.key not in conflicting]
+    if not verify:
+        return {o.entry.key for o in candidates}
+    return {o.entry.key for o in candidates if entries.verify(o)}
+
+
+class _AllBut:
+    """A scope of every ARN except these (lower case)."""
+
+    def __init__(self, excluded: frozenset[str]) -> None:
+        self.excluded = excluded
+
+    def __contains__(self, arn: object) -> bool:
+        return isinstance(arn, str) and arn.lower() not in self.excluded

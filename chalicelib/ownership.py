@@ -31,3 +31,10 @@ EVENT_ID_ANNOTATION = "eks-iam-sync.io/event-id"  # the CloudTrail eventID that 
 # The Kubernetes group the service's own IAM role is mapped to; infra/kubernetes/rbac.yaml binds it.
 SERVICE_GROUP = "eks-iam-sync"
 SERVICE_USERNAME = "eks-iam-sync"
+
+# EKS access entries: owned exactly when tagged MANAGED_BY_LABEL=MANAGED_BY_VALUE (and STANDARD). The
+# principal's IAM unique id tells a principal recreated under the same ARN (its entry then no longer
+# authenticates); the source says which rule or tag mapped it.
+ENTRY_PRINCIPAL_ID_TAG = "eks-iam-sync/principal-id"
+ENTRY_SOURCE_TAG = "eks-iam-sync/source"
+ACCESS_ENTRY_QUOTA = 3000  # per cluster, not adjustable

@@ -112,6 +112,39 @@ class ClusterRoleReader(Protocol):
 
 
 @dataclass(frozen=True)
+class ObservedAccessEntry:
+    """An EKS access entry, as DescribeAccessEntry reports it."""
+
+    principal_arn: str  # with its path
+    username: str
+    kubernetes_groups: tuple[str, ...] = ()
+    type: str = "STANDARD"
+    tags: Mapping[str, str] = field(default_factory=dict)
+    entry_arn: str = ""
+
+    @property
+    def key(self) -> str:
+        return self.principal_arn.lower()
+
+
+class AccessEntryStore(Protocol):
+    """One cluster's EKS access entries (the EKS API)."""
+
+    def list_principals(self) -> list[str]:
+        """Every entry's principal ARN (all pages)."""
+        ...
+
+    def describe(self, principal_arn: str) -> ObservedAccessEntry | None: ...
+    def create(self, principal_arn: str, username: str, groups: tuple[str, ...], tags: Mapping[str, str]) -> None:
+        """A STANDARD entry; WriteConflict when the principal has one already."""
+        ...
+
+    def update(self, principal_arn: str, username: str, groups: tuple[str, ...]) -> None: ...
+    def tag(self, entry_arn: str, tags: Mapping[str, str]) -> None: ...
+    def delete(self, principal_arn: str) -> None: ...
+
+
+@dataclass(frozen=True)
 class ClusterPorts:
     """Everything the service reaches in one cluster."""
 
@@ -120,6 +153,7 @@ class ClusterPorts:
     bindings: BindingStore
     cluster_roles: ClusterRoleReader
     authentication_mode: str | None = None  # CONFIG_MAP | API_AND_CONFIG_MAP | API; None: not described
+    access_entries: AccessEntryStore | None = None  # None: the EKS API is not reachable for this cluster
 
 
 class Shell(Protocol):
@@ -146,4 +180,8 @@ class IdentityBackend(Protocol[Step]):
 
     def apply(self, step: Step, reason: str) -> Outcome:
         """Carries a step out (re-reading and re-planning after a write conflict)."""
+        ...
+
+    def members_of(self, groups: Iterable[str]) -> set[str]:
+        """Lower-case names of the users mapped because of these IAM groups (once the groups are gone)."""
         ...

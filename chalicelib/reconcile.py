@@ -10,12 +10,15 @@ principals' entries and bindings.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
+from chalicelib.accessentries.backend import AccessEntriesBackend
 from chalicelib.apply import Applied, Applier, DisplayOnlyApplier
 from chalicelib.awsauth.guardrails import Policy
 from chalicelib.awsauth.writer import AwsAuthWriter, WriterSettings
-from chalicelib.config import Config
+from chalicelib.config import Cluster, Config
 from chalicelib.desired import DesiredState, desired_state
+from chalicelib.errors import PermanentError
 from chalicelib.plan import Plan, plan_bindings
 from chalicelib.ports import ClusterPorts, Observer
 from chalicelib.principals import PrincipalScope
@@ -37,6 +40,7 @@ class ClusterReport:
     desired: DesiredState
     plan: Plan
     applied: Applied
+    backend: str = "configMap"  # configMap (aws-auth) | accessEntries
 
     @property
     def changed(self) -> bool:
@@ -63,18 +67,46 @@ def reconcile_cluster(
     return ClusterReport(ports.name, desired, plan, applier.apply(plan, options.reason))
 
 
-def identity_backend(config: Config, ports: ClusterPorts, options: Options, observer: Observer) -> AwsAuthWriter:
+def identity_backend(
+    config: Config, ports: ClusterPorts, options: Options, observer: Observer
+) -> AwsAuthWriter | AccessEntriesBackend:
     """The one way to build a cluster's identity backend: break-glass and the caller's own ARNs are protected."""
-    return AwsAuthWriter(
-        ports.config_maps,
-        observer,
-        policy=Policy(
-            protected_arns=frozenset(a.lower() for a in (*config.aws_auth.break_glass_arns, *options.own_arns)),
-            max_deletion_share=config.aws_auth.max_deletion_share,
-            force_deletions=options.force_deletions,
-        ),
-        settings=WriterSettings(backups=config.aws_auth.backups),
+    policy = guardrail_policy(config, options)
+    if choose_backend(config.cluster(ports.name), ports.authentication_mode) == "configMap":
+        return aws_auth_writer(config, ports, policy, observer)
+    if ports.access_entries is None:
+        raise PermanentError(f"cluster {ports.name}: the EKS access-entry API is not reachable from here")
+    return AccessEntriesBackend(ports.access_entries, observer, policy)
+
+
+def aws_auth_writer(config: Config, ports: ClusterPorts, policy: Policy, observer: Observer) -> AwsAuthWriter:
+    return AwsAuthWriter(ports.config_maps, observer, policy, WriterSettings(backups=config.aws_auth.backups))
+
+
+def guardrail_policy(config: Config, options: Options) -> Policy:
+    return Policy(
+        protected_arns=frozenset(a.lower() for a in (*config.aws_auth.break_glass_arns, *options.own_arns)),
+        max_deletion_share=config.aws_auth.max_deletion_share,
+        force_deletions=options.force_deletions,
     )
+
+
+def choose_backend(cluster: Cluster, mode: str | None) -> Literal["configMap", "accessEntries"]:
+    """``auto`` follows the authentication mode; an explicit choice the cluster cannot honour is an error."""
+    if cluster.backend == "auto":
+        return "accessEntries" if mode in ("API", "API_AND_CONFIG_MAP") else "configMap"
+    if cluster.backend == "configMap" and mode == "API":
+        raise PermanentError(
+            f"cluster {cluster.name} authenticates with access entries only (mode API): EKS ignores aws-auth; "
+            "set backend: accessEntries (or auto)"
+        )
+    if cluster.backend == "accessEntries" and mode == "CONFIG_MAP":
+        raise PermanentError(
+            f"cluster {cluster.name} is in CONFIG_MAP mode, which has no access entries; switch it with "
+            f"`aws eks update-cluster-config --name {cluster.name} --region {cluster.region} "
+            "--access-config authenticationMode=API_AND_CONFIG_MAP` (one-way), or set backend: configMap"
+        )
+    return cluster.backend
 
 
 def _report_desired(desired: DesiredState, observer: Observer) -> None:

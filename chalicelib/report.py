@@ -11,13 +11,14 @@ from chalicelib.plan import BindingAction, DeleteBinding
 from chalicelib.reconcile import ClusterReport
 
 Result = ClusterReport | SyncError
+BACKEND_LABELS = {"configMap": "aws-auth", "accessEntries": "access entries"}
 
 
 def succeeded(result: Result) -> bool:
     if isinstance(result, SyncError):
         return False
     applied = result.applied
-    return applied.identities.status != "refused" and not applied.bindings.failed and not applied.bindings.refused
+    return not applied.identities.refusals and not applied.bindings.failed and not applied.bindings.refused
 
 
 def changed(result: Result) -> bool:
@@ -31,6 +32,7 @@ def as_json(result: Result) -> dict[str, Any]:
     outcome, bindings = result.applied.identities, result.applied.bindings
     return {
         "status": "changes" if result.changed else "no-changes",
+        "backend": result.backend,
         "identities": {
             "status": outcome.status,
             "changes": [_change(c) for c in outcome.changes],
@@ -57,7 +59,7 @@ def as_text(name: str, result: Result, display_only: bool = False) -> list[str]:
     lines = [
         f"cluster {name}: " + ("changes" if result.changed else "no changes") + (" (plan)" if display_only else "")
     ]
-    lines.append(f"  aws-auth: {outcome.status}")
+    lines.append(f"  {BACKEND_LABELS.get(result.backend, result.backend)}: {outcome.status}")
     lines += [f"  {c.describe()}" for c in outcome.changes]
     lines += [f"  {c.describe()}" for c in outcome.conflicts]
     lines += [f"  ! {r.render()}" for r in outcome.refusals]

@@ -14,15 +14,13 @@ from typing import Any
 
 from aws_lambda_powertools import Tracer
 
-from chalicelib.awsauth.ledger import Ledger, LedgerError
 from chalicelib.config import Config
 from chalicelib.errors import SyncError, TransientError
 from chalicelib.events import Trigger
 from chalicelib.observability import SERVICE, LogObserver
-from chalicelib.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE, LEDGER_ANNOTATION
 from chalicelib.ports import ClusterPorts, Shell
 from chalicelib.principals import PrincipalScope
-from chalicelib.reconcile import ClusterReport, Options, reconcile_cluster
+from chalicelib.reconcile import ClusterReport, Options, identity_backend, reconcile_cluster
 from chalicelib.report import as_json
 from chalicelib.snapshot import IamSnapshot
 
@@ -47,7 +45,8 @@ def run_event(config: Config, trigger: Trigger, shell: Shell | None = None) -> d
     clusters = connect(config, shell)
     scope = trigger.scope
     if trigger.deleted_groups:
-        scope = PrincipalScope(scope.users | _former_members(clusters, trigger.deleted_groups), scope.roles)
+        former = _former_members(config, clusters, trigger.deleted_groups)
+        scope = PrincipalScope(scope.users | former, scope.roles)
     snapshot = shell.iam().scoped_snapshot(scope.users, scope.roles)
     options = Options(
         event_id=trigger.event_id,
@@ -117,16 +116,16 @@ def lambda_result(results: dict[str, ClusterReport | SyncError]) -> dict[str, An
     return {name: as_json(result) for name, result in results.items()}
 
 
-def _former_members(clusters: dict[str, ClusterPorts | SyncError], groups: tuple[str, ...]) -> frozenset[str]:
-    """A deleted group's members can no longer be listed: the ledger remembers whom it mapped."""
+def _former_members(
+    config: Config, clusters: dict[str, ClusterPorts | SyncError], groups: tuple[str, ...]
+) -> frozenset[str]:
+    """A deleted group's members can no longer be listed: what the service recorded says whom it mapped."""
     users: set[str] = set()
-    for ports in clusters.values():
+    for name, ports in clusters.items():
         if isinstance(ports, SyncError):
             continue
-        observed = ports.config_maps.read(AWS_AUTH_NAMESPACE, AWS_AUTH_NAME)
         try:
-            ledger = Ledger.parse(observed.annotations.get(LEDGER_ANNOTATION) if observed else None)
-        except LedgerError:
-            continue
-        users |= ledger.members_of(groups)
+            users |= identity_backend(config, ports, Options(), LogObserver(name)).members_of(groups)
+        except SyncError as err:
+            LogObserver(name).warning("former members of a deleted group not read", detail=str(err))
     return frozenset(users)

@@ -36,14 +36,25 @@ class ClusterAccess:
 
 
 def cluster_access(cluster: Cluster, session: boto3.Session | None = None) -> ClusterAccess:
-    if cluster.endpoint:
-        return ClusterAccess(
-            cluster.name,
-            cluster.region,
-            cluster.endpoint,
-            cluster.certificate_authority_data,
-            cluster.insecure_skip_tls_verify,
-        )
+    """A configured endpoint is used as given; DescribeCluster is still asked (once) for the
+    authentication mode unless the backend is fixed to configMap."""
+    mode = None
+    if not cluster.endpoint or cluster.backend != "configMap":
+        described = described_cluster(cluster, session)
+        if not cluster.endpoint:
+            return described
+        mode = described.authentication_mode
+    return ClusterAccess(
+        cluster.name,
+        cluster.region,
+        cluster.endpoint or "",
+        cluster.certificate_authority_data,
+        cluster.insecure_skip_tls_verify,
+        mode,
+    )
+
+
+def described_cluster(cluster: Cluster, session: boto3.Session | None = None) -> ClusterAccess:
     key = (cluster.name, cluster.region)
     with _lock:
         if key not in _described:

@@ -14,8 +14,9 @@ from kubernetes import config as kubeconfig
 from kubernetes.config.config_exception import ConfigException
 
 from chalicelib import arns
+from chalicelib.adapters.access_entries import AccessEntries, eks_client
 from chalicelib.adapters.configmaps import ConfigMaps
-from chalicelib.adapters.eks import api_client, cluster_access
+from chalicelib.adapters.eks import api_client, cluster_access, described_cluster
 from chalicelib.adapters.eks_token import TokenSource
 from chalicelib.adapters.iam import IamReader, iam_client
 from chalicelib.adapters.rolebindings import ClusterRoles, RoleBindings
@@ -51,7 +52,10 @@ class AwsShell:
 
     def cluster(self, cluster: Cluster) -> ClusterPorts:
         access = cluster_access(cluster, self.session)
-        return ports_for(cluster.name, api_client(access, TOKENS), access.authentication_mode)
+        return ports_for(cluster.name, api_client(access, TOKENS), access.authentication_mode, self._entries(cluster))
+
+    def _entries(self, cluster: Cluster) -> AccessEntries:
+        return AccessEntries(eks_client(self.session, cluster.region), cluster.name)
 
 
 class KubeconfigShell(AwsShell):
@@ -67,8 +71,11 @@ class KubeconfigShell(AwsShell):
         except (ConfigException, OSError) as err:
             where = self.kubeconfig_file or "~/.kube/config"
             raise PermanentError(f"cannot use kubeconfig {where} (context {self.context or 'current'}): {err}") from err
-        return ports_for(cluster.name, api, None)
+        mode = None if cluster.backend == "configMap" else described_cluster(cluster, self.session).authentication_mode
+        return ports_for(cluster.name, api, mode, self._entries(cluster))
 
 
-def ports_for(name: str, api: client.ApiClient, authentication_mode: str | None) -> ClusterPorts:
-    return ClusterPorts(name, ConfigMaps(api), RoleBindings(api), ClusterRoles(api), authentication_mode)
+def ports_for(
+    name: str, api: client.ApiClient, authentication_mode: str | None, entries: AccessEntries | None = None
+) -> ClusterPorts:
+    return ClusterPorts(name, ConfigMaps(api), RoleBindings(api), ClusterRoles(api), authentication_mode, entries)

@@ -17,6 +17,8 @@ from chalicelib.awsauth.model import ARN_FIELD, Entry
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+# Line and paragraph separators, the BOM, and the two noncharacters a YAML reader refuses to read.
+_BREAKS_AND_NONCHARACTERS = (0x2028, 0x2029, 0xFEFF, 0xFFFE, 0xFFFF)
 _RESERVED_KEYS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
 
 
@@ -39,7 +41,7 @@ def quote(text: str) -> str:
         code = ord(char)
         if char in _ESCAPES:
             out.append(_ESCAPES[char])
-        elif code < 0x20 or 0x7F <= code <= 0x9F or code in (0x2028, 0x2029, 0xFEFF) or 0xD800 <= code <= 0xDFFF:
+        elif code < 0x20 or 0x7F <= code <= 0x9F or code in _BREAKS_AND_NONCHARACTERS or 0xD800 <= code <= 0xDFFF:
             out.append(f"\\u{code:04x}" if code <= 0xFFFF else char)
         else:
             out.append(char)

@@ -17,6 +17,7 @@ from typing import Literal
 
 from chalicelib.awsauth.backups import Backup
 from chalicelib.awsauth.guardrails import Policy
+from chalicelib.awsauth.ledger import Ledger, LedgerError
 from chalicelib.awsauth.plan import AwsAuthStep, RestoreIntent, SyncIntent, plan_aws_auth
 from chalicelib.errors import NotFound, TransientError, WriteConflict
 from chalicelib.identities import Outcome, OwnedEntry
@@ -60,6 +61,14 @@ class AwsAuthWriter:
         """``scope`` holds the lower-case ARNs this run may touch (a PrincipalScope matches them by
         name); None means every owned entry."""
         return plan_aws_auth(self.read(), SyncIntent(tuple(desired), scope), self.policy)
+
+    def members_of(self, groups: Iterable[str]) -> set[str]:
+        """Lower-case names of the users mapped for these IAM groups (a deleted group's members)."""
+        observed = self.read()
+        try:
+            return Ledger.parse(observed.annotations.get(LEDGER_ANNOTATION) if observed else None).members_of(groups)
+        except LedgerError:
+            return set()  # the next write refuses the unreadable ledger, with its reason
 
     def plan_restore(self, sequence: int, force: bool = False) -> AwsAuthStep:
         return plan_aws_auth(self.read(), RestoreIntent(self.backup(sequence), force), self.policy)

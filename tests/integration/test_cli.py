@@ -126,7 +126,7 @@ def test_explain(env: Environment, setup: dict[str, str], capsys: pytest.Capture
     code, out, _ = run(capsys, "explain", member, "--config", setup["config"], *admin)
     assert code == 0, out
     assert "because: identities.groups[iam-bttrm-web-ro-group]" in out
-    assert "in aws-auth now: yes" in out
+    assert "in place now: yes" in out
     for namespace in PROJECTS:
         assert (
             f"namespace {namespace}: ClusterRole rbac-bttrm-pods-ro-cluster-role via group rbac-bttrm-web-ro-group"

@@ -42,14 +42,33 @@ def test_a_missing_cluster_is_a_permanent_error(aws: None) -> None:
         cluster_access(Cluster(name="nope", region="us-east-2"), boto3.Session(region_name="us-east-2"))
 
 
-def test_configured_endpoint_skips_describe_cluster_and_the_client_is_in_memory(aws: None) -> None:
+def configured(name: str, backend: str) -> Cluster:
     ca = base64.b64encode(PEM).decode()
-    access = cluster_access(
-        Cluster.model_validate(
-            {"name": "c1", "region": "us-east-2", "endpoint": "https://127.0.0.1:6443", "certificateAuthorityData": ca}
-        )
+    return Cluster.model_validate(
+        {
+            "name": name,
+            "region": "us-east-2",
+            "endpoint": "https://127.0.0.1:6443",
+            "certificateAuthorityData": ca,
+            "backend": backend,
+        }
     )
-    assert access.endpoint == "https://127.0.0.1:6443" and access.authentication_mode is None
+
+
+def test_a_configured_endpoint_with_backend_auto_still_asks_for_the_authentication_mode(aws: None) -> None:
+    boto3.client("eks", region_name="us-east-2").create_cluster(
+        name="c2", roleArn="arn:aws:iam::123456789012:role/eks", resourcesVpcConfig={}
+    )
+    access = cluster_access(configured("c2", "auto"), boto3.Session(region_name="us-east-2"))
+    assert access.endpoint == "https://127.0.0.1:6443" and access.authentication_mode is not None
+
+
+def test_configured_endpoint_and_configmap_backend_skip_describe_cluster_and_the_client_is_in_memory(aws: None) -> None:
+    calls: list[str] = []
+    session = boto3.Session(region_name="us-east-2")
+    session.events.register("before-call.eks", lambda model, **_: calls.append(model.name))
+    access = cluster_access(configured("c1", "configMap"), session)
+    assert access.endpoint == "https://127.0.0.1:6443" and access.authentication_mode is None and calls == []
     api = api_client(access, TokenSource(boto3.Session(region_name="us-east-2")))
     configuration = api.configuration
     assert configuration.host == "https://127.0.0.1:6443"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from chalicelib.ports import ObservedConfigMap
 from chalicelib.errors import WriteConflict
+from chalicelib.ports import ObservedConfigMap
 
 
 @dataclass

@@ -1,0 +1,114 @@
+"""The AccessEntryStore port with boto3's EKS client (standard retry mode): one cluster's access
+entries. EKS errors become the service's own: ResourceNotFound -> NotFound, ResourceInUse ->
+WriteConflict, InvalidParameter / InvalidRequest / ResourceLimitExceeded -> Rejected, access denied
+-> Forbidden, throttling and 5xx -> TransientError."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from chalicelib.errors import Forbidden, NotFound, PermanentError, Rejected, SyncError, TransientError, WriteConflict
+from chalicelib.ports import ObservedAccessEntry
+
+T = TypeVar("T")
+RETRIES = BotoConfig(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=15)
+_REJECTED = {"InvalidParameterException", "InvalidRequestException", "ResourceLimitExceededException"}
+_FORBIDDEN = {"AccessDeniedException", "UnrecognizedClientException", "NotAuthorizedException"}
+
+
+def eks_client(session: boto3.Session, region: str) -> Any:
+    return session.client("eks", region_name=region, config=RETRIES)
+
+
+class AccessEntries:
+    def __init__(self, client: Any, cluster: str) -> None:
+        self._eks = client
+        self.cluster = cluster
+
+    def list_principals(self) -> list[str]:
+        def every_page() -> list[str]:
+            pages = self._eks.get_paginator("list_access_entries").paginate(clusterName=self.cluster)
+            return [arn for page in pages for arn in page.get("accessEntries", [])]
+
+        return self._call("ListAccessEntries", every_page)
+
+    def describe(self, principal_arn: str) -> ObservedAccessEntry | None:
+        try:
+            found = self._call(
+                f"DescribeAccessEntry {principal_arn}",
+                lambda: self._eks.describe_access_entry(clusterName=self.cluster, principalArn=principal_arn),
+            )
+        except NotFound:
+            return None
+        entry = found["accessEntry"]
+        return ObservedAccessEntry(
+            principal_arn=entry["principalArn"],
+            username=entry.get("username", ""),
+            kubernetes_groups=tuple(entry.get("kubernetesGroups", [])),
+            type=entry.get("type", "STANDARD"),
+            tags=dict(entry.get("tags") or {}),
+            entry_arn=entry.get("accessEntryArn", ""),
+        )
+
+    def create(self, principal_arn: str, username: str, groups: tuple[str, ...], tags: Mapping[str, str]) -> None:
+        self._call(
+            f"CreateAccessEntry {principal_arn}",
+            lambda: self._eks.create_access_entry(
+                clusterName=self.cluster,
+                principalArn=principal_arn,
+                username=username,
+                kubernetesGroups=list(groups),
+                type="STANDARD",
+                tags=dict(tags),
+            ),
+        )
+
+    def update(self, principal_arn: str, username: str, groups: tuple[str, ...]) -> None:
+        self._call(
+            f"UpdateAccessEntry {principal_arn}",
+            lambda: self._eks.update_access_entry(
+                clusterName=self.cluster, principalArn=principal_arn, username=username, kubernetesGroups=list(groups)
+            ),
+        )
+
+    def tag(self, entry_arn: str, tags: Mapping[str, str]) -> None:
+        self._call(f"TagResource {entry_arn}", lambda: self._eks.tag_resource(resourceArn=entry_arn, tags=dict(tags)))
+
+    def delete(self, principal_arn: str) -> None:
+        self._call(
+            f"DeleteAccessEntry {principal_arn}",
+            lambda: self._eks.delete_access_entry(clusterName=self.cluster, principalArn=principal_arn),
+        )
+
+    def _call(self, what: str, request: Callable[[], T]) -> T:
+        try:
+            return request()
+        except ClientError as err:
+            raise translate(f"eks:{what} on {self.cluster}", err) from err
+        except NoCredentialsError as err:
+            raise Forbidden(f"eks:{what} on {self.cluster}: no AWS credentials found") from err
+        except BotoCoreError as err:
+            raise TransientError(f"eks:{what} on {self.cluster}: {err}") from err
+
+
+def translate(what: str, err: ClientError) -> SyncError:
+    code = err.response.get("Error", {}).get("Code", "")
+    message = err.response.get("Error", {}).get("Message", "")
+    status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    detail = f"{what}: {code}: {message}"
+    if code == "ResourceNotFoundException":
+        return NotFound(detail)
+    if code == "ResourceInUseException":
+        return WriteConflict(detail)
+    if code in _REJECTED:
+        return Rejected(detail)
+    if code in _FORBIDDEN or status == 403:
+        return Forbidden(detail)
+    if status >= 500 or status == 429 or "Throttl" in code:
+        return TransientError(detail)
+    return PermanentError(detail)
