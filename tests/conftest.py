@@ -1,4 +1,7 @@
-"""Session-scoped real test environment, shared by every test that needs it."""
+"""Session-scoped real test environment, shared by every test that needs it: moto (``aws_endpoint``),
+the EKS emulator (``eks``; boto3 reaches it through AWS_ENDPOINT_URL_EKS for the session), and one
+control plane (``env``) registered there in CONFIG_MAP mode. A cluster in another authentication
+mode: ``start_cluster(..., eks=eks, mode="API")`` (tests/harness/stack.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from kubernetes import client
 
 from tests.harness.authenticator import TokenAuthenticator
 from tests.harness.aws import moto_server
+from tests.harness.eks_emulator import EksEmulator, eks_emulator
 from tests.harness.kube import ControlPlane
 from tests.harness.service import Service, install_service
 from tests.harness.stack import start_cluster
@@ -26,6 +30,7 @@ class Environment:
     authenticator: TokenAuthenticator
     cluster_name: str = CLUSTER_NAME
     region: str = CLUSTER_REGION
+    eks: EksEmulator | None = None
 
     def admin(self) -> client.ApiClient:
         return self.plane.admin()
@@ -38,10 +43,19 @@ def aws_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def env(aws_endpoint: str) -> Iterator[Environment]:
+def eks(aws_endpoint: str) -> Iterator[EksEmulator]:
+    """One EKS emulator for the session; principals are looked up in the session's moto."""
+    with eks_emulator() as emulator:
+        yield emulator
+
+
+@pytest.fixture(scope="session")
+def env(aws_endpoint: str, eks: EksEmulator) -> Iterator[Environment]:
     with ExitStack() as stack:
-        plane, authenticator = start_cluster(stack, aws_endpoint, CLUSTER_NAME)
-        yield Environment(aws_endpoint=aws_endpoint, plane=plane, authenticator=authenticator)
+        plane, authenticator = start_cluster(
+            stack, aws_endpoint, CLUSTER_NAME, eks=eks, mode="CONFIG_MAP", region=CLUSTER_REGION
+        )
+        yield Environment(aws_endpoint=aws_endpoint, plane=plane, authenticator=authenticator, eks=eks)
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,22 @@ It applies the real server's checks to ``k8s-aws-v1.`` tokens (shared/docs/aws-a
 verifies the SigV4 signature with the cluster ID it expects (so a token minted for another cluster,
 or a forged one, fails as it would at STS), resolves the caller through the emulator with a normally
 signed GetCallerIdentity (moto's server routes presigned GETs to S3), canonicalises assumed-role
-ARNs, and maps the caller from the live aws-auth ConfigMap with the current consumer's (Gen C)
-rules. It is written independently of chalicelib so that it checks the service, not itself.
+ARNs, and maps the caller as the cluster's authentication mode says:
+
+- ``CONFIG_MAP`` (the default, and the only mode without an access-entry source): the live aws-auth
+  ConfigMap with the current consumer's (Gen C) rules;
+- ``API``: access entries only, aws-auth ignored;
+- ``API_AND_CONFIG_MAP``: the caller's access entry if it has one, else aws-auth.
+
+Access entries are matched as the EKS-hosted authenticator's DynamicFile mapper does in its
+UserID-strict mode: by the principal's unique id (the UserId of GetCallerIdentity; for a role
+session, the ``AROA…`` part before the ``:``), and then the entry's ARN, role path stripped, must be
+the caller's canonical ARN. So an entry left over from a deleted principal is stale for a principal
+recreated with the same ARN (new id); it authenticates nobody. As in aws-iam-authenticator's
+``doMapping``, a mapper that does not map the caller hands over to the next one, so in
+``API_AND_CONFIG_MAP`` an aws-auth mapping of that principal still applies.
+
+It is written independently of chalicelib so that it checks the service, not itself.
 """
 
 from __future__ import annotations
@@ -19,11 +33,11 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, quote, urlsplit
 
 import boto3
@@ -45,10 +59,32 @@ ALLOWED_QUERY_KEYS = {
 MAX_AGE_SECONDS = 15 * 60
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 TEMPLATE = re.compile(r"\{\{(AccountID|SessionName|SessionNameRaw|EC2PrivateDNSName|AccessKeyID)\}\}")
+AUTHENTICATION_MODES = ("CONFIG_MAP", "API_AND_CONFIG_MAP", "API")  # in the only order a cluster may go
+NODE_ENTRY_GROUPS = ("system:bootstrappers", "system:nodes")
 
 
 class Rejected(Exception):
     """The token is not accepted; the message says which check failed."""
+
+
+@dataclass(frozen=True)
+class AccessEntryMapping:
+    """What EKS hands its authenticator for one access entry (the dynamic mapping file's record)."""
+
+    principal_arn: str  # as created: a role keeps its path
+    principal_id: str  # the principal's unique id when the entry was created (AIDA…, AROA…)
+    username: str  # may hold templates such as {{SessionName}}
+    groups: tuple[str, ...]
+    type: str = "STANDARD"
+
+
+class AccessEntrySource(Protocol):
+    """A cluster's authentication mode and its access entries, read at every review (changes apply
+    at once, as the apiserver's webhook cache is off)."""
+
+    def mode(self) -> str: ...
+
+    def entries(self) -> Iterable[AccessEntryMapping]: ...
 
 
 @dataclass(frozen=True)
@@ -69,6 +105,7 @@ class TokenAuthenticator:
     secret_for: Callable[[str], str | None]  # access key id -> secret, from the emulator
     clock: Callable[[], float] = time.time
     decisions: list[tuple[str, str]] = field(default_factory=list)
+    access_entries: AccessEntrySource | None = None  # None: a CONFIG_MAP cluster
 
     def review(self, token: str) -> dict[str, Any]:
         try:
@@ -189,23 +226,21 @@ class TokenAuthenticator:
         return hmac.compare_digest(expected, query["X-Amz-Signature"])
 
     def _map(self, identity: Identity) -> dict[str, Any]:
-        data = self.read_aws_auth()
-        arn = identity.canonical_arn.lower()
-        match: dict[str, Any] | None = None
-        for entry in _entries(data.get("mapRoles", ""), "rolearn"):
-            if entry["rolearn"].lower() == arn:
-                match = entry  # the last duplicate wins, as in the consumer
-        if match is None:
-            for entry in _entries(data.get("mapUsers", ""), "userarn"):
-                if entry["userarn"].lower() == arn:
-                    match = entry
-        if match is not None:
-            username = _render(match["username"], identity)
-            groups = [str(g) for g in match["groups"]]
-        elif identity.account in _accounts(data.get("mapAccounts", "")):
-            username, groups = identity.canonical_arn, []
-        else:
-            raise Rejected(f"ARN is not mapped: {identity.canonical_arn}")
+        mode = self.access_entries.mode() if self.access_entries is not None else "CONFIG_MAP"
+        if mode not in AUTHENTICATION_MODES:
+            raise Rejected(f"unknown authentication mode {mode!r}")
+        mapped: tuple[str, list[str]] | None = None
+        not_mapped = ""
+        if mode != "CONFIG_MAP" and self.access_entries is not None:
+            mapped, not_mapped = _from_access_entries(self.access_entries.entries(), identity)
+        if mapped is None and mode != "API":
+            mapped = self._from_aws_auth(identity)
+        if mapped is None:
+            if mode == "CONFIG_MAP":
+                raise Rejected(f"ARN is not mapped: {identity.canonical_arn}")
+            detail = f" ({not_mapped})" if not_mapped else ""
+            raise Rejected(f"identity is not mapped: {identity.canonical_arn}{detail}")
+        username, groups = mapped
         if not username:
             raise Rejected(f"mapped username for {identity.canonical_arn} is empty")
         return {
@@ -219,6 +254,54 @@ class TokenAuthenticator:
                 "accessKeyId": [identity.access_key_id],
             },
         }
+
+    def _from_aws_auth(self, identity: Identity) -> tuple[str, list[str]] | None:
+        data = self.read_aws_auth()
+        arn = identity.canonical_arn.lower()
+        match: dict[str, Any] | None = None
+        for entry in _entries(data.get("mapRoles", ""), "rolearn"):
+            if entry["rolearn"].lower() == arn:
+                match = entry  # the last duplicate wins, as in the consumer
+        if match is None:
+            for entry in _entries(data.get("mapUsers", ""), "userarn"):
+                if entry["userarn"].lower() == arn:
+                    match = entry
+        if match is not None:
+            return _render(match["username"], identity), [str(g) for g in match["groups"]]
+        if identity.account in _accounts(data.get("mapAccounts", "")):
+            return identity.canonical_arn, []
+        return None
+
+
+def _from_access_entries(
+    entries: Iterable[AccessEntryMapping], identity: Identity
+) -> tuple[tuple[str, list[str]] | None, str]:
+    """The caller's entry, looked up by unique id then checked by ARN (UserID-strict DynamicFile);
+    otherwise None and why, for the decision log."""
+    unique_id = identity.user_id.split(":")[0] if ":assumed-role/" in identity.arn else identity.user_id
+    canonical = identity.canonical_arn.lower()
+    why = ""
+    for entry in entries:
+        same_arn = strip_role_path(entry.principal_arn).lower() == canonical
+        if entry.principal_id != unique_id:
+            if same_arn:
+                why = f"access entry {entry.principal_arn} belongs to a principal since deleted (stale)"
+            continue
+        if not same_arn:
+            # The caller's id under another name (an IAM user renamed keeps its id): no match either.
+            return None, f"ARN does not match User ID of access entry {entry.principal_arn}"
+        if entry.type != "STANDARD":
+            return (_render(entry.username, identity), list(NODE_ENTRY_GROUPS)), ""
+        return (_render(entry.username, identity), list(entry.groups)), ""
+    return None, why
+
+
+def strip_role_path(arn: str) -> str:
+    """arn:P:iam::ACCT:role/PATH/NAME -> arn:P:iam::ACCT:role/NAME; anything else unchanged."""
+    fields = arn.split(":", 5)
+    if len(fields) != 6 or not fields[5].startswith("role/"):
+        return arn
+    return ":".join([*fields[:5], "role/" + fields[5].rsplit("/", 1)[-1]])
 
 
 def canonicalize(arn: str) -> str:
