@@ -18,10 +18,10 @@ app = Chalice(app_name="eks-iam-sync", configure_logs=False)
 @app.on_cw_event(EVENT_PATTERN)
 def on_iam_event(event: CloudWatchEvent) -> dict[str, Any]:
     """An IAM change (CloudTrail via EventBridge): re-read the principals it names, reconcile them."""
-    return service.handle_iam_event(event.to_dict())
+    return service.handle_iam_event(event.to_dict(), service.deadline_of(event.context))
 
 
 @app.schedule(Rate(schedule_minutes(), unit=Rate.MINUTES))
 def reconcile_all(event: CloudWatchEvent) -> dict[str, Any]:
     """Every cluster, everyone: repairs drift and whatever an event missed."""
-    return service.reconcile_all()
+    return service.reconcile_all(service.deadline_of(event.context))

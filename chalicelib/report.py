@@ -21,6 +21,16 @@ def succeeded(result: Result) -> bool:
     return not applied.identities.refusals and not applied.bindings.failed and not applied.bindings.refused
 
 
+def failure(result: Result) -> str | None:
+    """Why a cluster's run did not achieve what it should have, or None when it did."""
+    if isinstance(result, SyncError):
+        return f"{type(result).__name__}: {result}"
+    applied = result.applied
+    reasons = [r.render() for r in applied.identities.refusals]
+    reasons += applied.bindings.refused + applied.bindings.failed
+    return "; ".join(reasons) if reasons else None
+
+
 def changed(result: Result) -> bool:
     return isinstance(result, ClusterReport) and result.changed
 

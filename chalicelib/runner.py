@@ -15,13 +15,14 @@ from typing import Any
 from aws_lambda_powertools import Tracer
 
 from chalicelib.config import Config
-from chalicelib.errors import SyncError, TransientError
+from chalicelib.errors import PermanentError, SyncError, TransientError
 from chalicelib.events import Trigger
 from chalicelib.observability import SERVICE, LogObserver
 from chalicelib.ports import ClusterPorts, Shell
 from chalicelib.principals import PrincipalScope
 from chalicelib.reconcile import ClusterReport, Options, identity_backend, reconcile_cluster
-from chalicelib.report import as_json
+from chalicelib.report import as_json, failure
+from chalicelib.settings import timeouts
 from chalicelib.snapshot import IamSnapshot
 
 # X-Ray (aws_xray_sdk costs ~180 ms to import: created here, on the path that talks to clusters,
@@ -40,7 +41,9 @@ make_shell: Callable[[], Shell] = default_shell
 
 
 @tracer.capture_method
-def run_event(config: Config, trigger: Trigger, shell: Shell | None = None) -> dict[str, Any]:
+def run_event(
+    config: Config, trigger: Trigger, shell: Shell | None = None, deadline: float | None = None
+) -> dict[str, Any]:
     shell = shell or make_shell()
     clusters = connect(config, shell)
     scope = trigger.scope
@@ -53,16 +56,16 @@ def run_event(config: Config, trigger: Trigger, shell: Shell | None = None) -> d
         own_arns=frozenset({shell.own_arn()}),
         reason=f"{trigger.event_name} {trigger.event_id}",
     )
-    return lambda_result(reconcile_clusters(config, clusters, snapshot, scope, options))
+    return lambda_result(reconcile_clusters(config, clusters, snapshot, scope, options, deadline))
 
 
 @tracer.capture_method
-def run_full(config: Config, shell: Shell | None = None) -> dict[str, Any]:
+def run_full(config: Config, shell: Shell | None = None, deadline: float | None = None) -> dict[str, Any]:
     shell = shell or make_shell()
     clusters = connect(config, shell)
     snapshot = shell.iam().full_snapshot()
     options = Options(own_arns=frozenset({shell.own_arn()}))
-    return lambda_result(reconcile_clusters(config, clusters, snapshot, None, options))
+    return lambda_result(reconcile_clusters(config, clusters, snapshot, None, options, deadline))
 
 
 def connect(config: Config, shell: Shell, only: str | None = None) -> dict[str, ClusterPorts | SyncError]:
@@ -84,8 +87,11 @@ def reconcile_clusters(
     snapshot: IamSnapshot,
     scope: PrincipalScope | None,
     options: Options,
+    deadline: float | None = None,
 ) -> dict[str, ClusterReport | SyncError]:
-    """Each cluster in turn; a failure is returned in its place, never stopping the others."""
+    """Each cluster in turn; a failure is returned in its place, never stopping the others. Every
+    request is bounded (settings.timeouts), and a cluster is not started when the invocation's
+    ``deadline`` (time.monotonic()) leaves less than one cluster's budget: it is retried instead."""
     results: dict[str, ClusterReport | SyncError] = {}
     for name, ports in clusters.items():
         observer = LogObserver(name)
@@ -93,7 +99,10 @@ def reconcile_clusters(
         try:
             if isinstance(ports, SyncError):
                 raise ports
+            _check_time_left(deadline)
             results[name] = reconcile_cluster(config, ports, snapshot, observer, scope, options)
+            if failure(results[name]):
+                observer.count("ReconcileFailures", kind="refused")
         except SyncError as err:
             transient = isinstance(err, TransientError)
             observer.error(
@@ -109,11 +118,28 @@ def reconcile_clusters(
 
 
 def lambda_result(results: dict[str, ClusterReport | SyncError]) -> dict[str, Any]:
-    """What a handler returns; a transient failure in any cluster is raised so the run is retried."""
-    transient = [f"{name}: {r}" for name, r in results.items() if isinstance(r, TransientError)]
-    if transient:
-        raise TransientError("; ".join(transient))
+    """What a handler returns. After every cluster was tried, any failure (transient or permanent,
+    refusals included) is raised, naming each failed cluster and why, so that Lambda's Errors metric,
+    its retries and the DLQ see it."""
+    failures = {name: why for name, result in results.items() if (why := failure(result))}
+    if failures:
+        message = "reconcile failed for " + "; ".join(f"cluster {name}: {why}" for name, why in failures.items())
+        if any(isinstance(results[name], TransientError) for name in failures):
+            raise TransientError(message)
+        raise PermanentError(message)
     return {name: as_json(result) for name, result in results.items()}
+
+
+def _check_time_left(deadline: float | None) -> None:
+    if deadline is None:
+        return
+    bounds = timeouts()
+    budget = bounds.connect + 2 * bounds.read
+    left = deadline - time.monotonic()
+    if left < budget:
+        raise TransientError(
+            f"not tried: {left:.0f} s left in this invocation, under one cluster's budget ({budget:.0f} s)"
+        )
 
 
 def _former_members(

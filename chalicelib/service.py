@@ -3,6 +3,7 @@ event actually concerns the configuration (chalicelib.runner)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from chalicelib.config import Config, ConfigError, load_config
@@ -27,7 +28,7 @@ def current_config() -> Config:
     return _config[path]
 
 
-def handle_iam_event(raw: dict[str, Any]) -> dict[str, Any]:
+def handle_iam_event(raw: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
     config = current_config()
     result = read_event(raw, config)
     if isinstance(result, Ignored):
@@ -41,13 +42,20 @@ def handle_iam_event(raw: dict[str, Any]) -> dict[str, Any]:
     try:
         from chalicelib.runner import run_event  # noqa: PLC0415 - loads kubernetes only for relevant events
 
-        return {"status": "reconciled", "eventId": result.event_id, "clusters": run_event(config, result)}
+        clusters = run_event(config, result, deadline=deadline)
+        return {"status": "reconciled", "eventId": result.event_id, "clusters": clusters}
     finally:
         logger.remove_keys(["eventName", "actor", "principals"])
         logger.set_correlation_id(None)
 
 
-def reconcile_all() -> dict[str, Any]:
+def reconcile_all(deadline: float | None = None) -> dict[str, Any]:
     from chalicelib.runner import run_full  # noqa: PLC0415 - see handle_iam_event
 
-    return {"status": "reconciled", "clusters": run_full(current_config())}
+    return {"status": "reconciled", "clusters": run_full(current_config(), deadline=deadline)}
+
+
+def deadline_of(context: Any) -> float | None:
+    """time.monotonic() by which the invocation must end: the Lambda context's remaining time."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return time.monotonic() + remaining() / 1000 if callable(remaining) else None

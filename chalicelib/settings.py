@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from chalicelib.config import DEFAULT_CONFIG_PATH
@@ -36,3 +37,33 @@ def schedule_minutes() -> int:
     if not 1 <= minutes <= 1440:
         raise ValueError(f"{SCHEDULE_VARIABLE} must be a whole number of minutes from 1 to 1440, not {value!r}")
     return minutes
+
+
+CONNECT_TIMEOUT_VARIABLE = "EKS_IAM_SYNC_CONNECT_TIMEOUT_SECONDS"
+READ_TIMEOUT_VARIABLE = "EKS_IAM_SYNC_READ_TIMEOUT_SECONDS"
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Bounds on every Kubernetes and AWS request: a cluster that accepts connections and never
+    answers costs at most ``read`` seconds per request, never the whole invocation."""
+
+    connect: float = 5.0
+    read: float = 20.0
+
+
+def timeouts() -> Timeouts:
+    return Timeouts(_seconds(CONNECT_TIMEOUT_VARIABLE, 5.0), _seconds(READ_TIMEOUT_VARIABLE, 20.0))
+
+
+def _seconds(variable: str, default: float) -> float:
+    value = os.environ.get(variable, "")
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 300:
+        raise ValueError(f"{variable} must be a number of seconds above 0 and at most 300, not {value!r}")
+    return seconds

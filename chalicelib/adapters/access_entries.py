@@ -14,15 +14,19 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from chalicelib.errors import Forbidden, NotFound, PermanentError, Rejected, SyncError, TransientError, WriteConflict
 from chalicelib.ports import ObservedAccessEntry
+from chalicelib.settings import timeouts
 
 T = TypeVar("T")
-RETRIES = BotoConfig(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=15)
 _REJECTED = {"InvalidParameterException", "InvalidRequestException", "ResourceLimitExceededException"}
 _FORBIDDEN = {"AccessDeniedException", "UnrecognizedClientException", "NotAuthorizedException"}
 
 
 def eks_client(session: boto3.Session, region: str) -> Any:
-    return session.client("eks", region_name=region, config=RETRIES)
+    bounds = timeouts()
+    config = BotoConfig(
+        retries={"mode": "standard", "max_attempts": 5}, connect_timeout=bounds.connect, read_timeout=bounds.read
+    )
+    return session.client("eks", region_name=region, config=config)
 
 
 class AccessEntries:

@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.config import Config as BotoConfig
+import urllib3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from kubernetes import client
 
+from chalicelib.adapters.access_entries import eks_client
 from chalicelib.adapters.eks_token import TokenSource
 from chalicelib.config import Cluster
 from chalicelib.errors import Forbidden, NotFound, TransientError
+from chalicelib.settings import Timeouts, timeouts
 
 _described: dict[tuple[str, str], ClusterAccess] = {}
 _lock = threading.Lock()
@@ -63,7 +65,7 @@ def described_cluster(cluster: Cluster, session: boto3.Session | None = None) ->
 
 
 def _describe(cluster: Cluster, session: boto3.Session) -> ClusterAccess:
-    eks = session.client("eks", region_name=cluster.region, config=BotoConfig(retries={"mode": "standard"}))
+    eks = eks_client(session, cluster.region)
     try:
         found = eks.describe_cluster(name=cluster.name)["cluster"]
     except ClientError as err:
@@ -84,18 +86,30 @@ def _describe(cluster: Cluster, session: boto3.Session) -> ClusterAccess:
     )
 
 
+class BoundedApiClient(client.ApiClient):  # type: ignore[misc]
+    """Every request carries (connect, read) timeouts: the kubernetes client sets none by default."""
+
+    def __init__(self, configuration: client.Configuration, bounds: Timeouts) -> None:
+        super().__init__(configuration)
+        self.bounds = (bounds.connect, bounds.read)
+
+    def request(self, method: str, url: str, *args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
+        return super().request(method, url, *args, _request_timeout=_request_timeout or self.bounds, **kwargs)
+
+
 def api_client(access: ClusterAccess, tokens: TokenSource) -> client.ApiClient:
     configuration = client.Configuration()
     configuration.host = access.endpoint
     configuration.api_key = {"authorization": _token(access, tokens)}
     configuration.api_key_prefix = {"authorization": "Bearer"}
     configuration.refresh_api_key_hook = _refresher(access, tokens)
-    configuration.retries = 2
+    # Retry refused connections, never a read that timed out: that would multiply the time a hung cluster costs.
+    configuration.retries = urllib3.Retry(total=2, connect=2, read=0, status=0, other=0)
     if access.insecure:
         configuration.verify_ssl = False
     elif access.ca_data:
         configuration.ssl_ca_cert = str(_ca_file(access.ca_data))
-    return client.ApiClient(configuration)
+    return BoundedApiClient(configuration, timeouts())
 
 
 def _refresher(access: ClusterAccess, tokens: TokenSource) -> Any:

@@ -15,14 +15,22 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from chalicelib.errors import Forbidden, PermanentError, SyncError, TransientError
+from chalicelib.settings import timeouts
 from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
 
-RETRIES = BotoConfig(retries={"mode": "standard", "max_attempts": 5})
+
+def _client_config() -> BotoConfig:
+    bounds = timeouts()
+    return BotoConfig(
+        retries={"mode": "standard", "max_attempts": 5}, connect_timeout=bounds.connect, read_timeout=bounds.read
+    )
+
+
 _TRANSIENT_CODES = {"Throttling", "ThrottlingException", "ServiceUnavailable", "InternalFailure", "RequestExpired"}
 
 
 def iam_client(session: boto3.Session | None = None) -> Any:
-    return (session or boto3.Session()).client("iam", config=RETRIES)
+    return (session or boto3.Session()).client("iam", config=_client_config())
 
 
 class IamReader:

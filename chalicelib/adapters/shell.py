@@ -8,6 +8,7 @@ itself (EKS token + DescribeCluster, unless the configuration gives the endpoint
 from __future__ import annotations
 
 import boto3
+from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from kubernetes import client
 from kubernetes import config as kubeconfig
@@ -16,13 +17,14 @@ from kubernetes.config.config_exception import ConfigException
 from chalicelib import arns
 from chalicelib.adapters.access_entries import AccessEntries, eks_client
 from chalicelib.adapters.configmaps import ConfigMaps
-from chalicelib.adapters.eks import api_client, cluster_access, described_cluster
+from chalicelib.adapters.eks import BoundedApiClient, api_client, cluster_access, described_cluster
 from chalicelib.adapters.eks_token import TokenSource
 from chalicelib.adapters.iam import IamReader, iam_client
 from chalicelib.adapters.rolebindings import ClusterRoles, RoleBindings
 from chalicelib.config import Cluster
 from chalicelib.errors import Forbidden, PermanentError, TransientError
 from chalicelib.ports import ClusterPorts
+from chalicelib.settings import timeouts
 
 TOKENS = TokenSource()
 _own_arns: dict[str, str] = {}
@@ -42,7 +44,11 @@ class AwsShell:
         key = credentials.access_key
         if key not in _own_arns:
             try:
-                caller = self.session.client("sts").get_caller_identity()
+                bounds = timeouts()
+                sts = self.session.client(
+                    "sts", config=BotoConfig(connect_timeout=bounds.connect, read_timeout=bounds.read)
+                )
+                caller = sts.get_caller_identity()
             except (ClientError, NoCredentialsError) as err:
                 raise Forbidden(f"sts:GetCallerIdentity: {err}") from err
             except BotoCoreError as err:
@@ -67,7 +73,11 @@ class KubeconfigShell(AwsShell):
 
     def cluster(self, cluster: Cluster) -> ClusterPorts:
         try:
-            api = kubeconfig.new_client_from_config(config_file=self.kubeconfig_file, context=self.context)
+            configuration = client.Configuration()
+            kubeconfig.load_kube_config(
+                config_file=self.kubeconfig_file, context=self.context, client_configuration=configuration
+            )
+            api = BoundedApiClient(configuration, timeouts())
         except (ConfigException, OSError) as err:
             where = self.kubeconfig_file or "~/.kube/config"
             raise PermanentError(f"cannot use kubeconfig {where} (context {self.context or 'current'}): {err}") from err

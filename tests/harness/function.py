@@ -3,6 +3,7 @@ own (emulated) credentials, reaching the real apiserver with its own EKS token."
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -10,7 +11,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+from chalice import local as chalice_local
+from chalice import test as chalice_test
 from chalice.test import Client
 
 from chalicelib import service as service_module
@@ -28,6 +32,9 @@ def cluster_config(plane: ControlPlane, base: str | None = None) -> str:
         f"    region: us-east-2\n    endpoint: {plane.endpoint}\n    certificateAuthorityData: {plane.ca_data}\n",
         1,
     )
+
+
+LAMBDA_TIMEOUT_MS = 120_000
 
 
 @dataclass
@@ -67,8 +74,14 @@ def deployed(service: Service, config_text: str, workdir: Path) -> Iterator[Func
     saved = {k: os.environ.get(k) for k in function_env}
     os.environ.update(function_env)
     service_module._config.clear()
+    # chalice.test gives every invocation a 3 s context whatever lambda_timeout says; runs derive their
+    # deadline from it, so the harness gives them the event function's deployed 120 s.
+    deployed_timeout = functools.partial(chalice_local.LambdaContext, max_runtime_ms=LAMBDA_TIMEOUT_MS)
     try:
-        with Client(app, stage_name="local", project_dir=str(project)) as client:
+        with (
+            mock.patch.object(chalice_test, "LambdaContext", deployed_timeout),
+            Client(app, stage_name="local", project_dir=str(project)) as client,
+        ):
             yield Function(client)
     finally:
         service_module._config.clear()

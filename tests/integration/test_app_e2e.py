@@ -18,7 +18,7 @@ from chalicelib.awsauth.ledger import Ledger
 from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.config import DEFAULT_CONFIG_PATH
 from chalicelib.desired import binding_name
-from chalicelib.errors import TransientError
+from chalicelib.errors import PermanentError, TransientError
 from chalicelib.ownership import LEDGER_ANNOTATION, MANAGED_BY_SELECTOR
 from tests.conftest import Environment
 from tests.harness.cloudtrail import iam_event
@@ -155,8 +155,9 @@ def test_a_malformed_aws_auth_is_not_touched(
     cm.data["mapRoles"] = cm.data["mapRoles"].replace("  username:", "\tusername:", 1)
     cm = core.replace_namespaced_config_map("aws-auth", "kube-system", cm)
     capsys.readouterr()
-    result = send(function, "AddUserToGroup", groupName=GROUP, userName=name)
-    assert result["clusters"][env.cluster_name]["identities"]["status"] == "refused"
+    # A refusal is a failure the operator must see: the invocation raises (Errors metric, retries, DLQ).
+    with pytest.raises(PermanentError, match=f"cluster {env.cluster_name}: refused \\(current-not-understood\\)"):
+        send(function, "AddUserToGroup", groupName=GROUP, userName=name)
     after = aws_auth(env)
     assert after.data == cm.data and after.metadata.resource_version == cm.metadata.resource_version
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]

@@ -40,3 +40,31 @@ def test_policies_grant_exactly_the_reads_used_and_no_wildcard_action(stage: str
     [describe] = [s for s in policy["Statement"] if "eks:DescribeCluster" in s["Action"]]
     seed = load_config(DEFAULT_CONFIG_PATH)
     assert describe["Resource"] == [f"arn:aws:eks:{c.region}:*:cluster/{c.name}" for c in seed.clusters]
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_access_entry_actions_are_exactly_those_used_on_the_configured_clusters_and_writes_need_the_ownership_tag(
+    stage: str,
+) -> None:
+    policy = json.loads((CHALICE / f"policy-{stage}.json").read_text())
+    statements = [s for s in policy["Statement"] if any("AccessEntr" in a for a in s["Action"])]
+    actions = {a for s in statements for a in s["Action"]}
+    assert actions == {
+        "eks:ListAccessEntries",
+        "eks:DescribeAccessEntry",
+        "eks:CreateAccessEntry",
+        "eks:UpdateAccessEntry",
+        "eks:DeleteAccessEntry",
+        "eks:TagResource",
+    }
+    seed = load_config(DEFAULT_CONFIG_PATH)
+    allowed = {f"arn:aws:eks:{c.region}:*:cluster/{c.name}" for c in seed.clusters} | {
+        f"arn:aws:eks:{c.region}:*:access-entry/{c.name}/*" for c in seed.clusters
+    }
+    for statement in statements:
+        assert set(statement["Resource"]) <= allowed
+        writes = set(statement["Action"]) - {"eks:ListAccessEntries", "eks:DescribeAccessEntry"}
+        if writes:
+            condition = statement["Condition"]["StringEquals"]
+            assert set(condition.values()) == {"eks-iam-sync"}
+            assert all(k.endswith("Tag/app.kubernetes.io/managed-by") for k in condition)
