@@ -64,7 +64,7 @@ def reconcile_cluster(
         identities.plan(desired.aws_auth, scope), plan_bindings(desired.bindings, ports.bindings.list_owned(), scope)
     )
     applier = DisplayOnlyApplier() if options.dry_run else Applier(identities, ports.bindings, observer)
-    return ClusterReport(ports.name, desired, plan, applier.apply(plan, options.reason))
+    return ClusterReport(ports.name, desired, plan, applier.apply(plan, options.reason), identities.name)
 
 
 def identity_backend(

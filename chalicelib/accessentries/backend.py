@@ -182,7 +182,7 @@ class AccessEntriesBackend:
                 after=change.after.describe() if change.after else None,
                 source=change.source,
             )
-        for action in ("add", "update", "recreate", "remove"):
+        for action in sorted({c.action for c in outcome.changes}):
             self.observer.count(
                 "AccessEntriesChanged", sum(1 for c in outcome.changes if c.action == action), action=action
             )
