@@ -18,11 +18,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
+from chalicelib import yamlbounds
 from chalicelib.errors import PermanentError
 from chalicelib.ownership import DEFAULT_BACKUP_COUNT
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default-config.yaml")
 DEFAULT_DENIED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
+SYSTEM_NAMESPACES = frozenset(DEFAULT_DENIED_NAMESPACES)
+PRIVILEGED_CLUSTER_ROLES = frozenset({"cluster-admin", "admin"})
 RESERVED_USERNAME_PREFIXES = ("system:", "eks:", "aws:", "amazon:", "iam:")
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -51,17 +54,25 @@ def _namespace(value: str) -> str:
     return value
 
 
-def _kubernetes_group(value: str) -> str:
+def _printable(value: str, what: str) -> str:
     if not value.strip():
-        raise ValueError("a Kubernetes group must not be empty")
-    if value.startswith("system:"):
-        raise ValueError(f"{value!r}: 'system:' groups (system:masters above all) are never granted")
+        raise ValueError(f"a {what} must not be empty")
+    if value != value.strip():
+        raise ValueError(f"{value!r}: a {what} must not start or end with whitespace")
+    if any(not char.isprintable() for char in value):
+        raise ValueError(f"{value!r}: a {what} must not contain control or invisible characters")
+    return value
+
+
+def _kubernetes_group(value: str) -> str:
+    _printable(value, "Kubernetes group")
+    if value.lower().startswith("system:"):
+        raise ValueError(f"{value!r}: 'system:' groups (system:masters above all) are never granted, in any case")
     return value
 
 
 def _username(value: str) -> str:
-    if not value.strip():
-        raise ValueError("a username must not be empty")
+    _printable(value, "username")
     if value.lower().startswith(RESERVED_USERNAME_PREFIXES):
         raise ValueError(f"{value!r} starts with a reserved prefix {RESERVED_USERNAME_PREFIXES}")
     return value
@@ -144,6 +155,8 @@ class NamespaceGrant(_Model):
     cluster_role: RbacName = Field(alias="clusterRole")
     namespaces: tuple[Namespace, ...] | None = None
     namespace_selector: NamespaceSelector | None = Field(default=None, alias="namespaceSelector")
+    # Grants into kube-system, kube-public and kube-node-lease are made only when opted into here.
+    allow_system_namespaces: StrictBool = Field(default=False, alias="allowSystemNamespaces")
 
 
 class TagGrants(_Model):
@@ -198,7 +211,18 @@ def grantable_cluster_roles(config: Config) -> list[str]:
 
 
 def is_privileged_cluster_role(name: str) -> bool:
-    return name == "cluster-admin" or name.startswith("system:")
+    """By name: the built-in superuser and admin roles and every system: role. A role whose rules hold
+    a '*' verb or resource is privileged too, which only its rules tell (``grants_everything``)."""
+    return name.lower() in PRIVILEGED_CLUSTER_ROLES or name.lower().startswith("system:")
+
+
+def grants_everything(rules: list[str]) -> bool:
+    """Whether ClusterRole rules as read ("resources: verbs") hold a '*' resource or verb."""
+    for rule in rules:
+        resources, _, verbs = rule.partition(": ")
+        if "*" in resources.split(", ") or "*" in verbs.split(" (only")[0].split(", "):
+            return True
+    return False
 
 
 def _plural(count: int, noun: str) -> str:
@@ -226,12 +250,15 @@ class ConfigError(PermanentError):
 
 
 Path_ = tuple[str | int, ...]
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 def load_config(path: str | Path) -> Config:
     """Reads, parses and validates one configuration file; raises ConfigError listing every problem."""
     source = str(path)
     try:
+        if Path(path).stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(source, [Problem("", None, f"the file is over {MAX_CONFIG_BYTES // 1024} KiB")])
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(source, [Problem("", None, f"cannot read the file: {err}")]) from err
@@ -256,11 +283,14 @@ def parse_config(text: str, source: str = "<config>") -> Config:
 
 
 def _read_yaml(text: str) -> tuple[Any, dict[Path_, int], list[Problem]]:
+    if len(text.encode()) > MAX_CONFIG_BYTES:
+        return None, {}, [Problem("", None, f"the file is over {MAX_CONFIG_BYTES // 1024} KiB: not a configuration")]
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return None, {}, [Problem("", None, "the file is empty")]
+        yamlbounds.check(node)
         lines: dict[Path_, int] = {}
         problems = list(_walk(node, (), lines))
         return (None if problems else loader.construct_document(node)), lines, problems
@@ -270,6 +300,8 @@ def _read_yaml(text: str) -> tuple[Any, dict[Path_, int], list[Problem]]:
         return None, {}, [Problem("", line, f"YAML syntax error: {err.problem or err}")]
     except yaml.YAMLError as err:
         return None, {}, [Problem("", None, f"YAML error: {err}")]
+    except yamlbounds.AliasBomb as err:
+        return None, {}, [Problem("", None, str(err))]
     finally:
         loader.dispose()
 
@@ -332,9 +364,27 @@ def _semantic_problems(config: Config) -> Iterator[tuple[Path_, str]]:
         ((("identities", "roles", i, "iamRole"), r.iam_role.lower()) for i, r in enumerate(roles)),
         "IAM role (role names are compared case-insensitively, as aws-iam-authenticator matches ARNs)",
     )
+    allowed = set(config.allow_privileged_cluster_roles)
     for index, grant in enumerate(config.namespace_grants):
         if (grant.namespaces is None) == (grant.namespace_selector is None):
             yield ("namespaceGrants", index), "give exactly one of 'namespaces' or 'namespaceSelector'"
+        if is_privileged_cluster_role(grant.cluster_role) and grant.cluster_role not in allowed:
+            yield (
+                ("namespaceGrants", index, "clusterRole"),
+                f"{grant.cluster_role!r} is privileged: name it in allowPrivilegedClusterRoles to grant it",
+            )
+        for position, namespace in enumerate(grant.namespaces or ()):
+            if namespace in SYSTEM_NAMESPACES and not grant.allow_system_namespaces:
+                yield (
+                    ("namespaceGrants", index, "namespaces", position),
+                    f"{namespace!r} is a system namespace: set allowSystemNamespaces: true on this grant to grant it",
+                )
+    for profile, role in config.tag_grants.profiles.items():
+        if is_privileged_cluster_role(role) and role not in allowed:
+            yield (
+                ("tagGrants", "profiles", profile),
+                f"{role!r} is privileged: name it in allowPrivilegedClusterRoles to let a tag grant it",
+            )
     by_role: dict[str, str] = {}
     for profile, role in config.tag_grants.profiles.items():
         if role in by_role:

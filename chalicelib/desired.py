@@ -20,7 +20,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS
-from chalicelib.config import Config, NamespaceGrant, NamespaceSelector, is_privileged_cluster_role
+from chalicelib.config import (
+    SYSTEM_NAMESPACES,
+    Config,
+    NamespaceGrant,
+    NamespaceSelector,
+    is_privileged_cluster_role,
+)
 from chalicelib.identities import Entry, OwnedEntry
 from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
 
@@ -191,6 +197,10 @@ def _rule_bindings(
             )
             continue
         for namespace in _namespaces_of(grant, namespaces):
+            if namespace in SYSTEM_NAMESPACES and not grant.allow_system_namespaces:
+                message = "a system namespace: set allowSystemNamespaces: true on the grant"
+                refusals.append(Refusal(source, f"namespace {namespace}", "system-namespace", message))
+                continue
             if namespaces is not None and namespace not in namespaces:
                 skipped.append(f"{source}: namespace {namespace!r} does not exist yet")
                 continue

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from chalicelib.config import Config
 from chalicelib.principals import PrincipalScope
@@ -87,12 +87,81 @@ def read_event(raw: Mapping[str, Any], config: Config) -> Trigger | Ignored:
     if detail.event_name not in EVENT_NAMES:
         return Ignored(detail.event_id, "unsupported-event", detail.event_name)
     try:
-        return _trigger(detail, detail.request_parameters or {}, config)
-    except (KeyError, TypeError, AttributeError) as err:
-        return Ignored(detail.event_id, "malformed", f"{detail.event_name} without {err}")
+        params = _PARAMETERS[detail.event_name].model_validate(detail.request_parameters or {})
+    except ValidationError as err:
+        return Ignored(detail.event_id, "malformed", f"{detail.event_name}: {_first_error(err)}")
+    return _trigger(detail, params, config)
 
 
-def _trigger(detail: _Detail, params: Mapping[str, Any], config: Config) -> Trigger | Ignored:  # noqa: PLR0911 - one branch per event family
+IamName = Annotated[str, StringConstraints(strict=True, pattern=r"^[\w+=,.@-]{1,128}$")]
+TagKey = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128)]
+
+
+class _Parameters(BaseModel):
+    """requestParameters of one event type: every field the service reads, checked before use."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class _Tag(_Parameters):
+    key: TagKey
+    value: Annotated[str, StringConstraints(strict=True, max_length=256)] = ""
+
+
+class _Membership(_Parameters):
+    group_name: IamName = Field(alias="groupName")
+    user_name: IamName = Field(alias="userName")
+
+
+class _Group(_Parameters):
+    group_name: IamName = Field(alias="groupName")
+
+
+class _User(_Parameters):
+    user_name: IamName = Field(alias="userName")
+
+
+class _Rename(_User):
+    new_user_name: IamName | None = Field(default=None, alias="newUserName")
+
+
+class _UserTags(_User):
+    tags: list[_Tag] = Field(min_length=1)
+
+
+class _UserTagKeys(_User):
+    tag_keys: list[TagKey] = Field(alias="tagKeys", min_length=1)
+
+
+class _Role(_Parameters):
+    role_name: IamName = Field(alias="roleName")
+
+
+class _RoleTags(_Role):
+    tags: list[_Tag] = Field(min_length=1)
+
+
+class _RoleTagKeys(_Role):
+    tag_keys: list[TagKey] = Field(alias="tagKeys", min_length=1)
+
+
+_PARAMETERS: dict[str, type[_Parameters]] = {
+    "AddUserToGroup": _Membership,
+    "RemoveUserFromGroup": _Membership,
+    "DeleteGroup": _Group,
+    "DeleteUser": _User,
+    "UpdateUser": _Rename,
+    "TagUser": _UserTags,
+    "UntagUser": _UserTagKeys,
+    "TagRole": _RoleTags,
+    "UntagRole": _RoleTagKeys,
+    "DeleteRole": _Role,
+    "CreateRole": _Role,
+    "UpdateRole": _Role,
+}
+
+
+def _trigger(detail: _Detail, params: _Parameters, config: Config) -> Trigger | Ignored:  # noqa: PLR0911 - one branch per event family
     name = detail.event_name
     groups = {g.iam_group.lower() for g in config.identities.groups}
     roles = {r.iam_role.lower() for r in config.identities.roles}
@@ -107,32 +176,26 @@ def _trigger(detail: _Detail, params: Mapping[str, Any], config: Config) -> Trig
     def ignored(why: str) -> Ignored:
         return Ignored(detail.event_id, "not-configured", why)
 
-    if name in ("AddUserToGroup", "RemoveUserFromGroup"):
-        if _name(params, "groupName").lower() not in groups:
-            return ignored(f"group {params['groupName']!r} is not configured")
-        return trigger(users=(_name(params, "userName"),))
-    if name == "DeleteGroup":
-        group = _name(params, "groupName")
-        return trigger(deleted=(group,)) if group.lower() in groups else ignored(f"group {group!r} is not configured")
-    if name in ("TagUser", "TagRole") and not any(_str(t["key"]).startswith(prefix) for t in params["tags"]):
-        return ignored(f"no tag starts with {prefix!r}")
-    if name in ("UntagUser", "UntagRole") and not any(_str(k).startswith(prefix) for k in params["tagKeys"]):
-        return ignored(f"no tag key starts with {prefix!r}")
-    if name in ("CreateRole", "UpdateRole") and _name(params, "roleName").lower() not in roles:
-        return ignored(f"role {params['roleName']!r} is not configured")
-    if name == "UpdateUser":
-        renamed = params.get("newUserName")
-        return trigger(users=(_name(params, "userName"), *([_str(renamed)] if renamed else [])))
-    if name in USER_EVENTS:
-        return trigger(users=(_name(params, "userName"),))
-    return trigger(role_names=(_name(params, "roleName"),))
-
-
-def _name(params: Mapping[str, Any], key: str) -> str:
-    value = params[key]
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"a valid {key}")
-    return value
+    match params:
+        case _Membership(group_name=group, user_name=user):
+            return trigger(users=(user,)) if group.lower() in groups else ignored(f"group {group!r} is not configured")
+        case _Group(group_name=group):
+            return (
+                trigger(deleted=(group,)) if group.lower() in groups else ignored(f"group {group!r} is not configured")
+            )
+        case _UserTags(tags=tags) | _RoleTags(tags=tags) if not any(t.key.startswith(prefix) for t in tags):
+            return ignored(f"no tag starts with {prefix!r}")
+        case _UserTagKeys(tag_keys=keys) | _RoleTagKeys(tag_keys=keys) if not any(k.startswith(prefix) for k in keys):
+            return ignored(f"no tag key starts with {prefix!r}")
+        case _Rename(user_name=user, new_user_name=renamed):
+            return trigger(users=(user, *([renamed] if renamed else [])))
+        case _User(user_name=user):
+            return trigger(users=(user,))
+        case _Role(role_name=role) if name in ("CreateRole", "UpdateRole") and role.lower() not in roles:
+            return ignored(f"role {role!r} is not configured")
+        case _Role(role_name=role):
+            return trigger(role_names=(role,))
+    return ignored(f"{name} carries nothing the service reads")
 
 
 def _str(value: object) -> str:

@@ -9,18 +9,18 @@ principals' entries and bindings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from chalicelib.accessentries.backend import AccessEntriesBackend
 from chalicelib.apply import Applied, Applier, DisplayOnlyApplier
 from chalicelib.awsauth.guardrails import Policy
 from chalicelib.awsauth.writer import AwsAuthWriter, WriterSettings
-from chalicelib.config import Cluster, Config
-from chalicelib.desired import DesiredState, desired_state
-from chalicelib.errors import PermanentError
-from chalicelib.plan import Plan, plan_bindings
-from chalicelib.ports import ClusterPorts, Observer
+from chalicelib.config import Cluster, Config, grants_everything
+from chalicelib.desired import DesiredState, Refusal, desired_state
+from chalicelib.errors import NotFound, PermanentError
+from chalicelib.plan import BindingAction, DeleteBinding, Plan, plan_bindings
+from chalicelib.ports import ClusterPorts, ClusterRoleReader, Observer
 from chalicelib.principals import PrincipalScope
 from chalicelib.snapshot import IamSnapshot
 
@@ -60,9 +60,10 @@ def reconcile_cluster(
     desired = desired_state(config, snapshot, namespaces, options.event_id)
     _report_desired(desired, observer)
     identities = identity_backend(config, ports, options, observer)
-    plan = Plan(
-        identities.plan(desired.aws_auth, scope), plan_bindings(desired.bindings, ports.bindings.list_owned(), scope)
-    )
+    bindings = plan_bindings(desired.bindings, ports.bindings.list_owned(), scope)
+    bindings, refused = _without_unbounded_roles(config, bindings, ports.cluster_roles, observer)
+    desired = replace(desired, refusals=desired.refusals + refused)
+    plan = Plan(identities.plan(desired.aws_auth, scope), bindings)
     applier = DisplayOnlyApplier() if options.dry_run else Applier(identities, ports.bindings, observer)
     return ClusterReport(ports.name, desired, plan, applier.apply(plan, options.reason), identities.name)
 
@@ -107,6 +108,32 @@ def choose_backend(cluster: Cluster, mode: str | None) -> Literal["configMap", "
             "--access-config authenticationMode=API_AND_CONFIG_MAP` (one-way), or set backend: configMap"
         )
     return cluster.backend
+
+
+def _without_unbounded_roles(
+    config: Config, actions: tuple[BindingAction, ...], cluster_roles: ClusterRoleReader, observer: Observer
+) -> tuple[tuple[BindingAction, ...], tuple[Refusal, ...]]:
+    """Defence in depth: a binding that would grant a ClusterRole whose rules hold '*' (read live, as a
+    role can change after the configuration was validated) is refused unless the role is allowed."""
+    roles = {a.desired.cluster_role for a in actions if not isinstance(a, DeleteBinding)}
+    unbounded = set()
+    for role in sorted(roles - set(config.allow_privileged_cluster_roles)):
+        try:
+            if grants_everything(cluster_roles.rules(role)):
+                unbounded.add(role)
+        except NotFound:
+            continue  # RBAC allows binding a role that does not exist yet; it grants nothing until it does
+    kept, refused = [], []
+    for action in actions:
+        if isinstance(action, DeleteBinding) or action.desired.cluster_role not in unbounded:
+            kept.append(action)
+            continue
+        role = action.desired.cluster_role
+        message = f"ClusterRole {role!r} grants '*': name it in allowPrivilegedClusterRoles to grant it"
+        refused.append(Refusal(action.desired.source, role, "privileged-cluster-role", message))
+        observer.error("grant refused", subject=role, reason="privileged-cluster-role", detail=message)
+        observer.count("Refusals", reason="privileged-cluster-role")
+    return tuple(kept), tuple(refused)
 
 
 def _report_desired(desired: DesiredState, observer: Observer) -> None:

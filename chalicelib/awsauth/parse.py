@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from chalicelib import yamlbounds
 from chalicelib.awsauth.model import (
     ARN_FIELD,
     ENTRY_KEYS,
@@ -136,6 +137,10 @@ def _first_document(key: str, raw: str, problems: list[Problem]) -> yaml.Node | 
         raise _KeyFailed(f"YAML error: {err}", None) from err
     finally:
         loader.dispose()
+    try:
+        yamlbounds.check(root)
+    except yamlbounds.AliasBomb as err:
+        raise _KeyFailed(str(err), root.start_mark.line + 1 if root is not None else None) from err
     if root is not None:
         for node in _walk(root):
             if isinstance(node, yaml.ScalarNode) and node.style == '"':

@@ -77,7 +77,7 @@ def test_defaults() -> None:
                 (
                     "identities.groups[0].kubernetesGroups[1]",
                     6,
-                    "'system:masters': 'system:' groups (system:masters above all) are never granted",
+                    "'system:masters': 'system:' groups (system:masters above all) are never granted, in any case",
                 )
             ],
         ),
@@ -221,3 +221,29 @@ def test_validate_defaults_to_the_environment_variable(
     monkeypatch.setenv("EKS_IAM_SYNC_CONFIG", str(path))
     assert main(["validate"]) == 0
     assert str(path) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "message"),
+    [
+        ("[rbac-bttrm-web-ro-group]", "[SYSTEM:masters]", "never granted, in any case"),
+        ("[rbac-bttrm-web-ro-group]", '[" system:masters"]', "must not start or end with whitespace"),
+        ("[rbac-bttrm-web-ro-group]", '["devs\\u0007"]', "control or invisible characters"),
+        ("username: iam-bttrm-web-ro-role", 'username: "ci "', "must not start or end with whitespace"),
+        ("username: iam-bttrm-web-ro-role", "username: EKS:ci", "reserved prefix"),
+        ("[bttrm-web-proj-1-ns, bttrm-web-proj-2-ns]", "[kube-system]", "set allowSystemNamespaces: true"),
+        ("    pods-ro: rbac-bttrm-pods-ro-cluster-role", "    pods-ro: admin", "is privileged"),
+    ],
+)
+def test_validate_is_as_strict_as_the_runtime(replace: str, by: str, message: str) -> None:
+    text = DEFAULT_CONFIG_PATH.read_text().replace(replace, by, 1)
+    with pytest.raises(ConfigError, match=message):
+        parse_config(text)
+
+
+def test_a_system_namespace_grant_with_the_opt_in_is_valid() -> None:
+    text = DEFAULT_CONFIG_PATH.read_text().replace(
+        "    namespaces: [bttrm-web-proj-1-ns, bttrm-web-proj-2-ns]",
+        "    namespaces: [kube-system]\n    allowSystemNamespaces: true",
+    )
+    assert parse_config(text).namespace_grants[0].allow_system_namespaces

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS, Entry
-from chalicelib.config import DEFAULT_CONFIG_PATH, load_config, parse_config
+from chalicelib.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, parse_config
 from chalicelib.desired import binding_name, desired_state, selects
 from chalicelib.plan import plan_bindings
 from chalicelib.ports import ObservedBinding
@@ -115,18 +115,44 @@ def test_every_tag_refusal_is_reported_with_principal_tag_and_reason(key: str, v
     assert state.aws_auth == () and not [b for b in state.bindings if b.subject_kind == "User"]
 
 
-def test_privileged_cluster_roles_are_refused_unless_explicitly_allowed() -> None:
+def test_privileged_cluster_roles_are_configuration_errors_unless_explicitly_allowed() -> None:
     text = DEFAULT_CONFIG_PATH.read_text().replace(
         "    pods-ro: rbac-bttrm-pods-ro-cluster-role\n",
         "    pods-ro: rbac-bttrm-pods-ro-cluster-role\n    admin: cluster-admin\n",
     )
     text = text.replace("clusterRole: rbac-bttrm-pods-ro-cluster-role", "clusterRole: system:aggregate-to-view")
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text)
+    assert [p.path for p in raised.value.problems] == ["namespaceGrants[0].clusterRole", "tagGrants.profiles.admin"]
     user = alice(tags={"eks-access/ns3": "admin"})
-    state = desired_state(parse_config(text), IamSnapshot(users=(user,)), LIVE)
-    assert sorted(r.reason for r in state.refusals) == ["privileged-cluster-role", "privileged-cluster-role"]
-    assert state.bindings == ()
     allowed = parse_config(text + "allowPrivilegedClusterRoles: [cluster-admin, system:aggregate-to-view]\n")
     assert len(desired_state(allowed, IamSnapshot(users=(user,)), LIVE).bindings) == 3
+
+
+@pytest.mark.parametrize("role", ["cluster-admin", "admin", "system:aggregate-to-edit", "SYSTEM:Anything"])
+def test_desired_state_refuses_privileged_roles_even_when_validation_was_bypassed(role: str) -> None:
+    profiles = SEED.tag_grants.model_copy(update={"profiles": {"p": role}})
+    config = SEED.model_copy(update={"tag_grants": profiles})
+    state = desired_state(config, IamSnapshot(users=(alice(tags={"eks-access/ns3": "p"}),)), LIVE)
+    assert [r.reason for r in state.refusals] == ["privileged-cluster-role"]
+    assert all(b.cluster_role != role for b in state.bindings)
+
+
+def test_a_selector_never_reaches_a_system_namespace_without_the_opt_in() -> None:
+    selector = DEFAULT_CONFIG_PATH.read_text().replace(
+        "    namespaces: [bttrm-web-proj-1-ns, bttrm-web-proj-2-ns]", "    namespaceSelector: {matchLabels: {}}"
+    )
+    live = {"kube-system": {}, "team-a": {}}
+    state = desired_state(parse_config(selector), IamSnapshot(), live)
+    assert [b.namespace for b in state.bindings] == ["team-a"]
+    assert [r.reason for r in state.refusals] == ["system-namespace"]
+    opted = parse_config(
+        selector.replace(
+            "namespaceSelector: {matchLabels: {}}",
+            "namespaceSelector: {matchLabels: {}}\n    allowSystemNamespaces: true",
+        )
+    )
+    assert [b.namespace for b in desired_state(opted, IamSnapshot(), live).bindings] == ["kube-system", "team-a"]
 
 
 def test_rule_bindings_listed_selected_and_skipped() -> None:

@@ -89,3 +89,24 @@ def test_failed_calls_unsupported_and_malformed_events() -> None:
 def test_the_rule_pattern_covers_every_handled_event_and_drops_failed_calls() -> None:
     assert EVENT_PATTERN["detail"]["eventName"] == list(EVENT_NAMES)
     assert EVENT_PATTERN["detail"]["errorCode"] == [{"exists": False}]
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("UpdateUser", {"userName": "alice", "newUserName": 42}),
+        ("UpdateUser", {"userName": "alice", "newUserName": ["bob"]}),
+        ("AddUserToGroup", {"groupName": GROUP, "userName": "a/b"}),
+        ("AddUserToGroup", {"groupName": GROUP, "userName": ""}),
+        ("AddUserToGroup", {"groupName": GROUP}),
+        ("TagUser", {"userName": "alice", "tags": "eks-access/ns=pods-ro"}),
+        ("TagUser", {"userName": "alice", "tags": [{"value": "x"}]}),
+        ("UntagRole", {"roleName": "ci", "tagKeys": [None]}),
+        ("DeleteRole", {"roleName": "x" * 129}),
+    ],
+)
+def test_every_field_is_validated_per_event_type_and_anything_malformed_is_ignored_as_such(
+    name: str, params: dict[str, Any]
+) -> None:
+    result = read_event(iam_event(name, params), SEED)
+    assert isinstance(result, Ignored) and result.reason == "malformed", result
