@@ -56,7 +56,15 @@ class Applier:
 
     def apply(self, plan: Plan, reason: str) -> Applied:
         outcome = self.identities.apply(plan.identities, reason)
-        return Applied(outcome, self.apply_bindings(plan.bindings))
+        actions: tuple[BindingAction, ...] = plan.bindings
+        held: tuple[BindingAction, ...] = ()
+        if any(r.reason == "deletion-breaker" for r in outcome.refusals):
+            # The breaker keeps people's identities; it keeps what their tag grants bind too.
+            held = tuple(a for a in actions if isinstance(a, DeleteBinding) and a.observed.principal is not None)
+            actions = tuple(a for a in actions if a not in held)
+        result = self.apply_bindings(actions)
+        result.refused += [f"{a.describe()}: held back by the deletion breaker" for a in held]
+        return Applied(outcome, result)
 
     def apply_bindings(self, actions: tuple[BindingAction, ...]) -> BindingResult:
         result = BindingResult()

@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from chalicelib.config import Config, ConfigError, load_config
@@ -24,16 +24,10 @@ EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    # A terminal is not CloudWatch: no EMF metrics, and only errors from the service's JSON log,
-    # on stderr, so that stdout carries the command's own output (and valid JSON with --output json).
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    from chalicelib.observability import logger  # noqa: PLC0415
-
-    logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "ERROR"))
     args.out = sys.stdout
     from chalicelib.errors import SyncError  # noqa: PLC0415
 
-    with contextlib.redirect_stdout(sys.stderr):
+    with _terminal_logging(), contextlib.redirect_stdout(sys.stderr):
         try:
             result: int = args.run(args)
         except SyncError as err:
@@ -43,19 +37,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     return result
 
 
+@contextlib.contextmanager
+def _terminal_logging() -> Iterator[None]:
+    """A terminal is not CloudWatch: no EMF metrics, and only errors from the service's JSON log, on
+    stderr, so that stdout carries the command's own output (valid JSON with --output json). Put back
+    afterwards, for whoever runs ``main`` in a longer-lived process."""
+    from chalicelib.observability import logger  # noqa: PLC0415
+
+    saved_metrics, saved_level = os.environ.get("POWERTOOLS_METRICS_DISABLED"), logger.log_level
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "ERROR"))
+    try:
+        yield
+    finally:
+        logger.setLevel(saved_level)
+        if saved_metrics is None:
+            os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
+        else:
+            os.environ["POWERTOOLS_METRICS_DISABLED"] = saved_metrics
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eks-iam-sync", description="Keep Amazon EKS access in step with AWS IAM.")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     def command(name: str, summary: str, run: Any, config_positional: bool = False) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=summary, description=summary)
+        where = "the YAML file (default: $EKS_IAM_SYNC_CONFIG or the shipped example)"
+        sub.add_argument("--config", dest="config_option", metavar="FILE", help=where)
         if config_positional:
-            sub.add_argument(
-                "config", nargs="?", help="the YAML file (default: $EKS_IAM_SYNC_CONFIG or the shipped example)"
-            )
-        else:
-            sub.add_argument("--config", help="the YAML file (default: $EKS_IAM_SYNC_CONFIG or the shipped example)")
-        sub.set_defaults(run=run)
+            sub.add_argument("config", nargs="?", help=f"{where}; same as --config")
+        sub.set_defaults(run=run, config=None)
         return sub
 
     validate = command(
@@ -121,13 +133,19 @@ def progress(message: str) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[str, Config | None]:
-    path = args.config or str(config_path())
+    path = args.config_option or args.config or str(config_path())
     try:
-        return path, load_config(path)
+        config = load_config(path)
     except ConfigError as err:
         print(err, file=sys.stderr)
         print(f"{path}: invalid ({len(err.problems)} problem{'s' * (len(err.problems) != 1)})", file=sys.stderr)
         return path, None
+    cluster = getattr(args, "cluster", None)
+    if cluster and cluster not in {c.name for c in config.clusters}:
+        known = ", ".join(c.name for c in config.clusters)
+        print(f"eks-iam-sync: error: --cluster {cluster!r} is not in {path} (configured: {known})", file=sys.stderr)
+        return path, None
+    return path, config
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -23,6 +23,20 @@ def backup_name(slot: int) -> str:
     return f"{BACKUP_NAME_PREFIX}{slot}"
 
 
+# Besides the ring of the newest versions, the first version replaced in each UTC hour is kept for a
+# day, so a burst of writes (Terraform adding 40 users) never rotates out the version from before it.
+HOURLY_BACKUPS = 24
+BACKUP_HOUR_ANNOTATION = "eks-iam-sync.io/backup-hour"  # the hour (UTC, "2026-11-30T11") of the last hourly backup
+
+
+def hourly_backup_name(hour: int) -> str:
+    return f"{BACKUP_NAME_PREFIX}hour-{hour:02d}"
+
+
+def backup_names(ring: int) -> list[str]:
+    return [backup_name(slot) for slot in range(ring)] + [hourly_backup_name(h) for h in range(HOURLY_BACKUPS)]
+
+
 # RoleBindings: owned exactly when labelled MANAGED_BY_LABEL=MANAGED_BY_VALUE; these say why.
 SOURCE_ANNOTATION = "eks-iam-sync.io/source"  # the configuration rule or IAM tag
 PRINCIPAL_ANNOTATION = "eks-iam-sync.io/principal"  # the IAM ARN behind a tag grant

@@ -73,9 +73,14 @@ class IamPort(Protocol):
 class ConfigMapStore(Protocol):
     def read(self, namespace: str, name: str) -> ObservedConfigMap | None: ...
     def update(
-        self, observed: ObservedConfigMap, data: Mapping[str, str], annotations: Mapping[str, str]
+        self,
+        observed: ObservedConfigMap,
+        data: Mapping[str, str],
+        annotations: Mapping[str, str],
+        dry_run: bool = False,
     ) -> ObservedConfigMap:
-        """Replaces data and merges annotations, conditional on observed.resource_version (else WriteConflict)."""
+        """Replaces data and merges annotations, conditional on observed.resource_version (else
+        WriteConflict); ``dry_run`` asks the server to check the write (conflict, size) without making it."""
         ...
 
     def create(

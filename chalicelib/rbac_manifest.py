@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from chalicelib.config import Config, grantable_cluster_roles
-from chalicelib.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE, SERVICE_GROUP, backup_name
+from chalicelib.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE, SERVICE_GROUP, backup_names
 
 RBAC = "rbac.authorization.k8s.io/v1"
 NAME = "eks-iam-sync"
@@ -26,7 +26,7 @@ HEADER = """\
 
 def manifest_documents(config: Config) -> list[dict[str, Any]]:
     subjects = [{"kind": "Group", "name": SERVICE_GROUP, "apiGroup": "rbac.authorization.k8s.io"}]
-    config_maps = [AWS_AUTH_NAME] + [backup_name(slot) for slot in range(config.aws_auth.backups)]
+    config_maps = [AWS_AUTH_NAME, *backup_names(config.aws_auth.backups)]
     cluster_rules: list[dict[str, Any]] = [
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
         {
@@ -41,7 +41,8 @@ def manifest_documents(config: Config) -> list[dict[str, Any]]:
             {
                 "apiGroups": ["rbac.authorization.k8s.io"],
                 "resources": ["clusterroles"],
-                "verbs": ["bind"],
+                # get: a role that grants '*' is refused even when named in the configuration.
+                "verbs": ["get", "bind"],
                 "resourceNames": grantable,
             }
         )

@@ -18,7 +18,7 @@ from chalicelib.awsauth.guardrails import Policy
 from chalicelib.awsauth.writer import AwsAuthWriter, WriterSettings
 from chalicelib.config import Cluster, Config, grants_everything
 from chalicelib.desired import DesiredState, Refusal, desired_state
-from chalicelib.errors import NotFound, PermanentError
+from chalicelib.errors import Forbidden, NotFound, PermanentError
 from chalicelib.plan import BindingAction, DeleteBinding, Plan, plan_bindings
 from chalicelib.ports import ClusterPorts, ClusterRoleReader, Observer
 from chalicelib.principals import PrincipalScope
@@ -123,6 +123,8 @@ def _without_unbounded_roles(
                 unbounded.add(role)
         except NotFound:
             continue  # RBAC allows binding a role that does not exist yet; it grants nothing until it does
+        except Forbidden:
+            continue  # not in the service's RBAC (rbac.yaml): the API server refuses to bind it anyway
     kept, refused = [], []
     for action in actions:
         if isinstance(action, DeleteBinding) or action.desired.cluster_role not in unbounded:

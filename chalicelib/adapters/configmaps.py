@@ -3,6 +3,7 @@ with it, create only when absent. The only module that touches ConfigMaps."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,16 +28,22 @@ class ConfigMaps:
         return _observed(found)
 
     def update(
-        self, observed: ObservedConfigMap, data: Mapping[str, str], annotations: Mapping[str, str]
+        self,
+        observed: ObservedConfigMap,
+        data: Mapping[str, str],
+        annotations: Mapping[str, str],
+        dry_run: bool = False,
     ) -> ObservedConfigMap:
         """PUT with the read resourceVersion: a concurrent change makes this raise WriteConflict."""
-        body = observed.raw
+        body = copy.deepcopy(observed.raw)
         body.data = dict(data)
         body.metadata.annotations = {**(body.metadata.annotations or {}), **annotations}
         body.metadata.resource_version = observed.resource_version
         written = call(
             f"update configmap {observed.namespace}/{observed.name}",
-            lambda: self._core.replace_namespaced_config_map(observed.name, observed.namespace, body),
+            lambda: self._core.replace_namespaced_config_map(
+                observed.name, observed.namespace, body, **({"dry_run": "All"} if dry_run else {})
+            ),
         )
         return _observed(written)
 

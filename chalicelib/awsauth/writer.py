@@ -24,12 +24,15 @@ from chalicelib.identities import Outcome, OwnedEntry
 from chalicelib.ownership import (
     AWS_AUTH_NAME,
     AWS_AUTH_NAMESPACE,
+    BACKUP_HOUR_ANNOTATION,
     BACKUP_SEQUENCE_ANNOTATION,
     DEFAULT_BACKUP_COUNT,
     LEDGER_ANNOTATION,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     backup_name,
+    backup_names,
+    hourly_backup_name,
 )
 from chalicelib.ports import ConfigMapStore, ObservedConfigMap, Observer
 
@@ -52,6 +55,7 @@ class AwsAuthWriter:
     settings: WriterSettings = field(default_factory=WriterSettings)
     sleep: Callable[[float], None] = time.sleep
     jitter: Callable[[], float] = random.random
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     name: str = "configMap"
 
     def read(self) -> ObservedConfigMap | None:
@@ -98,21 +102,25 @@ class AwsAuthWriter:
         return self.apply(self.plan_restore(sequence, force), f"restore of backup {sequence}")
 
     def backups(self) -> list[Backup]:
-        """Every kept backup, newest first."""
-        found = []
-        for slot in range(self.settings.backups):
-            observed = self.store.read(AWS_AUTH_NAMESPACE, backup_name(slot))
+        """Every kept backup (the ring and the hourly ones), newest first, each version once."""
+        found: dict[int, Backup] = {}
+        for name in backup_names(self.settings.backups):
+            observed = self.store.read(AWS_AUTH_NAMESPACE, name)
             if observed is not None and "sequence" in observed.data:
-                found.append(Backup.from_data(observed.data, f"backup ConfigMap {backup_name(slot)}"))
-        return sorted(found, key=lambda b: b.sequence, reverse=True)
+                backup = Backup.from_data(observed.data, f"backup ConfigMap {name}")
+                found.setdefault(backup.sequence, backup)
+        return sorted(found.values(), key=lambda b: b.sequence, reverse=True)
 
     def backup(self, sequence: int) -> Backup:
         name = backup_name(sequence % self.settings.backups)
         observed = self.store.read(AWS_AUTH_NAMESPACE, name)
-        if observed is None or observed.data.get("sequence") != str(sequence):
-            kept = ", ".join(str(b.sequence) for b in self.backups()) or "none"
-            raise NotFound(f"no backup {sequence} is kept (kept: {kept})")
-        return Backup.from_data(observed.data, f"backup ConfigMap {name}")
+        if observed is not None and observed.data.get("sequence") == str(sequence):
+            return Backup.from_data(observed.data, f"backup ConfigMap {name}")
+        kept = self.backups()
+        for backup in kept:
+            if backup.sequence == sequence:
+                return backup
+        raise NotFound(f"no backup {sequence} is kept (kept: {', '.join(str(b.sequence) for b in kept) or 'none'})")
 
     def _write(self, step: AwsAuthStep, reason: str) -> int | None:
         observed, data = step.observed, step.data or {}
@@ -120,21 +128,29 @@ class AwsAuthWriter:
             self.store.create(AWS_AUTH_NAMESPACE, AWS_AUTH_NAME, data, {LEDGER_ANNOTATION: step.ledger})
             return None
         sequence = int(observed.annotations.get(BACKUP_SEQUENCE_ANNOTATION, "0") or 0) + 1
+        now = self.clock()
+        hour = now.strftime("%Y-%m-%dT%H")
+        annotations = {
+            LEDGER_ANNOTATION: step.ledger,
+            BACKUP_SEQUENCE_ANNOTATION: str(sequence),
+            BACKUP_HOUR_ANNOTATION: hour,
+        }
+        # The server checks the write first (a 409 or 422 here costs no backup), then the version it
+        # replaces is kept, then it is made.
+        self.store.update(observed, data, annotations, dry_run=True)
         backup = Backup(
             sequence=sequence,
-            taken_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            taken_at=now.isoformat(timespec="seconds"),
             resource_version=observed.resource_version,
             reason=reason,
             data=observed.data,
             ledger=observed.annotations.get(LEDGER_ANNOTATION, ""),
         )
-        self.store.put(
-            AWS_AUTH_NAMESPACE,
-            backup_name(sequence % self.settings.backups),
-            backup.to_data(),
-            labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE},
-        )
-        annotations = {LEDGER_ANNOTATION: step.ledger, BACKUP_SEQUENCE_ANNOTATION: str(sequence)}
+        slots = [backup_name(sequence % self.settings.backups)]
+        if observed.annotations.get(BACKUP_HOUR_ANNOTATION) != hour:
+            slots.append(hourly_backup_name(now.hour))
+        for slot in slots:
+            self.store.put(AWS_AUTH_NAMESPACE, slot, backup.to_data(), labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE})
         self.store.update(observed, data, annotations)
         return sequence
 

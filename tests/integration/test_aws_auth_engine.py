@@ -47,9 +47,10 @@ class RecordingConfigMaps(ConfigMaps):
         super().__init__(api)
         self.versions = versions
 
-    def update(self, observed: ObservedConfigMap, data, annotations) -> ObservedConfigMap:
-        self.versions.append(observed.resource_version)
-        return super().update(observed, data, annotations)
+    def update(self, observed: ObservedConfigMap, data, annotations, dry_run: bool = False) -> ObservedConfigMap:
+        if not dry_run:
+            self.versions.append(observed.resource_version)
+        return super().update(observed, data, annotations, dry_run)
 
 
 def foreign_writer(core: client.CoreV1Api, rounds: int, stop: threading.Event, kept: list[str]) -> None:

@@ -15,7 +15,7 @@ from chalicelib.adapters.iam import IamReader
 from chalicelib.adapters.shell import ports_for
 from chalicelib.awsauth.ledger import Ledger
 from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.config import DEFAULT_CONFIG_PATH, Config, load_config, parse_config
+from chalicelib.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config, parse_config
 from chalicelib.desired import binding_name
 from chalicelib.observability import LogObserver
 from chalicelib.ownership import LEDGER_ANNOTATION, MANAGED_BY_SELECTOR
@@ -134,7 +134,12 @@ def test_cluster_admin_through_a_tag_is_refused_by_the_service_and_by_the_api_se
         "    pods-ro: rbac-bttrm-pods-ro-cluster-role\n    admin: cluster-admin\n    writer: pod-writer\n",
     )
     person, name = developer(iam, tags={"eks-access/team-ns3": "admin"}, in_group=False)
-    report = reconcile(env, service, parse_config(text))
+    with pytest.raises(ConfigError, match="'cluster-admin' is privileged"):
+        parse_config(text)  # validate refuses it first
+    seed = parse_config(DEFAULT_CONFIG_PATH.read_text())
+    profiles = {"pods-ro": "rbac-bttrm-pods-ro-cluster-role", "admin": "cluster-admin", "writer": "pod-writer"}
+    unvalidated = seed.model_copy(update={"tag_grants": seed.tag_grants.model_copy(update={"profiles": profiles})})
+    report = reconcile(env, service, unvalidated)  # and the runtime too, had validation been bypassed
     assert [r.reason for r in report.desired.refusals if r.principal == person.arn] == ["privileged-cluster-role"]
     assert not any(ns == "team-ns3" for ns, _ in owned_bindings(env))
 
@@ -145,7 +150,7 @@ def test_cluster_admin_through_a_tag_is_refused_by_the_service_and_by_the_api_se
     assert not any(ns == "team-ns3" for ns, _ in owned_bindings(env))
 
     iam.tag_user(UserName=name, Tags=[{"Key": "eks-access/team-ns3", "Value": "writer"}])  # not in rbac.yaml either
-    report = reconcile(env, service, parse_config(text), scope=PrincipalScope.of([name]))
+    report = reconcile(env, service, unvalidated, scope=PrincipalScope.of([name]))
     assert len(report.applied.bindings.refused) == 1 and "pod-writer" in report.applied.bindings.refused[0]
 
 

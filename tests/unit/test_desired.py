@@ -142,7 +142,7 @@ def test_a_selector_never_reaches_a_system_namespace_without_the_opt_in() -> Non
     selector = DEFAULT_CONFIG_PATH.read_text().replace(
         "    namespaces: [bttrm-web-proj-1-ns, bttrm-web-proj-2-ns]", "    namespaceSelector: {matchLabels: {}}"
     )
-    live = {"kube-system": {}, "team-a": {}}
+    live: dict[str, dict[str, str]] = {"kube-system": {}, "team-a": {}}
     state = desired_state(parse_config(selector), IamSnapshot(), live)
     assert [b.namespace for b in state.bindings] == ["team-a"]
     assert [r.reason for r in state.refusals] == ["system-namespace"]

@@ -30,7 +30,11 @@ class FakeConfigMaps:
         return self.objects.get((namespace, name))
 
     def update(
-        self, observed: ObservedConfigMap, data: Mapping[str, str], annotations: Mapping[str, str]
+        self,
+        observed: ObservedConfigMap,
+        data: Mapping[str, str],
+        annotations: Mapping[str, str],
+        dry_run: bool = False,
     ) -> ObservedConfigMap:
         key = (observed.namespace, observed.name)
         if self.interfere:
@@ -38,6 +42,8 @@ class FakeConfigMaps:
             self._store(*key, {**current.data, **self.interfere.pop(0)}, current.annotations)
         if self.objects[key].resource_version != observed.resource_version:
             raise WriteConflict("conflict")
+        if dry_run:
+            return self.objects[key]
         self.writes.append(f"update {observed.name}")
         return self._store(*key, data, {**self.objects[key].annotations, **annotations})
 

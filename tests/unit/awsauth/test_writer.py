@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from chalicelib.awsauth.ledger import Ledger
@@ -34,7 +36,22 @@ class Counting:
     warning = error = info
 
 
-def writer(store: FakeConfigMaps, **settings: float) -> tuple[AwsAuthWriter, Counting, list[float]]:
+class Clock:
+    """UTC time that moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 30, 11, 5, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def writer(
+    store: FakeConfigMaps, clock: Clock | None = None, **settings: float
+) -> tuple[AwsAuthWriter, Counting, list[float]]:
     observer, sleeps = Counting(), list[float]()
     w = AwsAuthWriter(
         store,
@@ -42,6 +59,7 @@ def writer(store: FakeConfigMaps, **settings: float) -> tuple[AwsAuthWriter, Cou
         settings=WriterSettings(backups=3, **settings),  # type: ignore[arg-type]
         sleep=sleeps.append,
         jitter=lambda: 0.5,
+        clock=clock or Clock(),
     )
     return w, observer, sleeps
 
@@ -63,7 +81,12 @@ def test_writes_backs_up_first_and_records_the_ledger() -> None:
     w, observer, _ = writer(store)
     outcome = w.sync([owned_user(ALICE, event="evt-1")], reason="event evt-1")
     assert outcome.status == "written" and outcome.backup_sequence == 1
-    assert store.writes == ["put eks-iam-sync-aws-auth-backup-1", "update aws-auth"]
+    # the ring slot and, as the first write of the hour, the hourly slot
+    assert store.writes == [
+        "put eks-iam-sync-aws-auth-backup-1",
+        "put eks-iam-sync-aws-auth-backup-hour-11",
+        "update aws-auth",
+    ]
     assert read_aws_auth(current(store).data).entries(MAP_USERS) == (ALICE,)
     ledger = Ledger.parse(current(store).annotations[LEDGER_ANNOTATION])
     assert ledger.records[ALICE.key].event_id == "evt-1"
@@ -144,9 +167,10 @@ def test_backups_are_a_ring_and_restore_round_trips() -> None:
     for name in ("a", "b", "c", "d"):
         versions.append(dict(current(store).data))
         w.sync([owned_user(user(name, "devs"))], scope={user(name).key})
-    assert [b.sequence for b in w.backups()] == [4, 3, 2]  # three slots: the oldest is gone
-    with pytest.raises(NotFound, match="kept: 4, 3, 2"):
-        w.backup(1)
+    # three ring slots, plus the first version replaced this hour
+    assert [b.sequence for b in w.backups()] == [4, 3, 2, 1]
+    with pytest.raises(NotFound, match="kept: 4, 3, 2, 1"):
+        w.backup(7)
     after_d = dict(current(store).data)
     outcome = w.restore(2)
     assert outcome.status == "written" and outcome.backup_sequence == 5
@@ -164,3 +188,35 @@ def test_restore_keeps_node_roles_added_since_unless_forced() -> None:
         "kube-system", "aws-auth", document(roles=[NODE], users=[ALICE]), current(store).annotations
     )
     assert [r.reason for r in w.restore(1).refusals] == ["protected-entry-changed"]
+
+
+def test_a_burst_never_rotates_out_the_version_from_before_it_and_hours_are_kept_for_a_day() -> None:
+    store = seeded(document(roles=[NODE]))
+    clock = Clock()
+    w, _, _ = writer(store, clock)
+    before_burst = dict(current(store).data)
+    for number in range(30):  # Terraform adds 30 users within a minute
+        w.sync([owned_user(user(f"u{number}", "devs"))], scope={user(f"u{number}").key})
+    assert w.backup(1).data == before_burst
+    assert w.restore(1).status == "written" and current(store).data == before_burst
+
+    hourly_versions = {}
+    for _ in range(30):  # a write an hour for 30 hours: the last 24 hours keep one version each
+        clock.advance(hours=1)
+        hourly_versions[clock.now.hour] = dict(current(store).data)
+        name = f"h{clock.now.day}-{clock.now.hour}"
+        w.sync([owned_user(user(name, "devs"))], scope={user(name).key})
+    kept = w.backups()
+    assert {b.taken_at[11:13] for b in kept} >= {f"{h:02d}" for h in range(24)}
+
+
+def test_a_write_the_server_refuses_leaves_no_backup() -> None:
+    store = seeded(document(roles=[NODE]))
+    store.interfere = [{"x": "1"}]  # the dry run meets a foreign change: 409 before any backup
+    w, _, _ = writer(store)
+    outcome = w.sync([owned_user(ALICE)])
+    assert outcome.status == "written" and outcome.attempts == 2
+    assert [name for name in store.writes if name.startswith("put")] == [
+        "put eks-iam-sync-aws-auth-backup-1",
+        "put eks-iam-sync-aws-auth-backup-hour-11",
+    ]

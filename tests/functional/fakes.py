@@ -1,0 +1,737 @@
+"""In-memory implementations of the ports (chalicelib/ports.py), and the seed world built from them.
+
+Each fake keeps the semantics the service relies on from the real thing, not just its signatures:
+resourceVersions and 409s on stale writes, 404 for a missing namespace or object, RoleBindings
+owned exactly when labelled ``app.kubernetes.io/managed-by=eks-iam-sync``, case-insensitive IAM
+names, a scoped IAM read that leaves out principals that do not exist.
+
+Every fake counts its calls per operation (``calls``), logs its writes (``writes``), and answers a
+fault on demand for a named operation, once or always, optionally only for one target
+(``fake.fail("create", "forbidden", target="team-ns")``): ``not-found`` (404), ``forbidden``
+(403), ``conflict`` (409), ``transient`` (5xx), ``timeout``, ``rejected`` (422), or any SyncError.
+
+FakeIam, FakeConfigMapStore (the unit tests' FakeConfigMaps, extended), FakeBindings,
+FakeClusterRoles, FakeAccessEntries, FakeCluster (one cluster's fakes -> ClusterPorts), FakeShell,
+RecordingObserver; then the seed world the functional tests start from.
+
+mypy checks each fake against its Protocol (see ``_conforms`` at the bottom): no ``type: ignore``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import yaml
+
+from chalicelib.config import DEFAULT_CONFIG_PATH, Cluster
+from chalicelib.desired import DesiredBinding
+from chalicelib.errors import Forbidden, NotFound, Rejected, SyncError, TransientError, WriteConflict
+from chalicelib.ownership import (
+    AWS_AUTH_NAME,
+    AWS_AUTH_NAMESPACE,
+    EVENT_ID_ANNOTATION,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    PRINCIPAL_ANNOTATION,
+    SOURCE_ANNOTATION,
+)
+from chalicelib.ports import ClusterPorts, ObservedAccessEntry, ObservedBinding, ObservedConfigMap
+from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
+from tests.unit.awsauth.fakes import FakeConfigMaps
+
+if TYPE_CHECKING:
+    from chalicelib.ports import (
+        AccessEntryStore,
+        BindingStore,
+        ClusterRoleReader,
+        ConfigMapStore,
+        IamPort,
+        Observer,
+        Shell,
+    )
+
+# --------------------------------------------------------------------------------------------------
+# Faults
+
+FaultKind = Literal["not-found", "forbidden", "conflict", "transient", "timeout", "rejected"]
+
+_FAULTS: dict[FaultKind, tuple[type[SyncError], str]] = {
+    "not-found": (NotFound, "404 Not Found"),
+    "forbidden": (Forbidden, "403 Forbidden"),
+    "conflict": (WriteConflict, "409 Conflict: the object has been modified"),
+    "transient": (TransientError, "503 Service Unavailable"),
+    "timeout": (TransientError, "read timed out"),
+    "rejected": (Rejected, "422 Unprocessable Entity"),
+}
+
+
+@dataclass
+class Fault:
+    operation: str
+    make: Callable[[str], SyncError]
+    remaining: int | None  # None: every time
+    target: str | None  # None: any call; else the call's target, or a prefix of it up to a "/"
+
+    def matches(self, operation: str, target: str) -> bool:
+        if operation != self.operation or self.remaining == 0:
+            return False
+        return self.target is None or target == self.target or target.startswith(f"{self.target}/")
+
+
+def _maker(fault: FaultKind | SyncError) -> Callable[[str], SyncError]:
+    if isinstance(fault, SyncError):
+        # A new instance per raise: re-raising one instance would chain its old tracebacks.
+        error_type, args = type(fault), fault.args
+        return lambda target: error_type(*args)
+    error_type, status = _FAULTS[fault]
+    return lambda target: error_type(f"{status} ({target})" if target else status)
+
+
+@dataclass
+class FakePort:
+    """What every fake shares: call counts, and faults answered on demand."""
+
+    OPERATIONS: ClassVar[tuple[str, ...]] = ()
+
+    calls: Counter[str] = field(default_factory=Counter)
+    faults: list[Fault] = field(default_factory=list)
+    raised: list[str] = field(default_factory=list)  # "operation target: error", in order
+
+    def fail(
+        self,
+        operation: str,
+        fault: FaultKind | SyncError,
+        *,
+        always: bool = False,
+        times: int = 1,
+        target: str | None = None,
+    ) -> None:
+        """The next call(s) of ``operation`` (on ``target``) raise; checked against the port's operations."""
+        if operation not in self.OPERATIONS:
+            raise ValueError(f"{type(self).__name__} has no operation {operation!r}: one of {self.OPERATIONS}")
+        self.faults.append(Fault(operation, _maker(fault), None if always else times, target))
+
+    def _enter(self, operation: str, target: str = "") -> None:
+        """Counts the call, then raises the first planned fault that matches it."""
+        self.calls[operation] += 1
+        for fault in self.faults:
+            if fault.matches(operation, target):
+                if fault.remaining is not None:
+                    fault.remaining -= 1
+                error = fault.make(target)
+                self.raised.append(f"{operation} {target}".strip() + f": {error!r}")
+                raise error
+
+
+# --------------------------------------------------------------------------------------------------
+# IAM
+
+ACCOUNT = "123456789012"
+
+
+def user_arn(name: str, path: str = "/") -> str:
+    return f"arn:aws:iam::{ACCOUNT}:user{path}{name}"
+
+
+def role_arn(name: str, path: str = "/") -> str:
+    return f"arn:aws:iam::{ACCOUNT}:role{path}{name}"
+
+
+@dataclass
+class FakeIam(FakePort):
+    """The IamPort: users (with paths, groups, tags, unique ids), roles (paths, tags, ids), groups.
+
+    Names are unique case-insensitively, as in IAM; ``requests`` records each scoped read's names."""
+
+    OPERATIONS: ClassVar[tuple[str, ...]] = ("full_snapshot", "scoped_snapshot", "missing")
+
+    users: dict[str, IamUser] = field(default_factory=dict)  # by lower-case name
+    roles: dict[str, IamRole] = field(default_factory=dict)
+    groups: dict[str, str] = field(default_factory=dict)  # lower-case name -> name
+    requests: list[tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
+    _ids: Iterator[int] = field(default_factory=itertools.count, repr=False, init=False)
+
+    # The port
+
+    def full_snapshot(self) -> IamSnapshot:
+        self._enter("full_snapshot")
+        return IamSnapshot(
+            tuple(sorted(self.users.values(), key=lambda u: u.name.lower())),
+            tuple(sorted(self.roles.values(), key=lambda r: r.name.lower())),
+        )
+
+    def scoped_snapshot(self, user_names: Iterable[str] = (), role_names: Iterable[str] = ()) -> IamSnapshot:
+        users, roles = tuple(user_names), tuple(role_names)
+        self.requests.append((users, roles))
+        self._enter("scoped_snapshot", ",".join((*users, *roles)))
+        found_users = [self.users[n.lower()] for n in sorted(set(users)) if n.lower() in self.users]
+        found_roles = [self.roles[n.lower()] for n in sorted(set(roles)) if n.lower() in self.roles]
+        return IamSnapshot(tuple(found_users), tuple(found_roles))
+
+    def missing(self, groups: Iterable[str], roles: Iterable[str]) -> list[str]:
+        self._enter("missing")
+        absent = [f"IAM group {g!r} does not exist" for g in groups if g.lower() not in self.groups]
+        return absent + [f"IAM role {r!r} does not exist" for r in roles if r.lower() not in self.roles]
+
+    # What happens in IAM (the test's hand on the console)
+
+    def add_group(self, name: str) -> None:
+        self.groups[name.lower()] = name
+
+    def delete_group(self, name: str) -> None:
+        """Gone, and with it every membership: IAM can no longer say who was in it."""
+        self.groups.pop(name.lower(), None)
+        for key, user in self.users.items():
+            self.users[key] = replace(user, groups=tuple(g for g in user.groups if g.lower() != name.lower()))
+
+    def add_user(
+        self, name: str, *, groups: Iterable[str] = (), tags: Mapping[str, str] | None = None, path: str = "/"
+    ) -> IamUser:
+        user = IamUser(name, user_arn(name, path), (), dict(tags or {}), f"AIDA{next(self._ids):016d}")
+        self.users[name.lower()] = user
+        for group in groups:
+            self.add_to_group(name, group)
+        return self.users[name.lower()]
+
+    def delete_user(self, name: str) -> None:
+        del self.users[name.lower()]
+
+    def add_to_group(self, user: str, group: str) -> None:
+        self.groups.setdefault(group.lower(), group)
+        current = self.users[user.lower()]
+        self.users[user.lower()] = replace(current, groups=tuple(sorted({*current.groups, self.groups[group.lower()]})))
+
+    def remove_from_group(self, user: str, group: str) -> None:
+        current = self.users[user.lower()]
+        kept = tuple(g for g in current.groups if g.lower() != group.lower())
+        self.users[user.lower()] = replace(current, groups=kept)
+
+    def tag_user(self, user: str, tags: Mapping[str, str]) -> None:
+        current = self.users[user.lower()]
+        self.users[user.lower()] = replace(current, tags={**current.tags, **tags})
+
+    def untag_user(self, user: str, *keys: str) -> None:
+        current = self.users[user.lower()]
+        self.users[user.lower()] = replace(current, tags={k: v for k, v in current.tags.items() if k not in keys})
+
+    def add_role(self, name: str, *, tags: Mapping[str, str] | None = None, path: str = "/") -> IamRole:
+        role = IamRole(name, role_arn(name, path), dict(tags or {}), f"AROA{next(self._ids):016d}")
+        self.roles[name.lower()] = role
+        return role
+
+    def delete_role(self, name: str) -> None:
+        del self.roles[name.lower()]
+
+
+# --------------------------------------------------------------------------------------------------
+# One cluster: ConfigMaps, RoleBindings, ClusterRoles
+
+
+@dataclass
+class FakeConfigMapStore(FakeConfigMaps, FakePort):
+    """The unit tests' FakeConfigMaps (resourceVersions, 409 on a stale update, ``interfere``), with
+    faults, call counts and a 404 for an update of an object that no longer exists."""
+
+    OPERATIONS: ClassVar[tuple[str, ...]] = ("read", "update", "create", "put")
+
+    def read(self, namespace: str, name: str) -> ObservedConfigMap | None:
+        self._enter("read", f"{namespace}/{name}")
+        return super().read(namespace, name)
+
+    def update(
+        self,
+        observed: ObservedConfigMap,
+        data: Mapping[str, str],
+        annotations: Mapping[str, str],
+        dry_run: bool = False,
+    ) -> ObservedConfigMap:
+        # A server-side dry run is checked like the write itself, so it answers the same faults.
+        self._enter("update", f"{observed.namespace}/{observed.name}")
+        if (observed.namespace, observed.name) not in self.objects:
+            raise NotFound(f'404 configmaps "{observed.name}" not found')
+        return super().update(observed, data, annotations, dry_run)
+
+    def create(
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, str],
+        annotations: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> ObservedConfigMap:
+        self._enter("create", f"{namespace}/{name}")
+        return super().create(namespace, name, data, annotations, labels)
+
+    def put(self, namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str] | None = None) -> None:
+        self._enter("put", f"{namespace}/{name}")
+        super().put(namespace, name, data, labels)
+
+    # Not the port: what others do to the cluster, neither counted nor logged as the service's writes.
+
+    def seed(
+        self, namespace: str, name: str, data: Mapping[str, str], annotations: Mapping[str, str] | None = None
+    ) -> ObservedConfigMap:
+        return self._store(namespace, name, data, annotations or {})
+
+    def get(self, namespace: str = AWS_AUTH_NAMESPACE, name: str = AWS_AUTH_NAME) -> ObservedConfigMap | None:
+        return self.objects.get((namespace, name))
+
+    def edit(self, data: Mapping[str, str], namespace: str = AWS_AUTH_NAMESPACE, name: str = AWS_AUTH_NAME) -> None:
+        """Someone else (kubectl, eksctl) replaces data keys; the resourceVersion moves on."""
+        current = self.objects[(namespace, name)]
+        self._store(namespace, name, {**current.data, **data}, current.annotations)
+
+
+@dataclass
+class StoredBinding:
+    """A RoleBinding as the API server keeps it (only the fields the service reads or writes)."""
+
+    namespace: str
+    name: str
+    cluster_role: str
+    subjects: tuple[tuple[str, str], ...]
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    resource_version: str
+
+    @property
+    def owned(self) -> bool:
+        return self.labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+
+    def observed(self) -> ObservedBinding:
+        return ObservedBinding(
+            namespace=self.namespace,
+            name=self.name,
+            cluster_role=self.cluster_role,
+            subjects=self.subjects,
+            source=self.annotations.get(SOURCE_ANNOTATION, ""),
+            principal=self.annotations.get(PRINCIPAL_ANNOTATION),
+            resource_version=self.resource_version,
+        )
+
+
+@dataclass
+class FakeBindings(FakePort):
+    """The BindingStore: namespaces with labels, and every RoleBinding; only labelled ones are listed
+    as owned. Like the API server: 404 when the namespace (or the binding) is missing, 409 when it
+    exists already or the resourceVersion is stale, 422 when roleRef would change."""
+
+    OPERATIONS: ClassVar[tuple[str, ...]] = ("namespaces", "list_owned", "create", "update", "delete")
+
+    namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    objects: dict[tuple[str, str], StoredBinding] = field(default_factory=dict)
+    version: int = 0
+    writes: list[str] = field(default_factory=list)
+    interfere: list[Callable[[FakeBindings], None]] = field(default_factory=list)  # runs before the next write
+
+    # The port
+
+    def namespaces(self) -> dict[str, dict[str, str]]:
+        self._enter("namespaces")
+        return {name: dict(labels) for name, labels in self.namespace_labels.items()}
+
+    def list_owned(self) -> list[ObservedBinding]:
+        self._enter("list_owned")
+        return [b.observed() for _, b in sorted(self.objects.items()) if b.owned]
+
+    def create(self, binding: DesiredBinding) -> None:
+        self._enter("create", f"{binding.namespace}/{binding.name}")
+        self._interference()
+        if binding.namespace not in self.namespace_labels:
+            raise NotFound(f'404 namespaces "{binding.namespace}" not found')
+        if binding.key in self.objects:
+            raise WriteConflict(f'409 rolebindings "{binding.name}" already exists')
+        self._store(binding)
+        self.writes.append(f"create {binding.namespace}/{binding.name}")
+
+    def update(self, binding: DesiredBinding, current: ObservedBinding) -> None:
+        self._enter("update", f"{binding.namespace}/{binding.name}")
+        self._interference()
+        stored = self._current(current)
+        if stored.cluster_role != binding.cluster_role:
+            raise Rejected(f'422 rolebindings "{binding.name}" is invalid: roleRef: cannot change roleRef')
+        self._store(binding)
+        self.writes.append(f"update {binding.namespace}/{binding.name}")
+
+    def delete(self, current: ObservedBinding) -> None:
+        self._enter("delete", f"{current.namespace}/{current.name}")
+        self._interference()
+        self._current(current)
+        del self.objects[current.key]
+        self.writes.append(f"delete {current.namespace}/{current.name}")
+
+    def _current(self, observed: ObservedBinding) -> StoredBinding:
+        stored = self.objects.get(observed.key)
+        if stored is None:
+            raise NotFound(f'404 rolebindings "{observed.name}" not found')
+        if stored.resource_version != observed.resource_version:
+            raise WriteConflict(
+                f'409 rolebindings "{observed.name}": the object has been modified (resourceVersion '
+                f"{observed.resource_version} is stale, now {stored.resource_version})"
+            )
+        return stored
+
+    def _store(self, binding: DesiredBinding) -> None:
+        # The annotations the kubernetes adapter writes (chalicelib/adapters/rolebindings.py).
+        annotations = {SOURCE_ANNOTATION: binding.source}
+        if binding.principal:
+            annotations[PRINCIPAL_ANNOTATION] = binding.principal
+        if binding.event_id:
+            annotations[EVENT_ID_ANNOTATION] = binding.event_id
+        self.version += 1
+        self.objects[binding.key] = StoredBinding(
+            binding.namespace,
+            binding.name,
+            binding.cluster_role,
+            ((binding.subject_kind, binding.subject_name),),
+            {MANAGED_BY_LABEL: MANAGED_BY_VALUE},
+            annotations,
+            str(self.version),
+        )
+
+    def _interference(self) -> None:
+        if self.interfere:
+            self.interfere.pop(0)(self)
+
+    # Not the port: what others do to the cluster.
+
+    def add_namespace(self, name: str, labels: Mapping[str, str] | None = None) -> None:
+        self.namespace_labels[name] = dict(labels or {})
+
+    def delete_namespace(self, name: str) -> None:
+        self.namespace_labels.pop(name, None)
+        for key in [k for k in self.objects if k[0] == name]:
+            del self.objects[key]
+
+    def put_binding(
+        self,
+        namespace: str,
+        name: str,
+        cluster_role: str,
+        subjects: tuple[tuple[str, str], ...],
+        *,
+        owned: bool = False,
+        annotations: Mapping[str, str] | None = None,
+    ) -> StoredBinding:
+        """A binding made by someone else (``owned``: labelled as ours, e.g. by hand or an old version)."""
+        self.version += 1
+        labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE} if owned else {"app.kubernetes.io/managed-by": "helm"}
+        stored = StoredBinding(
+            namespace, name, cluster_role, subjects, labels, dict(annotations or {}), str(self.version)
+        )
+        self.objects[(namespace, name)] = stored
+        return stored
+
+    def touch(self, namespace: str, name: str, subjects: tuple[tuple[str, str], ...] | None = None) -> None:
+        """Someone else edits a binding: its resourceVersion moves on."""
+        stored = self.objects[(namespace, name)]
+        self.version += 1
+        stored.resource_version = str(self.version)
+        if subjects is not None:
+            stored.subjects = subjects
+
+    def remove(self, namespace: str, name: str) -> None:
+        """Someone else deletes a binding."""
+        del self.objects[(namespace, name)]
+
+    def owned(self) -> dict[tuple[str, str], StoredBinding]:
+        return {key: b for key, b in self.objects.items() if b.owned}
+
+
+@dataclass
+class FakeClusterRoles(FakePort):
+    """The ClusterRoleReader: rules per ClusterRole, one line each; NotFound for a missing one."""
+
+    OPERATIONS: ClassVar[tuple[str, ...]] = ("rules",)
+
+    roles: dict[str, list[str]] = field(default_factory=dict)
+
+    def rules(self, name: str) -> list[str]:
+        self._enter("rules", name)
+        if name not in self.roles:
+            raise NotFound(f'404 clusterroles.rbac.authorization.k8s.io "{name}" not found')
+        return list(self.roles[name])
+
+
+@dataclass
+class FakeAccessEntries(FakePort):
+    """The AccessEntryStore: one cluster's EKS access entries, by principal ARN (case-insensitively).
+    Like EKS: 409 (ResourceInUse) when the principal has an entry already, 404 when it has none."""
+
+    OPERATIONS: ClassVar[tuple[str, ...]] = ("list_principals", "describe", "create", "update", "tag", "delete")
+
+    cluster: str = "cluster"
+    region: str = "us-east-1"
+    entries: dict[str, ObservedAccessEntry] = field(default_factory=dict)  # by lower-case principal ARN
+    writes: list[str] = field(default_factory=list)
+
+    def list_principals(self) -> list[str]:
+        self._enter("list_principals")
+        return sorted(e.principal_arn for e in self.entries.values())
+
+    def describe(self, principal_arn: str) -> ObservedAccessEntry | None:
+        self._enter("describe", principal_arn)
+        return self.entries.get(principal_arn.lower())
+
+    def create(self, principal_arn: str, username: str, groups: tuple[str, ...], tags: Mapping[str, str]) -> None:
+        self._enter("create", principal_arn)
+        if principal_arn.lower() in self.entries:
+            raise WriteConflict(f"ResourceInUseException: {principal_arn} already has an access entry")
+        self.put(principal_arn, username, groups, tags)
+        self.writes.append(f"create {principal_arn}")
+
+    def update(self, principal_arn: str, username: str, groups: tuple[str, ...]) -> None:
+        self._enter("update", principal_arn)
+        current = self._existing(principal_arn)
+        self.entries[principal_arn.lower()] = replace(current, username=username, kubernetes_groups=tuple(groups))
+        self.writes.append(f"update {principal_arn}")
+
+    def tag(self, entry_arn: str, tags: Mapping[str, str]) -> None:
+        self._enter("tag", entry_arn)
+        found = next((e for e in self.entries.values() if e.entry_arn == entry_arn), None)
+        if found is None:
+            raise NotFound(f"ResourceNotFoundException: no access entry {entry_arn}")
+        self.entries[found.key] = replace(found, tags={**found.tags, **tags})
+        self.writes.append(f"tag {found.principal_arn}")
+
+    def delete(self, principal_arn: str) -> None:
+        self._enter("delete", principal_arn)
+        self._existing(principal_arn)
+        del self.entries[principal_arn.lower()]
+        self.writes.append(f"delete {principal_arn}")
+
+    def _existing(self, principal_arn: str) -> ObservedAccessEntry:
+        found = self.entries.get(principal_arn.lower())
+        if found is None:
+            raise NotFound(f"ResourceNotFoundException: no access entry for {principal_arn}")
+        return found
+
+    # Not the port: entries made by others (EKS itself for node roles, the console, eksctl).
+
+    def put(
+        self,
+        principal_arn: str,
+        username: str,
+        groups: tuple[str, ...] = (),
+        tags: Mapping[str, str] | None = None,
+        type: str = "STANDARD",
+    ) -> ObservedAccessEntry:
+        name = principal_arn.rsplit("/", 1)[-1]
+        entry_arn = f"arn:aws:eks:{self.region}:{ACCOUNT}:access-entry/{self.cluster}/{name}/{len(self.entries)}"
+        entry = ObservedAccessEntry(principal_arn, username, tuple(groups), type, dict(tags or {}), entry_arn)
+        self.entries[principal_arn.lower()] = entry
+        return entry
+
+
+@dataclass
+class FakeCluster:
+    """One cluster's fakes, and the ClusterPorts the shell hands out for them."""
+
+    name: str
+    config_maps: FakeConfigMapStore = field(default_factory=FakeConfigMapStore)
+    bindings: FakeBindings = field(default_factory=FakeBindings)
+    cluster_roles: FakeClusterRoles = field(default_factory=FakeClusterRoles)
+    authentication_mode: str | None = None  # as DescribeCluster reports it; None: not described
+    access_entries: FakeAccessEntries | None = None  # None: the EKS API is not reachable
+
+    def ports(self) -> ClusterPorts:
+        return ClusterPorts(
+            self.name,
+            self.config_maps,
+            self.bindings,
+            self.cluster_roles,
+            self.authentication_mode,
+            self.access_entries,
+        )
+
+    def with_access_entries(self, mode: str = "API_AND_CONFIG_MAP", region: str = "us-east-1") -> FakeAccessEntries:
+        """EKS reachable for this cluster, in ``mode``; the node role's entry, as EKS creates it."""
+        self.authentication_mode = mode
+        self.access_entries = FakeAccessEntries(cluster=self.name, region=region)
+        self.access_entries.put(NODE_ROLE, "system:node:{{EC2PrivateDNSName}}", (), type="EC2_LINUX")
+        return self.access_entries
+
+    @property
+    def aws_auth(self) -> ObservedConfigMap:
+        found = self.config_maps.get()
+        if found is None:
+            raise AssertionError(f"cluster {self.name} has no aws-auth")
+        return found
+
+    def writes(self) -> list[str]:
+        entries = self.access_entries.writes if self.access_entries else []
+        return [*self.config_maps.writes, *self.bindings.writes, *entries]
+
+    def calls(self) -> Counter[str]:
+        entries = self.access_entries.calls if self.access_entries else Counter[str]()
+        return self.config_maps.calls + self.bindings.calls + self.cluster_roles.calls + entries
+
+
+# --------------------------------------------------------------------------------------------------
+# The shell and the observer
+
+SERVICE_ARN = role_arn("eks-iam-sync-dev")
+
+
+@dataclass
+class FakeShell(FakePort):
+    """The Shell: hands out the IAM fake and each cluster's ports; ``fail("cluster", error,
+    target=name, always=True)`` makes one cluster unreachable; ``fail("iam"|"own_arn", ...)`` the rest."""
+
+    OPERATIONS: ClassVar[tuple[str, ...]] = ("iam", "own_arn", "cluster")
+
+    iam_port: FakeIam = field(default_factory=FakeIam)
+    arn: str = SERVICE_ARN
+    clusters: dict[str, FakeCluster] = field(default_factory=dict)
+
+    def iam(self) -> FakeIam:
+        self._enter("iam")
+        return self.iam_port
+
+    def own_arn(self) -> str:
+        self._enter("own_arn")
+        return self.arn
+
+    def cluster(self, cluster: Cluster) -> ClusterPorts:
+        self._enter("cluster", cluster.name)
+        found = self.clusters.get(cluster.name)
+        if found is None:
+            raise TransientError(f"cluster {cluster.name} is unreachable (no such fake)")
+        return found.ports()
+
+    def add_cluster(self, name: str) -> FakeCluster:
+        self.clusters[name] = FakeCluster(name)
+        return self.clusters[name]
+
+    def writes(self) -> dict[str, list[str]]:
+        """Every cluster's write log; IAM is only ever read."""
+        return {name: cluster.writes() for name, cluster in self.clusters.items()}
+
+    def port_calls(self) -> int:
+        """Calls to any port of this shell: the shell itself, IAM, every cluster's stores."""
+        total = self.calls + self.iam_port.calls
+        for cluster in self.clusters.values():
+            total += cluster.calls()
+        return total.total()
+
+
+@dataclass(frozen=True)
+class LogLine:
+    level: Literal["info", "warning", "error"]
+    message: str
+    fields: dict[str, Any]
+
+
+@dataclass
+class RecordingObserver:
+    """The Observer: counts (with and without dimensions) and log lines, in order."""
+
+    counts: dict[str, float] = field(default_factory=dict)
+    durations: list[tuple[str, float]] = field(default_factory=list)
+    lines: list[LogLine] = field(default_factory=list)
+
+    def count(self, name: str, value: float = 1, **dimensions: str) -> None:
+        for label in {name, _label(name, dimensions)}:
+            self.counts[label] = self.counts.get(label, 0) + value
+
+    def milliseconds(self, name: str, value: float) -> None:
+        self.durations.append((name, value))
+
+    def info(self, message: str, **fields: Any) -> None:
+        self.lines.append(LogLine("info", message, fields))
+
+    def warning(self, message: str, **fields: Any) -> None:
+        self.lines.append(LogLine("warning", message, fields))
+
+    def error(self, message: str, **fields: Any) -> None:
+        self.lines.append(LogLine("error", message, fields))
+
+    def counted(self, name: str, **dimensions: str) -> float:
+        return self.counts.get(_label(name, dimensions), 0)
+
+    def messages(self, level: str | None = None) -> list[str]:
+        return [line.message for line in self.lines if level in (None, line.level)]
+
+
+def _label(name: str, dimensions: Mapping[str, str]) -> str:
+    return name + "".join(f"[{k}={v}]" for k, v in sorted(dimensions.items()))
+
+
+# --------------------------------------------------------------------------------------------------
+# The seed world: the shipped configuration's IAM group, role and namespaces, in two clusters
+
+SEED = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+GROUP: str = SEED["identities"]["groups"][0]["iamGroup"]
+KUBERNETES_GROUP: str = SEED["identities"]["groups"][0]["kubernetesGroups"][0]
+ROLE: str = SEED["identities"]["roles"][0]["iamRole"]
+POD_READER: str = SEED["namespaceGrants"][0]["clusterRole"]
+PROJECTS: tuple[str, ...] = tuple(SEED["namespaceGrants"][0]["namespaces"])
+NS3 = "bttrm-web-proj-3-ns"  # not in any rule: reached by tag grants only
+TAG_PREFIX: str = SEED["tagGrants"]["tagPrefix"]
+PROFILE = next(iter(SEED["tagGrants"]["profiles"]))
+CLUSTERS = {"fn-east": "us-east-2", "fn-west": "eu-west-1"}
+POD_READER_RULES = ["pods: get, list, watch", "pods/log: get"]
+NODE_ROLE = role_arn("eks-node-group")
+NODE_ROLES = (
+    f"- rolearn: {NODE_ROLE}\n"
+    "  username: system:node:{{EC2PrivateDNSName}}\n"
+    "  groups:\n"
+    "    - system:bootstrappers\n"
+    "    - system:nodes\n"
+)
+
+
+def config_text(
+    clusters: Mapping[str, str] = CLUSTERS,
+    *,
+    cluster_settings: Mapping[str, Mapping[str, Any]] | None = None,
+    **overrides: Any,
+) -> str:
+    """The shipped configuration with test clusters (name -> region, plus any per-cluster settings such
+    as ``backend``) and top-level keys replaced by ``overrides``."""
+    settings = cluster_settings or {}
+    listed = [{"name": n, "region": r, **settings.get(n, {})} for n, r in clusters.items()]
+    return yaml.safe_dump({**SEED, "clusters": listed, **overrides}, sort_keys=False)
+
+
+def seed_cluster(cluster: FakeCluster) -> FakeCluster:
+    """A cluster as EKS and the platform team leave it: aws-auth holding the node role, the
+    project namespaces, kube-system, and the pod reader ClusterRole."""
+    cluster.config_maps.seed(AWS_AUTH_NAMESPACE, AWS_AUTH_NAME, {"mapRoles": NODE_ROLES})
+    for namespace in ("default", "kube-system", *PROJECTS, NS3):
+        cluster.bindings.add_namespace(namespace, {"kubernetes.io/metadata.name": namespace})
+    cluster.cluster_roles.roles[POD_READER] = list(POD_READER_RULES)
+    cluster.cluster_roles.roles["cluster-admin"] = ["*: *"]
+    return cluster
+
+
+def seed_world(clusters: Iterable[str] = CLUSTERS) -> FakeShell:
+    """IAM with the configured group and role (no users yet), and every cluster seeded."""
+    shell = FakeShell()
+    shell.iam_port.add_group(GROUP)
+    shell.iam_port.add_role(ROLE)
+    for name in clusters:
+        seed_cluster(shell.add_cluster(name))
+    return shell
+
+
+if TYPE_CHECKING:
+
+    def _conforms(
+        shell: FakeShell, cluster: FakeCluster, entries: FakeAccessEntries, observer: RecordingObserver
+    ) -> None:
+        """Never called: mypy proves here that each fake implements its port."""
+        ports: tuple[Shell, IamPort, ConfigMapStore, BindingStore, ClusterRoleReader, AccessEntryStore, Observer] = (
+            shell,
+            shell.iam_port,
+            cluster.config_maps,
+            cluster.bindings,
+            cluster.cluster_roles,
+            entries,
+            observer,
+        )
+        del ports

@@ -1,0 +1,123 @@
+"""runner: one broken cluster never blocks another. A cluster the shell cannot reach, or whose
+reconcile fails, is reported in its place; once every cluster was tried, any failure is raised,
+naming each failed cluster: transient when one of them is (Lambda retries the idempotent run),
+permanent otherwise. A failed IAM read stops the run before anything is written."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib import runner
+from chalicelib.awsauth.parse import read_aws_auth
+from chalicelib.config import Config
+from chalicelib.errors import Forbidden, NotFound, PermanentError, SyncError, TransientError
+from chalicelib.events import Trigger, read_event
+from chalicelib.reconcile import ClusterReport, Options
+from chalicelib.report import as_json
+from tests.functional.fakes import GROUP, FakeCluster, FakeShell, user_arn
+from tests.harness.cloudtrail import iam_event
+
+
+def mapped_users(cluster: FakeCluster) -> set[str]:
+    return {e.arn for e in read_aws_auth(cluster.aws_auth.data).entries("mapUsers")}
+
+
+@pytest.fixture
+def alice(shell: FakeShell) -> str:
+    shell.iam_port.add_user("alice", groups=[GROUP])
+    return user_arn("alice")
+
+
+def reconcile_each(shell: FakeShell, config: Config) -> dict[str, ClusterReport | SyncError]:
+    """What the handlers and the CLI both do: every cluster in turn, each failure in its place."""
+    options = Options(own_arns=frozenset({shell.arn}))
+    return runner.reconcile_clusters(
+        config, runner.connect(config, shell), shell.iam_port.full_snapshot(), None, options
+    )
+
+
+def test_a_cluster_the_shell_cannot_reach_is_failed_in_its_place(shell, config, alice) -> None:
+    shell.fail("cluster", Forbidden("eks:DescribeCluster: AccessDeniedException"), target="fn-east", always=True)
+    results = reconcile_each(shell, config)
+    assert as_json(results["fn-east"]) == {
+        "status": "failed",
+        "error": "eks:DescribeCluster: AccessDeniedException",
+        "errorKind": "permanent",
+        "errorType": "Forbidden",
+    }
+    assert as_json(results["fn-west"])["status"] == "changes" and alice in mapped_users(shell.clusters["fn-west"])
+    assert shell.clusters["fn-east"].calls() == {}
+
+
+def test_a_permanent_failure_is_raised_once_every_cluster_was_tried(shell, config, alice) -> None:
+    shell.fail("cluster", Forbidden("eks:DescribeCluster: AccessDeniedException"), target="fn-east", always=True)
+    with pytest.raises(PermanentError) as raised:
+        runner.run_full(config, shell)
+    assert (
+        str(raised.value)
+        == "reconcile failed for cluster fn-east: Forbidden: eks:DescribeCluster: AccessDeniedException"
+    )
+    assert alice in mapped_users(shell.clusters["fn-west"])
+
+
+def test_a_permanent_failure_during_a_reconcile_is_returned_in_its_place(shell, config, alice) -> None:
+    shell.clusters["fn-east"].bindings.fail("namespaces", "forbidden", always=True)
+    results = reconcile_each(shell, config)
+    assert isinstance(results["fn-east"], Forbidden) and "403" in str(results["fn-east"])
+    assert isinstance(results["fn-west"], ClusterReport) and alice in mapped_users(shell.clusters["fn-west"])
+
+
+def test_a_transient_failure_is_raised_after_every_cluster_was_tried(shell, config, alice) -> None:
+    shell.clusters["fn-east"].bindings.fail("list_owned", "timeout")  # the first cluster in the configuration
+    with pytest.raises(TransientError, match=r"^reconcile failed for cluster fn-east: TransientError: read timed out$"):
+        runner.run_full(config, shell)
+    assert alice in mapped_users(shell.clusters["fn-west"])
+    assert shell.clusters["fn-west"].bindings.writes  # fn-west's bindings were applied too
+    assert runner.run_full(config, shell)["fn-east"]["status"] == "changes"  # the retry succeeds
+
+
+def test_any_transient_failure_makes_the_whole_run_retryable(shell, config, alice) -> None:
+    shell.fail("cluster", TransientError("connection refused"), target="fn-east", always=True)
+    shell.fail("cluster", Forbidden("AccessDeniedException"), target="fn-west", always=True)
+    with pytest.raises(TransientError) as raised:
+        runner.run_full(config, shell)
+    assert "cluster fn-east: TransientError: connection refused" in str(raised.value)
+    assert "cluster fn-west: Forbidden: AccessDeniedException" in str(raised.value)
+
+
+def test_an_event_run_reads_only_its_principals_and_writes_with_the_event_id(shell, config, alice) -> None:
+    event = iam_event("AddUserToGroup", {"groupName": GROUP, "userName": "alice"}, event_id="evt-1")
+    trigger = read_event(event, config)
+    assert isinstance(trigger, Trigger)
+    result = runner.run_event(config, trigger, shell)
+    assert {r["status"] for r in result.values()} == {"changes"}
+    assert shell.iam_port.requests == [(("alice",), ())] and "full_snapshot" not in shell.iam_port.calls
+    for cluster in shell.clusters.values():
+        assert all(b.annotations["eks-iam-sync.io/event-id"] == "evt-1" for b in cluster.bindings.owned().values())
+
+
+def test_delete_group_finds_former_members_in_reachable_clusters_only(shell, config, alice) -> None:
+    runner.run_full(config, shell)
+    shell.iam_port.delete_group(GROUP)
+    shell.fail("cluster", NotFound("cluster fn-west not found"), target="fn-west", always=True)
+    trigger = read_event(iam_event("DeleteGroup", {"groupName": GROUP}), config)
+    assert isinstance(trigger, Trigger)
+    with pytest.raises(PermanentError, match="cluster fn-west: NotFound"):
+        runner.run_event(config, trigger, shell)
+    assert shell.iam_port.requests[-1] == (("alice",), ())
+    assert alice not in mapped_users(shell.clusters["fn-east"])
+    assert alice in mapped_users(shell.clusters["fn-west"])  # left for the retry or the schedule
+
+
+def test_a_failed_iam_read_stops_the_run_before_any_write(shell, config, alice) -> None:
+    shell.iam_port.fail("full_snapshot", "transient")
+    with pytest.raises(TransientError, match="503"):
+        runner.run_full(config, shell)
+    assert shell.writes() == {name: [] for name in shell.clusters}
+
+
+def test_a_caller_without_credentials_stops_the_run_before_any_write(shell, config) -> None:
+    shell.fail("own_arn", Forbidden("no AWS credentials found"))
+    with pytest.raises(Forbidden, match="no AWS credentials"):
+        runner.run_full(config, shell)
+    assert shell.writes() == {name: [] for name in shell.clusters}
