@@ -68,3 +68,17 @@ def test_access_entry_actions_are_exactly_those_used_on_the_configured_clusters_
             condition = statement["Condition"]["StringEquals"]
             assert set(condition.values()) == {"eks-iam-sync"}
             assert all(k.endswith("Tag/app.kubernetes.io/managed-by") for k in condition)
+
+
+def test_every_function_has_time_for_at_least_one_cluster_s_budget() -> None:
+    """A run does not start a cluster with less than connect + 2 x read timeout left; a function
+    configured with less than that could never reconcile anything."""
+    from chalicelib.settings import Timeouts  # noqa: PLC0415
+
+    bounds = Timeouts()
+    budget = bounds.connect + 2 * bounds.read
+    config = json.loads((CHALICE / "config.json").read_text())
+    timeouts = [config["lambda_timeout"]] + [
+        f["lambda_timeout"] for s in config["stages"].values() for f in s.get("lambda_functions", {}).values()
+    ]
+    assert min(timeouts) >= 2 * budget
