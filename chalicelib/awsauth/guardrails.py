@@ -74,6 +74,7 @@ def check_post_image(
     refusals += _protected_changed(before, after, policy)
     refusals += _owned_entries(after, after_ledger)
     refusals += _roles_sharing_a_name(after, after_ledger)
+    refusals += _sso_entries_rewritten(before, after)
     refusals += _deletion_breaker(len(before_ledger.records), removed, policy)
     size = len(json.dumps(dict(after_data))) + annotations_size
     if size > SIZE_SHARE_LIMIT * OBJECT_LIMIT_BYTES:
@@ -126,12 +127,23 @@ def _owned_entries(after: Reading, ledger: Ledger) -> Iterable[Refusal]:
 
 
 def _roles_sharing_a_name(after: Reading, ledger: Ledger) -> Iterable[Refusal]:
-    names = Counter(arns.role_identity(e.arn) for e in after.entries(MAP_ROLES))
+    names = Counter(arns.role_identity(arn) for arn in {e.key for e in after.entries(MAP_ROLES)})
     for entry in after.entries(MAP_ROLES):
         if names[arns.role_identity(entry.arn)] > 1 and ledger.owns(entry.arn):
             yield Refusal(
                 "roles-share-a-name",
                 f"{entry.arn} shares its name with another mapped role; STS drops paths, so they are indistinguishable",
+            )
+
+
+def _sso_entries_rewritten(before: Reading, after: Reading) -> Iterable[Refusal]:
+    for key, reading in before.keys.items():
+        if reading.sso > after.keys[key].sso:
+            yield Refusal(
+                "sso-entry-rewrite",
+                f"{key} holds sso: entries (matched by permission set, kept by aws-iam-authenticator 0.6.0+) "
+                f"that this change would have to rewrite; the service never does, so {key} is left as it is. "
+                "Map these principals with access entries, or replace the sso: entries by their role ARNs.",
             )
 
 

@@ -15,6 +15,7 @@ changes and the conflicts. Pure: no I/O. Rules:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -76,13 +77,21 @@ def _merge_key(
     changes: list[Change],
     conflicts: list[Conflict],
 ) -> list[Entry]:
-    """The new entry list of one key; appends to ``changes`` and ``conflicts``."""
+    """The new entry list of one key; appends to ``changes`` and ``conflicts``. An ARN with several
+    entries (someone else's duplicates, which the consumer resolves) is written around, never touched."""
     result: list[Entry] = []
     placed: set[str] = set()
-    for entry in current:
+    entries = list(current)
+    counts = Counter(e.key for e in entries)
+    for entry in entries:
         arn = entry.key
         record = ledger.records.get(arn)
-        if record is None or record.key != key or (scope is not None and arn not in scope):
+        if counts[arn] > 1:
+            result.append(entry)
+            if arn in here and arn not in placed:
+                conflicts.append(Conflict(key, entry, here[arn]))
+                placed.add(arn)
+        elif record is None or record.key != key or (scope is not None and arn not in scope):
             result.append(entry)
             if arn in here and record is None:
                 conflicts.append(Conflict(key, entry, here[arn]))

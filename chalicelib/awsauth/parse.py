@@ -27,6 +27,8 @@ from chalicelib.awsauth.model import (
     ENTRY_KEYS,
     KNOWN_FIELDS,
     MAP_ACCOUNTS,
+    MAP_ROLES,
+    MAP_USERS,
     Entry,
     Problem,
 )
@@ -53,6 +55,7 @@ class KeyReading:
     gen_a: tuple[Entry, ...]
     gen_c: tuple[Entry, ...]
     problems: tuple[Problem, ...]
+    sso: int = 0  # `sso:` entries (matched by permission set, no rolearn): kept, never re-rendered
 
     @property
     def understood(self) -> bool:
@@ -99,7 +102,13 @@ def read_key(key: str, raw: str) -> KeyReading:
         problems.append(Problem(key, "error", f"{failed}: every entry of {key} is dropped", failed.line))
         return KeyReading(key, (), (), tuple(problems))
     gen_a, gen_c = [], []
+    sso = 0
     for item in items:
+        if key == MAP_ROLES and _is_sso(item):
+            # aws-iam-authenticator (0.6.0+) matches these by permission set; no ARN to compare.
+            sso += 1
+            problems.append(Problem(key, "warning", "an sso: entry: kept as it is", item.start_mark.line + 1))
+            continue
         entry_a, entry_c, item_problems = _read_item(key, raw, item)
         problems.extend(item_problems)
         gen_a.append(entry_a)
@@ -108,7 +117,14 @@ def read_key(key: str, raw: str) -> KeyReading:
     if [e.core() for e in gen_a] != [e.core() for e in gen_c]:
         problems.append(Problem(key, "error", "the two parser generations load different entries"))
     problems.extend(_entry_set_problems(key, gen_c))
-    return KeyReading(key, tuple(e.core() for e in gen_a), tuple(gen_c), tuple(problems))
+    return KeyReading(key, tuple(e.core() for e in gen_a), tuple(gen_c), tuple(problems), sso)
+
+
+def _is_sso(item: yaml.Node) -> bool:
+    if not isinstance(item, yaml.MappingNode):
+        return False
+    names = {str(k.value).lower() for k, _ in item.value if isinstance(k, yaml.ScalarNode)}
+    return "sso" in names and "rolearn" not in names
 
 
 def _text_problems(key: str, raw: str) -> Iterator[Problem]:
@@ -283,15 +299,26 @@ def _groups(
 
 
 def _entry_set_problems(key: str, entries: list[Entry]) -> Iterator[Problem]:
-    seen: dict[str, str] = {}
+    """Duplicates the consumer resolves deterministically (the last entry of an ARN wins; roles are
+    keyed by lower-case ARN) are warnings and left as they are; user ARNs that differ only in case are
+    resolved at random: an error."""
+    spellings: dict[str, set[str]] = {}
     for entry in entries:
-        if entry.key in seen:
+        spellings.setdefault(entry.key, set()).add(entry.arn)
+    for arns_of_key in spellings.values():
+        count = sum(1 for e in entries if e.arn in arns_of_key)
+        if count < 2:
+            continue
+        first = sorted(arns_of_key)[0]
+        if key == MAP_USERS and len(arns_of_key) > 1:
             yield Problem(
                 key,
                 "error",
-                f"duplicate ARN {entry.arn} (also {seen[entry.key]}): the consumer's choice is undefined",
+                f"user ARNs differing only in case {sorted(arns_of_key)}: the consumer picks one at random",
             )
-        seen.setdefault(entry.key, entry.arn)
+        else:
+            yield Problem(key, "warning", f"{count} entries for {first}: the consumer uses the last; left as they are")
+    for entry in entries:
         if _ROLE_WITH_PATH.match(entry.arn):
             yield Problem(key, "warning", f"role ARN with a path never matches: {entry.arn}")
         if not entry.arn.startswith("arn:"):

@@ -32,6 +32,10 @@ class Case:
 
 
 NODE_ENTRY = (NODE, "system:node:{{EC2PrivateDNSName}}", NODE_GROUPS)
+NODE_YAML = (
+    f"- groups:\n  - system:bootstrappers\n  - system:nodes\n  rolearn: {NODE}\n"
+    "  username: system:node:{{EC2PrivateDNSName}}\n"
+)
 CORPUS = [
     Case(
         "EKS default node role",
@@ -157,12 +161,46 @@ CORPUS = [
         "duplicate field",
     ),
     Case(
-        "duplicate ARNs differing in case",
+        "role ARNs differing in case: roles are keyed by lower-case ARN, the last wins in both generations",
         f"- rolearn: {DEV}\n  username: a\n- rolearn: {DEV.upper().replace('ARN:AWS:IAM', 'arn:aws:iam')}\n  username: b\n",
         [(DEV, "a", ()), (DEV.upper().replace("ARN:AWS:IAM", "arn:aws:iam"), "b", ())],
         [(DEV, "a", ()), (DEV.upper().replace("ARN:AWS:IAM", "arn:aws:iam"), "b", ())],
+        True,
+        "the consumer uses the last",
+    ),
+    Case(
+        "eksctl's exact duplicate entries (it wrote them by default)",
+        NODE_YAML + NODE_YAML,
+        [NODE_ENTRY, NODE_ENTRY],
+        [NODE_ENTRY, NODE_ENTRY],
+        True,
+        "2 entries for",
+    ),
+    Case(
+        "same role ARN twice with different groups: the last wins",
+        f"- rolearn: {DEV}\n  username: dev\n  groups: [a]\n- rolearn: {DEV}\n  username: dev\n  groups: [b]\n",
+        [(DEV, "dev", ("a",)), (DEV, "dev", ("b",))],
+        [(DEV, "dev", ("a",)), (DEV, "dev", ("b",))],
+        True,
+        "the consumer uses the last",
+    ),
+    Case(
+        "user ARNs differing only in case: the winner is random",
+        f"- userarn: {ALICE}\n  username: a\n- userarn: {ALICE.replace('alice', 'Alice')}\n  username: b\n",
+        [(ALICE, "a", ()), (ALICE.replace("alice", "Alice"), "b", ())],
+        [(ALICE, "a", ()), (ALICE.replace("alice", "Alice"), "b", ())],
         False,
-        "duplicate ARN",
+        "picks one at random",
+        key=MAP_USERS,
+    ),
+    Case(
+        "an sso: entry (Identity Center permission set) beside a role",
+        "- sso:\n    permissionSetName: ReadOnly\n    accountID: '111122223333'\n  username: ro:{{SessionName}}\n"
+        f"  groups: [viewers]\n- rolearn: {DEV}\n  username: dev\n",
+        [(DEV, "dev", ())],
+        [(DEV, "dev", ())],
+        True,
+        "an sso: entry",
     ),
     Case(
         "roleARN casing",
