@@ -98,7 +98,6 @@ def desired_state(
     rule_bindings, rule_refusals, skipped = _rule_bindings(config, namespaces)
     bindings = _dedupe(rule_bindings + bindings)
     if event_id:
-        entries = [replace(e, event_id=event_id) for e in entries]
         bindings = [replace(b, event_id=event_id) for b in bindings]
     return DesiredState(tuple(entries), tuple(bindings), tuple(refusals + rule_refusals), tuple(skipped))
 
@@ -111,7 +110,7 @@ def _user(config: Config, user: IamUser) -> tuple[list[OwnedEntry], list[Desired
     if not matched and not granted:
         return [], [], refused
     sources = [f"identities.groups[{g.iam_group}]" for g in matched] + (["tagGrants"] if granted else [])
-    entry = OwnedEntry(MAP_USERS, Entry(user.arn, user.name, groups), ", ".join(sources), None, user.arn, user.id)
+    entry = OwnedEntry(MAP_USERS, Entry(user.arn, user.name, groups), ", ".join(sources), user.arn, user.id)
     return [entry], granted, refused
 
 
@@ -124,7 +123,7 @@ def _role(config: Config, role: IamRole) -> tuple[list[OwnedEntry], list[Desired
     groups = tuple(sorted(set(configured.kubernetes_groups))) if configured else ()
     sources = ([f"identities.roles[{configured.iam_role}]"] if configured else []) + (["tagGrants"] if granted else [])
     entry = OwnedEntry(
-        MAP_ROLES, Entry(role.unpathed_arn, username, groups), ", ".join(sources), None, role.arn, role.id
+        MAP_ROLES, Entry(role.unpathed_arn, username, groups), ", ".join(sources), role.arn, role.id
     )
     return [entry], granted, refused
 

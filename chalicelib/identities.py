@@ -45,7 +45,6 @@ class OwnedEntry:
     key: str
     entry: Entry
     source: str
-    event_id: str | None = None
     principal_arn: str = ""
     principal_id: str = ""
 

@@ -55,14 +55,10 @@ def merge(
         for arn, record in ledger.records.items():
             if record.key == key and (scope is None or arn in scope) and arn not in here:
                 records.pop(arn, None)
-        changed = {c.after.key for c in changes if c.after is not None and c.key == key}
         for arn, owned in here.items():
             if any(c.wanted is owned for c in conflicts):
                 continue
-            previous = ledger.records.get(arn)
-            # The eventID is recorded only with a real change: a no-op event must not cause a write.
-            event_id = owned.event_id if arn in changed or previous is None else previous.event_id
-            records[arn] = LedgerRecord(owned.entry.arn, key, owned.source, event_id or None)
+            records[arn] = LedgerRecord(owned.entry.arn, key, owned.source)
         if result != list(reading.entries(key)):
             new_data[key] = render_key(key, result)
     return Merge(new_data, Ledger(records), tuple(changes), tuple(conflicts))

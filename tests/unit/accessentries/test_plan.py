@@ -30,7 +30,7 @@ def wanted(
     unpathed = f"arn:aws:iam::{ACCOUNT}:{kind}/{name}"
     key = "mapUsers" if kind == "user" else "mapRoles"
     return OwnedEntry(
-        key, Entry(unpathed, username or name, groups), "identities.groups[devs]", None, arn, pid or f"ID-{name}"
+        key, Entry(unpathed, username or name, groups), "identities.groups[devs]", arn, pid or f"ID-{name}"
     )
 
 

@@ -24,8 +24,8 @@ def role(name: str, *groups: str, username: str | None = None) -> Entry:
     return Entry(f"arn:aws:iam::{ACCOUNT}:role/{name}", username or name, groups)
 
 
-def owned_user(entry: Entry, source: str = "identities.groups[devs]", event: str | None = None) -> OwnedEntry:
-    return OwnedEntry(MAP_USERS, entry, source, event)
+def owned_user(entry: Entry, source: str = "identities.groups[devs]") -> OwnedEntry:
+    return OwnedEntry(MAP_USERS, entry, source)
 
 
 def owned_role(entry: Entry, source: str = "identities.roles[dev]") -> OwnedEntry:
@@ -49,4 +49,4 @@ def document(roles: list[Entry] = (), users: list[Entry] = ()) -> dict[str, str]
 
 
 def ledger_of(*owned: OwnedEntry) -> Ledger:
-    return Ledger.of(LedgerRecord(o.entry.arn, o.key, o.source, o.event_id) for o in owned)
+    return Ledger.of(LedgerRecord(o.entry.arn, o.key, o.source) for o in owned)

@@ -68,8 +68,8 @@ def test_an_owned_entry_deleted_by_hand_comes_back() -> None:
 
 
 def test_no_change_means_same_data_and_ledger() -> None:
-    first = run(document(roles=[NODE]), Ledger(), [owned_user(ALICE, event="e1"), owned_role(role("dev", "devs"))])
-    again = merge(first.data, read_aws_auth(first.data), first.ledger, [owned_user(ALICE, event="e2")], {ALICE.key})
+    first = run(document(roles=[NODE]), Ledger(), [owned_user(ALICE), owned_role(role("dev", "devs"))])
+    again = merge(first.data, read_aws_auth(first.data), first.ledger, [owned_user(ALICE)], {ALICE.key})
     assert again.data == first.data and again.ledger == first.ledger  # e2 changed nothing: no write
     assert again.changes == ()
 

@@ -79,7 +79,7 @@ def test_writes_backs_up_first_and_records_the_ledger() -> None:
     store = seeded(document(roles=[NODE]))
     before = dict(current(store).data)
     w, observer, _ = writer(store)
-    outcome = w.sync([owned_user(ALICE, event="evt-1")], reason="event evt-1")
+    outcome = w.sync([owned_user(ALICE)], reason="event evt-1")
     assert outcome.status == "written" and outcome.backup_sequence == 1
     # the ring slot and, as the first write of the hour, the hourly slot
     assert store.writes == [
@@ -89,7 +89,7 @@ def test_writes_backs_up_first_and_records_the_ledger() -> None:
     ]
     assert read_aws_auth(current(store).data).entries(MAP_USERS) == (ALICE,)
     ledger = Ledger.parse(current(store).annotations[LEDGER_ANNOTATION])
-    assert ledger.records[ALICE.key].event_id == "evt-1"
+    assert ledger.records[ALICE.key].source == "identities.groups[devs]"
     assert w.backups()[0].data == before and w.backups()[0].reason == "event evt-1"
     assert observer.counts["AwsAuthEntriesAdded"] == 1
 
@@ -99,7 +99,7 @@ def test_nothing_to_change_writes_nothing() -> None:
     w, _, _ = writer(store)
     w.sync([owned_user(ALICE)])
     store.writes.clear()
-    assert w.sync([owned_user(ALICE, event="evt-2")], scope={ALICE.key}).status == "unchanged"
+    assert w.sync([owned_user(ALICE)], scope={ALICE.key}).status == "unchanged"
     assert store.writes == []
 
 
