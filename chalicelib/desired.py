@@ -19,6 +19,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
+from chalicelib import arns
 from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS
 from chalicelib.config import (
     SYSTEM_NAMESPACES,
@@ -28,6 +29,7 @@ from chalicelib.config import (
     is_privileged_cluster_role,
 )
 from chalicelib.identities import Entry, OwnedEntry
+from chalicelib.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PRINCIPAL_LABEL, principal_label
 from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
 
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -49,6 +51,17 @@ class DesiredBinding:
     @property
     def key(self) -> tuple[str, str]:
         return (self.namespace, self.name)
+
+    @property
+    def principal_label(self) -> str | None:
+        return principal_label(arns.kind_of(self.principal), arns.name_of(self.principal)) if self.principal else None
+
+
+def binding_labels(binding: DesiredBinding) -> dict[str, str]:
+    labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
+    if binding.principal_label:
+        labels[PRINCIPAL_LABEL] = binding.principal_label
+    return labels
 
 
 @dataclass(frozen=True)
@@ -122,9 +135,7 @@ def _role(config: Config, role: IamRole) -> tuple[list[OwnedEntry], list[Desired
         return [], [], refused
     groups = tuple(sorted(set(configured.kubernetes_groups))) if configured else ()
     sources = ([f"identities.roles[{configured.iam_role}]"] if configured else []) + (["tagGrants"] if granted else [])
-    entry = OwnedEntry(
-        MAP_ROLES, Entry(role.unpathed_arn, username, groups), ", ".join(sources), role.arn, role.id
-    )
+    entry = OwnedEntry(MAP_ROLES, Entry(role.unpathed_arn, username, groups), ", ".join(sources), role.arn, role.id)
     return [entry], granted, refused
 
 

@@ -18,6 +18,7 @@ from chalicelib.principals import PrincipalScope
 USER_EVENTS = ("AddUserToGroup", "RemoveUserFromGroup", "DeleteUser", "UpdateUser", "TagUser", "UntagUser")
 ROLE_EVENTS = ("TagRole", "UntagRole", "DeleteRole", "CreateRole", "UpdateRole")
 GROUP_EVENTS = ("DeleteGroup",)
+MEMBERSHIP_EVENTS = ("AddUserToGroup", "RemoveUserFromGroup", "DeleteGroup")
 EVENT_NAMES = USER_EVENTS + GROUP_EVENTS + ROLE_EVENTS
 
 # The EventBridge rule of on_iam_event (and of the us-east-1 forwarding rule in infra/).
@@ -64,6 +65,8 @@ class Trigger:
     actor: str | None  # who made the change (userIdentity.arn)
     scope: PrincipalScope
     deleted_groups: tuple[str, ...] = ()  # their former members are found in the ownership ledger
+    # Group membership changes only identities; tags, renames and deletions change RoleBindings too.
+    rebinds: bool = True
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,8 @@ def _trigger(detail: _Detail, params: _Parameters, config: Config) -> Trigger | 
         users: tuple[str, ...] = (), role_names: tuple[str, ...] = (), deleted: tuple[str, ...] = ()
     ) -> Trigger:
         scope = PrincipalScope.of(list(users), list(role_names))
-        return Trigger(detail.event_id, name, detail.user_identity.arn, scope, deleted)
+        rebinds = name not in MEMBERSHIP_EVENTS
+        return Trigger(detail.event_id, name, detail.user_identity.arn, scope, deleted, rebinds)
 
     def ignored(why: str) -> Ignored:
         return Ignored(detail.event_id, "not-configured", why)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 AWS_AUTH_NAMESPACE = "kube-system"
 AWS_AUTH_NAME = "aws-auth"
 
@@ -41,6 +43,14 @@ def backup_names(ring: int) -> list[str]:
 SOURCE_ANNOTATION = "eks-iam-sync.io/source"  # the configuration rule or IAM tag
 PRINCIPAL_ANNOTATION = "eks-iam-sync.io/principal"  # the IAM ARN behind a tag grant
 EVENT_ID_ANNOTATION = "eks-iam-sync.io/event-id"  # the CloudTrail eventID that last changed it
+# A tag grant's principal as a label, so an event lists only that principal's bindings (an ARN is
+# not a valid label value: its kind and a hash of its lower-case name are).
+PRINCIPAL_LABEL = "eks-iam-sync.io/principal"
+
+
+def principal_label(kind: str, name: str) -> str:
+    return f"{kind}-{hashlib.sha256(name.lower().encode()).hexdigest()[:40]}"
+
 
 # The Kubernetes group the service's own IAM role is mapped to; infra/kubernetes/rbac.yaml binds it.
 SERVICE_GROUP = "eks-iam-sync"

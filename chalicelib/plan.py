@@ -122,4 +122,5 @@ def _same(binding: DesiredBinding, current: ObservedBinding) -> bool:
         current.subjects == ((binding.subject_kind, binding.subject_name),)
         and current.source == binding.source
         and current.principal == binding.principal
+        and current.principal_label == binding.principal_label
     )

@@ -12,7 +12,7 @@ functional tests implement them in memory. The core and ``reconcile`` depend onl
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Collection, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -48,6 +48,7 @@ class ObservedBinding:
     source: str
     principal: str | None
     resource_version: str = ""
+    principal_label: str | None = None  # PRINCIPAL_LABEL's value (bindings made before it have none)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -104,7 +105,10 @@ class BindingStore(Protocol):
         """Every namespace and its labels."""
         ...
 
-    def list_owned(self) -> list[ObservedBinding]: ...
+    def list_owned(self, principals: Collection[str] | None = None) -> list[ObservedBinding]:
+        """The owned RoleBindings; with ``principals`` (PRINCIPAL_LABEL values) only theirs."""
+        ...
+
     def create(self, binding: DesiredBinding) -> None: ...
     def update(self, binding: DesiredBinding, current: ObservedBinding) -> None: ...
     def delete(self, current: ObservedBinding) -> None: ...

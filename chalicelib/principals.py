@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib import arns
+from chalicelib.ownership import principal_label
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,12 @@ class PrincipalScope:
 
     def __bool__(self) -> bool:
         return bool(self.users or self.roles)
+
+    def labels(self) -> frozenset[str]:
+        """PRINCIPAL_LABEL values of everyone in scope: their RoleBindings, and only theirs."""
+        return frozenset(
+            {principal_label("user", u) for u in self.users} | {principal_label("role", r) for r in self.roles}
+        )
 
     def describe(self) -> str:
         return ", ".join([f"user {u}" for u in sorted(self.users)] + [f"role {r}" for r in sorted(self.roles)])

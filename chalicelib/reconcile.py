@@ -32,6 +32,7 @@ class Options:
     event_id: str | None = None
     own_arns: frozenset[str] = frozenset()  # the service's own mapping: never changed
     reason: str = "full reconcile"
+    rebinds: bool = True  # False: a scoped run that cannot change RoleBindings (group membership)
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,25 @@ def reconcile_cluster(
     desired = desired_state(config, snapshot, namespaces, options.event_id)
     _report_desired(desired, observer)
     identities = identity_backend(config, ports, options, observer)
-    bindings = plan_bindings(desired.bindings, ports.bindings.list_owned(), scope)
+    bindings = _plan_bindings(desired, ports, scope, options)
     bindings, refused = _without_unbounded_roles(config, bindings, ports.cluster_roles, observer)
     desired = replace(desired, refusals=desired.refusals + refused)
     plan = Plan(identities.plan(desired.aws_auth, scope), bindings)
     applier = DisplayOnlyApplier() if options.dry_run else Applier(identities, ports.bindings, observer)
     return ClusterReport(ports.name, desired, plan, applier.apply(plan, options.reason), identities.name)
+
+
+def _plan_bindings(
+    desired: DesiredState, ports: ClusterPorts, scope: PrincipalScope | None, options: Options
+) -> tuple[BindingAction, ...]:
+    """A full run lists every owned binding; a scoped run only those of its principals (by label),
+    and a membership event none: rule bindings depend on the configuration and namespaces alone."""
+    if scope is None:
+        return plan_bindings(desired.bindings, ports.bindings.list_owned(), None)
+    if not options.rebinds:
+        return ()
+    theirs = [b for b in desired.bindings if b.principal is not None and b.principal in scope]
+    return plan_bindings(theirs, ports.bindings.list_owned(scope.labels()), scope)
 
 
 def identity_backend(

@@ -55,6 +55,7 @@ def run_event(
         event_id=trigger.event_id,
         own_arns=frozenset({shell.own_arn()}),
         reason=f"{trigger.event_name} {trigger.event_id}",
+        rebinds=trigger.rebinds,
     )
     return lambda_result(reconcile_clusters(config, clusters, snapshot, scope, options, deadline))
 

@@ -3,18 +3,18 @@ are listed, so nothing unlabelled is ever read for changing, let alone changed."
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from kubernetes import client
 
 from chalicelib.adapters.kube import call
-from chalicelib.desired import DesiredBinding
+from chalicelib.desired import DesiredBinding, binding_labels
 from chalicelib.ownership import (
     EVENT_ID_ANNOTATION,
-    MANAGED_BY_LABEL,
     MANAGED_BY_SELECTOR,
-    MANAGED_BY_VALUE,
     PRINCIPAL_ANNOTATION,
+    PRINCIPAL_LABEL,
     SOURCE_ANNOTATION,
 )
 from chalicelib.ports import ObservedBinding
@@ -27,10 +27,15 @@ class RoleBindings:
         self._rbac = client.RbacAuthorizationV1Api(api)
         self._core = client.CoreV1Api(api)
 
-    def list_owned(self) -> list[ObservedBinding]:
+    def list_owned(self, principals: Collection[str] | None = None) -> list[ObservedBinding]:
+        selector = MANAGED_BY_SELECTOR
+        if principals is not None:
+            if not principals:
+                return []
+            selector += f",{PRINCIPAL_LABEL} in ({','.join(sorted(principals))})"
         found = call(
             "list owned rolebindings",
-            lambda: self._rbac.list_role_binding_for_all_namespaces(label_selector=MANAGED_BY_SELECTOR),
+            lambda: self._rbac.list_role_binding_for_all_namespaces(label_selector=selector),
         )
         return [_observed(item) for item in found.items]
 
@@ -71,7 +76,7 @@ def _body(binding: DesiredBinding) -> client.V1RoleBinding:
         metadata=client.V1ObjectMeta(
             name=binding.name,
             namespace=binding.namespace,
-            labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE},
+            labels=binding_labels(binding),
             annotations=annotations,
         ),
         role_ref=client.V1RoleRef(api_group=RBAC_GROUP, kind="ClusterRole", name=binding.cluster_role),
@@ -90,6 +95,7 @@ def _observed(item: Any) -> ObservedBinding:
         source=annotations.get(SOURCE_ANNOTATION, ""),
         principal=annotations.get(PRINCIPAL_ANNOTATION),
         resource_version=str(item.metadata.resource_version),
+        principal_label=(item.metadata.labels or {}).get(PRINCIPAL_LABEL),
     )
 
 

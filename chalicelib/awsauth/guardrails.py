@@ -6,7 +6,6 @@ what to do. Any refusal means nothing is written.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,8 +17,11 @@ from chalicelib.awsauth.parse import Reading, read_aws_auth
 from chalicelib.config import RESERVED_USERNAME_PREFIXES
 from chalicelib.identities import Refusal
 
-OBJECT_LIMIT_BYTES = 1024 * 1024
-SIZE_SHARE_LIMIT = 0.8
+# What the API server accepts (a ConfigMap's data; all annotations of an object together), and the
+# share past which every write warns, long before a write could be refused.
+DATA_LIMIT_BYTES = 1024 * 1024
+ANNOTATIONS_LIMIT_BYTES = 256 * 1024
+SIZE_WARNING_SHARE = 0.8
 NODE_GROUPS = frozenset({"system:bootstrappers", "system:nodes", "system:node-proxier"})
 
 
@@ -34,6 +36,7 @@ class Policy:
 class Verdict:
     refusals: tuple[Refusal, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    sizes: tuple[tuple[str, float], ...] = ()  # (limit, share) of the post-image
 
     @property
     def allowed(self) -> bool:
@@ -64,8 +67,9 @@ def check_post_image(
     *,
     removed: int,
     policy: Policy,
-    annotations_size: int = 0,
+    annotations: Mapping[str, str] | None = None,
 ) -> Verdict:
+    """``annotations``: every annotation aws-auth would carry after the write (ours and others')."""
     after = read_aws_auth(after_data)
     refusals: list[Refusal] = []
     if not after.understood:
@@ -76,17 +80,28 @@ def check_post_image(
     refusals += _roles_sharing_a_name(after, after_ledger)
     refusals += _sso_entries_rewritten(before, after)
     refusals += _deletion_breaker(len(before_ledger.records), removed, policy)
-    size = len(json.dumps(dict(after_data))) + annotations_size
-    if size > SIZE_SHARE_LIMIT * OBJECT_LIMIT_BYTES:
-        refusals.append(
-            Refusal(
-                "too-large",
-                f"aws-auth would be {size} bytes, over {SIZE_SHARE_LIMIT:.0%} of the 1 MiB object limit: "
-                "map IAM roles to Kubernetes groups instead of many users, or move to EKS access entries",
+    sizes = size_shares(after_data, annotations or {})
+    warnings = [p.render() for p in after.problems if p.severity == "warning"]
+    for limit, share in sizes:
+        if share > 1:
+            refusals.append(
+                Refusal(
+                    "too-large",
+                    f"aws-auth's {limit} would be {share:.0%} of what the API server accepts: map IAM roles to "
+                    "Kubernetes groups instead of many users, or move the cluster to EKS access entries "
+                    "(eks-iam-sync migrate)",
+                )
             )
-        )
-    warnings = tuple(p.render() for p in after.problems if p.severity == "warning")
-    return Verdict(tuple(refusals), warnings)
+        elif share > SIZE_WARNING_SHARE:
+            warnings.append(f"aws-auth's {limit} at {share:.0%} of what the API server accepts")
+    return Verdict(tuple(refusals), tuple(warnings), sizes)
+
+
+def size_shares(data: Mapping[str, str], annotations: Mapping[str, str]) -> tuple[tuple[str, float], ...]:
+    """How full aws-auth's data and its annotations would be, as shares of the API server's limits."""
+    data_bytes = sum(len(k.encode()) + len(v.encode()) for k, v in data.items())
+    annotation_bytes = sum(len(k.encode()) + len(v.encode()) for k, v in annotations.items())
+    return (("data", data_bytes / DATA_LIMIT_BYTES), ("annotations", annotation_bytes / ANNOTATIONS_LIMIT_BYTES))
 
 
 def is_protected(entry: Entry, protected_arns: frozenset[str]) -> bool:

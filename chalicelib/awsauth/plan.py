@@ -17,10 +17,11 @@ from chalicelib.awsauth.ledger import Ledger, LedgerError
 from chalicelib.awsauth.merge import merge
 from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.identities import Change, Conflict, OwnedEntry, Refusal
-from chalicelib.ownership import LEDGER_ANNOTATION
+from chalicelib.ownership import BACKUP_HOUR_ANNOTATION, BACKUP_SEQUENCE_ANNOTATION, LEDGER_ANNOTATION
 from chalicelib.ports import ObservedConfigMap
 
-ANNOTATIONS_OVERHEAD_BYTES = 256  # the backup sequence and anything else kept beside the ledger
+# The other annotations a write sets (backup sequence and hour), at their longest.
+OUR_OTHER_ANNOTATIONS = {BACKUP_SEQUENCE_ANNOTATION: "9" * 12, BACKUP_HOUR_ANNOTATION: "2026-11-30T11"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class AwsAuthStep:
     conflicts: tuple[Conflict, ...] = ()
     refusals: tuple[Refusal, ...] = ()
     warnings: tuple[str, ...] = ()
+    sizes: tuple[tuple[str, float], ...] = ()  # (limit, share) of the post-image, when one was computed
 
 
 def plan_aws_auth(
@@ -78,7 +80,7 @@ def _plan_sync(observed: ObservedConfigMap | None, intent: SyncIntent, policy: P
         merged.ledger,
         removed=removed,
         policy=policy,
-        annotations_size=len(ledger_text) + ANNOTATIONS_OVERHEAD_BYTES,
+        annotations=_annotations_after(observed, ledger_text),
     )
     status: Literal["refused", "write"] = "write" if verdict.allowed else "refused"
     return AwsAuthStep(
@@ -91,6 +93,7 @@ def _plan_sync(observed: ObservedConfigMap | None, intent: SyncIntent, policy: P
         merged.conflicts,
         verdict.refusals,
         verdict.warnings,
+        verdict.sizes,
     )
 
 
@@ -117,8 +120,15 @@ def _plan_restore(observed: ObservedConfigMap | None, intent: RestoreIntent, pol
         after_ledger,
         removed=0,
         policy=restore_policy,
-        annotations_size=len(backup.ledger) + ANNOTATIONS_OVERHEAD_BYTES,
+        annotations=_annotations_after(observed, backup.ledger),
     )
     if not verdict.allowed:
         return AwsAuthStep(intent, "refused", observed, refusals=verdict.refusals, warnings=verdict.warnings)
-    return AwsAuthStep(intent, "write", observed, dict(backup.data), backup.ledger, warnings=verdict.warnings)
+    return AwsAuthStep(
+        intent, "write", observed, dict(backup.data), backup.ledger, warnings=verdict.warnings, sizes=verdict.sizes
+    )
+
+
+def _annotations_after(observed: ObservedConfigMap | None, ledger: str) -> dict[str, str]:
+    before = observed.annotations if observed else {}
+    return {**before, **OUR_OTHER_ANNOTATIONS, LEDGER_ANNOTATION: ledger}

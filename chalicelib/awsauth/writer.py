@@ -78,6 +78,10 @@ class AwsAuthWriter:
         return plan_aws_auth(self.read(), RestoreIntent(self.backup(sequence), force), self.policy)
 
     def apply(self, step: AwsAuthStep, reason: str) -> Outcome:
+        for limit, share in step.sizes:
+            self.observer.count("AwsAuthSize", round(100 * share, 1), limit=limit)
+        for warning in step.warnings:
+            self.observer.warning("aws-auth warning", detail=warning)
         for number in range(1, self.settings.max_attempts + 1):
             if step.status != "write":
                 return self._report(_outcome(step, "unchanged" if step.status == "unchanged" else "refused", number))

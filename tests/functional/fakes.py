@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import yaml
 
 from chalicelib.config import DEFAULT_CONFIG_PATH, Cluster
-from chalicelib.desired import DesiredBinding
+from chalicelib.desired import DesiredBinding, binding_labels
 from chalicelib.errors import Forbidden, NotFound, Rejected, SyncError, TransientError, WriteConflict
 from chalicelib.ownership import (
     AWS_AUTH_NAME,
@@ -37,6 +37,7 @@ from chalicelib.ownership import (
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     PRINCIPAL_ANNOTATION,
+    PRINCIPAL_LABEL,
     SOURCE_ANNOTATION,
 )
 from chalicelib.ports import ClusterPorts, ObservedAccessEntry, ObservedBinding, ObservedConfigMap
@@ -311,6 +312,7 @@ class StoredBinding:
             source=self.annotations.get(SOURCE_ANNOTATION, ""),
             principal=self.annotations.get(PRINCIPAL_ANNOTATION),
             resource_version=self.resource_version,
+            principal_label=self.labels.get(PRINCIPAL_LABEL),
         )
 
 
@@ -334,9 +336,13 @@ class FakeBindings(FakePort):
         self._enter("namespaces")
         return {name: dict(labels) for name, labels in self.namespace_labels.items()}
 
-    def list_owned(self) -> list[ObservedBinding]:
+    def list_owned(self, principals: Collection[str] | None = None) -> list[ObservedBinding]:
         self._enter("list_owned")
-        return [b.observed() for _, b in sorted(self.objects.items()) if b.owned]
+        return [
+            b.observed()
+            for _, b in sorted(self.objects.items())
+            if b.owned and (principals is None or b.labels.get(PRINCIPAL_LABEL) in principals)
+        ]
 
     def create(self, binding: DesiredBinding) -> None:
         self._enter("create", f"{binding.namespace}/{binding.name}")
@@ -388,7 +394,7 @@ class FakeBindings(FakePort):
             binding.name,
             binding.cluster_role,
             ((binding.subject_kind, binding.subject_name),),
-            {MANAGED_BY_LABEL: MANAGED_BY_VALUE},
+            binding_labels(binding),
             annotations,
             str(self.version),
         )

@@ -51,8 +51,9 @@ def test_add_user_to_group_maps_the_user_in_every_cluster(shell: FakeShell, lamb
         assert users(cluster)[user_arn("alice")] == Entry(user_arn("alice"), "alice", (KUBERNETES_GROUP,))
         record = ledger(cluster).records[user_arn("alice").lower()]
         assert record.source == f"identities.groups[{GROUP}]"
-        assert {key for key in cluster.bindings.owned()} == {(ns, GROUP_BINDING) for ns in PROJECTS}
         assert "system:nodes" in cluster.aws_auth.data["mapRoles"]  # the node role is left alone
+        # a membership change changes only identities: no RoleBinding is listed or written
+        assert cluster.bindings.calls == {} and cluster.bindings.owned() == {}
     # an event reads only the principals it names
     assert shell.iam_port.calls == {"scoped_snapshot": 1} and shell.iam_port.requests == [(("alice",), ())]
 
@@ -60,6 +61,7 @@ def test_add_user_to_group_maps_the_user_in_every_cluster(shell: FakeShell, lamb
 def test_remove_user_from_group_unmaps_the_user(shell: FakeShell, lambdas) -> None:
     shell.iam_port.add_user("alice", groups=[GROUP])
     shell.iam_port.add_user("bob", groups=[GROUP])
+    lambdas.reconcile_all()  # the group's RoleBindings come from full runs
     lambdas.event("AddUserToGroup", groupName=GROUP, userName="alice")
     lambdas.event("AddUserToGroup", groupName=GROUP, userName="bob")
     shell.iam_port.remove_from_group("alice", GROUP)
@@ -110,6 +112,7 @@ def test_a_renamed_user_is_remapped_under_the_new_arn(shell: FakeShell, lambdas)
 
 def test_delete_user_revokes_the_mapping_and_the_tag_bindings(shell: FakeShell, lambdas) -> None:
     shell.iam_port.add_user("bob", groups=[GROUP], tags={TAG: PROFILE})
+    lambdas.reconcile_all()
     lambdas.event("TagUser", userName="bob", tags=[{"key": TAG, "value": PROFILE}])
     shell.iam_port.delete_user("bob")
     lambdas.event("DeleteUser", userName="bob")
@@ -259,3 +262,27 @@ def test_a_cluster_is_not_started_without_time_for_it(shell: FakeShell, lambdas)
     assert shell.writes() == {name: [] for name in shell.clusters}
     lambdas.remaining_ms = 120_000  # the retry, with the whole timeout ahead of it
     assert lambdas.event("AddUserToGroup", groupName=GROUP, userName="alice")["status"] == "reconciled"
+
+
+def test_a_tag_event_lists_only_its_principal_s_bindings_and_old_bindings_get_the_label_on_a_full_run(
+    shell: FakeShell, lambdas
+) -> None:
+    from chalicelib.ownership import PRINCIPAL_LABEL, principal_label  # noqa: PLC0415
+
+    shell.iam_port.add_user("bob", tags={TAG: PROFILE})
+    shell.iam_port.add_user("carol", tags={TAG: PROFILE})
+    lambdas.reconcile_all()
+    east = shell.clusters["fn-east"]
+    bob_binding = east.bindings.owned()[(NS3, binding_name("tag", "bob", PROFILE))]
+    assert bob_binding.labels[PRINCIPAL_LABEL] == principal_label("user", "bob")
+    del bob_binding.labels[PRINCIPAL_LABEL]  # as made by the previous release
+    lambdas.reconcile_all()
+    assert east.bindings.owned()[(NS3, binding_name("tag", "bob", PROFILE))].labels[PRINCIPAL_LABEL]
+
+    shell.iam_port.untag_user("bob", TAG)
+    listed_before = east.bindings.calls["list_owned"]
+    lambdas.event("UntagUser", userName="bob", tagKeys=[TAG])
+    assert east.bindings.calls["list_owned"] == listed_before + 1
+    owned = east.bindings.owned()
+    assert (NS3, binding_name("tag", "bob", PROFILE)) not in owned
+    assert (NS3, binding_name("tag", "carol", PROFILE)) in owned

@@ -13,7 +13,7 @@ from kubernetes.client.rest import ApiException
 
 from chalicelib.adapters.iam import IamReader
 from chalicelib.adapters.shell import ports_for
-from chalicelib.awsauth.ledger import Ledger
+from chalicelib.awsauth.ledger import Ledger, LedgerRecord
 from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config, parse_config
 from chalicelib.desired import binding_name
@@ -236,9 +236,7 @@ def test_the_service_own_mapping_is_protected(env: Environment, service: Service
     assert any(e.arn == service.role_arn for e in read_aws_auth(cm.data).entries("mapRoles"))
 
     # a ledger tampered to claim the service's own mapping: removing it would lock the service out
-    claimed = ledger.serialize().replace(
-        '"entries":[', f'"entries":[{{"arn":"{service.role_arn}","key":"mapRoles","source":"x"}},'
-    )
+    claimed = Ledger.of([*ledger.records.values(), LedgerRecord(service.role_arn, "mapRoles", "x")]).serialize()
     cm.metadata.annotations[LEDGER_ANNOTATION] = claimed
     cm = core.replace_namespaced_config_map("aws-auth", "kube-system", cm)
     report = reconcile(env, service)

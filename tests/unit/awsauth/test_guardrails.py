@@ -83,3 +83,21 @@ def test_deletion_breaker() -> None:
 def test_size_limit() -> None:
     many = [owned_user(user(f"user-{i:05d}-{'x' * 60}", "devs")) for i in range(6000)]
     assert reasons(document(), Ledger(), many) == ["too-large"]
+
+
+def test_size_budget_warns_past_80_percent_and_refuses_past_the_api_server_s_limits() -> None:
+    from chalicelib.awsauth.guardrails import ANNOTATIONS_LIMIT_BYTES, DATA_LIMIT_BYTES, size_shares  # noqa: PLC0415
+
+    empty = read_aws_auth({})
+    padding = {"mapAccounts": "[]\n", "x-notes": "#" * int(DATA_LIMIT_BYTES * 0.85)}
+    near = check_post_image(empty, Ledger(), padding, Ledger(), removed=0, policy=Policy())
+    assert near.allowed and any("data at 85%" in w for w in near.warnings)
+    over = check_post_image(
+        empty, Ledger(), {"x-notes": "#" * (DATA_LIMIT_BYTES + 1)}, Ledger(), removed=0, policy=Policy()
+    )
+    assert [r.reason for r in over.refusals] == ["too-large"] and "eks-iam-sync migrate" in over.refusals[0].message
+    # someone's kubectl last-applied-configuration counts against the same 256 KiB as the ledger
+    applied = {"kubectl.kubernetes.io/last-applied-configuration": "#" * int(ANNOTATIONS_LIMIT_BYTES * 0.9)}
+    heavy = check_post_image(empty, Ledger(), {}, Ledger(), removed=0, policy=Policy(), annotations=applied)
+    assert heavy.allowed and any("annotations at 90%" in w for w in heavy.warnings)
+    assert dict(size_shares({}, applied))["annotations"] > 0.9
