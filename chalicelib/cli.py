@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from chalicelib.config import Config, ConfigError, load_config
@@ -205,17 +205,9 @@ def _reconcile(args: argparse.Namespace, dry_run: bool, force: bool) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    _, config = _load(args)
-    if config is None:
-        return EXIT_ERROR
     from chalicelib import operations  # noqa: PLC0415
 
-    progress("reading IAM and the clusters")
-    lines, found = operations.explain_text(config, args)
-    style = Style(args.out)
-    for line in lines:
-        print(style.line(line), file=args.out)
-    return EXIT_OK if found else EXIT_ERROR
+    return _report_lines(args, "reading IAM and the clusters", operations.explain_text)
 
 
 def _backups(args: argparse.Namespace) -> int:
@@ -230,13 +222,20 @@ def _backups(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
+    from chalicelib import operations  # noqa: PLC0415
+
+    return _report_lines(args, "reading IAM, aws-auth and the access entries", operations.migrate)
+
+
+def _report_lines(
+    args: argparse.Namespace, doing: str, run: Callable[[Config, argparse.Namespace], tuple[list[str], bool]]
+) -> int:
+    """A command whose result is lines of text and a verdict: exit 0 when it holds, 1 when not."""
     _, config = _load(args)
     if config is None:
         return EXIT_ERROR
-    from chalicelib import operations  # noqa: PLC0415
-
-    progress("reading IAM, aws-auth and the access entries")
-    ok, lines = operations.migrate(config, args)
+    progress(doing)
+    lines, ok = run(config, args)
     style = Style(args.out)
     for line in lines:
         print(style.line(line), file=args.out)
@@ -244,13 +243,6 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    _, config = _load(args)
-    if config is None:
-        return EXIT_ERROR
     from chalicelib import operations  # noqa: PLC0415
 
-    ok, lines = operations.restore(config, args)
-    style = Style(args.out)
-    for line in lines:
-        print(style.line(line), file=args.out)
-    return EXIT_OK if ok else EXIT_ERROR
+    return _report_lines(args, f"restoring backup {args.version}", operations.restore)

@@ -148,26 +148,26 @@ def backups_text(config: Config, args: argparse.Namespace) -> list[str]:
     return lines
 
 
-def restore(config: Config, args: argparse.Namespace) -> tuple[bool, list[str]]:
+def restore(config: Config, args: argparse.Namespace) -> tuple[list[str], bool]:
     shell = shell_for(args)
     reached = connect(config, args, shell)
     if len(reached) != 1:
-        return False, ["restore works on one cluster: name it with --cluster"]
+        return ["restore works on one cluster: name it with --cluster"], False
     ((name, ports),) = reached.items()
     if isinstance(ports, SyncError):
-        return False, [f"cluster {name}: FAILED: {ports}"]
+        return [f"cluster {name}: FAILED: {ports}"], False
     # Restores protect what the Lambdas protect (break-glass entries), and whoever runs them.
     options = Options(own_arns=frozenset({shell.own_arn()}), reason="eks-iam-sync restore")
     writer = aws_auth_writer(config, ports, guardrail_policy(config, options), LogObserver(name))
     try:
         outcome = writer.restore(args.version, force=args.force)
     except NotFound as err:
-        return False, [str(err)]
+        return [str(err)], False
     lines = [f"cluster {name}: restore of backup {args.version}: {outcome.status}"]
     lines += [f"  ! {r.render()}" for r in outcome.refusals]
     if outcome.backup_sequence:
         lines.append(f"  the version it replaced is backup {outcome.backup_sequence} (restore it to undo)")
-    return outcome.status in ("written", "unchanged"), lines
+    return lines, outcome.status in ("written", "unchanged")
 
 
 def live_problems(config: Config, args: argparse.Namespace) -> list[str]:
@@ -192,21 +192,21 @@ def live_problems(config: Config, args: argparse.Namespace) -> list[str]:
     return problems
 
 
-def migrate(config: Config, args: argparse.Namespace) -> tuple[bool, list[str]]:
+def migrate(config: Config, args: argparse.Namespace) -> tuple[list[str], bool]:
     """aws-auth -> access entries for one cluster: create (and verify) an entry for every principal the
     service maps, then remove the service's own aws-auth entries. Foreign aws-auth entries (nodes,
     break-glass, anyone else's) stay. Idempotent; ``--dry-run`` writes nothing."""
     shell = shell_for(args)
     reached = connect(config, args, shell)
     if len(reached) != 1 or not args.cluster:
-        return False, ["migrate works on one cluster: name it with --cluster"]
+        return ["migrate works on one cluster: name it with --cluster"], False
     ((name, ports),) = reached.items()
     if isinstance(ports, SyncError):
-        return False, [f"cluster {name}: FAILED: {ports}"]
+        return [f"cluster {name}: FAILED: {ports}"], False
     cluster = config.cluster(name)
     refused = _migration_refusal(cluster, ports)
     if refused:
-        return False, [f"cluster {name}: {refused}"]
+        return [f"cluster {name}: {refused}"], False
     observer = LogObserver(name)
     options = Options(own_arns=frozenset({shell.own_arn()}), dry_run=args.dry_run, reason="eks-iam-sync migrate")
     desired = desired_state(config, shell.iam().full_snapshot(), ports.bindings.namespaces())
@@ -230,7 +230,7 @@ def migrate(config: Config, args: argparse.Namespace) -> tuple[bool, list[str]]:
     lines += [f"  aws-auth: {removed.status}"] + [f"  {c.describe()}" for c in removed.changes]
     lines += [f"  ! {r.render()}" for r in removed.refusals]
     ok = not created.refusals and not removed.refusals and not created.conflicts
-    return ok, lines
+    return lines, ok
 
 
 def _migration_refusal(cluster: Cluster, ports: ClusterPorts) -> str | None:

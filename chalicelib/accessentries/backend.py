@@ -33,7 +33,7 @@ from chalicelib.accessentries.plan import (
 )
 from chalicelib.awsauth.guardrails import Policy
 from chalicelib.errors import Forbidden, NotFound, PermanentError, TransientError, WriteConflict
-from chalicelib.identities import Change, Outcome, OwnedEntry, Refusal
+from chalicelib.identities import Change, Outcome, OwnedEntry, Refusal, observe
 from chalicelib.ownership import ACCESS_ENTRY_QUOTA, ENTRY_SOURCE_TAG
 from chalicelib.ports import AccessEntryStore, ObservedAccessEntry, Observer
 from chalicelib.principals import PrincipalScope
@@ -158,34 +158,14 @@ class AccessEntriesBackend:
         return [entry for arn in principals if (entry := self.store.describe(arn)) is not None]
 
     def _report(self, outcome: Outcome, step: AccessEntriesStep) -> Outcome:
-        for refusal in outcome.refusals:
-            self.observer.error("access entry refused", reason=refusal.reason, detail=refusal.message)
-            self.observer.count("GuardrailRefusals", reason=refusal.reason)
-        for conflict in outcome.conflicts:
-            self.observer.warning("access entry owned by someone else", detail=conflict.describe())
-            self.observer.count("OwnershipConflicts")
+        observe(outcome, self.observer, "access entry")
         for warning in outcome.warnings:
             self.observer.warning("access entries near the quota", detail=warning)
         if step.entries_after is not None:
             self.observer.count("AccessEntriesUsage", 100 * step.entries_after / ACCESS_ENTRY_QUOTA)
-        for change in outcome.changes:
-            message = (
-                "access entry recreated: the IAM principal was recreated"
-                if change.action == "recreate"
-                else "access entry changed"
-            )
-            self.observer.info(
-                message,
-                action=change.action,
-                principal=change.arn,
-                before=change.before.describe() if change.before else None,
-                after=change.after.describe() if change.after else None,
-                source=change.source,
-            )
         for action in sorted({c.action for c in outcome.changes}):
-            self.observer.count(
-                "AccessEntriesChanged", sum(1 for c in outcome.changes if c.action == action), action=action
-            )
+            count = sum(1 for c in outcome.changes if c.action == action)
+            self.observer.count("AccessEntriesChanged", count, action=action)
         return outcome
 
 

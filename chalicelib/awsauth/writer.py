@@ -20,7 +20,7 @@ from chalicelib.awsauth.guardrails import Policy
 from chalicelib.awsauth.ledger import Ledger, LedgerError
 from chalicelib.awsauth.plan import AwsAuthStep, RestoreIntent, SyncIntent, plan_aws_auth
 from chalicelib.errors import NotFound, TransientError, WriteConflict
-from chalicelib.identities import Outcome, OwnedEntry
+from chalicelib.identities import Outcome, OwnedEntry, observe
 from chalicelib.ownership import (
     AWS_AUTH_NAME,
     AWS_AUTH_NAMESPACE,
@@ -159,22 +159,8 @@ class AwsAuthWriter:
         return sequence
 
     def _report(self, outcome: Outcome) -> Outcome:
-        for refusal in outcome.refusals:
-            self.observer.error("aws-auth write refused", reason=refusal.reason, detail=refusal.message)
-            self.observer.count("GuardrailRefusals", reason=refusal.reason)
-        for conflict in outcome.conflicts:
-            self.observer.warning("aws-auth entry owned by someone else", detail=conflict.describe())
-            self.observer.count("OwnershipConflicts")
+        observe(outcome, self.observer, "aws-auth entry")
         if outcome.status == "written":
-            for change in outcome.changes:
-                self.observer.info(
-                    "aws-auth entry changed",
-                    action=change.action,
-                    principal=change.arn,
-                    before=change.before.describe() if change.before else None,
-                    after=change.after.describe() if change.after else None,
-                    source=change.source,
-                )
             added = sum(1 for c in outcome.changes if c.action == "add")
             removed = sum(1 for c in outcome.changes if c.action == "remove")
             self.observer.count("AwsAuthEntriesAdded", added)

@@ -131,7 +131,7 @@ def test_a_refusal_writes_nothing_logs_and_counts() -> None:
     assert outcome.status == "refused" and store.writes == []
     assert current(store).data == broken
     assert observer.counts["GuardrailRefusals[current-not-understood]"] == 1
-    assert observer.lines[0][0] == "aws-auth write refused"
+    assert observer.lines[0][0] == "aws-auth entry refused"
 
 
 def test_creates_aws_auth_only_when_absent_and_survives_losing_the_race() -> None:
