@@ -7,6 +7,7 @@ IAM names are unique per account case-insensitively, so comparisons use ``key`` 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -86,3 +87,16 @@ def role_identity(text: str) -> str:
     """Account and role name, lower case: two roles alike here are indistinguishable to STS."""
     arn = parse(text)
     return f"{arn.account}/{arn.name}".lower() if arn else text.lower()
+
+
+SSO_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"
+_SSO_ROLE_NAME = re.compile(r"^AWSReservedSSO_(?P<permission_set>.+)_(?P<suffix>[0-9a-f]{16})$")
+
+
+def permission_set_of(role_name: str, path: str | None = None) -> str | None:
+    """The permission set an IAM Identity Center role was provisioned for, or None. ``path`` (when
+    known; a DeleteRole event does not carry it) must be Identity Center's own."""
+    if path is not None and not path.startswith(SSO_ROLE_PATH):
+        return None
+    found = _SSO_ROLE_NAME.match(role_name)
+    return found.group("permission_set") if found else None

@@ -30,6 +30,8 @@ RESERVED_USERNAME_PREFIXES = ("system:", "eks:", "aws:", "amazon:", "iam:")
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _IAM_NAME = re.compile(r"^[\w+=,.@-]{1,128}$")
+_PERMISSION_SET_NAME = re.compile(r"^[\w+=,.@-]{1,32}$")
+DEFAULT_PERMISSION_SET_USERNAME = "sso:{{SessionName}}"
 _EKS_CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _TAG_KEY_CHARS = re.compile(r"^[\w.:/=+@ -]*$")
@@ -134,9 +136,24 @@ class RoleIdentity(_Model):
         return self.username or self.iam_role
 
 
+class PermissionSetIdentity(_Model):
+    """An IAM Identity Center permission set: every role IAM Identity Center provisions for it
+    (``AWSReservedSSO_<name>_<suffix>`` under ``/aws-reserved/sso.amazonaws.com/``), by name."""
+
+    name: Annotated[str, _matches(_PERMISSION_SET_NAME, "permission set name")]
+    kubernetes_groups: tuple[KubernetesGroup, ...] = Field(default=(), alias="kubernetesGroups")
+    username: Username | None = None
+
+    @property
+    def effective_username(self) -> str:
+        # The person's session name (their Identity Center user), valid for aws-auth and access entries.
+        return self.username or DEFAULT_PERMISSION_SET_USERNAME
+
+
 class Identities(_Model):
     groups: tuple[GroupIdentity, ...] = ()
     roles: tuple[RoleIdentity, ...] = ()
+    permission_sets: tuple[PermissionSetIdentity, ...] = Field(default=(), alias="permissionSets")
 
 
 class LabelSelectorRequirement(_Model):
@@ -358,6 +375,10 @@ def _semantic_problems(config: Config) -> Iterator[tuple[Path_, str]]:
     groups = config.identities.groups
     yield from _duplicates(
         ((("identities", "groups", i, "iamGroup"), g.iam_group) for i, g in enumerate(groups)), "IAM group"
+    )
+    sets = config.identities.permission_sets
+    yield from _duplicates(
+        ((("identities", "permissionSets", i, "name"), p.name) for i, p in enumerate(sets)), "permission set"
     )
     roles = config.identities.roles
     yield from _duplicates(

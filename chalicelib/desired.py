@@ -26,6 +26,8 @@ from chalicelib.config import (
     Config,
     NamespaceGrant,
     NamespaceSelector,
+    PermissionSetIdentity,
+    RoleIdentity,
     is_privileged_cluster_role,
 )
 from chalicelib.identities import Entry, OwnedEntry
@@ -128,21 +130,36 @@ def _user(config: Config, user: IamUser) -> tuple[list[OwnedEntry], list[Desired
 
 
 def _role(config: Config, role: IamRole) -> tuple[list[OwnedEntry], list[DesiredBinding], list[Refusal]]:
-    configured = next((r for r in config.identities.roles if r.iam_role.lower() == role.name.lower()), None)
+    configured = _configured_role(config, role)
     username = configured.effective_username if configured else role.name
     granted, refused = _tag_grants(config, role.tags, role.arn, username)
     if configured is None and not granted:
         return [], [], refused
     groups = tuple(sorted(set(configured.kubernetes_groups))) if configured else ()
-    sources = ([f"identities.roles[{configured.iam_role}]"] if configured else []) + (["tagGrants"] if granted else [])
+    sources = ([configured_source(configured)] if configured else []) + (["tagGrants"] if granted else [])
     entry = OwnedEntry(MAP_ROLES, Entry(role.unpathed_arn, username, groups), ", ".join(sources), role.arn, role.id)
     return [entry], granted, refused
 
 
+def _configured_role(config: Config, role: IamRole) -> RoleIdentity | PermissionSetIdentity | None:
+    """A role configured by name, else the permission set whose Identity Center role it is."""
+    named = next((r for r in config.identities.roles if r.iam_role.lower() == role.name.lower()), None)
+    if named is not None:
+        return named
+    parsed = arns.parse(role.arn)
+    permission_set = arns.permission_set_of(role.name, parsed.path if parsed else None)
+    return next((p for p in config.identities.permission_sets if p.name == permission_set), None)
+
+
+def configured_source(identity: RoleIdentity | PermissionSetIdentity) -> str:
+    if isinstance(identity, PermissionSetIdentity):
+        return f"identities.permissionSets[{identity.name}]"
+    return f"identities.roles[{identity.iam_role}]"
+
+
 def _role_is_wanted(config: Config, role: IamRole) -> bool:
     prefix = config.tag_grants.tag_prefix
-    configured = any(r.iam_role.lower() == role.name.lower() for r in config.identities.roles)
-    return configured or any(k.startswith(prefix) for k in role.tags)
+    return _configured_role(config, role) is not None or any(k.startswith(prefix) for k in role.tags)
 
 
 def _roles_sharing_a_name(roles: Iterable[IamRole]) -> set[str]:

@@ -12,12 +12,22 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from chalicelib import arns
 from chalicelib.config import Config
 from chalicelib.principals import PrincipalScope
 
-USER_EVENTS = ("AddUserToGroup", "RemoveUserFromGroup", "DeleteUser", "UpdateUser", "TagUser", "UntagUser")
+# Only events that can change a mapping are subscribed.
+USER_EVENTS = (
+    "AddUserToGroup",
+    "RemoveUserFromGroup",
+    "CreateUser",
+    "DeleteUser",
+    "UpdateUser",
+    "TagUser",
+    "UntagUser",
+)
 ROLE_EVENTS = ("TagRole", "UntagRole", "DeleteRole", "CreateRole", "UpdateRole")
-GROUP_EVENTS = ("DeleteGroup",)
+GROUP_EVENTS = ("DeleteGroup", "UpdateGroup")
 MEMBERSHIP_EVENTS = ("AddUserToGroup", "RemoveUserFromGroup", "DeleteGroup")
 EVENT_NAMES = USER_EVENTS + GROUP_EVENTS + ROLE_EVENTS
 
@@ -65,6 +75,8 @@ class Trigger:
     actor: str | None  # who made the change (userIdentity.arn)
     scope: PrincipalScope
     deleted_groups: tuple[str, ...] = ()  # their former members are found in the ownership ledger
+    renamed_groups: tuple[tuple[str, str], ...] = ()  # (configured name, new name): a refusal, never a revocation
+    groups_to_read: tuple[str, ...] = ()  # groups whose members are to be re-read (renamed to a configured name)
     # Group membership changes only identities; tags, renames and deletions change RoleBindings too.
     rebinds: bool = True
 
@@ -140,6 +152,19 @@ class _Role(_Parameters):
     role_name: IamName = Field(alias="roleName")
 
 
+class _NewUser(_User):
+    tags: list[_Tag] = []
+
+
+class _NewRole(_Role):
+    path: Annotated[str, StringConstraints(strict=True, max_length=512)] = "/"
+    tags: list[_Tag] = []
+
+
+class _GroupUpdate(_Group):
+    new_group_name: IamName | None = Field(default=None, alias="newGroupName")
+
+
 class _RoleTags(_Role):
     tags: list[_Tag] = Field(min_length=1)
 
@@ -152,6 +177,8 @@ _PARAMETERS: dict[str, type[_Parameters]] = {
     "AddUserToGroup": _Membership,
     "RemoveUserFromGroup": _Membership,
     "DeleteGroup": _Group,
+    "UpdateGroup": _GroupUpdate,
+    "CreateUser": _NewUser,
     "DeleteUser": _User,
     "UpdateUser": _Rename,
     "TagUser": _UserTags,
@@ -159,7 +186,7 @@ _PARAMETERS: dict[str, type[_Parameters]] = {
     "TagRole": _RoleTags,
     "UntagRole": _RoleTagKeys,
     "DeleteRole": _Role,
-    "CreateRole": _Role,
+    "CreateRole": _NewRole,
     "UpdateRole": _Role,
 }
 
@@ -174,13 +201,26 @@ def _trigger(detail: _Detail, params: _Parameters, config: Config) -> Trigger | 
         users: tuple[str, ...] = (), role_names: tuple[str, ...] = (), deleted: tuple[str, ...] = ()
     ) -> Trigger:
         scope = PrincipalScope.of(list(users), list(role_names))
-        rebinds = name not in MEMBERSHIP_EVENTS
-        return Trigger(detail.event_id, name, detail.user_identity.arn, scope, deleted, rebinds)
+        actor = detail.user_identity.arn
+        return Trigger(detail.event_id, name, actor, scope, deleted, rebinds=name not in MEMBERSHIP_EVENTS)
 
     def ignored(why: str) -> Ignored:
         return Ignored(detail.event_id, "not-configured", why)
 
+    permission_sets = {p.name for p in config.identities.permission_sets}
+
+    def ours(role: str, path: str | None = None) -> bool:
+        return role.lower() in roles or arns.permission_set_of(role, path) in permission_sets
+
     match params:
+        case _GroupUpdate():
+            return _group_update(detail, params, groups)
+        case _NewUser(user_name=user, tags=tags):
+            return trigger(users=(user,)) if any(t.key.startswith(prefix) for t in tags) else ignored("no tag grant")
+        case _NewRole(role_name=role, path=path, tags=tags):
+            if ours(role, path) or any(t.key.startswith(prefix) for t in tags):
+                return trigger(role_names=(role,))
+            return ignored(f"role {role!r} is not configured and carries no tag grant")
         case _Membership(group_name=group, user_name=user):
             return trigger(users=(user,)) if group.lower() in groups else ignored(f"group {group!r} is not configured")
         case _Group(group_name=group):
@@ -195,11 +235,25 @@ def _trigger(detail: _Detail, params: _Parameters, config: Config) -> Trigger | 
             return trigger(users=(user, *([renamed] if renamed else [])))
         case _User(user_name=user):
             return trigger(users=(user,))
-        case _Role(role_name=role) if name in ("CreateRole", "UpdateRole") and role.lower() not in roles:
+        case _Role(role_name=role) if name == "UpdateRole" and not ours(role):
             return ignored(f"role {role!r} is not configured")
         case _Role(role_name=role):
             return trigger(role_names=(role,))
     return ignored(f"{name} carries nothing the service reads")
+
+
+def _group_update(detail: _Detail, params: _GroupUpdate, configured: set[str]) -> Trigger | Ignored:
+    """A configured group renamed away is refused loudly (never a silent mass revocation); a group
+    renamed to a configured name has its members read."""
+    old, new = params.group_name, params.new_group_name
+    actor = detail.user_identity.arn
+    if not new or new == old:
+        return Ignored(detail.event_id, "not-configured", f"UpdateGroup of {old!r} changes no name")
+    if old.lower() in configured:
+        return Trigger(detail.event_id, detail.event_name, actor, PrincipalScope(), renamed_groups=((old, new),))
+    if new.lower() in configured:
+        return Trigger(detail.event_id, detail.event_name, actor, PrincipalScope(), groups_to_read=(new,))
+    return Ignored(detail.event_id, "not-configured", f"neither {old!r} nor {new!r} is a configured group")
 
 
 def _str(value: object) -> str:

@@ -127,7 +127,8 @@ def test_delete_user_revokes_the_mapping_and_the_tag_bindings(shell: FakeShell, 
         ("AddUserToGroup", {"groupName": "some-other-group", "userName": "alice"}, "not-configured"),
         ("TagUser", {"userName": "alice", "tags": [{"key": "team", "value": "web"}]}, "not-configured"),
         ("CreateRole", {"roleName": "unrelated-role"}, "not-configured"),
-        ("CreateUser", {"userName": "alice"}, "unsupported-event"),
+        ("CreateUser", {"userName": "alice"}, "not-configured"),
+        ("CreateAccessKey", {"userName": "alice"}, "unsupported-event"),
     ],
 )
 def test_an_irrelevant_event_is_ignored_without_touching_any_port(shell: FakeShell, lambdas, name, params, reason):

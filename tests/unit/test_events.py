@@ -74,7 +74,7 @@ def test_failed_calls_unsupported_and_malformed_events() -> None:
         iam_event("AddUserToGroup", {"groupName": GROUP, "userName": "a"}, error_code="AccessDenied"), SEED
     )
     assert isinstance(failed, Ignored) and failed.reason == "error-code"
-    assert getattr(read("CreateUser", userName="a"), "reason", None) == "unsupported-event"
+    assert getattr(read("CreateAccessKey", userName="a"), "reason", None) == "unsupported-event"
     missing = read("AddUserToGroup", groupName=GROUP)
     assert isinstance(missing, Ignored) and missing.reason == "malformed" and missing.event_id
     assert getattr(read("AddUserToGroup", groupName=GROUP, userName=""), "reason", None) == "malformed"
