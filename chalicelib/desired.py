@@ -83,6 +83,7 @@ class DesiredState:
     bindings: tuple[DesiredBinding, ...] = ()
     refusals: tuple[Refusal, ...] = ()
     skipped: tuple[str, ...] = ()  # bindings left out because their namespace does not exist (yet)
+    missing_groups: tuple[str, ...] = ()  # configured IAM groups a full snapshot does not hold
 
 
 def desired_state(
@@ -111,10 +112,29 @@ def desired_state(
         bindings += granted
         refusals += refused
     rule_bindings, rule_refusals, skipped = _rule_bindings(config, namespaces)
+    missing = _missing_groups(config, snapshot)
+    refusals += [
+        Refusal(
+            f"identities.groups[{group}]",
+            group,
+            "configured-group-missing",
+            f"IAM has no group {group!r} (renamed or deleted?): its members keep their mappings until the "
+            "configuration names the group as it is now",
+        )
+        for group in missing
+    ]
     bindings = _dedupe(rule_bindings + bindings)
     if event_id:
         bindings = [replace(b, event_id=event_id) for b in bindings]
-    return DesiredState(tuple(entries), tuple(bindings), tuple(refusals + rule_refusals), tuple(skipped))
+    return DesiredState(
+        tuple(entries), tuple(bindings), tuple(refusals + rule_refusals), tuple(skipped), tuple(missing)
+    )
+
+
+def _missing_groups(config: Config, snapshot: IamSnapshot) -> list[str]:
+    if snapshot.groups is None:
+        return []
+    return [g.iam_group for g in config.identities.groups if g.iam_group.lower() not in snapshot.groups]
 
 
 def _user(config: Config, user: IamUser) -> tuple[list[OwnedEntry], list[DesiredBinding], list[Refusal]]:

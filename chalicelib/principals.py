@@ -39,5 +39,19 @@ class PrincipalScope:
             {principal_label("user", u) for u in self.users} | {principal_label("role", r) for r in self.roles}
         )
 
+    def without(self, users: frozenset[str]) -> PrincipalScope:
+        return PrincipalScope(self.users - users, self.roles)
+
     def describe(self) -> str:
         return ", ".join([f"user {u}" for u in sorted(self.users)] + [f"role {r}" for r in sorted(self.roles)])
+
+
+@dataclass(frozen=True)
+class EveryoneBut:
+    """A full run's scope less some users (lower-case names): their entries are left as they are."""
+
+    users: frozenset[str]
+
+    def __contains__(self, arn: object) -> bool:
+        parsed = arns.parse(arn) if isinstance(arn, str) else None
+        return parsed is None or parsed.kind != "user" or parsed.name.lower() not in self.users

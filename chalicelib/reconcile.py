@@ -21,7 +21,7 @@ from chalicelib.desired import DesiredState, Refusal, desired_state
 from chalicelib.errors import Forbidden, NotFound, PermanentError
 from chalicelib.plan import BindingAction, DeleteBinding, Plan, plan_bindings
 from chalicelib.ports import ClusterPorts, ClusterRoleReader, Observer
-from chalicelib.principals import PrincipalScope
+from chalicelib.principals import EveryoneBut, PrincipalScope
 from chalicelib.snapshot import IamSnapshot
 
 
@@ -61,12 +61,32 @@ def reconcile_cluster(
     desired = desired_state(config, snapshot, namespaces, options.event_id)
     _report_desired(desired, observer)
     identities = identity_backend(config, ports, options, observer)
+    identity_scope = _keeping_missing_groups(desired, identities, scope, observer)
     bindings = _plan_bindings(desired, ports, scope, options)
     bindings, refused = _without_unbounded_roles(config, bindings, ports.cluster_roles, observer)
     desired = replace(desired, refusals=desired.refusals + refused)
-    plan = Plan(identities.plan(desired.aws_auth, scope), bindings)
+    plan = Plan(identities.plan(desired.aws_auth, identity_scope), bindings)
     applier = DisplayOnlyApplier() if options.dry_run else Applier(identities, ports.bindings, observer)
     return ClusterReport(ports.name, desired, plan, applier.apply(plan, options.reason), identities.name)
+
+
+def _keeping_missing_groups(
+    desired: DesiredState,
+    identities: AwsAuthWriter | AccessEntriesBackend,
+    scope: PrincipalScope | None,
+    observer: Observer,
+) -> PrincipalScope | EveryoneBut | None:
+    """A configured group IAM no longer has (renamed, deleted by mistake) must not revoke everyone it
+    mapped: its former members are left out of the run until the configuration names the group again."""
+    if not desired.missing_groups:
+        return scope
+    kept = frozenset(identities.members_of(desired.missing_groups))
+    observer.error(
+        "configured IAM groups missing: their members' mappings are kept",
+        groups=list(desired.missing_groups),
+        kept=len(kept),
+    )
+    return EveryoneBut(kept) if scope is None else scope.without(kept)
 
 
 def _plan_bindings(

@@ -12,6 +12,8 @@ from chalicelib.reconcile import ClusterReport
 
 Result = ClusterReport | SyncError
 BACKEND_LABELS = {"configMap": "aws-auth", "accessEntries": "access entries"}
+# Refused grants that mean the configuration no longer matches IAM: failures, so that they alarm.
+ALARMING_GRANT_REFUSALS = frozenset({"configured-group-missing"})
 
 
 def succeeded(result: Result) -> bool:
@@ -27,6 +29,7 @@ def failure(result: Result) -> str | None:
         return f"{type(result).__name__}: {result}"
     applied = result.applied
     reasons = [r.render() for r in applied.identities.refusals]
+    reasons += [r.render() for r in result.desired.refusals if r.reason in ALARMING_GRANT_REFUSALS]
     reasons += applied.bindings.refused + applied.bindings.failed
     return "; ".join(reasons) if reasons else None
 

@@ -45,8 +45,12 @@ def run_event(
     config: Config, trigger: Trigger, shell: Shell | None = None, deadline: float | None = None
 ) -> dict[str, Any]:
     shell = shell or make_shell()
+    if trigger.renamed_groups:
+        raise _renamed(trigger)
     clusters = connect(config, shell)
     scope = trigger.scope
+    for group in trigger.groups_to_read:
+        scope = PrincipalScope(scope.users | {u.lower() for u in shell.iam().members(group)}, scope.roles)
     if trigger.deleted_groups:
         former = _former_members(config, clusters, trigger.deleted_groups)
         scope = PrincipalScope(scope.users | former, scope.roles)
@@ -129,6 +133,20 @@ def lambda_result(results: dict[str, ClusterReport | SyncError]) -> dict[str, An
             raise TransientError(message)
         raise PermanentError(message)
     return {name: as_json(result) for name, result in results.items()}
+
+
+def _renamed(trigger: Trigger) -> PermanentError:
+    """A configured group was renamed: nobody is revoked (full runs keep its members), and the
+    operator is told, loudly, what to change."""
+    message = "; ".join(
+        f"configured IAM group {old!r} was renamed to {new!r} by {trigger.actor or 'someone'} in event "
+        f"{trigger.event_id}: update the configuration (identities.groups[].iamGroup)"
+        for old, new in trigger.renamed_groups
+    )
+    observer = LogObserver()
+    observer.error("configured group renamed", detail=message)
+    observer.count("Refusals", reason="configured-group-renamed")
+    return PermanentError(message)
 
 
 def _check_time_left(deadline: float | None) -> None:

@@ -36,3 +36,4 @@ class IamRole:
 class IamSnapshot:
     users: tuple[IamUser, ...] = ()
     roles: tuple[IamRole, ...] = ()
+    groups: frozenset[str] | None = None  # every group's lower-case name (full snapshots); None: not read

@@ -40,17 +40,19 @@ class IamReader:
     def full_snapshot(self) -> IamSnapshot:
         users: list[IamUser] = []
         roles: list[IamRole] = []
+        groups: set[str] = set()
         # IAM's default page is 100 items; 1 000 (the maximum) makes ~3 calls for 2 300 principals.
         pages = self._iam.get_paginator("get_account_authorization_details").paginate(
-            Filter=["User", "Role"], PaginationConfig={"PageSize": 1000}
+            Filter=["User", "Role", "Group"], PaginationConfig={"PageSize": 1000}
         )
         try:
             for page in pages:
                 users += (_user(u, u.get("GroupList", [])) for u in page.get("UserDetailList", []))
                 roles += (_role(r) for r in page.get("RoleDetailList", []))
+                groups |= {g["GroupName"].lower() for g in page.get("GroupDetailList", [])}
         except (ClientError, BotoCoreError) as err:
             raise _translate("GetAccountAuthorizationDetails", err) from err
-        return IamSnapshot(tuple(users), tuple(roles))
+        return IamSnapshot(tuple(users), tuple(roles), frozenset(groups))
 
     def scoped_snapshot(self, user_names: Iterable[str] = (), role_names: Iterable[str] = ()) -> IamSnapshot:
         """Only the named principals that exist; one that does not is left out (and so revoked)."""
@@ -61,6 +63,14 @@ class IamReader:
     def missing(self, groups: Iterable[str], roles: Iterable[str]) -> list[str]:
         absent = [f"IAM group {g!r} does not exist" for g in groups if self._group(g) is None]
         return absent + [f"IAM role {r!r} does not exist" for r in roles if self._role(r) is None]
+
+    def members(self, group: str) -> list[str]:
+        def every_page() -> list[str]:
+            pages = self._iam.get_paginator("get_group").paginate(GroupName=group)
+            return [u["UserName"] for page in pages for u in page["Users"]]
+
+        found = self._get("GetGroup", every_page)
+        return [] if found is None else list(found)
 
     def _group(self, name: str) -> Any:
         return self._get("GetGroup", lambda: self._iam.get_group(GroupName=name, MaxItems=1)["Group"])

@@ -148,7 +148,7 @@ class FakeIam(FakePort):
 
     Names are unique case-insensitively, as in IAM; ``requests`` records each scoped read's names."""
 
-    OPERATIONS: ClassVar[tuple[str, ...]] = ("full_snapshot", "scoped_snapshot", "missing")
+    OPERATIONS: ClassVar[tuple[str, ...]] = ("full_snapshot", "scoped_snapshot", "members", "missing")
 
     users: dict[str, IamUser] = field(default_factory=dict)  # by lower-case name
     roles: dict[str, IamRole] = field(default_factory=dict)
@@ -163,6 +163,7 @@ class FakeIam(FakePort):
         return IamSnapshot(
             tuple(sorted(self.users.values(), key=lambda u: u.name.lower())),
             tuple(sorted(self.roles.values(), key=lambda r: r.name.lower())),
+            frozenset(self.groups),
         )
 
     def scoped_snapshot(self, user_names: Iterable[str] = (), role_names: Iterable[str] = ()) -> IamSnapshot:
@@ -172,6 +173,10 @@ class FakeIam(FakePort):
         found_users = [self.users[n.lower()] for n in sorted(set(users)) if n.lower() in self.users]
         found_roles = [self.roles[n.lower()] for n in sorted(set(roles)) if n.lower() in self.roles]
         return IamSnapshot(tuple(found_users), tuple(found_roles))
+
+    def members(self, group: str) -> list[str]:
+        self._enter("members", group)
+        return sorted(u.name for u in self.users.values() if group.lower() in {g.lower() for g in u.groups})
 
     def missing(self, groups: Iterable[str], roles: Iterable[str]) -> list[str]:
         self._enter("missing")

@@ -90,12 +90,12 @@ def test_pagination_is_followed_to_the_end() -> None:
         stub.add_response(
             "get_account_authorization_details",
             detail_page(["a", "b"], "m1"),
-            {"Filter": ["User", "Role"], "MaxItems": 1000},
+            {"Filter": ["User", "Role", "Group"], "MaxItems": 1000},
         )
         stub.add_response(
             "get_account_authorization_details",
             detail_page(["c"], None),
-            {"Filter": ["User", "Role"], "MaxItems": 1000, "Marker": "m1"},
+            {"Filter": ["User", "Role", "Group"], "MaxItems": 1000, "Marker": "m1"},
         )
         snapshot = IamReader(client).full_snapshot()
     assert [u.name for u in snapshot.users] == ["a", "b", "c"]
@@ -115,7 +115,7 @@ def test_a_failed_page_fails_the_whole_snapshot(code: str, status: int, error: t
         stub.add_response(
             "get_account_authorization_details",
             detail_page(["a"], "m1"),
-            {"Filter": ["User", "Role"], "MaxItems": 1000},
+            {"Filter": ["User", "Role", "Group"], "MaxItems": 1000},
         )
         stub.add_client_error("get_account_authorization_details", code, http_status_code=status)
         with pytest.raises(error):
