@@ -89,7 +89,8 @@ def membership_events() -> None:
         iam_reads = sum(v for k, v in counts.items() if k.startswith("iam:"))
         detail = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()) if not k.startswith("k8s"))
         print(f"  {label:40} {iam_reads:>9} {counts['k8s:read']:>9} {counts['k8s:write']:>10}  {detail}")
-    print("  (a write of aws-auth is 2 requests: the backup slot, then aws-auth with its resourceVersion)")
+    print("  (a write of aws-auth is 3 requests: a server-side dry run, the backup slot, then aws-auth with its")
+    print("   resourceVersion; the first write of each hour also keeps the hourly backup slot)")
 
 
 IRRELEVANT = """

@@ -1,1 +1,2 @@
-"""eks-iam-sync: keeps Amazon EKS access (aws-auth and namespace RoleBindings) in step with AWS IAM."""
+"""eks-iam-sync: keeps Amazon EKS access (aws-auth or EKS access entries, and namespace
+RoleBindings) in step with AWS IAM."""

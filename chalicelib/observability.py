@@ -57,6 +57,13 @@ class LogObserver:
         with self._metric(name, value, MetricUnit.Milliseconds):
             pass
 
+    def percent(self, name: str, value: float, **dimensions: str) -> None:
+        if not metrics_enabled():
+            return
+        with self._metric(name, value, MetricUnit.Percent) as metric:
+            for key, dimension in dimensions.items():
+                metric.add_dimension(name=key, value=dimension)
+
     def info(self, message: str, **fields: Any) -> None:
         self.log.info(message, extra={"cluster": self.cluster, **fields})
 

@@ -99,10 +99,13 @@ def _explain_cluster(
         where = "access entry" if entries else f"aws-auth {item.owned.key}"
         lines.append(f"  {item.owned.iam_arn} ({where}), in place now: {'yes' if item.in_place else 'NO'}")
         if entries and ports.authentication_mode == "API_AND_CONFIG_MAP" and entry.key in in_aws_auth:
-            lines.append(
-                f"    ! aws-auth maps it too ({in_aws_auth[entry.key].describe()}); "
-                "EKS uses the access entry and ignores that mapping"
-            )
+            if entry_of(item.owned) is None:
+                lines.append("    ! no access entry yet: EKS maps it through its aws-auth entry for now")
+            else:
+                lines.append(
+                    f"    ! aws-auth maps it too ({in_aws_auth[entry.key].describe()}); "
+                    "EKS uses the access entry and ignores that mapping"
+                )
         lines.append(f"    username: {entry.username}")
         lines.append(f"    kubernetes groups: {', '.join(entry.groups) or '(none)'}")
         lines.append(f"    because: {item.owned.source}")

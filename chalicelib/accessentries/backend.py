@@ -162,7 +162,7 @@ class AccessEntriesBackend:
         for warning in outcome.warnings:
             self.observer.warning("access entries near the quota", detail=warning)
         if step.entries_after is not None:
-            self.observer.count("AccessEntriesUsage", 100 * step.entries_after / ACCESS_ENTRY_QUOTA)
+            self.observer.percent("AccessEntriesUsage", round(100 * step.entries_after / ACCESS_ENTRY_QUOTA, 1))
         for action in sorted({c.action for c in outcome.changes}):
             count = sum(1 for c in outcome.changes if c.action == action)
             self.observer.count("AccessEntriesChanged", count, action=action)

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,8 @@ from chalicelib.config import Cluster
 from chalicelib.errors import Forbidden, NotFound, TransientError
 from chalicelib.settings import Timeouts, timeouts
 
-_described: dict[tuple[str, str], ClusterAccess] = {}
+DESCRIBE_TTL_SECONDS = 300
+_described: dict[tuple[str, str], tuple[float, ClusterAccess]] = {}
 _lock = threading.Lock()
 
 
@@ -57,11 +59,15 @@ def cluster_access(cluster: Cluster, session: boto3.Session | None = None) -> Cl
 
 
 def described_cluster(cluster: Cluster, session: boto3.Session | None = None) -> ClusterAccess:
+    """Cached for DESCRIBE_TTL_SECONDS: the endpoint and CA never change, but the authentication mode
+    does (one way) when an operator switches it, and a warm function must follow within minutes."""
     key = (cluster.name, cluster.region)
     with _lock:
-        if key not in _described:
-            _described[key] = _describe(cluster, session or boto3.Session())
-        return _described[key]
+        cached = _described.get(key)
+        if cached is None or time.monotonic() - cached[0] > DESCRIBE_TTL_SECONDS:
+            cached = (time.monotonic(), _describe(cluster, session or boto3.Session()))
+            _described[key] = cached
+        return cached[1]
 
 
 def _describe(cluster: Cluster, session: boto3.Session) -> ClusterAccess:

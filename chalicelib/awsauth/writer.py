@@ -79,7 +79,7 @@ class AwsAuthWriter:
 
     def apply(self, step: AwsAuthStep, reason: str) -> Outcome:
         for limit, share in step.sizes:
-            self.observer.count("AwsAuthSize", round(100 * share, 1), limit=limit)
+            self.observer.percent("AwsAuthSize", round(100 * share, 1), limit=limit)
         for warning in step.warnings:
             self.observer.warning("aws-auth warning", detail=warning)
         for number in range(1, self.settings.max_attempts + 1):

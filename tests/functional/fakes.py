@@ -652,6 +652,9 @@ class RecordingObserver:
     def milliseconds(self, name: str, value: float) -> None:
         self.durations.append((name, value))
 
+    def percent(self, name: str, value: float, **dimensions: str) -> None:
+        self.count(name, value, **dimensions)
+
     def info(self, message: str, **fields: Any) -> None:
         self.lines.append(LogLine("info", message, fields))
 

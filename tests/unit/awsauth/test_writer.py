@@ -30,6 +30,9 @@ class Counting:
     def milliseconds(self, name: str, value: float) -> None:
         self.count(name, value)
 
+    def percent(self, name: str, value: float, **dimensions: str) -> None:
+        self.count(name, value, **dimensions)
+
     def info(self, message: str, **fields: object) -> None:
         self.lines.append((message, fields))
 
