@@ -15,9 +15,9 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from chalicelib.config import Config, ConfigError, load_config
+from chalicelib.config import Config, ConfigError, load_config, parse_config
 from chalicelib.rbac_manifest import render_manifest
-from chalicelib.settings import config_path
+from chalicelib.settings import config_source
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -133,9 +133,9 @@ def progress(message: str) -> None:
 
 
 def _load(args: argparse.Namespace) -> tuple[str, Config | None]:
-    path = args.config_option or args.config or str(config_path())
+    path = args.config_option or args.config or config_source()
     try:
-        config = load_config(path)
+        config = _read(path)
     except ConfigError as err:
         print(err, file=sys.stderr)
         print(f"{path}: invalid ({len(err.problems)} problem{'s' * (len(err.problems) != 1)})", file=sys.stderr)
@@ -146,6 +146,15 @@ def _load(args: argparse.Namespace) -> tuple[str, Config | None]:
         print(f"eks-iam-sync: error: --cluster {cluster!r} is not in {path} (configured: {known})", file=sys.stderr)
         return path, None
     return path, config
+
+
+def _read(source: str) -> Config:
+    """A file, ``ssm:/parameter`` or ``s3://bucket/key``: read as the Lambdas read them."""
+    if not source.startswith(("ssm:", "s3://")):
+        return load_config(source)
+    from chalicelib.adapters.config_source import read_source  # noqa: PLC0415 - boto3 only when needed
+
+    return parse_config(read_source(source), source)
 
 
 def _validate(args: argparse.Namespace) -> int:

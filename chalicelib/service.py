@@ -6,26 +6,41 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from chalicelib.config import Config, ConfigError, load_config
+from chalicelib.config import Config, ConfigError, load_config, parse_config
+from chalicelib.errors import SyncError
 from chalicelib.events import Ignored, read_event
 from chalicelib.observability import LogObserver, logger
-from chalicelib.settings import config_path
+from chalicelib.settings import config_source
 
 _config: dict[str, Config] = {}
 
 
 def current_config() -> Config:
-    """Loaded once per execution environment; a bad file is logged, counted and raised (events are
-    kept for retry / the DLQ rather than dropped)."""
-    path = str(config_path())
-    if path not in _config:
-        try:
-            _config[path] = load_config(path)
-        except ConfigError as err:
-            logger.error("invalid configuration", extra={"problems": [p.render(path) for p in err.problems]})
-            LogObserver().count("ConfigInvalid")
+    """A file is loaded once per execution environment; an SSM parameter or S3 object is read again
+    when its short cache lapses. A document that is invalid (or unreadable) is logged, counted
+    (ConfigInvalid) and refused: the last good one keeps serving; with none, the run raises (events
+    wait in retries and the DLQ rather than being dropped)."""
+    source = config_source()
+    if source in _config and not source.startswith(("ssm:", "s3://")):
+        return _config[source]
+    try:
+        _config[source] = _load(source)
+    except SyncError as err:
+        problems = [p.render(source) for p in err.problems] if isinstance(err, ConfigError) else [str(err)]
+        LogObserver().count("ConfigInvalid")
+        if source not in _config:
+            logger.error("invalid configuration", extra={"source": source, "problems": problems})
             raise
-    return _config[path]
+        logger.error("invalid new configuration refused; the last good one keeps serving", extra={"problems": problems})
+    return _config[source]
+
+
+def _load(source: str) -> Config:
+    if not source.startswith(("ssm:", "s3://")):
+        return load_config(source)
+    from chalicelib.adapters.config_source import read_source  # noqa: PLC0415 - boto3 only for remote sources
+
+    return parse_config(read_source(source), source)
 
 
 def handle_iam_event(raw: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:

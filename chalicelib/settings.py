@@ -14,17 +14,20 @@ CONFIG_PATH_VARIABLE = "EKS_IAM_SYNC_CONFIG"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # /var/task in Lambda
 
 
-def config_path() -> Path:
-    """The configuration file: $EKS_IAM_SYNC_CONFIG, else the seed example shipped in chalicelib/.
+def config_source() -> str:
+    """The configuration: $EKS_IAM_SYNC_CONFIG — a file, ``ssm:/parameter/name`` or
+    ``s3://bucket/key`` — else the seed example shipped in chalicelib/.
 
-    A relative path is taken from the project root, so `chalicelib/my-config.yaml` means the same
+    A relative file path is taken from the project root, so `chalicelib/my-config.yaml` means the same
     file locally and inside the deployed package.
     """
     configured = os.environ.get(CONFIG_PATH_VARIABLE)
     if not configured:
-        return DEFAULT_CONFIG_PATH
+        return str(DEFAULT_CONFIG_PATH)
+    if configured.startswith(("ssm:", "s3://")):
+        return configured
     path = Path(configured)
-    return path if path.is_absolute() else PROJECT_ROOT / path
+    return str(path if path.is_absolute() else PROJECT_ROOT / path)
 
 
 SCHEDULE_VARIABLE = "EKS_IAM_SYNC_SCHEDULE_MINUTES"
