@@ -197,5 +197,5 @@ class IdentityBackend(Protocol[Step]):
         ...
 
     def members_of(self, groups: Iterable[str]) -> set[str]:
-        """Lower-case names of the users mapped because of these IAM groups (once the groups are gone)."""
+        """Names of the users mapped because of these IAM groups (once the groups are gone)."""
         ...

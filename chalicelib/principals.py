@@ -8,7 +8,8 @@ case-insensitively, and so is the matching.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from chalicelib import arns
 from chalicelib.ownership import principal_label
@@ -18,10 +19,25 @@ from chalicelib.ownership import principal_label
 class PrincipalScope:
     users: frozenset[str] = frozenset()  # lower-case IAM user names
     roles: frozenset[str] = frozenset()  # lower-case IAM role names
+    # The names as the event or the ledger spelled them, to read IAM with.
+    spelled: frozenset[tuple[str, str]] = field(default=frozenset(), compare=False)
 
     @classmethod
-    def of(cls, users: tuple[str, ...] | list[str] = (), roles: tuple[str, ...] | list[str] = ()) -> PrincipalScope:
-        return cls(frozenset(u.lower() for u in users), frozenset(r.lower() for r in roles))
+    def of(cls, users: Iterable[str] = (), roles: Iterable[str] = ()) -> PrincipalScope:
+        users, roles = tuple(users), tuple(roles)
+        spelled = frozenset({("user", u) for u in users} | {("role", r) for r in roles})
+        return cls(frozenset(u.lower() for u in users), frozenset(r.lower() for r in roles), spelled)
+
+    def with_users(self, users: Iterable[str]) -> PrincipalScope:
+        more = PrincipalScope.of(users)
+        return PrincipalScope(self.users | more.users, self.roles, self.spelled | more.spelled)
+
+    def names(self, kind: str) -> list[str]:
+        """The names to read IAM with: as spelled where known (a lookup by name may be case-sensitive)."""
+        wanted = self.users if kind == "user" else self.roles
+        spelled = sorted(name for k, name in self.spelled if k == kind and name.lower() in wanted)
+        known = {name.lower() for name in spelled}
+        return spelled + sorted(name for name in wanted if name not in known)
 
     def __contains__(self, arn: object) -> bool:
         parsed = arns.parse(arn) if isinstance(arn, str) else None
@@ -40,7 +56,8 @@ class PrincipalScope:
         )
 
     def without(self, users: frozenset[str]) -> PrincipalScope:
-        return PrincipalScope(self.users - users, self.roles)
+        kept = frozenset((k, n) for k, n in self.spelled if k != "user" or n.lower() not in users)
+        return PrincipalScope(self.users - users, self.roles, kept)
 
     def describe(self) -> str:
         return ", ".join([f"user {u}" for u in sorted(self.users)] + [f"role {r}" for r in sorted(self.roles)])

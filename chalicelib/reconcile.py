@@ -80,7 +80,7 @@ def _keeping_missing_groups(
     mapped: its former members are left out of the run until the configuration names the group again."""
     if not desired.missing_groups:
         return scope
-    kept = frozenset(identities.members_of(desired.missing_groups))
+    kept = frozenset(name.lower() for name in identities.members_of(desired.missing_groups))
     observer.error(
         "configured IAM groups missing: their members' mappings are kept",
         groups=list(desired.missing_groups),

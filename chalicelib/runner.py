@@ -50,11 +50,11 @@ def run_event(
     clusters = connect(config, shell)
     scope = trigger.scope
     for group in trigger.groups_to_read:
-        scope = PrincipalScope(scope.users | {u.lower() for u in shell.iam().members(group)}, scope.roles)
+        scope = scope.with_users(shell.iam().members(group))
     if trigger.deleted_groups:
         former = _former_members(config, clusters, trigger.deleted_groups)
-        scope = PrincipalScope(scope.users | former, scope.roles)
-    snapshot = shell.iam().scoped_snapshot(scope.users, scope.roles)
+        scope = scope.with_users(former)
+    snapshot = shell.iam().scoped_snapshot(scope.names("user"), scope.names("role"))
     options = Options(
         event_id=trigger.event_id,
         own_arns=frozenset({shell.own_arn()}),
@@ -165,7 +165,7 @@ def _former_members(
     config: Config, clusters: dict[str, ClusterPorts | SyncError], groups: tuple[str, ...]
 ) -> frozenset[str]:
     """A deleted group's members can no longer be listed: what the service recorded says whom it mapped."""
-    users: set[str] = set()
+    users: set[str] = set()  # as the ledger or the entries spell them
     for name, ports in clusters.items():
         if isinstance(ports, SyncError):
             continue

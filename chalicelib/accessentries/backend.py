@@ -61,10 +61,10 @@ class AccessEntriesBackend:
         return plan_access_entries(self._describe(principals), wanted, scope, self.policy)
 
     def members_of(self, groups: Iterable[str]) -> set[str]:
-        """Lower-case names of the users whose owned entries were made for these IAM groups."""
+        """Names of the users whose owned entries were made for these IAM groups."""
         wanted = {f"identities.groups[{g}]".lower() for g in groups}
         return {
-            arns.name_of(entry.principal_arn).lower()
+            arns.name_of(entry.principal_arn)
             for entry in self._describe(self.store.list_principals())
             if owned(entry)
             and arns.kind_of(entry.principal_arn) == "user"

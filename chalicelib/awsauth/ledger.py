@@ -49,10 +49,10 @@ class Ledger:
         return arn.lower() in self.records
 
     def members_of(self, groups: Iterable[str]) -> set[str]:
-        """Lower-case names of the users mapped because they were in one of these IAM groups."""
+        """Names of the users mapped because they were in one of these IAM groups, as their ARNs spell them."""
         wanted = {f"identities.groups[{g}]".lower() for g in groups}
         return {
-            arns.name_of(r.arn).lower()
+            arns.name_of(r.arn)
             for r in self.records.values()
             if arns.kind_of(r.arn) == "user" and any(w in r.source.lower() for w in wanted)
         }

@@ -67,7 +67,7 @@ class AwsAuthWriter:
         return plan_aws_auth(self.read(), SyncIntent(tuple(desired), scope), self.policy)
 
     def members_of(self, groups: Iterable[str]) -> set[str]:
-        """Lower-case names of the users mapped for these IAM groups (a deleted group's members)."""
+        """Names of the users mapped for these IAM groups (a deleted group's members)."""
         observed = self.read()
         try:
             return Ledger.parse(observed.annotations.get(LEDGER_ANNOTATION) if observed else None).members_of(groups)
