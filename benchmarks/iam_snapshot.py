@@ -39,7 +39,11 @@ def paged_like_iam(users: int, roles: int) -> int:
                 "IsTruncated": more,
                 **({"Marker": f"m{start + PAGE}"} if more else {}),
             }
-            expected = {"Filter": ["User", "Role", "Group"], "MaxItems": PAGE, **({"Marker": f"m{start}"} if start else {})}
+            expected = {
+                "Filter": ["User", "Role", "Group"],
+                "MaxItems": PAGE,
+                **({"Marker": f"m{start}"} if start else {}),
+            }
             stub.add_response("get_account_authorization_details", page, expected)
             calls += 1
         snapshot = IamReader(client).full_snapshot()
