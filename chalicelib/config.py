@@ -39,6 +39,11 @@ _TAG_KEY_CHARS = re.compile(r"^[\w.:/=+@ -]*$")
 _RBAC_NAME = re.compile(r"^(?!\.\.?$)[^/%]{1,253}$")
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+# A role to assume: any partition (like _ARN), IAM only (an STS session ARN cannot be assumed), a path
+# of IAM-name segments and a name of at most 64 characters.
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")
+# sts:AssumeRole's ExternalId: 2 to 1224 of these characters.
+_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 
 
 def _matches(pattern: re.Pattern[str], what: str) -> AfterValidator:
@@ -103,10 +108,31 @@ IamName = Annotated[str, _matches(_IAM_NAME, "IAM name")]
 RbacName = Annotated[str, _matches(_RBAC_NAME, "ClusterRole name")]
 LabelKey = Annotated[str, _matches(_LABEL_KEY, "label key")]
 LabelValue = Annotated[str, _matches(_LABEL_VALUE, "label value")]
+RoleArn = Annotated[str, _matches(_ROLE_ARN, "IAM role ARN (arn:<partition>:iam::<account>:role/<path/>name)")]
+ExternalId = Annotated[str, _matches(_EXTERNAL_ID, "external id (2 to 1224 of A-Z a-z 0-9 _ + = , . @ : / -)")]
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+@dataclass(frozen=True)
+class RoleToAssume:
+    """A role the service assumes (session name ``eks-iam-sync``) to reach another account."""
+
+    role_arn: str
+    external_id: str | None = None
+
+
+class IamSettings(_Model):
+    """Where IAM is read: the function's own account, or (``roleArn``) an identity account's."""
+
+    role_arn: RoleArn = Field(alias="roleArn")
+    external_id: ExternalId | None = Field(default=None, alias="externalId")
+
+    @property
+    def assumed_role(self) -> RoleToAssume:
+        return RoleToAssume(self.role_arn, self.external_id)
 
 
 class Cluster(_Model):
@@ -119,6 +145,14 @@ class Cluster(_Model):
     insecure_skip_tls_verify: StrictBool = Field(default=False, alias="insecureSkipTLSVerify")
     # Where identities are mapped: auto follows the cluster's authentication mode (DescribeCluster).
     backend: Literal["auto", "configMap", "accessEntries"] = "auto"
+    # A cluster in another account: reached (DescribeCluster, access entries, the EKS token) as this role.
+    role_arn: RoleArn | None = Field(default=None, alias="roleArn")
+    external_id: ExternalId | None = Field(default=None, alias="externalId")
+
+    @property
+    def assumed_role(self) -> RoleToAssume | None:
+        """The role the service reaches this cluster as; None: the service's own identity."""
+        return RoleToAssume(self.role_arn, self.external_id) if self.role_arn else None
 
 
 class GroupIdentity(_Model):
@@ -199,8 +233,15 @@ class Config(_Model):
     namespace_grants: tuple[NamespaceGrant, ...] = Field(default=(), alias="namespaceGrants")
     tag_grants: TagGrants = Field(default=TagGrants(), alias="tagGrants")
     aws_auth: AwsAuthSettings = Field(default=AwsAuthSettings(), alias="awsAuth")
+    # IAM in an identity account (iam.roleArn); None: the function's own account.
+    iam: IamSettings | None = None
     # cluster-admin and system: ClusterRoles are refused in grants unless named here.
     allow_privileged_cluster_roles: tuple[RbacName, ...] = Field(default=(), alias="allowPrivilegedClusterRoles")
+
+    @property
+    def iam_role(self) -> RoleToAssume | None:
+        """The role IAM is read as (``iam.roleArn``); None: the service's own account."""
+        return self.iam.assumed_role if self.iam is not None else None
 
     def cluster(self, name: str) -> Cluster:
         found = next((c for c in self.clusters if c.name == name), None)
@@ -372,6 +413,12 @@ def _dotted(path: Path_) -> str:
 def _semantic_problems(config: Config) -> Iterator[tuple[Path_, str]]:
     """Checks that span several keys; yields (path, message)."""
     yield from _duplicates(((("clusters", i, "name"), c.name) for i, c in enumerate(config.clusters)), "cluster")
+    for index, cluster in enumerate(config.clusters):
+        if cluster.external_id is not None and cluster.role_arn is None:
+            yield (
+                ("clusters", index, "externalId"),
+                "externalId is sent when assuming roleArn: give the cluster's roleArn too",
+            )
     groups = config.identities.groups
     yield from _duplicates(
         ((("identities", "groups", i, "iamGroup"), g.iam_group) for i, g in enumerate(groups)), "IAM group"

@@ -39,7 +39,7 @@ def connect(config: Config, args: argparse.Namespace, shell: Shell) -> dict[str,
 def full_reconcile(config: Config, args: argparse.Namespace, dry_run: bool, force: bool) -> dict[str, Result]:
     shell = shell_for(args)
     reached = connect(config, args, shell)
-    snapshot = shell.iam().full_snapshot()
+    snapshot = shell.iam(config.iam_role).full_snapshot()
     options = Options(
         dry_run=dry_run,
         force_deletions=force,
@@ -51,7 +51,7 @@ def full_reconcile(config: Config, args: argparse.Namespace, dry_run: bool, forc
 
 def explain_text(config: Config, args: argparse.Namespace) -> tuple[list[str], bool]:
     shell = shell_for(args)
-    snapshot = shell.iam().full_snapshot()
+    snapshot = shell.iam(config.iam_role).full_snapshot()
     lines: list[str] = []
     found = False
     for name, ports in connect(config, args, shell).items():
@@ -137,7 +137,8 @@ def backups_text(config: Config, args: argparse.Namespace) -> list[str]:
             continue
         lines.append(f"cluster {name}")
         try:
-            kept = aws_auth_writer(config, ports, guardrail_policy(config, Options()), LogObserver(name)).backups()
+            policy = guardrail_policy(config, Options(), ports.caller_arn)
+            kept = aws_auth_writer(config, ports, policy, LogObserver(name)).backups()
         except SyncError as err:
             lines.append(f"  FAILED: {err}")
             continue
@@ -161,7 +162,7 @@ def restore(config: Config, args: argparse.Namespace) -> tuple[list[str], bool]:
         return [f"cluster {name}: FAILED: {ports}"], False
     # Restores protect what the Lambdas protect (break-glass entries), and whoever runs them.
     options = Options(own_arns=frozenset({shell.own_arn()}), reason="eks-iam-sync restore")
-    writer = aws_auth_writer(config, ports, guardrail_policy(config, options), LogObserver(name))
+    writer = aws_auth_writer(config, ports, guardrail_policy(config, options, ports.caller_arn), LogObserver(name))
     try:
         outcome = writer.restore(args.version, force=args.force)
     except NotFound as err:
@@ -175,7 +176,7 @@ def restore(config: Config, args: argparse.Namespace) -> tuple[list[str], bool]:
 
 def live_problems(config: Config, args: argparse.Namespace) -> list[str]:
     shell = shell_for(args)
-    problems = shell.iam().missing(
+    problems = shell.iam(config.iam_role).missing(
         [g.iam_group for g in config.identities.groups], [r.iam_role for r in config.identities.roles]
     )
     listed = {ns for g in config.namespace_grants for ns in g.namespaces or ()}
@@ -212,9 +213,9 @@ def migrate(config: Config, args: argparse.Namespace) -> tuple[list[str], bool]:
         return [f"cluster {name}: {refused}"], False
     observer = LogObserver(name)
     options = Options(own_arns=frozenset({shell.own_arn()}), dry_run=args.dry_run, reason="eks-iam-sync migrate")
-    desired = desired_state(config, shell.iam().full_snapshot(), ports.bindings.namespaces())
+    desired = desired_state(config, shell.iam(config.iam_role).full_snapshot(), ports.bindings.namespaces())
     assert ports.access_entries is not None  # checked by _migration_refusal
-    entries = AccessEntriesBackend(ports.access_entries, observer, guardrail_policy(config, options))
+    entries = AccessEntriesBackend(ports.access_entries, observer, guardrail_policy(config, options, ports.caller_arn))
     step = entries.plan(desired.aws_auth, None)
     created = preview(step) if args.dry_run else entries.apply(step, options.reason)
     lines = [f"cluster {name}: migrate aws-auth -> access entries" + (" (dry run)" if args.dry_run else "")]
@@ -225,7 +226,7 @@ def migrate(config: Config, args: argparse.Namespace) -> tuple[list[str], bool]:
     lines += [f"  ! kept in aws-auth (no access entry in place): {o.entry.describe()}" for o in kept]
     # Everything the service owns in aws-auth goes, except what still has no entry; the deletion
     # breaker is lifted (removing them all is the point), every other guardrail holds.
-    policy = guardrail_policy(config, Options(own_arns=options.own_arns, force_deletions=True))
+    policy = guardrail_policy(config, Options(own_arns=options.own_arns, force_deletions=True), ports.caller_arn)
     writer = aws_auth_writer(config, ports, policy, observer)
     scope = _AllBut(frozenset(o.entry.key for o in kept))
     removal = writer.plan((), scope)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from chalicelib.identities import IdentityStep
 
 if TYPE_CHECKING:
-    from chalicelib.config import Cluster
+    from chalicelib.config import Cluster, RoleToAssume
     from chalicelib.desired import DesiredBinding
     from chalicelib.identities import Outcome, OwnedEntry
     from chalicelib.snapshot import IamSnapshot
@@ -168,12 +168,18 @@ class ClusterPorts:
     cluster_roles: ClusterRoleReader
     authentication_mode: str | None = None  # CONFIG_MAP | API_AND_CONFIG_MAP | API; None: not described
     access_entries: AccessEntryStore | None = None  # None: the EKS API is not reachable for this cluster
+    # Whom the cluster sees as the service when that is not the shell's own identity (the canonical ARN
+    # of the role assumed for a cluster in another account): protected there like own_arn. None: own_arn.
+    caller_arn: str | None = None
 
 
 class Shell(Protocol):
     """Builds the ports for a run. Each call may raise a SyncError, which fails only what asked."""
 
-    def iam(self) -> IamPort: ...
+    def iam(self, role: RoleToAssume | None) -> IamPort:
+        """IAM in the caller's own account, or (``role``, the configuration's ``iam``) as that role."""
+        ...
+
     def own_arn(self) -> str:
         """The canonical ARN of whoever runs the service: its mapping must never be changed."""
         ...

@@ -105,8 +105,9 @@ def _plan_bindings(
 def identity_backend(
     config: Config, ports: ClusterPorts, options: Options, observer: Observer
 ) -> AwsAuthWriter | AccessEntriesBackend:
-    """The one way to build a cluster's identity backend: break-glass and the caller's own ARNs are protected."""
-    policy = guardrail_policy(config, options)
+    """The one way to build a cluster's identity backend: break-glass and the caller's own ARNs are
+    protected, and so is the role the service reaches this cluster as (a cluster in another account)."""
+    policy = guardrail_policy(config, options, ports.caller_arn)
     if choose_backend(config.cluster(ports.name), ports.authentication_mode) == "configMap":
         return aws_auth_writer(config, ports, policy, observer)
     if ports.access_entries is None:
@@ -118,9 +119,12 @@ def aws_auth_writer(config: Config, ports: ClusterPorts, policy: Policy, observe
     return AwsAuthWriter(ports.config_maps, observer, policy, WriterSettings(backups=config.aws_auth.backups))
 
 
-def guardrail_policy(config: Config, options: Options) -> Policy:
+def guardrail_policy(config: Config, options: Options, caller_arn: str | None = None) -> Policy:
+    """What a cluster's writes must never change: break-glass ARNs, the service's own ARNs and
+    ``caller_arn``, whom that cluster sees as the service (``ClusterPorts.caller_arn``)."""
+    callers = (*options.own_arns, *((caller_arn,) if caller_arn else ()))
     return Policy(
-        protected_arns=frozenset(a.lower() for a in (*config.aws_auth.break_glass_arns, *options.own_arns)),
+        protected_arns=frozenset(a.lower() for a in (*config.aws_auth.break_glass_arns, *callers)),
         max_deletion_share=config.aws_auth.max_deletion_share,
         force_deletions=options.force_deletions,
     )

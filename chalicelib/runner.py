@@ -50,11 +50,11 @@ def run_event(
     clusters = connect(config, shell)
     scope = trigger.scope
     for group in trigger.groups_to_read:
-        scope = scope.with_users(shell.iam().members(group))
+        scope = scope.with_users(shell.iam(config.iam_role).members(group))
     if trigger.deleted_groups:
         former = _former_members(config, clusters, trigger.deleted_groups)
         scope = scope.with_users(former)
-    snapshot = shell.iam().scoped_snapshot(scope.names("user"), scope.names("role"))
+    snapshot = shell.iam(config.iam_role).scoped_snapshot(scope.names("user"), scope.names("role"))
     options = Options(
         event_id=trigger.event_id,
         own_arns=frozenset({shell.own_arn()}),
@@ -68,7 +68,7 @@ def run_event(
 def run_full(config: Config, shell: Shell | None = None, deadline: float | None = None) -> dict[str, Any]:
     shell = shell or make_shell()
     clusters = connect(config, shell)
-    snapshot = shell.iam().full_snapshot()
+    snapshot = shell.iam(config.iam_role).full_snapshot()
     options = Options(own_arns=frozenset({shell.own_arn()}))
     return lambda_result(reconcile_clusters(config, clusters, snapshot, None, options, deadline))
 

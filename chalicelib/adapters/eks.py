@@ -1,6 +1,6 @@
-"""Reaching a cluster as the function itself: endpoint and CA from eks:DescribeCluster (cached for
-the life of the execution environment) unless the configuration gives them, and a kubernetes client
-configured in memory whose bearer token is re-minted from the function's role before it lapses."""
+"""Reaching a cluster as the function itself (or as the role it assumes for the cluster): endpoint
+and CA from eks:DescribeCluster (cached for 5 minutes) unless the configuration gives them, and a
+kubernetes client configured in memory whose bearer token is re-minted before it lapses."""
 
 from __future__ import annotations
 
@@ -18,14 +18,14 @@ import urllib3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from kubernetes import client
 
-from chalicelib.adapters.access_entries import eks_client
+from chalicelib.adapters.access_entries import eks_client, translate
 from chalicelib.adapters.eks_token import TokenSource
 from chalicelib.config import Cluster
 from chalicelib.errors import Forbidden, NotFound, TransientError
 from chalicelib.settings import Timeouts, timeouts
 
 DESCRIBE_TTL_SECONDS = 300
-_described: dict[tuple[str, str], tuple[float, ClusterAccess]] = {}
+_described: dict[tuple[str, str, str], tuple[float, ClusterAccess]] = {}
 _lock = threading.Lock()
 
 
@@ -61,7 +61,7 @@ def cluster_access(cluster: Cluster, session: boto3.Session | None = None) -> Cl
 def described_cluster(cluster: Cluster, session: boto3.Session | None = None) -> ClusterAccess:
     """Cached for DESCRIBE_TTL_SECONDS: the endpoint and CA never change, but the authentication mode
     does (one way) when an operator switches it, and a warm function must follow within minutes."""
-    key = (cluster.name, cluster.region)
+    key = (cluster.name, cluster.region, cluster.role_arn or "")  # a name is unique per account and region
     with _lock:
         cached = _described.get(key)
         if cached is None or time.monotonic() - cached[0] > DESCRIBE_TTL_SECONDS:
@@ -77,10 +77,16 @@ def _describe(cluster: Cluster, session: boto3.Session) -> ClusterAccess:
     except ClientError as err:
         code = err.response.get("Error", {}).get("Code", "")
         where = f"eks:DescribeCluster {cluster.name} in {cluster.region}"
+        account = (
+            f", and that roleArn {cluster.role_arn} is a role of the cluster's account" if cluster.role_arn else ""
+        )
+        policy = f"the policy of {cluster.role_arn}" if cluster.role_arn else "the function's policy"
         if code == "ResourceNotFoundException":
-            raise NotFound(f"{where}: no such cluster (check the name and region in the configuration)") from err
+            raise NotFound(
+                f"{where}: no such cluster (check the name and region in the configuration{account})"
+            ) from err
         if code in ("AccessDeniedException", "UnrecognizedClientException"):
-            raise Forbidden(f"{where}: {code} (check the function's policy names this cluster's ARN)") from err
+            raise Forbidden(f"{where}: {code} (check {policy} names this cluster's ARN)") from err
         raise TransientError(f"{where}: {code}") from err
     except NoCredentialsError as err:
         raise Forbidden(f"eks:DescribeCluster {cluster.name}: no AWS credentials found") from err
@@ -130,6 +136,8 @@ def _token(access: ClusterAccess, tokens: TokenSource) -> str:
         return tokens.token(access.name, access.region)
     except NoCredentialsError as err:
         raise Forbidden(f"cannot mint an EKS token for {access.name}: no AWS credentials found") from err
+    except ClientError as err:  # an assumed role's credentials, refreshed as the token is minted
+        raise translate(f"cannot mint an EKS token for {access.name}", err) from err
     except BotoCoreError as err:
         raise TransientError(f"cannot mint an EKS token for {access.name}: {err}") from err
 

@@ -2,7 +2,9 @@
 
 ``AwsShell`` reaches IAM and STS with the standard credential chain and each cluster as the caller
 itself (EKS token + DescribeCluster, unless the configuration gives the endpoint); with a kubeconfig
-(the CLI's ``--kubeconfig/--context``) the cluster is reached through it instead.
+(the CLI's ``--kubeconfig/--context``) the cluster is reached through it instead. A cluster with
+``roleArn`` is reached as that role (DescribeCluster, access entries, the EKS token), and IAM is read
+as ``iam.roleArn`` when configured (``adapters/assumed.py``).
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from kubernetes.config.config_exception import ConfigException
 
 from chalicelib import arns
 from chalicelib.adapters.access_entries import AccessEntries, eks_client
+from chalicelib.adapters.assumed import assumed_session
 from chalicelib.adapters.configmaps import ConfigMaps
 from chalicelib.adapters.eks import BoundedApiClient, api_client, cluster_access, described_cluster
 from chalicelib.adapters.eks_token import TokenSource
 from chalicelib.adapters.iam import IamReader, iam_client
 from chalicelib.adapters.rolebindings import ClusterRoles, RoleBindings
-from chalicelib.config import Cluster
+from chalicelib.config import Cluster, RoleToAssume
 from chalicelib.errors import Forbidden, PermanentError, TransientError
 from chalicelib.ports import ClusterPorts
 from chalicelib.settings import timeouts
@@ -34,8 +37,10 @@ class AwsShell:
     def __init__(self, session: boto3.Session | None = None) -> None:
         self.session = session or boto3.Session()
 
-    def iam(self) -> IamReader:
-        return IamReader(iam_client(self.session))
+    def iam(self, role: RoleToAssume | None) -> IamReader:
+        if role is None:
+            return IamReader(iam_client(self.session))
+        return IamReader(iam_client(assumed_session(self.session, role, "reading IAM (iam.roleArn)").session))
 
     def own_arn(self) -> str:
         credentials = self.session.get_credentials()
@@ -57,11 +62,18 @@ class AwsShell:
         return _own_arns[key]
 
     def cluster(self, cluster: Cluster) -> ClusterPorts:
-        access = cluster_access(cluster, self.session)
-        return ports_for(cluster.name, api_client(access, TOKENS), access.authentication_mode, self._entries(cluster))
+        session, tokens, caller = self._reach(cluster)
+        access = cluster_access(cluster, session)
+        entries = AccessEntries(eks_client(session, cluster.region), cluster.name)
+        return ports_for(cluster.name, api_client(access, tokens), access.authentication_mode, entries, caller)
 
-    def _entries(self, cluster: Cluster) -> AccessEntries:
-        return AccessEntries(eks_client(self.session, cluster.region), cluster.name)
+    def _reach(self, cluster: Cluster) -> tuple[boto3.Session, TokenSource, str | None]:
+        """The session, token source and identity (None: the shell's own) that ``cluster`` is reached as."""
+        role = cluster.assumed_role
+        if role is None:
+            return self.session, TOKENS, None
+        assumed = assumed_session(self.session, role, f"cluster {cluster.name}", cluster.region)
+        return assumed.session, assumed.tokens, assumed.caller_arn
 
 
 class KubeconfigShell(AwsShell):
@@ -81,11 +93,19 @@ class KubeconfigShell(AwsShell):
         except (ConfigException, OSError) as err:
             where = self.kubeconfig_file or "~/.kube/config"
             raise PermanentError(f"cannot use kubeconfig {where} (context {self.context or 'current'}): {err}") from err
-        mode = None if cluster.backend == "configMap" else described_cluster(cluster, self.session).authentication_mode
-        return ports_for(cluster.name, api, mode, self._entries(cluster))
+        session, _, caller = self._reach(cluster)
+        mode = None if cluster.backend == "configMap" else described_cluster(cluster, session).authentication_mode
+        entries = AccessEntries(eks_client(session, cluster.region), cluster.name)
+        return ports_for(cluster.name, api, mode, entries, caller)
 
 
 def ports_for(
-    name: str, api: client.ApiClient, authentication_mode: str | None, entries: AccessEntries | None = None
+    name: str,
+    api: client.ApiClient,
+    authentication_mode: str | None,
+    entries: AccessEntries | None = None,
+    caller_arn: str | None = None,
 ) -> ClusterPorts:
-    return ClusterPorts(name, ConfigMaps(api), RoleBindings(api), ClusterRoles(api), authentication_mode, entries)
+    return ClusterPorts(
+        name, ConfigMaps(api), RoleBindings(api), ClusterRoles(api), authentication_mode, entries, caller_arn
+    )

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import yaml
 
-from chalicelib.config import DEFAULT_CONFIG_PATH, Cluster
+from chalicelib import arns
+from chalicelib.config import DEFAULT_CONFIG_PATH, Cluster, RoleToAssume
 from chalicelib.desired import DesiredBinding, binding_labels
 from chalicelib.errors import Forbidden, NotFound, Rejected, SyncError, TransientError, WriteConflict
 from chalicelib.ownership import (
@@ -134,12 +135,12 @@ class FakePort:
 ACCOUNT = "123456789012"
 
 
-def user_arn(name: str, path: str = "/") -> str:
-    return f"arn:aws:iam::{ACCOUNT}:user{path}{name}"
+def user_arn(name: str, path: str = "/", account: str = ACCOUNT) -> str:
+    return f"arn:aws:iam::{account}:user{path}{name}"
 
 
-def role_arn(name: str, path: str = "/") -> str:
-    return f"arn:aws:iam::{ACCOUNT}:role{path}{name}"
+def role_arn(name: str, path: str = "/", account: str = ACCOUNT) -> str:
+    return f"arn:aws:iam::{account}:role{path}{name}"
 
 
 @dataclass
@@ -154,6 +155,7 @@ class FakeIam(FakePort):
     roles: dict[str, IamRole] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)  # lower-case name -> name
     requests: list[tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
+    account: str = ACCOUNT  # whose IAM this is (another for an identity account read through iam.roleArn)
     _ids: Iterator[int] = field(default_factory=itertools.count, repr=False, init=False)
 
     # The port
@@ -197,7 +199,7 @@ class FakeIam(FakePort):
     def add_user(
         self, name: str, *, groups: Iterable[str] = (), tags: Mapping[str, str] | None = None, path: str = "/"
     ) -> IamUser:
-        user = IamUser(name, user_arn(name, path), (), dict(tags or {}), f"AIDA{next(self._ids):016d}")
+        user = IamUser(name, user_arn(name, path, self.account), (), dict(tags or {}), f"AIDA{next(self._ids):016d}")
         self.users[name.lower()] = user
         for group in groups:
             self.add_to_group(name, group)
@@ -225,7 +227,7 @@ class FakeIam(FakePort):
         self.users[user.lower()] = replace(current, tags={k: v for k, v in current.tags.items() if k not in keys})
 
     def add_role(self, name: str, *, tags: Mapping[str, str] | None = None, path: str = "/") -> IamRole:
-        role = IamRole(name, role_arn(name, path), dict(tags or {}), f"AROA{next(self._ids):016d}")
+        role = IamRole(name, role_arn(name, path, self.account), dict(tags or {}), f"AROA{next(self._ids):016d}")
         self.roles[name.lower()] = role
         return role
 
@@ -591,17 +593,28 @@ SERVICE_ARN = role_arn("eks-iam-sync-dev")
 @dataclass
 class FakeShell(FakePort):
     """The Shell: hands out the IAM fake and each cluster's ports; ``fail("cluster", error,
-    target=name, always=True)`` makes one cluster unreachable; ``fail("iam"|"own_arn", ...)`` the rest."""
+    target=name, always=True)`` makes one cluster unreachable; ``fail("iam"|"own_arn", ...)`` the rest.
+
+    Roles of other accounts (a cluster's ``roleArn``, ``iam.roleArn``) are assumed as STS would:
+    only a role in ``trusted_roles`` with the external id its trust policy asks for; anything else is
+    refused (Forbidden). A cluster reached as a role carries that role's canonical ARN as its caller;
+    IAM read as a role is that role's account's (``iam_accounts``)."""
 
     OPERATIONS: ClassVar[tuple[str, ...]] = ("iam", "own_arn", "cluster")
 
     iam_port: FakeIam = field(default_factory=FakeIam)
     arn: str = SERVICE_ARN
     clusters: dict[str, FakeCluster] = field(default_factory=dict)
+    trusted_roles: dict[str, str | None] = field(default_factory=dict)  # role ARN -> the external id it wants
+    iam_accounts: dict[str, FakeIam] = field(default_factory=dict)  # role ARN -> IAM as seen through it
+    assumed: list[tuple[str, str | None]] = field(default_factory=list)  # (role ARN, external id) as asked
 
-    def iam(self) -> FakeIam:
+    def iam(self, role: RoleToAssume | None) -> FakeIam:
         self._enter("iam")
-        return self.iam_port
+        if role is None:
+            return self.iam_port
+        self._assume(role, "reading IAM (iam.roleArn)")
+        return self.iam_accounts.setdefault(role.role_arn, FakeIam())
 
     def own_arn(self) -> str:
         self._enter("own_arn")
@@ -609,10 +622,21 @@ class FakeShell(FakePort):
 
     def cluster(self, cluster: Cluster) -> ClusterPorts:
         self._enter("cluster", cluster.name)
+        role = cluster.assumed_role
+        caller = self._assume(role, f"cluster {cluster.name}") if role is not None else None
         found = self.clusters.get(cluster.name)
         if found is None:
             raise TransientError(f"cluster {cluster.name} is unreachable (no such fake)")
-        return found.ports()
+        return replace(found.ports(), caller_arn=caller)
+
+    def _assume(self, role: RoleToAssume, purpose: str) -> str:
+        self.assumed.append((role.role_arn, role.external_id))
+        if role.role_arn not in self.trusted_roles or self.trusted_roles[role.role_arn] != role.external_id:
+            raise Forbidden(
+                f"sts:AssumeRole {role.role_arn} (session eks-iam-sync) for {purpose}: AccessDenied: "
+                f"User: {self.arn} is not authorized to perform: sts:AssumeRole on resource: {role.role_arn}"
+            )
+        return arns.unpathed(role.role_arn)
 
     def add_cluster(self, name: str) -> FakeCluster:
         self.clusters[name] = FakeCluster(name)

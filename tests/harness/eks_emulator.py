@@ -5,8 +5,9 @@ standard ``AWS_ENDPOINT_URL_EKS``). moto's EKS has no access entries, hence this
 What it serves, and how faithfully (shared/docs/access-entries.md has the rules):
 
 - DescribeCluster; CreateCluster, ListClusters, DeleteCluster, and UpdateClusterConfig/DescribeUpdate
-  for the authentication mode only. Clusters are regional: a request signed for another region does
-  not see them.
+  for the authentication mode only. Clusters are regional and belong to an account: a request signed
+  for another region, or with the credentials of another account (moto's account of the access key:
+  an assumed role's session acts in the role's account), does not see them.
 - The access-entry API: Create/Describe/List/Update/DeleteAccessEntry, Associate/Disassociate/
   ListAssociatedAccessPolicies, ListAccessPolicies, and Tag/Untag/ListTagsForResource on entry (and
   cluster) ARNs, with EKS's validation rules, error codes, pagination and the per-cluster quota.
@@ -47,7 +48,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from botocore.loaders import Loader
 from botocore.model import OperationModel, ServiceModel, Shape
 from moto.core.models import DEFAULT_ACCOUNT_ID
-from moto.iam.models import iam_backends
+from moto.iam.models import get_account_id_from, iam_backends
 
 from tests.harness.authenticator import AUTHENTICATION_MODES, AccessEntryMapping, strip_role_path
 
@@ -125,6 +126,7 @@ ERROR_STATUS = {
 PRINCIPAL_ARN = re.compile(r"arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b):(iam|sts)::(\d{12}):([\w+=,.@/-]+)")
 CLUSTER_NAME = re.compile(r"[0-9A-Za-z][A-Za-z0-9\-_]{0,99}")
 CREDENTIAL_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/eks/aws4_request")
+CREDENTIAL_KEY = re.compile(r"Credential=([^/]+)/")
 
 T = TypeVar("T")
 
@@ -292,9 +294,12 @@ class EksEmulator:
         entry_quota: int = ENTRY_QUOTA,
         principal_id: Callable[[str], str | None] = moto_principal_id,
         clock: Callable[[], float] = time.time,
+        account_of: Callable[[str], str] = get_account_id_from,
     ) -> None:
         self.entry_quota = entry_quota
         self.principal_id = principal_id
+        self.account_of = account_of  # access key id -> the account its requests act in
+        self._caller_account: str | None = None  # the request being served's (None: unsigned, or a test hook)
         self.clock = clock
         self._clusters: dict[str, ClusterState] = {}
         self._calls: list[Call] = []
@@ -461,7 +466,11 @@ class EksEmulator:
             principal = params.get("principalArn") if isinstance(params.get("principalArn"), str) else None
             with self._lock:
                 self._inject_fault(operation, cluster)
-                response = getattr(self, "_" + _snake(operation))(params, region)
+                self._caller_account = _caller_account(headers, self.account_of)
+                try:
+                    response = getattr(self, "_" + _snake(operation))(params, region)
+                finally:
+                    self._caller_account = None
         except EksError as error:
             if error.cluster is None and error.code not in ("NotFoundException", "BadRequestException"):
                 error.cluster = cluster  # EKS names the cluster in every error its shape has room for
@@ -516,10 +525,13 @@ class EksEmulator:
 
     def _cluster(self, name: str, region: str | None = None) -> ClusterState:
         state = self._clusters.get(name)
-        # Clusters are regional; an unsigned request (no region) sees them all.
-        if state is None or (region is not None and state.region != region):
+        # Clusters are regional and per account; an unsigned request (no region, no key) sees them all.
+        if state is None or (region is not None and state.region != region) or not self._visible(state):
             raise EksError("ResourceNotFoundException", f"No cluster found for name: {name}.", name)
         return state
+
+    def _visible(self, state: ClusterState) -> bool:
+        return self._caller_account in (None, state.account)
 
     def _entry_cluster(self, params: dict[str, Any], region: str | None) -> ClusterState:
         state = self._cluster(params["clusterName"], region)
@@ -557,7 +569,7 @@ class EksEmulator:
         state = ClusterState(
             name,
             region,
-            DEFAULT_ACCOUNT_ID,
+            self._caller_account or DEFAULT_ACCOUNT_ID,
             f"https://{host}.gr7.{region}.eks.amazonaws.com",
             ca,
             mode,
@@ -569,7 +581,7 @@ class EksEmulator:
         return {"cluster": state.view()}
 
     def _list_clusters(self, params: dict[str, Any], region: str | None) -> dict[str, Any]:
-        names = sorted(n for n, c in self._clusters.items() if region in (None, c.region))
+        names = sorted(n for n, c in self._clusters.items() if region in (None, c.region) and self._visible(c))
         page, token = _page(names, str, params.get("maxResults"), params.get("nextToken"))
         return _without_none({"clusters": page, "nextToken": token})
 
@@ -778,6 +790,8 @@ class EksEmulator:
 
     def _tagged(self, resource_arn: str) -> dict[str, str]:
         for state in self._clusters.values():
+            if not self._visible(state):
+                continue
             if state.arn == resource_arn:
                 return state.tags
             for entry in state.entries.values():
@@ -909,6 +923,11 @@ def _query_value(name: str, member: Shape, values: list[str]) -> Any:
 def _route_pattern(uri: str) -> re.Pattern[str]:
     pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(uri))
     return re.compile(pattern)
+
+
+def _caller_account(headers: dict[str, str], account_of: Callable[[str], str]) -> str | None:
+    match = CREDENTIAL_KEY.search(headers.get("authorization", ""))
+    return account_of(match.group(1)) if match else None
 
 
 def _region(headers: dict[str, str]) -> str | None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import boto3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from chalicelib.ownership import SERVICE_GROUP, SERVICE_USERNAME
 from tests.harness.authenticator import TokenAuthenticator, WebhookServer
@@ -43,10 +44,12 @@ def start_cluster(
     eks: EksEmulator | None = None,
     mode: str = "CONFIG_MAP",
     region: str = REGION,
+    account: str = DEFAULT_ACCOUNT_ID,
 ) -> tuple[ControlPlane, TokenAuthenticator]:
     """A control plane whose token webhook maps callers from its own live aws-auth and, when the
-    cluster is registered in ``eks``, from its access entries as ``mode`` says. Without ``eks`` the
-    cluster is CONFIG_MAP and unknown to DescribeCluster."""
+    cluster is registered in ``eks`` (in ``account``: only that account's credentials see it), from
+    its access entries as ``mode`` says. Without ``eks`` the cluster is CONFIG_MAP and unknown to
+    DescribeCluster."""
     admin: list[client.ApiClient] = []
 
     def read_aws_auth() -> dict[str, str]:
@@ -64,7 +67,9 @@ def start_cluster(
     plane = start_control_plane(stack, webhook.url)
     admin.append(plane.admin())
     if eks is not None:
-        eks.add_cluster(cluster, region=region, endpoint=plane.endpoint, ca_data=plane.ca_data, mode=mode)
+        eks.add_cluster(
+            cluster, region=region, endpoint=plane.endpoint, ca_data=plane.ca_data, mode=mode, account=account
+        )
         stack.callback(eks.remove_cluster, cluster)
         authenticator.access_entries = eks.source(cluster)
     return plane, authenticator

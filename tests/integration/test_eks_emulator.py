@@ -109,6 +109,31 @@ def test_describe_cluster(eks: EksEmulator, eks_client: EKSClient, cluster: str)
     assert error_of(lambda: elsewhere.describe_cluster(name=cluster))[:2] == ("ResourceNotFoundException", 404)
 
 
+def test_clusters_belong_to_an_account_and_an_assumed_role_acts_in_its_own(
+    eks: EksEmulator, eks_client: EKSClient
+) -> None:
+    name = unique("other-account")
+    eks.add_cluster(name, region=REGION, endpoint="https://127.0.0.1:1", ca_data="Q0E=", account="222222222222")
+    try:
+        assert error_of(lambda: eks_client.describe_cluster(name=name))[:2] == ("ResourceNotFoundException", 404)
+        assert name not in eks_client.list_clusters()["clusters"]
+        keys = boto3.client("sts").assume_role(RoleArn="arn:aws:iam::222222222222:role/admin", RoleSessionName="admin")
+        other = boto3.client(
+            "eks",
+            region_name=REGION,
+            aws_access_key_id=keys["Credentials"]["AccessKeyId"],
+            aws_secret_access_key=keys["Credentials"]["SecretAccessKey"],
+            aws_session_token=keys["Credentials"]["SessionToken"],
+        )
+        found = other.describe_cluster(name=name)["cluster"]
+        assert found["arn"] == f"arn:aws:eks:{REGION}:222222222222:cluster/{name}"
+        assert name in other.list_clusters()["clusters"]
+        assert error_of(lambda: eks_client.list_access_entries(clusterName=name))[0] == "ResourceNotFoundException"
+        assert other.list_access_entries(clusterName=name)["accessEntries"] == []
+    finally:
+        eks.remove_cluster(name)
+
+
 def test_create_list_delete_cluster_and_the_one_way_mode(eks: EksEmulator, eks_client: EKSClient) -> None:
     name = unique("created")
     created = eks_client.create_cluster(name=name, roleArn=f"arn:aws:iam::{ACCOUNT}:role/eks", resourcesVpcConfig={})

@@ -247,3 +247,85 @@ def test_a_system_namespace_grant_with_the_opt_in_is_valid() -> None:
         "    namespaces: [kube-system]\n    allowSystemNamespaces: true",
     )
     assert parse_config(text).namespace_grants[0].allow_system_namespaces
+
+
+CROSS_ACCOUNT = """\
+clusters:
+  - name: bttrm-eks-dev-0
+    region: us-east-2
+  - name: bttrm-eks-prod-0
+    region: eu-west-1
+    roleArn: arn:aws:iam::222222222222:role/platform/eks-iam-sync-access
+    externalId: bttrm-eks-prod-0
+iam:
+  roleArn: arn:aws:iam::333333333333:role/eks-iam-sync-iam-reader
+"""
+
+
+def test_clusters_in_other_accounts_and_iam_in_an_identity_account() -> None:
+    config = parse_config(CROSS_ACCOUNT)
+    own, other = config.clusters
+    assert own.assumed_role is None and own.role_arn is None
+    assert other.assumed_role is not None
+    assert other.assumed_role.role_arn == "arn:aws:iam::222222222222:role/platform/eks-iam-sync-access"
+    assert other.assumed_role.external_id == "bttrm-eks-prod-0"
+    assert config.iam_role is not None and config.iam_role.external_id is None
+    assert config.iam_role.role_arn == "arn:aws:iam::333333333333:role/eks-iam-sync-iam-reader"
+    assert parse_config(VALID).iam_role is None
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws-cn:iam::222222222222:role/eks-iam-sync-access",
+        "arn:aws-us-gov:iam::222222222222:role/a/b/eks-iam-sync-access",
+        "arn:aws:iam::222222222222:role/name+=,.@_-",
+    ],
+)
+def test_role_arns_of_every_partition_and_path_are_accepted(arn: str) -> None:
+    config = parse_config(CROSS_ACCOUNT.replace("arn:aws:iam::333333333333:role/eks-iam-sync-iam-reader", arn))
+    assert config.iam_role is not None and config.iam_role.role_arn == arn
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:sts::222222222222:assumed-role/eks-iam-sync-access/eks-iam-sync",
+        "arn:aws:iam::222222222222:user/alice",
+        "arn:aws:iam::22222222222:role/short-account",
+        "arn:aws:iam::222222222222:role/",
+        "arn:aws:iam::222222222222:role/path/",
+        "arn:gcp:iam::222222222222:role/x",
+        "eks-iam-sync-access",
+        "arn:aws:iam::222222222222:role/" + "n" * 65,
+    ],
+)
+def test_anything_but_an_iam_role_arn_is_refused(arn: str) -> None:
+    text = CROSS_ACCOUNT.replace("arn:aws:iam::222222222222:role/platform/eks-iam-sync-access", arn)
+    [(path, line, message)] = problems(text)
+    assert (path, line) == ("clusters[1].roleArn", 6)
+    assert message.startswith(f"{arn!r} is not a valid IAM role ARN")
+
+
+def test_cross_account_keys_are_checked_like_any_other() -> None:
+    text = CROSS_ACCOUNT.replace("    externalId: bttrm-eks-prod-0\n", "    externalId: 'x'\n    role: admin\n")
+    text = text.replace("iam:\n", "iam:\n  externalId: ok-id\n  region: us-east-1\n").replace(
+        "  roleArn: arn:aws:iam::333333333333:role/eks-iam-sync-iam-reader\n", ""
+    )
+    assert problems(text) == [
+        ("clusters[1].externalId", 7, "'x' is not a valid external id (2 to 1224 of A-Z a-z 0-9 _ + = , . @ : / -)"),
+        ("clusters[1].role", 8, "unknown key"),
+        ("iam.roleArn", 9, "required key is missing"),
+        ("iam.region", 11, "unknown key"),
+    ]
+
+
+def test_an_external_id_without_a_role_is_refused() -> None:
+    text = CROSS_ACCOUNT.replace("    region: us-east-2\n", "    region: us-east-2\n    externalId: orphan-id\n", 1)
+    assert problems(text) == [
+        (
+            "clusters[0].externalId",
+            4,
+            "externalId is sent when assuming roleArn: give the cluster's roleArn too",
+        )
+    ]
