@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint binaries bench clean
+.PHONY: demo test lint binaries browser bench clean package
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,12 @@ demo: $(STAMP) binaries
 binaries:
 	bash tests/harness/build-kube-apiserver.sh
 
+## Debian's chromium for the access report's browser tests (installed once, like etcd)
+browser:
+	bash tests/harness/install-chromium.sh
+
 ## the whole suite: unit tests and the real apiserver + etcd + moto environment
-test: $(STAMP) binaries
+test: $(STAMP) binaries browser
 	$(PY) -m pytest
 
 ## ruff (lint + format), mypy (strict) and the import contracts of .importlinter (the architecture)
@@ -31,10 +35,17 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+## dist/$(STAGE)/deployment.zip (bytecode for the runtime) and template.yaml (merged, cfn-lint clean); docs/deployment.md
+STAGE ?= dev
+package: $(STAMP)
+	$(PY) -m tools.package build --stage $(STAGE) $(if $(CONFIG),--config $(CONFIG))
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-## figures, not assertions: IAM calls per snapshot, API calls per event, import and event costs
+## figures, not assertions: IAM calls per snapshot, API calls per event, import and event costs, the cold start
 bench: $(STAMP) binaries
 	$(PY) -m benchmarks.iam_snapshot
 	$(PY) -m benchmarks.event_costs
+	$(PY) -m benchmarks.cold_start
+	$(PY) -m benchmarks.scale

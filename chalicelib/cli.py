@@ -13,8 +13,10 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
+from chalicelib import deploy_checks
 from chalicelib.config import Config, ConfigError, load_config, parse_config
 from chalicelib.rbac_manifest import render_manifest
 from chalicelib.settings import config_source
@@ -77,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--live", action="store_true", help="also check IAM groups/roles, ClusterRoles and namespaces"
     )
+    validate.add_argument(
+        "--deploy",
+        metavar="STAGE",
+        help="also check the Chalice stage's deploy settings in .chalice/ (the policy's cluster ARNs and partition, "
+        "VPC, timeouts) against the configuration (default: the stage's EKS_IAM_SYNC_CONFIG)",
+    )
     command("rbac", "Print the service's own least-privilege RBAC manifest for a configuration.", _rbac, True)
     plan = command(
         "plan", "Show what a full reconcile would change; write nothing. Exit 0 none, 2 changes, 1 error.", _plan
@@ -103,6 +111,14 @@ def _parser() -> argparse.ArgumentParser:
     _cluster_options(restore)
     restore.add_argument("version", type=int, help="the backup's sequence number (see `backups`)")
     restore.add_argument("--force", action="store_true", help="restore even over a document EKS cannot read")
+    report = command(
+        "report",
+        "Write who can reach which namespace, and why, as one self-contained HTML page (or JSON); read-only.",
+        _report,
+    )
+    _cluster_options(report)
+    report.add_argument("--output", metavar="FILE", help="where to write it ('-': stdout; default access.html|.json)")
+    report.add_argument("--format", choices=["html", "json"], default="html")
     return parser
 
 
@@ -158,10 +174,20 @@ def _read(source: str) -> Config:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    if args.deploy and not (args.config_option or args.config):
+        args.config = deploy_checks.stage_source(Path.cwd(), args.deploy)
     path, config = _load(args)
     if config is None:
         return EXIT_ERROR
     print(f"{path}: valid: {config.summary()}", file=args.out)
+    if args.deploy:
+        problems = deploy_checks.project_problems(Path.cwd(), args.deploy, config)
+        for problem in problems:
+            print(f"deploy: {problem}", file=sys.stderr)
+        verdict = "ok" if not problems else f"{len(problems)} problem(s)"
+        print(f"deploy checks ({args.deploy}): {verdict}", file=args.out)
+        if problems:
+            return EXIT_ERROR
     if not args.live:
         return EXIT_OK
     from chalicelib.operations import live_problems  # noqa: PLC0415 - the kubernetes client only when needed
@@ -255,3 +281,17 @@ def _restore(args: argparse.Namespace) -> int:
     from chalicelib import operations  # noqa: PLC0415
 
     return _report_lines(args, f"restoring backup {args.version}", operations.restore)
+
+
+def _report(args: argparse.Namespace) -> int:
+    source, config = _load(args)
+    if config is None:
+        return EXIT_ERROR
+    from chalicelib import reporting  # noqa: PLC0415
+
+    args.output = args.output or f"access.{args.format}"
+    progress("reading IAM and the clusters (read-only)")
+    lines, ok = reporting.write(source, args)
+    for line in lines:
+        print(line, file=sys.stderr if args.output == "-" else args.out)
+    return EXIT_OK if ok else EXIT_ERROR

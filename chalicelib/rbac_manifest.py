@@ -32,7 +32,8 @@ def manifest_documents(config: Config) -> list[dict[str, Any]]:
         {
             "apiGroups": ["rbac.authorization.k8s.io"],
             "resources": ["rolebindings"],
-            "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+            # Exactly the adapters' calls: listed cluster-wide by label, created, replaced, deleted.
+            "verbs": ["list", "create", "update", "delete"],
         },
     ]
     grantable = grantable_cluster_roles(config)
@@ -68,7 +69,7 @@ def manifest_documents(config: Config) -> list[dict[str, Any]]:
                 {
                     "apiGroups": [""],
                     "resources": ["configmaps"],
-                    "verbs": ["get", "update", "patch"],
+                    "verbs": ["get", "update"],  # read; replace with the resourceVersion (a dry run too)
                     "resourceNames": config_maps,
                 },
                 # create cannot be limited by name in RBAC: it is needed for aws-auth when absent and new backup slots.

@@ -15,6 +15,7 @@ load the same entries and no problem is an error.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -303,10 +304,12 @@ def _entry_set_problems(key: str, entries: list[Entry]) -> Iterator[Problem]:
     keyed by lower-case ARN) are warnings and left as they are; user ARNs that differ only in case are
     resolved at random: an error."""
     spellings: dict[str, set[str]] = {}
+    counts: Counter[str] = Counter()
     for entry in entries:
         spellings.setdefault(entry.key, set()).add(entry.arn)
-    for arns_of_key in spellings.values():
-        count = sum(1 for e in entries if e.arn in arns_of_key)
+        counts[entry.key] += 1
+    for key_of_arn, arns_of_key in spellings.items():
+        count = counts[key_of_arn]
         if count < 2:
             continue
         first = sorted(arns_of_key)[0]

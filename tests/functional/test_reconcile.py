@@ -5,10 +5,9 @@ entries, unreadable documents, foreign entries) and the dry run, which writes no
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+from chalicelib.awsauth.backups import Backup
 from chalicelib.awsauth.ledger import Ledger
 from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.desired import binding_name
@@ -213,7 +212,7 @@ def test_every_write_is_backed_up_first(reconciler, shell, east) -> None:
     assert writes[-1] == "update aws-auth" and f"put {backup_name(1)}" in writes[:-1]
     backup = east.config_maps.get(name=backup_name(1))
     assert backup is not None and backup.data["resourceVersion"] == original.resource_version
-    assert json.loads(backup.data["data.json"]) == original.data
+    assert Backup.from_data(backup.data).data == original.data
     assert east.aws_auth.annotations[BACKUP_SEQUENCE_ANNOTATION] == "1"
     assert reconciler().applied.identities.status == "unchanged"  # and a no-op writes nothing
     assert east.config_maps.writes == writes

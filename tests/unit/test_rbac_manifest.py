@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,61 @@ def test_least_privilege() -> None:
 def test_rbac_command_prints_it(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rbac", str(DEFAULT_CONFIG_PATH)]) == 0
     assert capsys.readouterr().out == SHIPPED.read_text()
+
+
+ADAPTERS = Path(__file__).parents[2] / "chalicelib" / "adapters"
+# kubernetes client method -> RBAC verb; "list_x_for_all_namespaces" is a cluster-wide list.
+VERBS = {"read": "get", "list": "list", "create": "create", "replace": "update", "patch": "patch", "delete": "delete"}
+
+
+def adapter_calls() -> set[tuple[str, str, bool]]:
+    """(resource, verb, cluster-wide) for every kubernetes API call in chalicelib/adapters."""
+    calls = set()
+    for source in ADAPTERS.glob("*.py"):
+        for method in re.findall(r"self\._(?:core|rbac)\.([a-z_]+)", source.read_text()):
+            action, _, rest = method.partition("_")
+            namespaced = rest.startswith("namespaced_")
+            everywhere = rest.endswith("_for_all_namespaces")
+            kind = rest.removeprefix("namespaced_").removesuffix("_for_all_namespaces")
+            calls.add((kind.replace("_", "") + "s", VERBS[action], everywhere or not namespaced))
+    return calls
+
+
+def manifest_grants() -> set[tuple[str, str, bool]]:
+    """(resource, verb, cluster-wide) for every rule of the shipped manifest but `bind`."""
+    grants = set()
+    for document in (d for d in yaml.safe_load_all(SHIPPED.read_text()) if d and "rules" in d):
+        cluster_wide = document["kind"] == "ClusterRole"
+        for rule in document["rules"]:
+            grants |= {(r, v, cluster_wide) for r in rule["resources"] for v in rule["verbs"] if v != "bind"}
+    return grants
+
+
+def test_the_manifest_grants_exactly_the_verbs_the_adapters_call() -> None:
+    """No verb the code never uses (get/watch/patch on rolebindings, patch on configmaps were), none missing."""
+    calls = adapter_calls()
+    assert calls == {
+        ("configmaps", "get", False),
+        ("configmaps", "update", False),  # replace, with the resourceVersion; the dry run too
+        ("configmaps", "create", False),
+        ("rolebindings", "list", True),  # cluster-wide, by label selector
+        ("rolebindings", "create", False),
+        ("rolebindings", "update", False),
+        ("rolebindings", "delete", False),
+        ("namespaces", "list", True),
+        ("clusterroles", "get", True),
+    }, (
+        "an adapter calls something new: grant it in chalicelib/rbac_manifest.py and regenerate infra/kubernetes/rbac.yaml"
+    )
+    # A namespaced call is granted by the kube-system Role (configmaps) or the ClusterRole (rolebindings, anywhere).
+    granted = manifest_grants()
+    assert {(r, v) for r, v, _ in granted} == {(r, v) for r, v, _ in calls}
+    assert {(r, v) for r, v, wide in calls if wide} <= {(r, v) for r, v, wide in granted if wide}
+    [bind] = [
+        rule
+        for d in yaml.safe_load_all(SHIPPED.read_text())
+        if d and "rules" in d
+        for rule in d["rules"]
+        if "bind" in rule["verbs"]
+    ]
+    assert bind["resources"] == ["clusterroles"] and bind["verbs"] == ["get", "bind"]  # bind: escalation prevention

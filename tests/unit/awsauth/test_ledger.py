@@ -81,3 +81,23 @@ def test_a_ledger_that_inflates_beyond_any_real_one_is_refused() -> None:
     bomb = base64.b64encode(zlib.compress(b" " * (MAX_LEDGER_BYTES + 1), 9)).decode()
     with pytest.raises(LedgerError, match="inflates beyond"):
         Ledger.parse(json.dumps({"version": 2, "zlib": bomb}))
+
+
+def test_a_backup_of_aws_auth_near_its_limit_fits_in_a_configmap_and_old_backups_still_read() -> None:
+    from chalicelib.awsauth.backups import Backup  # noqa: PLC0415
+
+    big = {
+        "mapUsers": "".join(
+            f'- userarn: "arn:aws:iam::1:user/u{i:06d}"\n  username: "u{i:06d}"\n' for i in range(12000)
+        )
+    }
+    assert len(big["mapUsers"]) > 0.6 * 1024 * 1024
+    backup = Backup(7, "2026-11-30T11:00:00+00:00", "42", "event", big, big_ledger().serialize())
+    stored = backup.to_data()
+    assert sum(len(k) + len(v) for k, v in stored.items()) < 0.3 * 1024 * 1024
+    assert Backup.from_data(stored) == backup
+    previous_release = {
+        "sequence": "3", "takenAt": "t", "resourceVersion": "1", "reason": "r",
+        "data.json": json.dumps({"mapRoles": "[]\n"}), "ledger": "",
+    }  # fmt: skip
+    assert Backup.from_data(previous_release).data == {"mapRoles": "[]\n"}

@@ -1,0 +1,139 @@
+"""The cold start as Lambda runs it: what importing the handlers and the first relevant event's code costs.
+
+Both zips of the dev stage are unpacked into read-only folders and imported by a plain interpreter that
+writes no bytecode and sees nothing but the zip and the standard library (``-I -S -B``), with the
+function's environment (``LAMBDA_TASK_ROOT`` and the rest, so Powertools and the X-Ray SDK behave as
+in Lambda):
+
+- **Chalice's zip** (no bytecode: every module compiled from source at every cold start), the baseline;
+- **the packaged zip** (``make package``: unchecked-hash ``.pyc`` for the runtime, unused models dropped);
+- **the floor**: ``import boto3, kubernetes.client`` from the packaged zip.
+
+Figures, not assertions. Goal (issue 14): the first relevant event's imports take at most 0.4 s where the
+floor takes ~0.23 s (a ratio of 1.74); today's Chalice zip took ~1.9 s. Each figure is the median and
+the minimum of several runs, interleaved, so that a busy machine slows all of them alike.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tools import package
+
+RUNS = 7
+GOAL_SECONDS, GOAL_FLOOR_SECONDS = 0.4, 0.23
+# What a cold start pays before any event: the handlers' module. Then what the first event that
+# concerns a cluster adds: the runner, and through it the adapters with boto3 and the kubernetes client.
+HANDLERS = ("app",)
+FIRST_EVENT = ("chalicelib.runner", "chalicelib.adapters.shell")
+FLOOR = ("boto3", "kubernetes.client")
+
+TIMER = """
+import importlib, json, sys, time
+marks = {}
+started = time.perf_counter()
+for group in json.loads(sys.argv[2]):
+    for module in group:
+        importlib.import_module(module)
+    marks[len(marks)] = time.perf_counter() - started
+print(json.dumps(list(marks.values())))
+"""
+
+
+def unpack_read_only(archive: Path, into: Path) -> Path:
+    with zipfile.ZipFile(archive) as opened:
+        opened.extractall(into)
+    for path in sorted(into.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    into.chmod(0o555)
+    return into
+
+
+def snapshot(tree: Path) -> set[str]:
+    return {str(p.relative_to(tree)) for p in tree.rglob("*")}
+
+
+def timed(tree: Path, env: dict[str, str], groups: tuple[tuple[str, ...], ...]) -> list[float]:
+    argv = [*package.lambda_python(tree), TIMER, json.dumps(groups)]
+    # lambda_python passes its script as argv[1]; the groups follow it.
+    out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
+    marks: list[float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return marks
+
+
+def measure(trees: dict[str, Path], template: dict[str, Any]) -> dict[str, list[list[float]]]:
+    plans = {
+        "chalice": (trees["chalice"], (HANDLERS, FIRST_EVENT)),
+        "packaged": (trees["packaged"], (HANDLERS, FIRST_EVENT)),
+        "floor": (trees["packaged"], (FLOOR,)),
+    }
+    samples: dict[str, list[list[float]]] = {name: [] for name in plans}
+    for _ in range(RUNS):
+        for name, (tree, groups) in plans.items():
+            samples[name].append(timed(tree, package.lambda_env(template, tree), groups))
+    return samples
+
+
+def figure(samples: list[list[float]], index: int) -> tuple[float, float]:
+    values = [run[index] for run in samples]
+    return statistics.median(values), min(values)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="eks-iam-sync-cold-start-") as scratch:
+        work = Path(scratch)
+        built = package.build("dev", out=work / "dist", keep_chalice_zip=work / "chalice.zip")
+        template = yaml.safe_load(built.template.read_text())
+        trees = {
+            "chalice": unpack_read_only(work / "chalice.zip", work / "chalice"),
+            "packaged": unpack_read_only(built.zip, work / "packaged"),
+        }
+        before = {name: snapshot(tree) for name, tree in trees.items()}
+        samples = measure(trees, template)
+        written = {name: sorted(snapshot(tree) - before[name])[:3] for name, tree in trees.items()}
+        sizes = {"chalice": (work / "chalice.zip").stat().st_size, "packaged": built.zip.stat().st_size}
+        for tree in trees.values():
+            for path in [tree, *tree.rglob("*")]:
+                if path.is_dir():
+                    path.chmod(0o755)
+    floor, floor_min = figure(samples["floor"], 0)
+    print(f"cold start as Lambda runs it (read-only folder, -I -S -B, function environment; median (min) of {RUNS})")
+    print(f"  {'':44} {'import app':>18} {'+ first relevant event':>24}")
+    for name, label in (
+        ("chalice", "Chalice's zip, no bytecode (baseline)"),
+        ("packaged", "make package (bytecode, slimmed)"),
+    ):
+        app, app_min = figure(samples[name], 0)
+        first, first_min = figure(samples[name], 1)
+        print(f"  {label:44} {app:7.3f} s ({app_min:.3f}) {first:11.3f} s ({first_min:.3f})")
+    print(f"  {'floor: import boto3, kubernetes.client':44} {floor:7.3f} s ({floor_min:.3f})")
+    packaged, _ = figure(samples["packaged"], 1)
+    baseline, _ = figure(samples["chalice"], 1)
+    scaled = GOAL_SECONDS * floor / GOAL_FLOOR_SECONDS
+    print(
+        f"  first relevant event: {packaged:.3f} s = {packaged / floor:.2f}x the floor, "
+        f"{baseline / packaged:.1f}x faster than the baseline"
+    )
+    measured, relative = _met(packaged <= GOAL_SECONDS), _met(packaged <= scaled)
+    print(f"  goal: <= {GOAL_SECONDS} s where the floor takes {GOAL_FLOOR_SECONDS} s: {measured} as measured;")
+    print(f"        scaled to this run's floor ({floor:.3f} s): <= {scaled:.3f} s: {relative}")
+    mib = 1024 * 1024
+    print(f"  zip: {sizes['chalice'] / mib:.1f} MiB (Chalice) -> {sizes['packaged'] / mib:.1f} MiB (packaged)")
+    if any(written.values()):
+        print(f"  WARNING: files appeared in a read-only folder: {written}")
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "not met"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,505 @@
+// The access report's behaviour: draws the matrix's rows from the page's own data (text nodes only),
+// filters and counts them, shows the chain behind a cell, and moves between cells by keyboard.
+// No network: it reads nothing but this page.
+//
+// Up to ALL_AT_ONCE rows are all in the document (the browser's find and print see them as they are);
+// above that only the rows in view are (plus a margin), between two spacers of the right height, so
+// that 5 000 principals draw and filter in milliseconds. aria-rowcount and aria-rowindex give
+// assistive technology the whole table; printing draws every row that matches the filters.
+(function () {
+  "use strict";
+  var table = document.getElementById("m");
+  var form = document.getElementById("filters");
+  var source = document.getElementById("matrix-data");
+  if (!table || !form || !source) {
+    return;
+  }
+  var ALL_AT_ONCE = 400;
+  var MARGIN = 30; // rows drawn above and below the view
+  var data = JSON.parse(source.textContent);
+  var scroller = document.getElementById("scroll");
+  var body = table.tBodies[0];
+  var headers = table.tHead.rows[1].cells;
+  var footerRow = table.tFoot.rows[0];
+  var footer = footerRow.cells;
+  var panel = document.getElementById("chain");
+  var panelBody = document.getElementById("chain-body");
+  var shown = document.getElementById("shown");
+  var field = {
+    q: document.getElementById("f-q"),
+    k: document.getElementById("f-k"),
+    g: document.getElementById("f-g"),
+    n: document.getElementById("f-n"),
+    m: document.getElementById("f-m"),
+    s: document.getElementById("f-s"),
+  };
+  var width = headers.length;
+  var KINDS = { u: "user", r: "role", s: "permission set", o: "other" };
+  var MECHANISMS = { a: "aws-auth (eks-iam-sync)", e: "access entry (eks-iam-sync)", f: "not managed by eks-iam-sync" };
+  var MARKS = { a: "", p: "+ ", r: "\u2212 " };
+  var ORDER = "apr";
+  var STEPS = ["granted by", "mapped through", "as", "RoleBinding", "ClusterRole"];
+
+  // Every principal, as data; a row element only once it is drawn.
+  var rows = data.rows.map(function (r, index) {
+    var columns = [];
+    var statuses = [];
+    r[6].forEach(function (cell) {
+      columns.push(cell[0]);
+      statuses.push(statusOf(cell[1]));
+    });
+    var arn = typeof r[1] === "string" ? r[1] : data.prefix + r[1][0];
+    return {
+      index: index,
+      name: r[0],
+      arn: arn,
+      text: (r[0] + " " + arn).toLowerCase(),
+      kind: r[2],
+      inIam: r[3],
+      groups: " " + r[4].join(" ") + " ",
+      mechanisms: r[5],
+      cells: r[6],
+      columns: columns,
+      statuses: statuses,
+      tr: null,
+    };
+  });
+  var visible = rows.slice(); // the rows that pass the filters, in order
+  var position = new Map(); // row index -> its place in visible
+  var rowHeight = 0;
+  var printing = false;
+
+  function statusOf(pairs) {
+    var status = "r";
+    for (var i = 1; i < pairs.length; i += 2) {
+      if (ORDER.indexOf(pairs[i]) < ORDER.indexOf(status)) {
+        status = pairs[i];
+      }
+    }
+    return status;
+  }
+
+  function element(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) {
+      node.className = cls;
+    }
+    if (text !== undefined) {
+      node.textContent = text;
+    }
+    return node;
+  }
+
+  function build(row) {
+    var tr = document.createElement("tr");
+    tr.setAttribute("data-i", String(row.index));
+    var head = element("th");
+    head.scope = "row";
+    head.title = row.arn;
+    head.appendChild(document.createTextNode(row.name));
+    head.appendChild(element("small", "", KINDS[row.kind] + (row.inIam ? "" : " \u00b7 not in IAM")));
+    tr.appendChild(head);
+    var next = 0;
+    for (var c = 0; c < width; c++) {
+      var td = document.createElement("td");
+      if (next < row.cells.length && row.cells[next][0] === c) {
+        fill(td, row.cells[next], row.statuses[next]);
+        next++;
+      }
+      tr.appendChild(td);
+    }
+    tr.appendChild(element("td", "n", String(row.cells.length)));
+    return tr;
+  }
+
+  // A cell: its ClusterRoles with their status (+ pending, − removing), and the paths behind it.
+  function fill(td, cell, status) {
+    var pairs = cell[1];
+    td.className = status;
+    td.setAttribute("data-p", cell[2].map(function (n) { return "p" + n; }).join(" "));
+    if (pairs.length === 2) {
+      td.textContent = MARKS[pairs[1]] + data.roles[pairs[0]];
+      return;
+    }
+    for (var j = 0; j < pairs.length; j += 2) {
+      td.appendChild(element("span", pairs[j + 1], MARKS[pairs[j + 1]] + data.roles[pairs[j]]));
+    }
+  }
+
+  function spacer(height) {
+    var tr = element("tr", "spacer");
+    tr.setAttribute("aria-hidden", "true");
+    var td = element("td");
+    td.colSpan = width + 2;
+    td.style.height = height + "px";
+    tr.appendChild(td);
+    return tr;
+  }
+
+  // Draws the rows in view (or all of them), keeping the focused cell focused.
+  function draw() {
+    var total = visible.length;
+    var start = 0;
+    var end = total;
+    if (total > ALL_AT_ONCE && !printing && rowHeight) {
+      var head = table.tHead.offsetHeight;
+      start = Math.max(0, Math.floor((scroller.scrollTop - head) / rowHeight) - MARGIN);
+      end = Math.min(total, Math.ceil((scroller.scrollTop + scroller.clientHeight) / rowHeight) + MARGIN);
+    } else if (total > ALL_AT_ONCE && !printing) {
+      end = Math.min(total, 2 * MARGIN);
+    }
+    var hadFocus = table.contains(document.activeElement);
+    var fragment = document.createDocumentFragment();
+    if (start > 0) {
+      fragment.appendChild(spacer(start * rowHeight));
+    }
+    for (var i = start; i < end; i++) {
+      var row = visible[i];
+      row.tr = row.tr || build(row);
+      row.tr.setAttribute("aria-rowindex", String(i + 3));
+      fragment.appendChild(row.tr);
+    }
+    if (end < total) {
+      fragment.appendChild(spacer((total - end) * rowHeight));
+    }
+    body.replaceChildren(fragment);
+    table.setAttribute("aria-rowcount", String(total + 3));
+    footerRow.setAttribute("aria-rowindex", String(total + 3));
+    if (!rowHeight && end > start) {
+      rowHeight = visible[start].tr.getBoundingClientRect().height || 0;
+      if (rowHeight && total > ALL_AT_ONCE) {
+        draw();
+        return;
+      }
+    }
+    restoreFocus(hadFocus);
+  }
+
+  var scheduled = false;
+  scroller.addEventListener("scroll", function () {
+    if (visible.length <= ALL_AT_ONCE || scheduled) {
+      return;
+    }
+    scheduled = true;
+    window.requestAnimationFrame(function () {
+      scheduled = false;
+      draw();
+    });
+  });
+
+  // Filters and counts.
+  var dynamic = document.createElement("style");
+  document.head.appendChild(dynamic);
+
+  function filter() {
+    var started = performance.now();
+    var q = field.q.value.trim().toLowerCase();
+    var k = field.k.value;
+    var g = field.g.value === "" ? "" : " " + field.g.value + " ";
+    var n = field.n.value === "" ? -1 : Number(field.n.value);
+    var m = field.m.value;
+    var s = field.s.value;
+    var counts = new Array(width).fill(0);
+    visible = [];
+    position = new Map();
+    for (var i = 0; i < rows.length; i++) {
+      var row = rows[i];
+      var ok =
+        (!k || row.kind === k) &&
+        (!g || row.groups.indexOf(g) >= 0) &&
+        (!m || row.mechanisms.indexOf(m) >= 0) &&
+        (!q || row.text.indexOf(q) >= 0);
+      if (ok && (n >= 0 || s)) {
+        ok = false;
+        for (var j = 0; j < row.columns.length; j++) {
+          if ((n < 0 || row.columns[j] === n) && (!s || row.statuses[j] === s)) {
+            ok = true;
+            break;
+          }
+        }
+      }
+      if (!ok) {
+        continue;
+      }
+      position.set(row.index, visible.length);
+      visible.push(row);
+      for (var u = 0; u < row.columns.length; u++) {
+        if (!s || row.statuses[u] === s) {
+          counts[row.columns[u]]++;
+        }
+      }
+    }
+    for (var f = 0; f < width; f++) {
+      footer[f + 1].textContent = String(counts[f]);
+    }
+    shown.textContent = visible.length + " of " + rows.length + " principals";
+    dynamic.textContent =
+      n < 0
+        ? ""
+        : "#m tbody tr:not(.spacer) td:nth-child(" + (n + 2) + "), #m thead tr:nth-child(2) th:nth-child(" + (n + 1) +
+          "){box-shadow: inset 0 0 0 2px #1b5fc1}";
+    scroller.scrollTop = 0;
+    draw();
+    window.accessReportFilterMs = performance.now() - started;
+    return visible.length;
+  }
+
+  // The chain panel.
+  var pinned = null;
+  var current = null;
+
+  function chainOf(id) {
+    var path = document.getElementById(id);
+    if (!path) {
+      return [];
+    }
+    var title = element("p", "path-title");
+    for (var node = path.firstChild; node && node.className !== "c"; node = node.nextSibling) {
+      title.appendChild(node.cloneNode(true));
+    }
+    var list = element("ol", "chain");
+    var steps = path.querySelector(".c").children;
+    for (var i = 0; i < steps.length; i++) {
+      var item = element("li");
+      item.appendChild(element("span", "step", STEPS[i] || ""));
+      item.appendChild(element("span", "", steps[i].textContent));
+      list.appendChild(item);
+    }
+    var role = document.getElementById(path.getAttribute("data-r"));
+    if (role) {
+      var can = element("li");
+      can.appendChild(element("span", "step", "can"));
+      var rules = Array.prototype.map.call(role.cells[2].children, function (rule) { return rule.textContent; });
+      can.appendChild(element("span", "", rules.join("; ")));
+      list.appendChild(can);
+    }
+    return [title, list];
+  }
+
+  function rowOf(tr) {
+    return rows[Number(tr.getAttribute("data-i"))];
+  }
+
+  function show(cell) {
+    if (current) {
+      current.classList.remove("sel");
+    }
+    current = cell;
+    cell.classList.add("sel");
+    var row = rowOf(cell.parentNode);
+    var nodes = [element("p", "pname", row.name), element("p", "arn", row.arn)];
+    if (cell.cellIndex === 0) {
+      var groups = row.groups.trim().split(" ").filter(Boolean).map(function (index) {
+        return field.g.options[Number(index) + 1].text;
+      });
+      var through = row.mechanisms.split("").map(function (code) { return MECHANISMS[code] || ""; }).filter(Boolean);
+      nodes.push(element("p", "", KINDS[row.kind] + (row.inIam ? ", in IAM" : ", not in IAM")));
+      nodes.push(element("p", "", "Mapped through: " + (through.join(", ") || "nothing")));
+      nodes.push(element("p", "", "Groups: " + (groups.join(", ") || "none")));
+      nodes.push(element("p", "", "Reaches " + row.columns.length + " namespace(s)."));
+    } else if (cell.cellIndex <= width) {
+      var column = headers[cell.cellIndex - 1];
+      nodes.push(element("p", "", "Namespace " + column.textContent + ", " + column.title + "."));
+      var ids = (cell.getAttribute("data-p") || "").split(" ").filter(Boolean);
+      if (!ids.length) {
+        nodes.push(element("p", "hint", "No access through eks-iam-sync."));
+      }
+      ids.forEach(function (id) {
+        nodes.push.apply(nodes, chainOf(id));
+      });
+    } else {
+      nodes.push(element("p", "", "Reaches " + cell.textContent + " namespace(s)."));
+    }
+    panelBody.replaceChildren.apply(panelBody, nodes);
+  }
+
+  function pin(cell) {
+    if (pinned === cell) {
+      unpin();
+      return;
+    }
+    pinned = cell;
+    panel.classList.add("pinned");
+    show(cell);
+  }
+
+  function unpin() {
+    pinned = null;
+    panel.classList.remove("pinned");
+  }
+
+  function cellOf(target) {
+    var cell = target && target.closest ? target.closest("td, th") : null;
+    return cell && cell.parentNode.parentNode === body && !cell.parentNode.classList.contains("spacer") ? cell : null;
+  }
+
+  body.addEventListener("mouseover", function (event) {
+    var cell = cellOf(event.target);
+    if (cell && !pinned && cell !== current) {
+      show(cell);
+    }
+  });
+  body.addEventListener("click", function (event) {
+    var cell = cellOf(event.target);
+    if (cell) {
+      focusCell(cell);
+      pin(cell);
+    }
+  });
+  body.addEventListener("focusin", function (event) {
+    var cell = cellOf(event.target);
+    if (cell && !pinned) {
+      show(cell);
+    }
+  });
+
+  // Keyboard: one tab stop for the whole matrix (a roving tabindex), arrows between cells. The
+  // focused cell is remembered by row and column, so that it survives the rows being redrawn.
+  var focusAt = { row: -1, column: 0 };
+  var stop = null;
+
+  function setStop(cell) {
+    if (stop && stop !== cell) {
+      stop.removeAttribute("tabindex");
+    }
+    stop = cell;
+    cell.tabIndex = 0;
+  }
+
+  function focusCell(cell) {
+    focusAt = { row: rowOf(cell.parentNode).index, column: cell.cellIndex };
+    setStop(cell);
+    cell.focus({ preventScroll: false });
+  }
+
+  function restoreFocus(hadFocus) {
+    var row = focusAt.row >= 0 ? rows[focusAt.row] : null;
+    if (row && row.tr && row.tr.parentNode === body) {
+      var cell = row.tr.cells[focusAt.column];
+      setStop(cell);
+      if (hadFocus) {
+        cell.focus({ preventScroll: true });
+      }
+      return;
+    }
+    var first = body.querySelector("tr:not(.spacer)");
+    if (first) {
+      setStop(first.cells[0]);
+    }
+  }
+
+  function focusRow(place, column) {
+    var row = visible[place];
+    if (!row) {
+      return;
+    }
+    if (!row.tr || row.tr.parentNode !== body) {
+      scroller.scrollTop = table.tHead.offsetHeight + place * rowHeight - scroller.clientHeight / 2;
+      focusAt = { row: row.index, column: column };
+      draw();
+    }
+    focusCell(row.tr.cells[Math.min(column, row.tr.cells.length - 1)]);
+  }
+
+  body.addEventListener("keydown", function (event) {
+    var cell = cellOf(event.target);
+    if (!cell) {
+      return;
+    }
+    var tr = cell.parentNode;
+    var index = cell.cellIndex;
+    var place = position.get(rowOf(tr).index);
+    switch (event.key) {
+      case "ArrowRight":
+        focusCell(tr.cells[Math.min(index + 1, tr.cells.length - 1)]);
+        break;
+      case "ArrowLeft":
+        focusCell(tr.cells[Math.max(index - 1, 0)]);
+        break;
+      case "ArrowDown":
+        focusRow(Math.min(place + 1, visible.length - 1), index);
+        break;
+      case "ArrowUp":
+        focusRow(Math.max(place - 1, 0), index);
+        break;
+      case "PageDown":
+        focusRow(Math.min(place + 10, visible.length - 1), index);
+        break;
+      case "PageUp":
+        focusRow(Math.max(place - 10, 0), index);
+        break;
+      case "Home":
+        focusCell(tr.cells[0]);
+        break;
+      case "End":
+        focusCell(tr.cells[tr.cells.length - 1]);
+        break;
+      case "Enter":
+      case " ":
+        pin(cell);
+        break;
+      case "Escape":
+        unpin();
+        show(cell);
+        break;
+      default:
+        return;
+    }
+    event.preventDefault();
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && pinned && !cellOf(event.target)) {
+      unpin();
+    }
+  });
+
+  Object.keys(field).forEach(function (key) {
+    field[key].addEventListener(key === "q" ? "input" : "change", filter);
+  });
+  form.addEventListener("reset", function () {
+    window.setTimeout(filter, 0);
+  });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+  });
+
+  // Printing: every row that matches the filters, and every finding.
+  function beforePrint() {
+    document.querySelectorAll("details").forEach(function (details) {
+      details.open = true;
+    });
+    if (!printing) {
+      printing = true;
+      draw();
+    }
+  }
+  function afterPrint() {
+    if (printing) {
+      printing = false;
+      draw();
+    }
+  }
+  window.addEventListener("beforeprint", beforePrint);
+  window.addEventListener("afterprint", afterPrint);
+  window.matchMedia("print").addEventListener("change", function (query) {
+    if (query.matches) {
+      beforePrint();
+    } else {
+      afterPrint();
+    }
+  });
+
+  for (var p = 0; p < rows.length; p++) {
+    position.set(p, p);
+  }
+  draw();
+  form.hidden = false;
+  window.accessReport = {
+    filter: filter,
+    rows: rows.length,
+    drawn: function () {
+      return body.querySelectorAll("tr:not(.spacer)").length;
+    },
+    ready: true,
+  };
+})();

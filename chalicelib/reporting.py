@@ -1,0 +1,193 @@
+"""The access report's service layer (``eks-iam-sync report``): reads IAM and each cluster through the
+same ports and ``Shell`` as every other command, strictly read-only, and renders the report.
+
+Read-only, twice over: each cluster's drift is the plan of a display-only reconcile
+(``Options(dry_run=True)`` -> ``DisplayOnlyApplier``, which holds no store), and every port the run and
+the report read through is wrapped so that a write is refused before it reaches the store
+(``accessreport.readonly``). The configuration is read once; its SHA-256 is of exactly those bytes,
+so ``sha256sum`` of the file matches the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from chalicelib.accessreport.model import (
+    FINDING_KINDS,
+    AccessReport,
+    ClusterFailed,
+    ClusterRead,
+    Meta,
+    build_report,
+)
+from chalicelib.accessreport.readonly import read_only
+from chalicelib.accessreport.render import render_html, render_json
+from chalicelib.config import MAX_CONFIG_BYTES, Cluster, Config, ConfigError, Problem, parse_config
+from chalicelib.errors import NotFound, SyncError, TransientError
+from chalicelib.operations import connect, shell_for
+from chalicelib.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE
+from chalicelib.ports import ClusterPorts
+from chalicelib.reconcile import Options, reconcile_cluster
+from chalicelib.snapshot import IamSnapshot
+
+FORMATS = ("html", "json")
+API_MODES = ("API", "API_AND_CONFIG_MAP")
+
+
+class _Quiet:
+    """The Observer of a report: it reports in the page, not in logs or metrics."""
+
+    def count(self, name: str, value: float = 1, **dimensions: str) -> None:
+        return None
+
+    def milliseconds(self, name: str, value: float) -> None:
+        return None
+
+    def percent(self, name: str, value: float, **dimensions: str) -> None:
+        return None
+
+    def info(self, message: str, **fields: Any) -> None:
+        return None
+
+    def warning(self, message: str, **fields: Any) -> None:
+        return None
+
+    def error(self, message: str, **fields: Any) -> None:
+        return None
+
+
+def configuration(source: str) -> tuple[Config, str]:
+    """The configuration and the SHA-256 of the very text it was parsed from."""
+    if source.startswith(("ssm:", "s3://")):
+        from chalicelib.adapters.config_source import read_source  # noqa: PLC0415 - boto3 only when needed
+
+        raw = read_source(source).encode()
+    else:
+        try:
+            raw = Path(source).read_bytes()
+        except OSError as err:
+            raise ConfigError(source, [Problem("", None, f"cannot read the file: {err}")]) from err
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(source, [Problem("", None, f"the file is over {MAX_CONFIG_BYTES // 1024} KiB")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(source, [Problem("", None, f"cannot read the file: {err}")]) from err
+    return parse_config(text, source), hashlib.sha256(raw).hexdigest()
+
+
+def build(
+    source: str, args: argparse.Namespace, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> AccessReport:
+    config, digest = configuration(source)
+    shell = shell_for(args)
+    reached = connect(config, args, shell)
+    snapshot = shell.iam(config.iam_role).full_snapshot()
+    read_by = shell.own_arn()
+    clusters = [read_cluster(config, config.cluster(name), ports, snapshot, read_by) for name, ports in reached.items()]
+    meta = Meta(
+        generated_at=clock().astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        config_source=source,
+        config_sha256=digest,
+        version=_version(),
+        read_by=read_by,
+    )
+    return build_report(config, snapshot, clusters, meta)
+
+
+def read_cluster(
+    config: Config, cluster: Cluster, reached: ClusterPorts | SyncError, snapshot: IamSnapshot, read_by: str
+) -> ClusterRead | ClusterFailed:
+    """One cluster, read once through read-only ports: the display-only reconcile, then what the
+    report adds (aws-auth, every access entry, the owned RoleBindings, the rules of their ClusterRoles)."""
+    if isinstance(reached, SyncError):
+        return _failed(cluster, reached)
+    ports = read_only(reached)
+    options = Options(dry_run=True, own_arns=frozenset({read_by}), reason="eks-iam-sync report")
+    mode = reached.authentication_mode
+    try:
+        run = reconcile_cluster(config, ports.ports, snapshot, _Quiet(), None, options)
+        if not run.applied.display_only:
+            raise AssertionError("the report computed with an applier that writes")
+        aws_auth = ports.config_maps.read(AWS_AUTH_NAMESPACE, AWS_AUTH_NAME) if mode != "API" else None
+        entries = ports.access_entries.all() if ports.access_entries is not None and mode in API_MODES else None
+        bindings = tuple(ports.bindings.list_owned())
+        namespaces = ports.bindings.namespaces()
+    except SyncError as err:
+        return _failed(cluster, err)
+    rules: dict[str, tuple[str, ...]] = {}
+    errors: dict[str, str] = {}
+    for role in sorted({b.cluster_role for b in run.desired.bindings} | {b.cluster_role for b in bindings}):
+        try:
+            rules[role] = tuple(ports.cluster_roles.rules(role))
+        except NotFound:
+            errors[role] = "no such ClusterRole: it grants nothing until it exists"
+        except SyncError as err:
+            errors[role] = str(err)
+    return ClusterRead(
+        cluster.name,
+        cluster.region,
+        mode,
+        run,
+        aws_auth,
+        entries,
+        bindings,
+        rules,
+        errors,
+        len(namespaces),
+    )
+
+
+def render(report: AccessReport, form: str) -> str:
+    return render_json(report) if form == "json" else render_html(report)
+
+
+def write(source: str, args: argparse.Namespace) -> tuple[list[str], bool]:
+    """Builds, renders and writes the report (``args.output``, ``-`` for stdout); the lines to show and
+    whether every cluster was read."""
+    report = build(source, args)
+    document = render(report, args.format)
+    if args.output == "-":
+        print(document, end="", file=args.out)
+        where = "stdout"
+    else:
+        Path(args.output).write_text(document, encoding="utf-8")
+        where = args.output
+    size = len(document.encode())
+    lines = [f"access report ({args.format}): {where} ({size / 1024:.1f} KiB)"]
+    lines += summary(report)
+    return lines, not report.failed
+
+
+def summary(report: AccessReport) -> list[str]:
+    lines = []
+    for cluster in report.clusters:
+        if cluster.status == "failed":
+            lines.append(f"! cluster {cluster.name}: FAILED: {cluster.error}")
+        else:
+            lines.append(f"  cluster {cluster.name}: read ({cluster.authentication_mode or 'mode not described'})")
+    lines.append(
+        f"  {len(report.principals)} principals, {len(report.columns)} namespaces, {len(report.paths)} grant paths"
+    )
+    counted = [(kind, len(report.findings_of(kind))) for kind in FINDING_KINDS]
+    lines.append(f"  findings: {', '.join(f'{n} {kind}' for kind, n in counted if n) or 'none'}")
+    lines.append(f"  configuration {report.meta.config_source} sha256 {report.meta.config_sha256}")
+    return lines
+
+
+def _failed(cluster: Cluster, err: SyncError) -> ClusterFailed:
+    kind = "transient" if isinstance(err, TransientError) else "permanent"
+    return ClusterFailed(cluster.name, cluster.region, f"{type(err).__name__}: {err}", kind)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("eks-iam-sync")
+    except metadata.PackageNotFoundError:
+        return "unknown"

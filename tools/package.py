@@ -1,0 +1,392 @@
+"""``make package STAGE=dev|prod``: one stage's deployable artefacts, in ``dist/<stage>/``.
+
+- ``template.yaml``: what ``chalice package`` makes with infra/cloudformation/chalice-merge.yaml merged in,
+  the ``Stage`` parameter pinned to the packaged stage, the runtime pinned to ``RUNTIME``, YAML aliases
+  flattened (CloudFormation rejects them), cfn-lint clean. ``CodeUri`` is ``./deployment.zip``.
+- ``deployment.zip``: Chalice's zip with bytecode compiled for the runtime's Python as unchecked-hash
+  ``.pyc`` (valid whatever the files' times after unzipping: Lambda's /var/task is read-only, so a zip
+  without bytecode compiles everything on every cold start), without what the Lambda never imports or
+  reads (``DROPPED``, the models of AWS services it never calls), entries in a fixed order and time.
+
+Nothing is built until the stage's deploy settings agree with the configuration it deploys
+(``chalicelib.deploy_checks``: the policy's cluster ARNs and partition, VPC, timeouts).
+``python -m tools.package policy --stage S --write`` renders the stage's policy from its configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from chalicelib import deploy_checks
+from chalicelib.config import Config, ConfigError, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+MERGE_TEMPLATE = Path("infra") / "cloudformation" / "chalice-merge.yaml"
+# The Lambda runtime, pinned: Chalice would take the packaging interpreter's version, and .pyc files are
+# only read by the Python minor version that wrote them.
+RUNTIME = "python3.11"
+FUNCTIONS = {"OnIamEvent": "on_iam_event", "ReconcileAll": "reconcile_all"}
+TASK_ROOT = "/var/task"  # where Lambda unpacks the zip: the path compiled into tracebacks
+
+# The AWS services whose botocore models the Lambda loads; every other model (~450 of them, most of the
+# zip) is dropped. tests/integration/test_package.py holds this to the clients chalicelib creates.
+BOTOCORE_SERVICES = {
+    "eks": "DescribeCluster and access entries (chalicelib/adapters)",
+    "iam": "the IAM snapshot (chalicelib/adapters/iam.py)",
+    "sts": "the EKS token and the function's own ARN (chalicelib/adapters)",
+    "s3": "a configuration read from s3:// (chalicelib/adapters/config_source.py)",
+    "ssm": "a configuration read from ssm: (Powertools Parameters)",
+    "xray": "the X-Ray SDK's sampler (aws_xray_sdk, through Powertools Tracer)",
+}
+# Never imported or read by the Lambda: paths from the zip's root, and names dropped wherever they occur.
+DROPPED = {
+    "kubernetes/aio": "the client's asyncio copy (kubernetes 36 and later): the service is synchronous",
+    "wrapt-stubs": "type stubs",
+}
+DROPPED_NAMES = {
+    "tests": "dependencies' own test suites",
+    "__pycache__": "bytecode of whatever Python wrote it: compiled again for the runtime",
+}
+DROPPED_SUFFIXES = {".pyi": "type stubs", ".data": "install-time scripts (a wheel's .data directory)"}
+# The handlers' imports, and what the first relevant event imports (chalicelib.runner loads the adapters).
+SMOKE_IMPORTS = ("app", "chalicelib.service", "chalicelib.runner", "chalicelib.adapters.shell")
+
+
+class PackageError(Exception):
+    """Packaging stopped; the message says why and what to do."""
+
+
+@dataclass
+class Built:
+    stage: str
+    directory: Path
+    zip: Path
+    template: Path
+    chalice_zip_bytes: int
+    zip_bytes: int
+    compiled: int
+    dropped: list[str] = field(default_factory=list)
+
+    def summary(self) -> list[str]:
+        mb = 1024 * 1024
+        return [
+            f"{self.zip}: {self.zip_bytes / mb:.1f} MiB (Chalice's own: {self.chalice_zip_bytes / mb:.1f} MiB), "
+            f"{self.compiled} modules compiled for {RUNTIME} (unchecked-hash .pyc)",
+            f"{self.template}: stage {self.stage}, runtime {RUNTIME}, aliases flattened, cfn-lint clean",
+            *(f"  dropped {item}" for item in self.dropped),
+        ]
+
+
+def interpreter_runtime() -> str:
+    return f"python{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def stage_and_config(project: Path, stage_name: str, config_file: str | None) -> tuple[deploy_checks.Stage, Config]:
+    chalice_config = json.loads((project / deploy_checks.CHALICE_DIR / "config.json").read_text())
+    try:
+        stage = deploy_checks.read_stage(chalice_config, stage_name)
+    except KeyError:
+        known = ", ".join(sorted(chalice_config.get("stages", {})))
+        raise PackageError(f"no stage {stage_name!r} in .chalice/config.json (stages: {known})") from None
+    source = config_file or deploy_checks.resolve_source(project, stage.config_source)
+    if deploy_checks.is_remote(source):
+        raise PackageError(
+            f"stage {stage_name} reads its configuration from {source}: give a copy of that document with "
+            "--config FILE (make package ... CONFIG=FILE), so that the policy is checked against its clusters"
+        )
+    try:
+        return stage, load_config(source)
+    except ConfigError as err:
+        raise PackageError(f"invalid configuration:\n{err}") from err
+
+
+def check(project: Path, stage_name: str, config: Config) -> None:
+    problems = deploy_checks.project_problems(project, stage_name, config)
+    if problems:
+        fix = f"python -m tools.package policy --stage {stage_name} --write"
+        listed = "\n".join(f"  {p}" for p in problems)
+        raise PackageError(f"stage {stage_name} does not match its configuration:\n{listed}\n(policy: `{fix}`)")
+
+
+def render_policy(project: Path, stage_name: str, config_file: str | None) -> tuple[Path, str]:
+    """The stage's policy file and its text, generated statements from the configuration and the
+    operator's own statements kept."""
+    stage, config = stage_and_config(project, stage_name, config_file)
+    path = project / deploy_checks.CHALICE_DIR / stage.policy_file
+    existing = json.loads(path.read_text()) if path.is_file() else None
+    merged = deploy_checks.merged_policy(deploy_checks.render_policy(stage, config), existing)
+    return path, deploy_checks.render_json(merged)
+
+
+def run_chalice(project: Path, stage: str, out: Path) -> None:
+    chalice = Path(sys.executable).with_name("chalice")
+    command = [str(chalice) if chalice.exists() else "chalice", "--project-dir", str(project), "package"]
+    command += ["--stage", stage, "--merge-template", str(project / MERGE_TEMPLATE), str(out)]
+    # Chalice insists on a region; nothing it writes depends on it.
+    env = {**os.environ}
+    env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION", "us-east-1"))
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise PackageError(f"chalice package failed:\n{done.stdout}{done.stderr}")
+
+
+def finish_template(template: dict[str, Any], stage: str) -> dict[str, Any]:
+    """The packaged stage is the only Stage this template accepts; the runtime is ``RUNTIME``."""
+    description = f"eks-iam-sync, stage {stage} (tools/package.py: make package STAGE={stage})"
+    template = {"AWSTemplateFormatVersion": "2010-09-09", "Description": "", **template}
+    template["Description"] = description
+    template["Parameters"]["Stage"] = {
+        "Type": "String",
+        "Default": stage,
+        "AllowedValues": [stage],
+        "Description": "The Chalice stage this template was packaged for (names the roles and log groups).",
+    }
+    for logical in FUNCTIONS:
+        template["Resources"][logical]["Properties"]["Runtime"] = RUNTIME
+    return template
+
+
+class _FlatDumper(yaml.SafeDumper):
+    """Writes every repeated node out in full: CloudFormation rejects YAML anchors and aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_template(template: Mapping[str, Any]) -> str:
+    text: str = yaml.dump(dict(template), Dumper=_FlatDumper, sort_keys=False, default_flow_style=False, width=120)
+    return text
+
+
+def slim(tree: Path) -> list[str]:
+    """Removes what the Lambda never imports or reads; returns what went, with why."""
+    dropped: list[str] = []
+    for relative, why in DROPPED.items():
+        if (tree / relative).exists():
+            shutil.rmtree(tree / relative)
+            dropped.append(f"{relative}/: {why}")
+    for path in sorted(tree.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if not path.exists():
+            continue
+        if path.is_dir() and _dropped_directory(path, nested=path.parent != tree):
+            shutil.rmtree(path)
+        elif path.is_file() and path.suffix == ".pyi":
+            path.unlink()
+    dropped += [f"*/{name}/: {why}" for name, why in DROPPED_NAMES.items()]
+    dropped += [f"*{suffix}: {why}" for suffix, why in DROPPED_SUFFIXES.items()]
+    dropped.append(trim_botocore(tree))
+    return dropped
+
+
+def _dropped_directory(path: Path, nested: bool) -> bool:
+    """__pycache__ anywhere; a test suite inside a package; a wheel's .data directory at the top."""
+    if path.name == "__pycache__":
+        return True
+    return path.name in DROPPED_NAMES if nested else path.suffix == ".data"
+
+
+def trim_botocore(tree: Path) -> str:
+    """Keeps the models of ``BOTOCORE_SERVICES`` only, in botocore's data, boto3's resources and the
+    endpoints table (read whole by every new botocore session: 1.2 MB of JSON, ~20 ms each)."""
+    data = tree / "botocore" / "data"
+    if not data.is_dir():
+        raise PackageError("the zip has no botocore/data: is boto3 still in requirements.txt?")
+    missing = [s for s in BOTOCORE_SERVICES if not (data / s).is_dir()]
+    if missing:
+        raise PackageError(f"botocore has no model for {', '.join(missing)}")
+    removed = 0
+    for models in (data, tree / "boto3" / "data"):
+        for service in models.iterdir() if models.is_dir() else ():
+            if service.is_dir() and service.name not in BOTOCORE_SERVICES:
+                shutil.rmtree(service)
+                removed += 1
+    prefixes = {_endpoint_prefix(data / service) for service in BOTOCORE_SERVICES}
+    endpoints_file = data / "endpoints.json"
+    endpoints = json.loads(endpoints_file.read_text())
+    for partition in endpoints["partitions"]:
+        partition["services"] = {k: v for k, v in partition["services"].items() if k in prefixes}
+    endpoints_file.write_text(json.dumps(endpoints, separators=(",", ":")))
+    return f"{removed} AWS service models and their endpoints: only {', '.join(sorted(BOTOCORE_SERVICES))} are called"
+
+
+def _endpoint_prefix(service: Path) -> str:
+    [version] = sorted(service.iterdir())[-1:]
+    model = version / "service-2.json"
+    text = model.read_text() if model.exists() else gzip.decompress(model.with_suffix(".json.gz").read_bytes()).decode()
+    prefix: str = json.loads(text)["metadata"]["endpointPrefix"]
+    return prefix
+
+
+def compile_tree(tree: Path) -> int:
+    """Bytecode for the runtime, next to the sources, valid whatever the files' times (unchecked-hash)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}  # no -O, no pycache prefix
+    command = [sys.executable, "-m", "compileall", "-q", "-j", "0", "-d", TASK_ROOT]
+    done = subprocess.run(
+        [*command, "--invalidation-mode", "unchecked-hash", str(tree)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if done.returncode != 0:
+        # A file no Python 3 can compile is one nobody imports; say which, and go on.
+        failed = [line for line in done.stdout.splitlines() if line.startswith("***")]
+        print(f"warning: not compiled: {'; '.join(failed) or done.stdout[-500:]}", file=sys.stderr)
+    return sum(1 for _ in tree.rglob("__pycache__/*.pyc"))
+
+
+def lambda_env(template: Mapping[str, Any], tree: Path, logical: str = "OnIamEvent") -> dict[str, str]:
+    """What Lambda gives a function's process: its variables from the template, the task root, a name
+    (Powertools and the X-Ray SDK behave as in Lambda: tracing on, no sampler client)."""
+    properties = template["Resources"][logical]["Properties"]
+    variables = properties.get("Environment", {}).get("Variables", {})
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        **{k: str(v) for k, v in variables.items()},
+        "LAMBDA_TASK_ROOT": str(tree),
+        "AWS_LAMBDA_FUNCTION_NAME": f"eks-iam-sync-{FUNCTIONS[logical]}",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(properties.get("MemorySize", 512)),
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{RUNTIME}",
+        "AWS_REGION": "us-east-2",
+        "AWS_DEFAULT_REGION": "us-east-2",
+        "_HANDLER": str(properties.get("Handler", "")),
+    }
+
+
+def lambda_python(tree: Path) -> list[str]:
+    """A plain interpreter as Lambda runs one on the zip: no site-packages but the zip, no bytecode written."""
+    return [sys.executable, "-I", "-S", "-B", "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); exec(sys.argv[1])"]
+
+
+def smoke_test(tree: Path, template: Mapping[str, Any]) -> None:
+    """The unpacked zip imports its handlers and the cluster path, and builds a client for each kept model."""
+    script = (
+        f"import importlib; [importlib.import_module(m) for m in {SMOKE_IMPORTS!r}]\n"
+        "import boto3\n"
+        f"for service in {sorted(BOTOCORE_SERVICES)!r}:\n"
+        "    boto3.client(service, region_name='us-east-2', aws_access_key_id='x', aws_secret_access_key='x')\n"
+    )
+    done = subprocess.run(
+        [*lambda_python(tree), script], capture_output=True, text=True, env=lambda_env(template, tree), check=False
+    )
+    if done.returncode != 0:
+        raise PackageError(f"the packaged code does not import as Lambda runs it:\n{done.stderr[-3000:]}")
+
+
+def write_zip(tree: Path, target: Path, attributes: Mapping[str, int]) -> None:
+    """Entries sorted, at one fixed time, with the permissions Chalice gave them (0644 otherwise)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        for path in sorted(p for p in tree.rglob("*") if p.is_file()):
+            name = path.relative_to(tree).as_posix()
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = attributes.get(name, 0o100644 << 16)
+            archive.writestr(info, path.read_bytes(), compresslevel=6)
+
+
+def lint(template: Path) -> None:
+    found = Path(sys.executable).with_name("cfn-lint")
+    cfn_lint = str(found) if found.exists() else shutil.which("cfn-lint")
+    if cfn_lint is None:
+        raise PackageError("cfn-lint is not installed (pip install -r requirements-dev.txt)")
+    done = subprocess.run([cfn_lint, str(template)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise PackageError(f"cfn-lint found problems in {template}:\n{done.stdout}{done.stderr}")
+
+
+def build(
+    stage: str,
+    out: Path | None = None,
+    project: Path = ROOT,
+    config_file: str | None = None,
+    keep_chalice_zip: Path | None = None,
+    template_only: bool = False,
+) -> Built:
+    """Checks the stage against its configuration, runs Chalice, and writes the template and (unless
+    ``template_only``) the zip into ``out`` (default dist/<stage>)."""
+    if interpreter_runtime() != RUNTIME:
+        raise PackageError(
+            f"packaging needs Python {RUNTIME.removeprefix('python')} (the Lambda runtime {RUNTIME}: its wheels "
+            f"and bytecode are version-specific); this is {interpreter_runtime()}"
+        )
+    _, config = stage_and_config(project, stage, config_file)
+    check(project, stage, config)
+    directory = out or project / "dist" / stage
+    with tempfile.TemporaryDirectory(prefix="eks-iam-sync-package-") as scratch:
+        chalice_out, tree = Path(scratch) / "chalice", Path(scratch) / "tree"
+        run_chalice(project, stage, chalice_out)
+        template = finish_template(yaml.safe_load((chalice_out / "sam.yaml").read_text()), stage)
+        chalice_zip = chalice_out / "deployment.zip"
+        directory.mkdir(parents=True, exist_ok=True)
+        zip_path, template_path = directory / "deployment.zip", directory / "template.yaml"
+        template_path.write_text(dump_template(template))
+        lint(template_path)
+        if template_only:
+            return Built(stage, directory, zip_path, template_path, chalice_zip.stat().st_size, 0, 0)
+        if keep_chalice_zip is not None:
+            shutil.copyfile(chalice_zip, keep_chalice_zip)
+        with zipfile.ZipFile(chalice_zip) as archive:
+            archive.extractall(tree)
+            attributes = {i.filename: i.external_attr for i in archive.infolist() if i.external_attr >> 16}
+        dropped = slim(tree)
+        compiled = compile_tree(tree)
+        smoke_test(tree, template)
+        write_zip(tree, zip_path, attributes)
+        return Built(
+            stage=stage,
+            directory=directory,
+            zip=zip_path,
+            template=template_path,
+            chalice_zip_bytes=chalice_zip.stat().st_size,
+            zip_bytes=zip_path.stat().st_size,
+            compiled=compiled,
+            dropped=dropped,
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.package", description="One stage's deployable artefacts.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    build_command = commands.add_parser("build", help="write dist/<stage>/deployment.zip and template.yaml")
+    policy_command = commands.add_parser("policy", help="render .chalice/policy-<stage>.json from the configuration")
+    for sub in (build_command, policy_command):
+        sub.add_argument("--stage", required=True)
+        sub.add_argument("--config", help="the configuration (default: the stage's EKS_IAM_SYNC_CONFIG)")
+        sub.add_argument("--project-dir", type=Path, default=ROOT)
+    build_command.add_argument("--out", type=Path, help="default: dist/<stage>")
+    policy_command.add_argument("--write", action="store_true", help="write the file instead of printing it")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "policy":
+            path, text = render_policy(args.project_dir, args.stage, args.config)
+            if args.write:
+                path.write_text(text)
+                print(f"wrote {path}", file=sys.stderr)
+            else:
+                print(text, end="")
+            return 0
+        built = build(args.stage, args.out, args.project_dir, args.config)
+    except PackageError as err:
+        print(f"package: {err}", file=sys.stderr)
+        return 1
+    print("\n".join(built.summary()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
