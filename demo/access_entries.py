@@ -5,7 +5,9 @@ maps a user in aws-auth on the CONFIG_MAP cluster and creates an access entry on
 
 from __future__ import annotations
 
+import contextlib
 import io
+import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,6 +17,7 @@ import boto3
 import yaml
 from kubernetes import client, utils
 
+from chalicelib import cli
 from demo.show import say, step, table
 from tests.harness.cloudtrail import iam_event
 from tests.harness.eks_emulator import ACCESS_ENTRY_OPERATIONS, EksEmulator
@@ -86,6 +89,7 @@ def act_two(stack: Stack, people: dict[str, Principal], workdir: Path, log: io.S
             describe_entry(people["bob"].arn)
             untouched(plane, aws_auth_before)
             table(plane, SECOND, people, f"kubectl auth can-i ({SECOND})")
+            write_report(workdir / "eks-iam-sync.yaml", log)
         say(f"  act two took {time.monotonic() - started:.1f} s")
         say()
 
@@ -138,3 +142,14 @@ def untouched(plane: ControlPlane, before: tuple[str, dict[str, str]]) -> None:
     version, data = aws_auth_of(plane)
     state = "untouched" if (version, data) == before else "CHANGED"
     say(f"    aws-auth on {SECOND}: {state} (resourceVersion {version}; the node role only)")
+
+
+REPORT = Path(tempfile.gettempdir()) / "eks-iam-sync-access.html"
+
+
+def write_report(config: Path, log: io.StringIO) -> None:
+    """The final state of both clusters as the access report, read with the function's own identity."""
+    say("11. eks-iam-sync report: who can reach which namespace, and why (read-only)")
+    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        code = cli.main(["report", "--config", str(config), "--output", str(REPORT)])
+    say(f"    {'written' if code == 0 else f'written, exit {code}'}: {REPORT} (open it in a browser)")
