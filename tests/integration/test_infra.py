@@ -67,6 +67,7 @@ def test_chalice_package_merges_roles_dead_letters_retries_and_alarms(packaged: 
         "ReconcileAllErrorsAlarm",
         "GuardrailRefusalsAlarm",
         "ReconcileFailuresAlarm",
+        "IdentityLimitsAlarm",
     } <= set(resources)
     rule = resources["OnIamEvent"]["Properties"]["Events"]["OnIamEventEvent"]["Properties"]
     assert rule["Pattern"] == EVENT_PATTERN  # the merge kept Chalice's pattern
