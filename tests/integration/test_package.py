@@ -210,7 +210,16 @@ def test_the_template_pins_the_stage_and_the_runtime_and_has_no_aliases(packaged
 
 
 def test_make_package_is_the_contract() -> None:
-    dry = subprocess.run(["make", "-n", "package", "STAGE=prod"], cwd=ROOT, capture_output=True, text=True, check=True)
+    # Run from `make test`, the outer make's flags would make this one print its directory changes.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    dry = subprocess.run(
+        ["make", "--no-print-directory", "-n", "package", "STAGE=prod"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    )
     assert dry.stdout.strip().splitlines()[-1].endswith("-m tools.package build --stage prod")
     assert "dist/$(STAGE)/deployment.zip" in (ROOT / "Makefile").read_text()
 
