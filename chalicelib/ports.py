@@ -100,8 +100,16 @@ class ConfigMapStore(Protocol):
         """Creates; WriteConflict when it already exists."""
         ...
 
-    def put(self, namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str] | None = None) -> None:
-        """Writes an object only this service writes (a backup slot), unconditionally."""
+    def put(
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, str],
+        labels: Mapping[str, str] | None = None,
+        fresh: bool = False,
+    ) -> None:
+        """Writes an object only this service writes (a backup slot), unconditionally; ``fresh`` says
+        it most likely does not exist yet (one request instead of two then)."""
         ...
 
 

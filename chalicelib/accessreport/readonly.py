@@ -62,7 +62,14 @@ class ReadOnlyConfigMaps:
     ) -> ObservedConfigMap:
         raise _refuse(f"create of ConfigMap {namespace}/{name}")
 
-    def put(self, namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str] | None = None) -> None:
+    def put(
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, str],
+        labels: Mapping[str, str] | None = None,
+        fresh: bool = False,
+    ) -> None:
         raise _refuse(f"write of ConfigMap {namespace}/{name}")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from kubernetes import client
 
 from chalicelib.adapters.kube import call
-from chalicelib.errors import NotFound
+from chalicelib.errors import NotFound, WriteConflict
 from chalicelib.ports import ObservedConfigMap
 
 
@@ -67,13 +67,26 @@ class ConfigMaps:
         )
         return _observed(written)
 
-    def put(self, namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str] | None = None) -> None:
+    def put(
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, str],
+        labels: Mapping[str, str] | None = None,
+        fresh: bool = False,
+    ) -> None:
         """Writes an object only this service writes (a backup slot) without reading it first:
         an unconditional replace (no resourceVersion), or a create when it does not exist yet."""
         body = client.V1ConfigMap(
             metadata=client.V1ObjectMeta(name=name, namespace=namespace, labels=dict(labels or {})), data=dict(data)
         )
         what = f"write configmap {namespace}/{name}"
+        if fresh:
+            try:
+                call(what, lambda: self._core.create_namespaced_config_map(namespace, body))
+            except WriteConflict:
+                call(what, lambda: self._core.replace_namespaced_config_map(name, namespace, body))
+            return
         try:
             call(what, lambda: self._core.replace_namespaced_config_map(name, namespace, body))
         except NotFound:

@@ -150,11 +150,13 @@ class AwsAuthWriter:
             data=observed.data,
             ledger=observed.annotations.get(LEDGER_ANNOTATION, ""),
         )
-        slots = [backup_name(sequence % self.settings.backups)]
+        # On the ring's first lap its slots do not exist yet; an hour's slot exists after the first day.
+        slots = [(backup_name(sequence % self.settings.backups), sequence <= self.settings.backups)]
         if observed.annotations.get(BACKUP_HOUR_ANNOTATION) != hour:
-            slots.append(hourly_backup_name(now.hour))
-        for slot in slots:
-            self.store.put(AWS_AUTH_NAMESPACE, slot, backup.to_data(), labels={MANAGED_BY_LABEL: MANAGED_BY_VALUE})
+            slots.append((hourly_backup_name(now.hour), False))
+        labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
+        for slot, fresh in slots:
+            self.store.put(AWS_AUTH_NAMESPACE, slot, backup.to_data(), labels=labels, fresh=fresh)
         self.store.update(observed, data, annotations)
         return sequence
 

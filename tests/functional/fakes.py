@@ -274,9 +274,16 @@ class FakeConfigMapStore(FakeConfigMaps, FakePort):
         self._enter("create", f"{namespace}/{name}")
         return super().create(namespace, name, data, annotations, labels)
 
-    def put(self, namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str] | None = None) -> None:
+    def put(
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, str],
+        labels: Mapping[str, str] | None = None,
+        fresh: bool = False,
+    ) -> None:
         self._enter("put", f"{namespace}/{name}")
-        super().put(namespace, name, data, labels)
+        super().put(namespace, name, data, labels, fresh)
 
     # Not the port: what others do to the cluster, neither counted nor logged as the service's writes.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import uuid
@@ -138,3 +139,20 @@ def test_restore_round_trips_on_the_real_server(env: Environment, aws_auth: clie
     restored = aws_auth.read_namespaced_config_map("aws-auth", "kube-system")
     assert restored.data == original
     assert Ledger.parse(restored.metadata.annotations[LEDGER_ANNOTATION]) == Ledger()
+
+
+def test_a_backup_slot_is_written_whether_or_not_it_exists_and_whatever_the_hint(env: Environment) -> None:
+    store = ConfigMaps(env.admin())
+    name = f"eks-iam-sync-aws-auth-backup-test-{uuid.uuid4().hex[:6]}"
+    core = client.CoreV1Api(env.admin())
+    try:
+        store.put("kube-system", name, {"v": "1"}, fresh=True)  # absent, as hinted: one create
+        store.put("kube-system", name, {"v": "2"}, fresh=True)  # present after all: 409, then a replace
+        store.put("kube-system", name, {"v": "3"})  # present, as hinted: one replace
+        assert core.read_namespaced_config_map(name, "kube-system").data == {"v": "3"}
+        core.delete_namespaced_config_map(name, "kube-system")
+        store.put("kube-system", name, {"v": "4"})  # absent after all: 404, then a create
+        assert core.read_namespaced_config_map(name, "kube-system").data == {"v": "4"}
+    finally:
+        with contextlib.suppress(ApiException):
+            core.delete_namespaced_config_map(name, "kube-system")

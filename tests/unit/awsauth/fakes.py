@@ -60,6 +60,13 @@ class FakeConfigMaps:
         self.writes.append(f"create {name}")
         return self._store(namespace, name, data, annotations or {})
 
-    def put(self, namespace: str, name: str, data: Mapping[str, str], labels: Mapping[str, str] | None = None) -> None:
+    def put(
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, str],
+        labels: Mapping[str, str] | None = None,
+        fresh: bool = False,
+    ) -> None:
         self.writes.append(f"put {name}")
         self._store(namespace, name, data, {})
