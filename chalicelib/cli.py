@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib import deploy_checks
-from chalicelib.config import Config, ConfigError, load_config, parse_config
+from chalicelib.config import Config, ConfigError
 from chalicelib.rbac_manifest import render_manifest
 from chalicelib.settings import config_source
 
@@ -151,7 +151,9 @@ def progress(message: str) -> None:
 def _load(args: argparse.Namespace) -> tuple[str, Config | None]:
     path = args.config_option or args.config or config_source()
     try:
-        config = _read(path)
+        from chalicelib.service import read_config  # noqa: PLC0415 - Powertools only when a command runs
+
+        config = read_config(path)
     except ConfigError as err:
         print(err, file=sys.stderr)
         print(f"{path}: invalid ({len(err.problems)} problem{'s' * (len(err.problems) != 1)})", file=sys.stderr)
@@ -162,15 +164,6 @@ def _load(args: argparse.Namespace) -> tuple[str, Config | None]:
         print(f"eks-iam-sync: error: --cluster {cluster!r} is not in {path} (configured: {known})", file=sys.stderr)
         return path, None
     return path, config
-
-
-def _read(source: str) -> Config:
-    """A file, ``ssm:/parameter`` or ``s3://bucket/key``: read as the Lambdas read them."""
-    if not source.startswith(("ssm:", "s3://")):
-        return load_config(source)
-    from chalicelib.adapters.config_source import read_source  # noqa: PLC0415 - boto3 only when needed
-
-    return parse_config(read_source(source), source)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -15,9 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.config import DEFAULT_CONFIG_PATH, Cluster, Config
+from chalicelib.config import Cluster, Config
 from chalicelib.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE
-from chalicelib.settings import CONFIG_PATH_VARIABLE, CONNECT_TIMEOUT_VARIABLE, READ_TIMEOUT_VARIABLE
+from chalicelib.settings import (
+    CONFIG_PATH_VARIABLE,
+    CONNECT_TIMEOUT_VARIABLE,
+    READ_TIMEOUT_VARIABLE,
+    is_remote,
+    resolve_source,
+)
 
 APP_NAME = "eks-iam-sync"
 CHALICE_DIR = ".chalice"
@@ -122,26 +128,11 @@ def read_stage(chalice_config: Mapping[str, Any], stage: str) -> Stage:
     )
 
 
-def is_remote(source: str) -> bool:
-    return source.startswith(("ssm:", "s3://"))
-
-
-def resolve_source(root: Path, source: str) -> str:
-    """Where the stage's configuration is, from the project root: a file (the shipped example when unset)
-    or the remote source as written."""
-    if not source:
-        return str(DEFAULT_CONFIG_PATH)
-    if is_remote(source):
-        return source
-    path = Path(source)
-    return str(path if path.is_absolute() else root / path)
-
-
 def stage_source(root: Path, stage_name: str) -> str | None:
     """The configuration a stage deploys, or None when .chalice/config.json has no such stage."""
     try:
         chalice_config = json.loads((root / CHALICE_DIR / "config.json").read_text())
-        return resolve_source(root, read_stage(chalice_config, stage_name).config_source)
+        return resolve_source(read_stage(chalice_config, stage_name).config_source, root)
     except (OSError, ValueError, KeyError):
         return None
 
@@ -302,7 +293,7 @@ def project_problems(root: Path, stage_name: str, config: Config) -> list[str]:
     if bool(stage.subnet_ids) != bool(stage.security_group_ids):
         problems.append("a VPC needs both subnet_ids and security_group_ids (Chalice ignores one without the other)")
     problems += _timeout_problems(stage)
-    source = resolve_source(root, stage.config_source)
+    source = resolve_source(stage.config_source, root)
     if not is_remote(source) and not Path(source).resolve().is_relative_to((root / "chalicelib").resolve()):
         problems.append(f"{CONFIG_PATH_VARIABLE}={stage.config_source}: a file outside chalicelib/ is not packaged")
     policy_path = chalice_dir / stage.policy_file

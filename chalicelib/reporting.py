@@ -34,6 +34,7 @@ from chalicelib.operations import connect, shell_for
 from chalicelib.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE
 from chalicelib.ports import ClusterPorts
 from chalicelib.reconcile import Options, reconcile_cluster
+from chalicelib.settings import is_remote
 from chalicelib.snapshot import IamSnapshot
 
 FORMATS = ("html", "json")
@@ -64,7 +65,7 @@ class _Quiet:
 
 def configuration(source: str) -> tuple[Config, str]:
     """The configuration and the SHA-256 of the very text it was parsed from."""
-    if source.startswith(("ssm:", "s3://")):
+    if is_remote(source):
         from chalicelib.adapters.config_source import read_source  # noqa: PLC0415 - boto3 only when needed
 
         raw = read_source(source).encode()

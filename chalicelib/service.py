@@ -10,7 +10,7 @@ from chalicelib.config import Config, ConfigError, load_config, parse_config
 from chalicelib.errors import SyncError
 from chalicelib.events import Ignored, read_event
 from chalicelib.observability import LogObserver, logger
-from chalicelib.settings import config_source
+from chalicelib.settings import config_source, is_remote
 
 _config: dict[str, Config] = {}
 
@@ -21,10 +21,10 @@ def current_config() -> Config:
     (ConfigInvalid) and refused: the last good one keeps serving; with none, the run raises (events
     wait in retries and the DLQ rather than being dropped)."""
     source = config_source()
-    if source in _config and not source.startswith(("ssm:", "s3://")):
+    if source in _config and not is_remote(source):
         return _config[source]
     try:
-        _config[source] = _load(source)
+        _config[source] = read_config(source)
     except SyncError as err:
         problems = [p.render(source) for p in err.problems] if isinstance(err, ConfigError) else [str(err)]
         LogObserver().count("ConfigInvalid")
@@ -35,8 +35,9 @@ def current_config() -> Config:
     return _config[source]
 
 
-def _load(source: str) -> Config:
-    if not source.startswith(("ssm:", "s3://")):
+def read_config(source: str) -> Config:
+    """A file, ``ssm:/parameter`` or ``s3://bucket/key``, parsed and validated: the one way to read it."""
+    if not is_remote(source):
         return load_config(source)
     from chalicelib.adapters.config_source import read_source  # noqa: PLC0415 - boto3 only for remote sources
 

@@ -21,13 +21,23 @@ def config_source() -> str:
     A relative file path is taken from the project root, so `chalicelib/my-config.yaml` means the same
     file locally and inside the deployed package.
     """
-    configured = os.environ.get(CONFIG_PATH_VARIABLE)
-    if not configured:
+    return resolve_source(os.environ.get(CONFIG_PATH_VARIABLE, ""))
+
+
+def is_remote(source: str) -> bool:
+    """An SSM parameter or an S3 object rather than a file."""
+    return source.startswith(("ssm:", "s3://"))
+
+
+def resolve_source(source: str, root: Path = PROJECT_ROOT) -> str:
+    """A configuration source as a file path from ``root``, or the remote source as written; the
+    shipped example when unset."""
+    if not source:
         return str(DEFAULT_CONFIG_PATH)
-    if configured.startswith(("ssm:", "s3://")):
-        return configured
-    path = Path(configured)
-    return str(path if path.is_absolute() else PROJECT_ROOT / path)
+    if is_remote(source):
+        return source
+    path = Path(source)
+    return str(path if path.is_absolute() else root / path)
 
 
 SCHEDULE_VARIABLE = "EKS_IAM_SYNC_SCHEDULE_MINUTES"

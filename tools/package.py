@@ -33,6 +33,7 @@ import yaml
 
 from chalicelib import deploy_checks
 from chalicelib.config import Config, ConfigError, load_config
+from chalicelib.settings import is_remote, resolve_source
 
 ROOT = Path(__file__).resolve().parents[1]
 MERGE_TEMPLATE = Path("infra") / "cloudformation" / "chalice-merge.yaml"
@@ -102,8 +103,8 @@ def stage_and_config(project: Path, stage_name: str, config_file: str | None) ->
     except KeyError:
         known = ", ".join(sorted(chalice_config.get("stages", {})))
         raise PackageError(f"no stage {stage_name!r} in .chalice/config.json (stages: {known})") from None
-    source = config_file or deploy_checks.resolve_source(project, stage.config_source)
-    if deploy_checks.is_remote(source):
+    source = config_file or resolve_source(stage.config_source, project)
+    if is_remote(source):
         raise PackageError(
             f"stage {stage_name} reads its configuration from {source}: give a copy of that document with "
             "--config FILE (make package ... CONFIG=FILE), so that the policy is checked against its clusters"

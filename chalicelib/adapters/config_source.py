@@ -22,10 +22,6 @@ _s3_cache: dict[str, tuple[float, str]] = {}
 _lock = threading.Lock()
 
 
-def is_remote(source: str) -> bool:
-    return source.startswith(("ssm:", "s3://"))
-
-
 def read_source(source: str) -> str:
     if source.startswith("ssm:"):
         return _ssm(source.removeprefix("ssm:"))
