@@ -30,7 +30,7 @@ from chalicelib.config import (
     RoleIdentity,
     is_privileged_cluster_role,
 )
-from chalicelib.identities import Entry, OwnedEntry
+from chalicelib.identities import Entry, OwnedEntry, group_source
 from chalicelib.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PRINCIPAL_LABEL, principal_label
 from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
 
@@ -115,7 +115,7 @@ def desired_state(
     missing = _missing_groups(config, snapshot)
     refusals += [
         Refusal(
-            f"identities.groups[{group}]",
+            group_source(group),
             group,
             "configured-group-missing",
             f"IAM has no group {group!r} (renamed or deleted?): its members keep their mappings until the "
@@ -144,7 +144,7 @@ def _user(config: Config, user: IamUser) -> tuple[list[OwnedEntry], list[Desired
     granted, refused = _tag_grants(config, user.tags, user.arn, user.name)
     if not matched and not granted:
         return [], [], refused
-    sources = [f"identities.groups[{g.iam_group}]" for g in matched] + (["tagGrants"] if granted else [])
+    sources = [group_source(g.iam_group) for g in matched] + (["tagGrants"] if granted else [])
     entry = OwnedEntry(MAP_USERS, Entry(user.arn, user.name, groups), ", ".join(sources), user.arn, user.id)
     return [entry], granted, refused
 

@@ -4,6 +4,7 @@ changes and conflicts a plan holds, refusals, and what carrying a step out achie
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -33,6 +34,19 @@ class Entry:
 
     def describe(self) -> str:
         return f"{self.arn} -> {self.username!r} {list(self.groups)}"
+
+
+def group_source(group: str) -> str:
+    """The source recorded for an identity mapped because of a configured IAM group."""
+    return f"identities.groups[{group}]"
+
+
+def user_mapped_for(arn: str, source: str, groups: Iterable[str]) -> str | None:
+    """The user's name when this record (its ARN and source) was made for one of ``groups``."""
+    wanted = {group_source(g).lower() for g in groups}
+    if arns.kind_of(arn) != "user" or not any(w in source.lower() for w in wanted):
+        return None
+    return arns.name_of(arn)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from chalicelib.accessentries.plan import (
 )
 from chalicelib.awsauth.guardrails import Policy
 from chalicelib.errors import Forbidden, NotFound, PermanentError, TransientError, WriteConflict
-from chalicelib.identities import Change, Outcome, OwnedEntry, Refusal, observe
+from chalicelib.identities import Change, Outcome, OwnedEntry, Refusal, observe, user_mapped_for
 from chalicelib.ownership import ACCESS_ENTRY_QUOTA, ENTRY_SOURCE_TAG
 from chalicelib.ports import AccessEntryStore, ObservedAccessEntry, Observer
 from chalicelib.principals import PrincipalScope
@@ -62,13 +62,12 @@ class AccessEntriesBackend:
 
     def members_of(self, groups: Iterable[str]) -> set[str]:
         """Names of the users whose owned entries were made for these IAM groups."""
-        wanted = {f"identities.groups[{g}]".lower() for g in groups}
+        groups = tuple(groups)
         return {
-            arns.name_of(entry.principal_arn)
+            name
             for entry in self._describe(self.store.list_principals())
             if owned(entry)
-            and arns.kind_of(entry.principal_arn) == "user"
-            and any(w in entry.tags.get(ENTRY_SOURCE_TAG, "").lower() for w in wanted)
+            and (name := user_mapped_for(entry.principal_arn, entry.tags.get(ENTRY_SOURCE_TAG, ""), groups))
         }
 
     def verify(self, wanted: OwnedEntry) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 from chalicelib import arns
 from chalicelib.awsauth.model import ENTRY_KEYS, MAP_ROLES, MAP_USERS
 from chalicelib.errors import CorruptState
+from chalicelib.identities import user_mapped_for
 
 LEDGER_VERSION = 2
 MAX_LEDGER_BYTES = 32 * 1024 * 1024  # inflated; aws-auth itself is at most 1 MiB
@@ -50,12 +51,8 @@ class Ledger:
 
     def members_of(self, groups: Iterable[str]) -> set[str]:
         """Names of the users mapped because they were in one of these IAM groups, as their ARNs spell them."""
-        wanted = {f"identities.groups[{g}]".lower() for g in groups}
-        return {
-            arns.name_of(r.arn)
-            for r in self.records.values()
-            if arns.kind_of(r.arn) == "user" and any(w in r.source.lower() for w in wanted)
-        }
+        groups = tuple(groups)
+        return {name for r in self.records.values() if (name := user_mapped_for(r.arn, r.source, groups))}
 
     def serialize(self) -> str:
         """Version 2: ARNs and an index into the distinct sources, zlib-compressed and base64-encoded,
