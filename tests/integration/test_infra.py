@@ -68,6 +68,7 @@ def test_chalice_package_merges_roles_dead_letters_retries_and_alarms(packaged: 
         "GuardrailRefusalsAlarm",
         "ReconcileFailuresAlarm",
         "IdentityLimitsAlarm",
+        "ConfigInvalidAlarm",
     } <= set(resources)
     rule = resources["OnIamEvent"]["Properties"]["Events"]["OnIamEventEvent"]["Properties"]
     assert rule["Pattern"] == EVENT_PATTERN  # the merge kept Chalice's pattern
