@@ -21,6 +21,7 @@ from chalicelib import service as service_module
 from chalicelib.config import DEFAULT_CONFIG_PATH
 from tests.harness.cloudtrail import scheduled_event
 from tests.harness.kube import ControlPlane
+from tests.harness.principals import credentials_env
 from tests.harness.service import Service
 
 
@@ -63,14 +64,7 @@ def deployed(service: Service, config_text: str, workdir: Path) -> Iterator[Func
     (project / ".chalice" / "config.json").write_text(
         json.dumps({"version": "2.0", "app_name": "eks-iam-sync", "stages": {"local": stage}})
     )
-    found = service.principal.session.get_credentials()
-    assert found is not None
-    credentials = found.get_frozen_credentials()
-    function_env: dict[str, str] = {
-        "AWS_ACCESS_KEY_ID": str(credentials.access_key),
-        "AWS_SECRET_ACCESS_KEY": str(credentials.secret_key),
-        "AWS_SESSION_TOKEN": credentials.token or "",
-    }
+    function_env = credentials_env(service.principal)
     saved = {k: os.environ.get(k) for k in function_env}
     os.environ.update(function_env)
     service_module._config.clear()

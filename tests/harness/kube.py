@@ -8,6 +8,7 @@ missing, ``build-kube-apiserver.sh`` obtains them (once, cached).
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import socket
@@ -72,6 +73,20 @@ class ControlPlane:
 
     def admin(self) -> client.ApiClient:
         return self.client_for(ADMIN_TOKEN)
+
+    def admin_kubeconfig(self, path: Path) -> Path:
+        """A kubeconfig file reaching this control plane as its admin (the CLI's --kubeconfig)."""
+        cluster = {"server": self.endpoint, "certificate-authority": str(self.ca_file)}
+        document = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "test", "cluster": cluster}],
+            "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
+            "contexts": [{"name": "admin", "context": {"cluster": "test", "user": "admin"}}],
+            "current-context": "admin",
+        }
+        path.write_text(json.dumps(document))
+        return path
 
 
 class _Process:

@@ -32,6 +32,18 @@ class Principal:
         return token
 
 
+def credentials_env(principal: Principal) -> dict[str, str]:
+    """The standard AWS variables that make boto3 (the service, the CLI) act as ``principal``."""
+    found = principal.session.get_credentials()
+    assert found is not None
+    frozen = found.get_frozen_credentials()
+    return {
+        "AWS_ACCESS_KEY_ID": str(frozen.access_key),
+        "AWS_SECRET_ACCESS_KEY": str(frozen.secret_key),
+        "AWS_SESSION_TOKEN": frozen.token or "",
+    }
+
+
 def iam_user(name: str, path: str = "/") -> Principal:
     iam = boto3.client("iam")
     arn = iam.create_user(UserName=name, Path=path)["User"]["Arn"]

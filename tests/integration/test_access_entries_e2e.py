@@ -25,7 +25,7 @@ from chalicelib.ownership import ENTRY_PRINCIPAL_ID_TAG, MANAGED_BY_LABEL, SERVI
 from tests.harness.cloudtrail import iam_event
 from tests.harness.eks_emulator import ACCESS_ENTRY_OPERATIONS, EksEmulator
 from tests.harness.function import Function, cluster_config, deployed
-from tests.harness.kube import ADMIN_TOKEN, ControlPlane
+from tests.harness.kube import ControlPlane
 from tests.harness.principals import Principal, eventually, iam_user, write_aws_auth
 from tests.harness.service import (
     MANIFEST,
@@ -267,27 +267,6 @@ def test_a_config_map_cluster_makes_no_access_entry_call(
     assert eks.calls_to(*ACCESS_ENTRY_OPERATIONS) == []
 
 
-def kubeconfig_for(found: EntryCluster, path: Path) -> str:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "c",
-                        "cluster": {"server": found.plane.endpoint, "certificate-authority": str(found.plane.ca_file)},
-                    }
-                ],
-                "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
-                "contexts": [{"name": "admin", "context": {"cluster": "c", "user": "admin"}}],
-                "current-context": "admin",
-            }
-        )
-    )
-    return str(path)
-
-
 def test_migrate_moves_owned_entries_keeps_foreign_ones_and_is_idempotent(
     fresh: dict[str, EntryCluster],
     service: Service,
@@ -314,7 +293,7 @@ def test_migrate_moves_owned_entries_keeps_foreign_ones_and_is_idempotent(
     assert before is not None and len(read_aws_auth(before.data).entries("mapUsers")) == 4
     config = tmp_path / "config.yaml"
     config.write_text(config_text(fresh, only=BOTH))
-    kubeconfig = kubeconfig_for(both, tmp_path / "kubeconfig")
+    kubeconfig = str(both.plane.admin_kubeconfig(tmp_path / "kubeconfig"))
     args = ["migrate", "--config", str(config), "--cluster", BOTH, "--kubeconfig", kubeconfig]
 
     assert main([*args, "--dry-run"]) == 0
@@ -362,7 +341,7 @@ def test_explain_says_which_mechanism_maps_the_principal_and_warns_about_shadowe
     )
     config = tmp_path / "config.yaml"
     config.write_text(config_text(fresh, only=BOTH))
-    kubeconfig = kubeconfig_for(both, tmp_path / "kubeconfig")
+    kubeconfig = str(both.plane.admin_kubeconfig(tmp_path / "kubeconfig"))
     code = main(["explain", name, "--config", str(config), "--cluster", BOTH, "--kubeconfig", kubeconfig])
     out = capsys.readouterr().out
     assert code == 0, out

@@ -17,8 +17,7 @@ from chalicelib.cli import main
 from chalicelib.ownership import MANAGED_BY_SELECTOR
 from tests.conftest import Environment
 from tests.harness.function import cluster_config
-from tests.harness.kube import ADMIN_TOKEN
-from tests.harness.principals import iam_user
+from tests.harness.principals import credentials_env, iam_user
 from tests.harness.service import (
     Service,
     prepare_seed_cluster,
@@ -38,31 +37,10 @@ def setup(
     prepare_seed_cluster(env.plane, service)
     config = tmp_path / "config.yaml"
     config.write_text(cluster_config(env.plane))
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "test",
-                        "cluster": {"server": env.plane.endpoint, "certificate-authority": str(env.plane.ca_file)},
-                    }
-                ],
-                "users": [{"name": "admin", "user": {"token": ADMIN_TOKEN}}],
-                "contexts": [{"name": "admin", "context": {"cluster": "test", "user": "admin"}}],
-                "current-context": "admin",
-            }
-        )
-    )
-    credentials = service.principal.session.get_credentials()
-    assert credentials is not None
-    frozen = credentials.get_frozen_credentials()
+    kubeconfig = env.plane.admin_kubeconfig(tmp_path / "kubeconfig")
     # the operator runs the CLI with the function's role here; it reaches the cluster by EKS token
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", str(frozen.access_key))
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", str(frozen.secret_key))
-    monkeypatch.setenv("AWS_SESSION_TOKEN", frozen.token or "")
+    for name, value in credentials_env(service.principal).items():
+        monkeypatch.setenv(name, value)
     yield {"config": str(config), "kubeconfig": str(kubeconfig)}
 
 

@@ -32,6 +32,7 @@ from chalicelib.cli import main
 from tests.conftest import Environment
 from tests.harness.browser import ReportPage, Synthetic, chromium, open_report, synthetic_report
 from tests.harness.function import cluster_config
+from tests.harness.principals import credentials_env
 from tests.harness.service import SEED_CLUSTER_ROLE, SEED_GROUP, SEED_NAMESPACES, Service, prepare_seed_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,12 +75,8 @@ def seed_report(env: Environment, service: Service, tmp_path: Path, monkeypatch:
     monkeypatch.chdir(tmp_path)  # the report names the configuration as given: eks-iam-sync.yaml
     config = Path("eks-iam-sync.yaml")
     config.write_text(cluster_config(env.plane))
-    credentials = service.principal.session.get_credentials()
-    assert credentials is not None
-    frozen = credentials.get_frozen_credentials()
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", str(frozen.access_key))
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", str(frozen.secret_key))
-    monkeypatch.setenv("AWS_SESSION_TOKEN", frozen.token or "")
+    for name, value in credentials_env(service.principal).items():
+        monkeypatch.setenv(name, value)
     iam = boto3.client("iam")
     ensure_user("alice")
     iam.add_user_to_group(GroupName=SEED_GROUP, UserName="alice")
