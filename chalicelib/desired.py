@@ -79,7 +79,7 @@ class Refusal:
 
 @dataclass(frozen=True)
 class DesiredState:
-    aws_auth: tuple[OwnedEntry, ...] = ()
+    identities: tuple[OwnedEntry, ...] = ()  # one per principal, for whichever backend maps it
     bindings: tuple[DesiredBinding, ...] = ()
     refusals: tuple[Refusal, ...] = ()
     skipped: tuple[str, ...] = ()  # bindings left out because their namespace does not exist (yet)

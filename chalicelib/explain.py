@@ -36,7 +36,7 @@ def explain(
     ``in_place`` tells whether the cluster maps an owned entry as desired (the backend knows how)."""
     rules = rules or {}
     found = []
-    for owned in desired.aws_auth:
+    for owned in desired.identities:
         if not _matches(query, owned):
             continue
         entry = owned.entry

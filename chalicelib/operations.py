@@ -216,13 +216,13 @@ def migrate(config: Config, args: argparse.Namespace) -> tuple[list[str], bool]:
     desired = desired_state(config, shell.iam(config.iam_role).full_snapshot(), ports.bindings.namespaces())
     assert ports.access_entries is not None  # checked by _migration_refusal
     entries = AccessEntriesBackend(ports.access_entries, observer, guardrail_policy(config, options, ports.caller_arn))
-    step = entries.plan(desired.aws_auth, None)
+    step = entries.plan(desired.identities, None)
     created = preview(step) if args.dry_run else entries.apply(step, options.reason)
     lines = [f"cluster {name}: migrate aws-auth -> access entries" + (" (dry run)" if args.dry_run else "")]
     lines += [f"  access entries: {created.status}"] + [f"  {c.describe()}" for c in created.changes]
     lines += [f"  {c.describe()}" for c in created.conflicts] + [f"  ! {r.render()}" for r in created.refusals]
-    moved = _entries_in_place(entries, desired.aws_auth, step, verify=not args.dry_run)
-    kept = [o for o in desired.aws_auth if o.entry.key not in moved]
+    moved = _entries_in_place(entries, desired.identities, step, verify=not args.dry_run)
+    kept = [o for o in desired.identities if o.entry.key not in moved]
     lines += [f"  ! kept in aws-auth (no access entry in place): {o.entry.describe()}" for o in kept]
     # Everything the service owns in aws-auth goes, except what still has no entry; the deletion
     # breaker is lifted (removing them all is the point), every other guardrail holds.

@@ -65,7 +65,7 @@ def reconcile_cluster(
     bindings = _plan_bindings(desired, ports, scope, options)
     bindings, refused = _without_unbounded_roles(config, bindings, ports.cluster_roles, observer)
     desired = replace(desired, refusals=desired.refusals + refused)
-    plan = Plan(identities.plan(desired.aws_auth, identity_scope), bindings)
+    plan = Plan(identities.plan(desired.identities, identity_scope), bindings)
     applier = DisplayOnlyApplier() if options.dry_run else Applier(identities, ports.bindings, observer)
     return ClusterReport(ports.name, desired, plan, applier.apply(plan, options.reason), identities.name)
 

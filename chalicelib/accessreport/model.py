@@ -383,7 +383,7 @@ class _Builder:
             self._grant(read, status, mapping, binding, subject_kind, subject_name)
         for binding in (*now.bindings.values(), *after.bindings.values()):
             self.columns.add((read.name, binding.namespace))
-        wanted = {principal_key(o.iam_arn) for o in read.run.desired.aws_auth}
+        wanted = {principal_key(o.iam_arn) for o in read.run.desired.identities}
         for principal, mapping in (*effective_now.items(), *effective_after.items()):
             if mapping.managed or principal in wanted:
                 self._row(mapping)
@@ -535,7 +535,7 @@ class _Builder:
     def _cannot_authenticate(self, read: ClusterRead, now: _State, effective_now: Mapping[str, _Mapping]) -> None:
         step = read.run.plan.identities
         mechanism = "an access entry" if read.run.backend == "accessEntries" else "an aws-auth entry"
-        for wanted in read.run.desired.aws_auth:
+        for wanted in read.run.desired.identities:
             key = principal_key(wanted.iam_arn)
             if key in effective_now:
                 continue

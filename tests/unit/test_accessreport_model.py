@@ -93,10 +93,10 @@ class World:
         backend = choose_backend(self.config.cluster(self.name), self.mode)
         step: AwsAuthStep | AccessEntriesStep
         if backend == "configMap":
-            step = plan_aws_auth(self.aws_auth, SyncIntent(desired.aws_auth), Policy())
+            step = plan_aws_auth(self.aws_auth, SyncIntent(desired.identities), Policy())
         else:
             current = tuple(self.entries.values())
-            step = plan_access_entries(current, desired.aws_auth, None, Policy(), len(current))
+            step = plan_access_entries(current, desired.identities, None, Policy(), len(current))
         plan = Plan(step, plan_bindings(desired.bindings, self.bindings.values()))
         run = ClusterReport(self.name, desired, plan, DisplayOnlyApplier().apply(plan, "report"), backend)
         api = self.mode in ("API", "API_AND_CONFIG_MAP")
@@ -117,12 +117,12 @@ class World:
         read = self.read()
         desired = read.run.desired
         if read.run.backend == "configMap":
-            step = plan_aws_auth(self.aws_auth, SyncIntent(desired.aws_auth), Policy())
+            step = plan_aws_auth(self.aws_auth, SyncIntent(desired.identities), Policy())
             if step.data is not None:
                 annotations = {LEDGER_ANNOTATION: step.ledger}
                 self.aws_auth = ObservedConfigMap("kube-system", "aws-auth", step.data, annotations, "2")
         else:
-            for owned in desired.aws_auth:
+            for owned in desired.identities:
                 self.entries[owned.iam_arn.lower()] = entry(owned)
         self.bindings = {
             b.key: ObservedBinding(

@@ -29,7 +29,7 @@ def alice(*groups: str, path: str = "/", partition: str = "aws", tags: dict[str,
 
 def test_a_group_member_gets_a_user_entry_with_the_arn_as_iam_reports_it() -> None:
     state = desired_state(SEED, IamSnapshot(users=(alice("iam-bttrm-web-ro-group", path="/eng/web/"),)), LIVE)
-    [owned] = state.aws_auth
+    [owned] = state.identities
     assert owned.key == MAP_USERS
     assert owned.entry == Entry(f"arn:aws:iam::{ACCT}:user/eng/web/alice", "alice", ("rbac-bttrm-web-ro-group",))
     assert owned.source == "identities.groups[iam-bttrm-web-ro-group]"
@@ -37,35 +37,35 @@ def test_a_group_member_gets_a_user_entry_with_the_arn_as_iam_reports_it() -> No
 
 def test_a_user_in_two_configured_groups_gets_the_union_sorted_and_deduplicated() -> None:
     state = desired_state(TWO_GROUPS, IamSnapshot(users=(alice("iam-bttrm-web-ro-group", "ops", "unrelated"),)), LIVE)
-    [owned] = state.aws_auth
+    [owned] = state.identities
     assert owned.entry.groups == ("ops", "rbac-bttrm-web-ro-group")
     assert owned.source == "identities.groups[iam-bttrm-web-ro-group], identities.groups[ops]"
 
 
 def test_a_user_removed_from_the_last_group_wants_no_entry() -> None:
-    assert desired_state(SEED, IamSnapshot(users=(alice("unrelated"),)), LIVE).aws_auth == ()
-    assert desired_state(SEED, IamSnapshot(users=(alice(),)), LIVE).aws_auth == ()
+    assert desired_state(SEED, IamSnapshot(users=(alice("unrelated"),)), LIVE).identities == ()
+    assert desired_state(SEED, IamSnapshot(users=(alice(),)), LIVE).identities == ()
 
 
 def test_partitions_are_taken_from_iam_never_hard_coded() -> None:
     [owned] = desired_state(
         SEED, IamSnapshot(users=(alice("iam-bttrm-web-ro-group", partition="aws-cn"),)), LIVE
-    ).aws_auth
+    ).identities
     assert owned.entry.arn.startswith("arn:aws-cn:iam::")
     role = IamRole("iam-bttrm-web-ro-role", f"arn:aws-us-gov:iam::{ACCT}:role/teams/iam-bttrm-web-ro-role")
-    [owned] = desired_state(SEED, IamSnapshot(roles=(role,)), LIVE).aws_auth
+    [owned] = desired_state(SEED, IamSnapshot(roles=(role,)), LIVE).identities
     assert owned.entry.arn == f"arn:aws-us-gov:iam::{ACCT}:role/iam-bttrm-web-ro-role"
 
 
 def test_a_configured_role_gets_a_role_entry_without_its_path() -> None:
     role = IamRole("iam-bttrm-web-ro-role", f"arn:aws:iam::{ACCT}:role/a/b/iam-bttrm-web-ro-role")
-    [owned] = desired_state(SEED, IamSnapshot(roles=(role,)), LIVE).aws_auth
+    [owned] = desired_state(SEED, IamSnapshot(roles=(role,)), LIVE).identities
     assert owned.key == MAP_ROLES
     assert owned.entry == Entry(
         f"arn:aws:iam::{ACCT}:role/iam-bttrm-web-ro-role", "iam-bttrm-web-ro-role", ("rbac-bttrm-web-ro-group",)
     )
     assert (
-        desired_state(SEED, IamSnapshot(roles=(IamRole("other", f"arn:aws:iam::{ACCT}:role/other"),)), LIVE).aws_auth
+        desired_state(SEED, IamSnapshot(roles=(IamRole("other", f"arn:aws:iam::{ACCT}:role/other"),)), LIVE).identities
         == ()
     )
 
@@ -76,14 +76,14 @@ def test_two_roles_sharing_a_name_are_refused() -> None:
         IamRole("iam-bttrm-web-ro-role", f"arn:aws:iam::{ACCT}:role/b/iam-bttrm-web-ro-role"),
     )
     state = desired_state(SEED, IamSnapshot(roles=roles), LIVE)
-    assert state.aws_auth == ()
+    assert state.identities == ()
     assert [r.reason for r in state.refusals] == ["roles-share-a-name", "roles-share-a-name"]
 
 
 def test_tag_grants_give_an_identity_entry_and_a_user_binding() -> None:
     user = alice(tags={"eks-access/ns3": "pods-ro", "unrelated": "x"})
     state = desired_state(SEED, IamSnapshot(users=(user,)), LIVE, event_id="evt-1")
-    [owned] = state.aws_auth
+    [owned] = state.identities
     assert owned.entry == Entry(user.arn, "alice", ()) and owned.source == "tagGrants"
     tag_bindings = [b for b in state.bindings if b.subject_kind == "User"]
     assert [(b.namespace, b.name, b.cluster_role, b.subject_name, b.principal) for b in tag_bindings] == [
@@ -94,7 +94,7 @@ def test_tag_grants_give_an_identity_entry_and_a_user_binding() -> None:
 def test_tag_granted_roles_bind_their_username() -> None:
     role = IamRole("ci", f"arn:aws:iam::{ACCT}:role/ci", {"eks-access/ns3": "pods-ro"})
     state = desired_state(SEED, IamSnapshot(roles=(role,)), LIVE)
-    assert [o.entry for o in state.aws_auth] == [Entry(role.arn, "ci", ())]
+    assert [o.entry for o in state.identities] == [Entry(role.arn, "ci", ())]
     assert [b.subject_name for b in state.bindings if b.subject_kind == "User"] == ["ci"]
 
 
@@ -112,7 +112,7 @@ def test_every_tag_refusal_is_reported_with_principal_tag_and_reason(key: str, v
     state = desired_state(SEED, IamSnapshot(users=(alice(tags={key: value}),)), LIVE)
     [refusal] = state.refusals
     assert (refusal.principal, refusal.subject, refusal.reason) == (alice().arn, f"{key}={value}", reason)
-    assert state.aws_auth == () and not [b for b in state.bindings if b.subject_kind == "User"]
+    assert state.identities == () and not [b for b in state.bindings if b.subject_kind == "User"]
 
 
 def test_privileged_cluster_roles_are_configuration_errors_unless_explicitly_allowed() -> None:
