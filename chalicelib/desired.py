@@ -1,9 +1,14 @@
-"""Desired state: (configuration, IAM snapshot, live namespaces) -> owned aws-auth entries,
-RoleBindings and refusals. Pure.
+"""Desired state: (configuration, IAM snapshot, live namespaces) -> owned identities (for aws-auth
+or access entries alike), RoleBindings and refusals. Pure.
 
-- A member of configured IAM groups gets one mapUsers entry: the ARN exactly as IAM reports it, the
-  IAM user name as username, the union of the groups' Kubernetes groups (sorted, deduplicated).
-- A configured IAM role gets a mapRoles entry, its ARN without the path (STS drops paths).
+- A member of configured IAM groups gets one identity (aws-auth's mapUsers): the ARN exactly as IAM
+  reports it, the IAM user name as username, the union of the groups' Kubernetes groups (sorted,
+  deduplicated).
+- A configured IAM role, or an IAM Identity Center role of a configured permission set, gets one
+  (mapRoles): aws-auth needs its ARN without the path (STS drops paths), an access entry with it;
+  the identity carries both.
+- A configured group a full snapshot no longer holds is refused (``configured-group-missing``), so
+  that its members are kept, never silently revoked.
 - A user or role carrying tag grants gets an entry too, and one RoleBinding per granted namespace
   binding its username to the profile's ClusterRole.
 - Each namespaceGrants rule gives one RoleBinding per namespace, listed or selected by labels.

@@ -1,9 +1,10 @@
 """Runs reconciles for every configured cluster, with the ports a ``Shell`` builds. Imported lazily
 by the handlers: this is where the kubernetes client gets loaded (through the default shell).
 
-One broken cluster never blocks the others: each is tried, every failure is a ``SyncError`` caught
-per cluster, and a transient failure anywhere is raised at the end so that EventBridge / Lambda
-retry the whole (idempotent) run.
+One broken cluster never blocks the others: each is tried (unless the invocation's deadline leaves
+less than a cluster's budget), every failure is a ``SyncError`` caught per cluster, and after all
+were tried any failure — transient, permanent or a refusal — is raised, naming each failed cluster,
+so that Lambda's Errors metric, its retries and the DLQ see it.
 """
 
 from __future__ import annotations
