@@ -244,9 +244,10 @@ def _backups(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     from chalicelib import operations  # noqa: PLC0415
 
-    for line in operations.backups_text(config, args):
+    lines, complete = operations.backups_text(config, args)
+    for line in lines:
         print(line, file=args.out)
-    return EXIT_OK
+    return EXIT_OK if complete else EXIT_ERROR
 
 
 def _migrate(args: argparse.Namespace) -> int:

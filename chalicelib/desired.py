@@ -36,7 +36,14 @@ from chalicelib.config import (
     is_privileged_cluster_role,
 )
 from chalicelib.identities import Entry, OwnedEntry, group_source
-from chalicelib.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PRINCIPAL_LABEL, principal_label
+from chalicelib.ownership import (
+    GROUP_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    PRINCIPAL_LABEL,
+    group_label,
+    principal_label,
+)
 from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
 
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -63,11 +70,18 @@ class DesiredBinding:
     def principal_label(self) -> str | None:
         return principal_label(arns.kind_of(self.principal), arns.name_of(self.principal)) if self.principal else None
 
+    @property
+    def group_label(self) -> str | None:
+        """A namespace grant's binding is found by its Kubernetes group (an event lists only those)."""
+        return group_label(self.subject_name) if self.subject_kind == "Group" and not self.principal else None
+
 
 def binding_labels(binding: DesiredBinding) -> dict[str, str]:
     labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
     if binding.principal_label:
         labels[PRINCIPAL_LABEL] = binding.principal_label
+    if binding.group_label:
+        labels[GROUP_LABEL] = binding.group_label
     return labels
 
 
@@ -240,24 +254,80 @@ def _allowed(config: Config, cluster_role: str) -> bool:
 def _rule_bindings(
     config: Config, namespaces: Mapping[str, Mapping[str, str]] | None
 ) -> tuple[list[DesiredBinding], list[Refusal], list[str]]:
-    bindings, refusals, skipped = [], [], []
+    bindings: list[DesiredBinding] = []
+    refusals: list[Refusal] = []
+    skipped: list[str] = []
     for index, grant in enumerate(config.namespace_grants):
-        source = f"namespaceGrants[{index}]"
-        if not _allowed(config, grant.cluster_role):
-            refusals.append(
-                Refusal(source, grant.cluster_role, "privileged-cluster-role", "add it to allowPrivilegedClusterRoles")
-            )
-            continue
-        for namespace in _namespaces_of(grant, namespaces):
-            if namespace in SYSTEM_NAMESPACES and not grant.allow_system_namespaces:
-                message = "a system namespace: set allowSystemNamespaces: true on the grant"
-                refusals.append(Refusal(source, f"namespace {namespace}", "system-namespace", message))
-                continue
-            if namespaces is not None and namespace not in namespaces:
-                skipped.append(f"{source}: namespace {namespace!r} does not exist yet")
-                continue
-            bindings.append(_rule_binding(grant, namespace, source))
+        _grant_bindings(config, index, _namespaces_of(grant, namespaces), namespaces, bindings, refusals, skipped)
     return bindings, refusals, skipped
+
+
+def _grant_bindings(
+    config: Config,
+    index: int,
+    targets: Iterable[str],
+    live: Mapping[str, Mapping[str, str]] | None,
+    bindings: list[DesiredBinding],
+    refusals: list[Refusal],
+    skipped: list[str],
+) -> None:
+    """One namespaceGrants rule in ``targets``: its bindings, or why not (``live`` None: not listed)."""
+    grant, source = config.namespace_grants[index], f"namespaceGrants[{index}]"
+    if not _allowed(config, grant.cluster_role):
+        refusals.append(
+            Refusal(source, grant.cluster_role, "privileged-cluster-role", "add it to allowPrivilegedClusterRoles")
+        )
+        return
+    for namespace in targets:
+        if namespace in SYSTEM_NAMESPACES and not grant.allow_system_namespaces:
+            message = "a system namespace: set allowSystemNamespaces: true on the grant"
+            refusals.append(Refusal(source, f"namespace {namespace}", "system-namespace", message))
+            continue
+        if live is not None and namespace not in live:
+            skipped.append(f"{source}: namespace {namespace!r} does not exist yet")
+            continue
+        bindings.append(_rule_binding(grant, namespace, source))
+
+
+def grants_of_groups(config: Config, groups: Iterable[str]) -> tuple[int, ...]:
+    """The indices of the namespaceGrants rules that bind one of these Kubernetes groups."""
+    wanted = set(groups)
+    return tuple(i for i, grant in enumerate(config.namespace_grants) if grant.kubernetes_group in wanted)
+
+
+def group_bindings(
+    config: Config, grants: Iterable[int], selected: Mapping[int, Iterable[str]]
+) -> tuple[tuple[DesiredBinding, ...], tuple[Refusal, ...]]:
+    """The bindings of some namespaceGrants rules, for a run that lists no namespaces (an event): a
+    rule's listed namespaces as written (a missing one is found when its binding is created), a
+    selector rule's as the API server selected them (``selected[index]``)."""
+    bindings: list[DesiredBinding] = []
+    refusals: list[Refusal] = []
+    for index in grants:
+        grant = config.namespace_grants[index]
+        targets = list(grant.namespaces) if grant.namespaces is not None else sorted(selected.get(index, ()))
+        _grant_bindings(config, index, targets, None, bindings, refusals, [])
+    return tuple(_dedupe(bindings)), tuple(refusals)
+
+
+def label_selector(selector: NamespaceSelector) -> str | None:
+    """The Kubernetes label selector that selects what ``selects`` does (the API server evaluates it);
+    None when it can select nothing (``In`` with no values, which the API server would reject)."""
+    terms = [f"{key}={value}" for key, value in sorted(selector.match_labels.items())]
+    for expression in selector.match_expressions:
+        values = ",".join(sorted(expression.values))
+        if expression.operator == "In" and not expression.values:
+            return None
+        match expression.operator:
+            case "In":
+                terms.append(f"{expression.key} in ({values})")
+            case "NotIn" if expression.values:
+                terms.append(f"{expression.key} notin ({values})")
+            case "Exists":
+                terms.append(expression.key)
+            case "DoesNotExist":
+                terms.append(f"!{expression.key}")
+    return ",".join(terms)
 
 
 def _namespaces_of(grant: NamespaceGrant, live: Mapping[str, Mapping[str, str]] | None) -> list[str]:

@@ -129,27 +129,37 @@ def _rules(ports: ClusterPorts, role: str) -> list[str]:
         return [f"(cannot read ClusterRole {role}: {err})"]
 
 
-def backups_text(config: Config, args: argparse.Namespace) -> list[str]:
-    lines = []
+def backups_text(config: Config, args: argparse.Namespace) -> tuple[list[str], bool]:
+    """Every readable backup of each cluster and every slot that cannot be used, with why; False
+    when a cluster (or one of its slots) could not be read, so the listing may be incomplete."""
+    lines, complete = [], True
     for name, ports in connect(config, args, shell_for(args)).items():
         if isinstance(ports, SyncError):
             lines.append(f"cluster {name}: FAILED: {ports}")
+            complete = False
             continue
         lines.append(f"cluster {name}")
         try:
             policy = guardrail_policy(config, Options(), ports.caller_arn)
-            kept = aws_auth_writer(config, ports, policy, LogObserver(name)).backups()
+            kept = aws_auth_writer(config, ports, policy, LogObserver(name)).kept()
         except SyncError as err:
             lines.append(f"  FAILED: {err}")
+            complete = False
             continue
-        if not kept:
+        if not kept.slots:
             lines.append("  no backups yet (one is kept before each write)")
-        for backup in kept:
+        for backup in kept.backups:
             entries = read_aws_auth(backup.data)
             count = len(entries.entries("mapRoles")) + len(entries.entries("mapUsers"))
             version = f"rv {backup.resource_version:<10}"
-            lines.append(f"  {backup.sequence:>5}  {backup.taken_at}  {count:>4} entries  {version} {backup.reason}")
-    return lines
+            foreign = "  (the last version not written by eks-iam-sync)" if kept.foreign(backup) else ""
+            lines.append(
+                f"  {backup.sequence:>5}  {backup.taken_at}  {count:>4} entries  {version} {backup.reason}{foreign}"
+            )
+        for slot in kept.unreadable:
+            lines.append(f"  ! {slot.name}: {'CORRUPT' if slot.corrupt else 'UNREADABLE'}: {slot.problem}")
+            complete = complete and slot.corrupt
+    return lines, complete
 
 
 def restore(config: Config, args: argparse.Namespace) -> tuple[list[str], bool]:

@@ -35,8 +35,21 @@ def hourly_backup_name(hour: int) -> str:
     return f"{BACKUP_NAME_PREFIX}hour-{hour:02d}"
 
 
+# The last version of aws-auth the service did not write itself (a hand edit, a restore, another
+# tool): the one version nobody can recompute, so it keeps a slot of its own that no burst of the
+# service's own writes rotates; only a newer foreign version replaces it.
+FOREIGN_BACKUP_NAME = f"{BACKUP_NAME_PREFIX}foreign"
+# A digest of the data the service last wrote to aws-auth. kubectl edit, eksctl and Terraform change
+# data and keep annotations, so data that no longer matches it was written by someone else.
+WRITTEN_DIGEST_ANNOTATION = "eks-iam-sync.io/written-digest"
+
+
 def backup_names(ring: int) -> list[str]:
-    return [backup_name(slot) for slot in range(ring)] + [hourly_backup_name(h) for h in range(HOURLY_BACKUPS)]
+    return [
+        *(backup_name(slot) for slot in range(ring)),
+        *(hourly_backup_name(h) for h in range(HOURLY_BACKUPS)),
+        FOREIGN_BACKUP_NAME,
+    ]
 
 
 # RoleBindings: owned exactly when labelled MANAGED_BY_LABEL=MANAGED_BY_VALUE; these say why.
@@ -50,6 +63,16 @@ PRINCIPAL_LABEL = "eks-iam-sync.io/principal"
 
 def principal_label(kind: str, name: str) -> str:
     return f"{kind}-{hashlib.sha256(name.lower().encode()).hexdigest()[:40]}"
+
+
+# A namespace grant's Kubernetes group as a label, so an event that gives someone that group lists
+# only that group's bindings (a group name is not always a valid label value; a hash of it is).
+# Kubernetes group names are case-sensitive, so the hash is of the name as written.
+GROUP_LABEL = "eks-iam-sync.io/group"
+
+
+def group_label(kubernetes_group: str) -> str:
+    return f"group-{hashlib.sha256(kubernetes_group.encode()).hexdigest()[:40]}"
 
 
 # The Kubernetes group the service's own IAM role is mapped to; infra/kubernetes/rbac.yaml binds it.

@@ -123,4 +123,5 @@ def _same(binding: DesiredBinding, current: ObservedBinding) -> bool:
         and current.source == binding.source
         and current.principal == binding.principal
         and current.principal_label == binding.principal_label
+        and current.group_label == binding.group_label
     )

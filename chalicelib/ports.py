@@ -49,6 +49,7 @@ class ObservedBinding:
     principal: str | None
     resource_version: str = ""
     principal_label: str | None = None  # PRINCIPAL_LABEL's value (bindings made before it have none)
+    group_label: str | None = None  # GROUP_LABEL's value (bindings made before it have none)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -114,12 +115,16 @@ class ConfigMapStore(Protocol):
 
 
 class BindingStore(Protocol):
-    def namespaces(self) -> dict[str, dict[str, str]]:
-        """Every namespace and its labels."""
+    def namespaces(self, selector: str | None = None) -> dict[str, dict[str, str]]:
+        """Every namespace and its labels; with ``selector`` (a Kubernetes label selector) only those it selects."""
         ...
 
     def list_owned(self, principals: Collection[str] | None = None) -> list[ObservedBinding]:
         """The owned RoleBindings; with ``principals`` (PRINCIPAL_LABEL values) only theirs."""
+        ...
+
+    def list_owned_of_groups(self, groups: Collection[str]) -> list[ObservedBinding]:
+        """The owned RoleBindings labelled with one of ``groups`` (GROUP_LABEL values)."""
         ...
 
     def create(self, binding: DesiredBinding) -> None: ...

@@ -17,7 +17,14 @@ from chalicelib.apply import Applied, Applier, DisplayOnlyApplier
 from chalicelib.awsauth.guardrails import Policy
 from chalicelib.awsauth.writer import AwsAuthWriter, WriterSettings
 from chalicelib.config import Cluster, Config, grants_everything
-from chalicelib.desired import DesiredState, Refusal, desired_state
+from chalicelib.desired import (
+    DesiredState,
+    Refusal,
+    desired_state,
+    grants_of_groups,
+    group_bindings,
+    label_selector,
+)
 from chalicelib.errors import Forbidden, NotFound, PermanentError
 from chalicelib.plan import BindingAction, DeleteBinding, Plan, plan_bindings
 from chalicelib.ports import ClusterPorts, ClusterRoleReader, Observer
@@ -62,6 +69,7 @@ def reconcile_cluster(
     _report_desired(desired, observer)
     identities = identity_backend(config, ports, options, observer)
     identity_scope = _keeping_missing_groups(desired, identities, scope, observer)
+    desired = _scoped_bindings(config, desired, ports, scope, options)
     bindings = _plan_bindings(desired, ports, scope, options)
     bindings, refused = _without_unbounded_roles(config, bindings, ports.cluster_roles, observer)
     desired = replace(desired, refusals=desired.refusals + refused)
@@ -89,17 +97,44 @@ def _keeping_missing_groups(
     return EveryoneBut(kept) if scope is None else scope.without(kept)
 
 
+def _scoped_bindings(
+    config: Config, desired: DesiredState, ports: ClusterPorts, scope: PrincipalScope | None, options: Options
+) -> DesiredState:
+    """What a scoped run binds: the namespace grants of every Kubernetes group its principals are
+    given (so access is complete the moment an event maps someone, before any full run), and, unless
+    only memberships changed, its principals' own tag grants. A full run binds everything."""
+    if scope is None:
+        return desired
+    groups = {group for owned in desired.identities for group in owned.entry.groups}
+    grants = grants_of_groups(config, groups)
+    selected: dict[int, tuple[str, ...]] = {}
+    for index in grants:
+        grant = config.namespace_grants[index]
+        if grant.namespaces is None and grant.namespace_selector is not None:
+            selector = label_selector(grant.namespace_selector)
+            selected[index] = () if selector is None else tuple(ports.bindings.namespaces(selector))
+    of_groups, refusals = group_bindings(config, grants, selected)
+    theirs = tuple(b for b in desired.bindings if options.rebinds and b.principal is not None and b.principal in scope)
+    new_refusals = tuple(r for r in refusals if r not in desired.refusals)
+    return replace(desired, bindings=of_groups + theirs, refusals=desired.refusals + new_refusals)
+
+
 def _plan_bindings(
     desired: DesiredState, ports: ClusterPorts, scope: PrincipalScope | None, options: Options
 ) -> tuple[BindingAction, ...]:
-    """A full run lists every owned binding; a scoped run only those of its principals (by label),
-    and a membership event none: rule bindings depend on the configuration and namespaces alone."""
+    """A full run lists every owned binding. A scoped run lists only the bindings of its groups and
+    principals, by label (its cost stays bounded by theirs, whatever the cluster holds); it never
+    deletes a grant's binding (only a full run sees a rule gone), and a membership event leaves the
+    principals' own tag-grant bindings alone (memberships do not change them)."""
     if scope is None:
         return plan_bindings(desired.bindings, ports.bindings.list_owned(), None)
-    if not options.rebinds:
-        return ()
-    theirs = [b for b in desired.bindings if b.principal is not None and b.principal in scope]
-    return plan_bindings(theirs, ports.bindings.list_owned(scope.labels()), scope)
+    of_groups = [b for b in desired.bindings if b.group_label]
+    labels = {b.group_label for b in of_groups if b.group_label}
+    actions = plan_bindings(of_groups, ports.bindings.list_owned_of_groups(labels), ()) if labels else ()
+    if options.rebinds:
+        theirs = [b for b in desired.bindings if not b.group_label]
+        actions += plan_bindings(theirs, ports.bindings.list_owned(scope.labels()), scope)
+    return actions
 
 
 def identity_backend(

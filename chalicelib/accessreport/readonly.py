@@ -79,7 +79,9 @@ class ReadOnlyBindings:
     listed_namespaces: dict[str, dict[str, str]] | None = None
     owned: list[ObservedBinding] | None = None
 
-    def namespaces(self) -> dict[str, dict[str, str]]:
+    def namespaces(self, selector: str | None = None) -> dict[str, dict[str, str]]:
+        if selector:
+            return self.store.namespaces(selector)
         if self.listed_namespaces is None:
             self.listed_namespaces = self.store.namespaces()
         return {name: dict(labels) for name, labels in self.listed_namespaces.items()}
@@ -88,6 +90,9 @@ class ReadOnlyBindings:
         if self.owned is None:
             self.owned = self.store.list_owned()  # the report always reads them all
         return [b for b in self.owned if principals is None or b.principal_label in principals]
+
+    def list_owned_of_groups(self, groups: Collection[str]) -> list[ObservedBinding]:
+        return [b for b in self.list_owned() if b.group_label in groups]
 
     def create(self, binding: DesiredBinding) -> None:
         raise _refuse(f"create of RoleBinding {binding.namespace}/{binding.name}")

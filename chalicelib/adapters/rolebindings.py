@@ -12,6 +12,7 @@ from chalicelib.adapters.kube import call
 from chalicelib.desired import DesiredBinding, binding_labels
 from chalicelib.ownership import (
     EVENT_ID_ANNOTATION,
+    GROUP_LABEL,
     MANAGED_BY_SELECTOR,
     PRINCIPAL_ANNOTATION,
     PRINCIPAL_LABEL,
@@ -39,8 +40,19 @@ class RoleBindings:
         )
         return [_observed(item) for item in found.items]
 
-    def namespaces(self) -> dict[str, dict[str, str]]:
-        found = call("list namespaces", self._core.list_namespace)
+    def list_owned_of_groups(self, groups: Collection[str]) -> list[ObservedBinding]:
+        if not groups:
+            return []
+        selector = f"{MANAGED_BY_SELECTOR},{GROUP_LABEL} in ({','.join(sorted(groups))})"
+        found = call(
+            "list owned rolebindings of groups",
+            lambda: self._rbac.list_role_binding_for_all_namespaces(label_selector=selector),
+        )
+        return [_observed(item) for item in found.items]
+
+    def namespaces(self, selector: str | None = None) -> dict[str, dict[str, str]]:
+        filters = {"label_selector": selector} if selector else {}
+        found = call("list namespaces", lambda: self._core.list_namespace(**filters))
         return {ns.metadata.name: dict(ns.metadata.labels or {}) for ns in found.items}
 
     def create(self, binding: DesiredBinding) -> None:
@@ -96,6 +108,7 @@ def _observed(item: Any) -> ObservedBinding:
         principal=annotations.get(PRINCIPAL_ANNOTATION),
         resource_version=str(item.metadata.resource_version),
         principal_label=(item.metadata.labels or {}).get(PRINCIPAL_LABEL),
+        group_label=(item.metadata.labels or {}).get(GROUP_LABEL),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,10 +18,12 @@ from typing import Any
 from chalicelib import arns
 from chalicelib.awsauth.model import ENTRY_KEYS, MAP_ROLES, MAP_USERS
 from chalicelib.errors import CorruptState
-from chalicelib.identities import user_mapped_for
+from chalicelib.identities import group_source, user_mapped_for
 
 LEDGER_VERSION = 2
 MAX_LEDGER_BYTES = 32 * 1024 * 1024  # inflated; aws-auth itself is at most 1 MiB
+# A configured group's part of a source ("identities.groups[dev]"); IAM group names hold no "]".
+_GROUP_PART = re.compile(re.escape(group_source("")[:-1]) + r"[^\]]*\]", re.IGNORECASE)
 
 
 class LedgerError(CorruptState):
@@ -53,6 +56,19 @@ class Ledger:
         """Names of the users mapped because they were in one of these IAM groups, as their ARNs spell them."""
         groups = tuple(groups)
         return {name for r in self.records.values() if (name := user_mapped_for(r.arn, r.source, groups))}
+
+    def answers_like(self, other: Ledger) -> bool:
+        """Whether both ledgers answer alike what the ledger is read for: which entries the service
+        owns (ARN as spelled, key) and, for ``members_of``, the configured IAM groups each was mapped
+        for. The rest of a source (a tag grant, a configured role) is informational: a change there
+        alone does not justify a write of aws-auth (and a backup, and a resourceVersion)."""
+        return self._answers() == other._answers()
+
+    def _answers(self) -> dict[str, tuple[str, str, frozenset[str]]]:
+        return {
+            arn: (r.arn, r.key, frozenset(part.lower() for part in _GROUP_PART.findall(r.source)))
+            for arn, r in self.records.items()
+        }
 
     def serialize(self) -> str:
         """Version 2: ARNs and an index into the distinct sources, zlib-compressed and base64-encoded,

@@ -17,11 +17,20 @@ from chalicelib.awsauth.ledger import Ledger, LedgerError
 from chalicelib.awsauth.merge import merge
 from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.identities import Change, Conflict, OwnedEntry, Refusal
-from chalicelib.ownership import BACKUP_HOUR_ANNOTATION, BACKUP_SEQUENCE_ANNOTATION, LEDGER_ANNOTATION
+from chalicelib.ownership import (
+    BACKUP_HOUR_ANNOTATION,
+    BACKUP_SEQUENCE_ANNOTATION,
+    LEDGER_ANNOTATION,
+    WRITTEN_DIGEST_ANNOTATION,
+)
 from chalicelib.ports import ObservedConfigMap
 
-# The other annotations a write sets (backup sequence and hour), at their longest.
-OUR_OTHER_ANNOTATIONS = {BACKUP_SEQUENCE_ANNOTATION: "9" * 12, BACKUP_HOUR_ANNOTATION: "2026-11-30T11"}
+# The other annotations a write sets (backup sequence and hour, the digest of its data), at their longest.
+OUR_OTHER_ANNOTATIONS = {
+    BACKUP_SEQUENCE_ANNOTATION: "9" * 12,
+    BACKUP_HOUR_ANNOTATION: "2026-11-30T11",
+    WRITTEN_DIGEST_ANNOTATION: "sha256:" + "0" * 64,
+}
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,9 @@ def _plan_sync(observed: ObservedConfigMap | None, intent: SyncIntent, policy: P
     except LedgerError as err:
         return AwsAuthStep(intent, "refused", observed, refusals=(Refusal("ledger-unreadable", str(err)),))
     merged = merge(data, reading, ledger, intent.desired, intent.scope)
-    if merged.data == data and merged.ledger == ledger:
+    # Writes stay the diff: a ledger whose sources changed only where nothing reads them (a tag grant
+    # added to a group member) is not worth a write; ownership and group attribution always are.
+    if merged.data == data and merged.ledger.answers_like(ledger):
         return AwsAuthStep(intent, "unchanged", observed, conflicts=merged.conflicts)
     removed = sum(1 for c in merged.changes if c.action == "remove")
     ledger_text = merged.ledger.serialize()

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from chalicelib.awsauth.backups import Backup
+from chalicelib.awsauth.backups import Backup, Kept, Slot, data_digest, written_by_service
 from chalicelib.awsauth.guardrails import Policy
 from chalicelib.awsauth.ledger import Ledger, LedgerError
 from chalicelib.awsauth.plan import AwsAuthStep, RestoreIntent, SyncIntent, plan_aws_auth
-from chalicelib.errors import NotFound, TransientError, WriteConflict
+from chalicelib.errors import CorruptState, Forbidden, NotFound, TransientError, WriteConflict
 from chalicelib.identities import Outcome, OwnedEntry, observe
 from chalicelib.ownership import (
     AWS_AUTH_NAME,
@@ -27,9 +27,11 @@ from chalicelib.ownership import (
     BACKUP_HOUR_ANNOTATION,
     BACKUP_SEQUENCE_ANNOTATION,
     DEFAULT_BACKUP_COUNT,
+    FOREIGN_BACKUP_NAME,
     LEDGER_ANNOTATION,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
+    WRITTEN_DIGEST_ANNOTATION,
     backup_name,
     backup_names,
     hourly_backup_name,
@@ -105,31 +107,51 @@ class AwsAuthWriter:
         """Brings back the data and ledger of backup ``sequence``, through the same guardrails."""
         return self.apply(self.plan_restore(sequence, force), f"restore of backup {sequence}")
 
-    def backups(self) -> list[Backup]:
-        """Every kept backup (the ring and the hourly ones), newest first, each version once."""
-        found: dict[int, Backup] = {}
+    def kept(self) -> Kept:
+        """Every backup slot that exists: its backup, or why it cannot be read. A corrupt slot or one
+        the service may not read (an RBAC manifest older than the slot) is reported and the others
+        still listed; a transport failure (the cluster not answering) is raised at once."""
+        slots = []
         for name in backup_names(self.settings.backups):
-            observed = self.store.read(AWS_AUTH_NAMESPACE, name)
-            if observed is not None and "sequence" in observed.data:
-                backup = Backup.from_data(observed.data, f"backup ConfigMap {name}")
-                found.setdefault(backup.sequence, backup)
-        return sorted(found.values(), key=lambda b: b.sequence, reverse=True)
+            try:
+                observed = self.store.read(AWS_AUTH_NAMESPACE, name)
+            except Forbidden as err:
+                slots.append(Slot(name, problem=f"cannot be read: {err}", corrupt=False))
+                continue
+            if observed is None:
+                continue
+            try:
+                slots.append(Slot(name, Backup.from_data(observed.data, f"backup ConfigMap {name}")))
+            except CorruptState as err:
+                slots.append(Slot(name, problem=str(err)))
+        return Kept(tuple(slots))
+
+    def backups(self) -> list[Backup]:
+        """Every readable backup (the ring, the hourly ones, the last foreign one), newest first, each
+        version once."""
+        return self.kept().backups
 
     def backup(self, sequence: int) -> Backup:
         name = backup_name(sequence % self.settings.backups)
         observed = self.store.read(AWS_AUTH_NAMESPACE, name)
         if observed is not None and observed.data.get("sequence") == str(sequence):
             return Backup.from_data(observed.data, f"backup ConfigMap {name}")
-        kept = self.backups()
-        for backup in kept:
+        kept = self.kept()
+        for backup in kept.backups:
             if backup.sequence == sequence:
                 return backup
-        raise NotFound(f"no backup {sequence} is kept (kept: {', '.join(str(b.sequence) for b in kept) or 'none'})")
+        listed = ", ".join(str(b.sequence) for b in kept.backups) or "none"
+        unreadable = "".join(f"; {slot.name} unreadable: {slot.problem}" for slot in kept.unreadable)
+        raise NotFound(f"no backup {sequence} is kept (kept: {listed}{unreadable})")
 
     def _write(self, step: AwsAuthStep, reason: str) -> int | None:
         observed, data = step.observed, step.data or {}
+        # A restore brings back a version the service cannot recompute: it records no digest, so the
+        # write after it keeps the restored version in the foreign slot.
+        digest = data_digest(data) if isinstance(step.intent, SyncIntent) else ""
         if observed is None:
-            self.store.create(AWS_AUTH_NAMESPACE, AWS_AUTH_NAME, data, {LEDGER_ANNOTATION: step.ledger})
+            annotations = {LEDGER_ANNOTATION: step.ledger, WRITTEN_DIGEST_ANNOTATION: digest}
+            self.store.create(AWS_AUTH_NAMESPACE, AWS_AUTH_NAME, data, annotations)
             return None
         sequence = int(observed.annotations.get(BACKUP_SEQUENCE_ANNOTATION, "0") or 0) + 1
         now = self.clock()
@@ -138,6 +160,7 @@ class AwsAuthWriter:
             LEDGER_ANNOTATION: step.ledger,
             BACKUP_SEQUENCE_ANNOTATION: str(sequence),
             BACKUP_HOUR_ANNOTATION: hour,
+            WRITTEN_DIGEST_ANNOTATION: digest,
         }
         # The server checks the write first (a 409 or 422 here costs no backup), then the version it
         # replaces is kept, then it is made.
@@ -157,8 +180,24 @@ class AwsAuthWriter:
         labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
         for slot, fresh in slots:
             self.store.put(AWS_AUTH_NAMESPACE, slot, backup.to_data(), labels=labels, fresh=fresh)
+        if not written_by_service(observed.data, observed.annotations):
+            self._keep_foreign(backup, labels)
         self.store.update(observed, data, annotations)
         return sequence
+
+    def _keep_foreign(self, backup: Backup, labels: dict[str, str]) -> None:
+        """The version being replaced was written by someone else: it also goes to the one slot no
+        burst of the service's own writes rotates. Where the RBAC manifest predates that slot the
+        write goes on (the ring and the hour's slot hold the version, as before) and says so."""
+        try:
+            self.store.put(AWS_AUTH_NAMESPACE, FOREIGN_BACKUP_NAME, backup.to_data(), labels=labels)
+        except Forbidden as err:
+            self.observer.error(
+                "the last foreign version of aws-auth is kept in the ring only: re-apply the RBAC manifest",
+                slot=FOREIGN_BACKUP_NAME,
+                detail=str(err),
+            )
+            self.observer.count("BackupsNotKept", slot="foreign")
 
     def _report(self, outcome: Outcome) -> Outcome:
         observe(outcome, self.observer, "aws-auth entry")

@@ -20,6 +20,7 @@ mypy checks each fake against its Protocol (see ``_conforms`` at the bottom): no
 from __future__ import annotations
 
 import itertools
+import re
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -35,6 +36,7 @@ from chalicelib.ownership import (
     AWS_AUTH_NAME,
     AWS_AUTH_NAMESPACE,
     EVENT_ID_ANNOTATION,
+    GROUP_LABEL,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     PRINCIPAL_ANNOTATION,
@@ -327,6 +329,7 @@ class StoredBinding:
             principal=self.annotations.get(PRINCIPAL_ANNOTATION),
             resource_version=self.resource_version,
             principal_label=self.labels.get(PRINCIPAL_LABEL),
+            group_label=self.labels.get(GROUP_LABEL),
         )
 
 
@@ -336,7 +339,14 @@ class FakeBindings(FakePort):
     as owned. Like the API server: 404 when the namespace (or the binding) is missing, 409 when it
     exists already or the resourceVersion is stale, 422 when roleRef would change."""
 
-    OPERATIONS: ClassVar[tuple[str, ...]] = ("namespaces", "list_owned", "create", "update", "delete")
+    OPERATIONS: ClassVar[tuple[str, ...]] = (
+        "namespaces",
+        "list_owned",
+        "list_owned_of_groups",
+        "create",
+        "update",
+        "delete",
+    )
 
     namespace_labels: dict[str, dict[str, str]] = field(default_factory=dict)
     objects: dict[tuple[str, str], StoredBinding] = field(default_factory=dict)
@@ -346,9 +356,19 @@ class FakeBindings(FakePort):
 
     # The port
 
-    def namespaces(self) -> dict[str, dict[str, str]]:
+    def namespaces(self, selector: str | None = None) -> dict[str, dict[str, str]]:
         self._enter("namespaces")
-        return {name: dict(labels) for name, labels in self.namespace_labels.items()}
+        return {
+            name: dict(labels)
+            for name, labels in self.namespace_labels.items()
+            if selector is None or _selects(selector, labels)
+        }
+
+    def list_owned_of_groups(self, groups: Collection[str]) -> list[ObservedBinding]:
+        self._enter("list_owned_of_groups")
+        return [
+            b.observed() for _, b in sorted(self.objects.items()) if b.owned and b.labels.get(GROUP_LABEL) in groups
+        ]
 
     def list_owned(self, principals: Collection[str] | None = None) -> list[ObservedBinding]:
         self._enter("list_owned")
@@ -780,3 +800,28 @@ if TYPE_CHECKING:
             observer,
         )
         del ports
+
+
+def _selects(selector: str, labels: Mapping[str, str]) -> bool:
+    """The API server's label-selector semantics (=, in, notin, exists, !exists), for the fake's
+    namespace listing: an independent reading of the string the service sends."""
+    terms = re.findall(r"[^,(]+(?:\([^)]*\))?", selector)
+    for term in (t.strip() for t in terms):
+        if not term:
+            continue
+        if match := re.fullmatch(r"(\S+)\s+(in|notin)\s+\(([^)]*)\)", term):
+            key, operator, values = match[1], match[2], {v.strip() for v in match[3].split(",")}
+            if operator == "in" and labels.get(key) not in values:
+                return False
+            if operator == "notin" and key in labels and labels[key] in values:
+                return False
+        elif "=" in term:
+            key, _, value = term.partition("=")
+            if labels.get(key.rstrip("=!")) != value.lstrip("="):
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True

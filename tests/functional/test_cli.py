@@ -143,11 +143,28 @@ def test_backups_lists_each_kept_version(run: Run, shell, alice) -> None:
     assert "1 entries" in line and "eks-iam-sync apply" in line
 
 
-def test_backups_of_a_corrupt_backup_reports_it(run: Run, shell, alice) -> None:
+def test_backups_with_a_corrupt_slot_lists_the_intact_ones_and_marks_it(run: Run, shell, alice) -> None:
     run("apply")
-    shell.clusters["fn-east"].config_maps.seed("kube-system", backup_name(1), {"sequence": "1"})
+    shell.iam_port.add_user("bob", groups=[GROUP])
+    run("apply")
+    east = shell.clusters["fn-east"].config_maps
+    east.seed("kube-system", backup_name(2), {"sequence": "2"})
+    east.seed("kube-system", f"{BACKUP_NAME_PREFIX}hour-03", {"sequence": "x", "takenAt": "?"})
     code, out, _ = run("backups", "--cluster", "fn-east")
-    assert code == 0 and "  FAILED: backup ConfigMap" in out and "cannot be read" in out
+    assert code == 0, out
+    assert f"! {backup_name(2)}: CORRUPT: backup ConfigMap {backup_name(2)} cannot be read" in out
+    assert f"! {BACKUP_NAME_PREFIX}hour-03: CORRUPT:" in out
+    [first] = [line for line in out.splitlines() if line.startswith("      1  ")]  # the ring, the hour, foreign
+    assert "(the last version not written by eks-iam-sync)" in first
+    assert "FAILED" not in out
+
+
+def test_backups_exits_1_when_a_cluster_cannot_be_read(run: Run, shell, alice) -> None:
+    run("apply")
+    shell.fail("cluster", "timeout", target="fn-west", always=True)
+    code, out, _ = run("backups")
+    assert code == 1 and "cluster fn-west: FAILED" in out
+    assert "      1  " in out  # fn-east is still listed
 
 
 def test_restore_brings_back_a_backup_and_keeps_the_replaced_version(run: Run, shell, alice) -> None:

@@ -52,8 +52,11 @@ def test_add_user_to_group_maps_the_user_in_every_cluster(shell: FakeShell, lamb
         record = ledger(cluster).records[user_arn("alice").lower()]
         assert record.source == f"identities.groups[{GROUP}]"
         assert "system:nodes" in cluster.aws_auth.data["mapRoles"]  # the node role is left alone
-        # a membership change changes only identities: no RoleBinding is listed or written
-        assert cluster.bindings.calls == {} and cluster.bindings.owned() == {}
+        # no full run came first: the event completes the access it grants, the RoleBindings of the
+        # namespace grants of alice's Kubernetes group, listed by that group's label and nothing else
+        assert set(cluster.bindings.owned()) == {(ns, GROUP_BINDING) for ns in PROJECTS}
+        assert cluster.bindings.calls == {"list_owned_of_groups": 1, "create": len(PROJECTS)}
+        assert result["clusters"][name]["roleBindingsDone"] == len(PROJECTS)
     # an event reads only the principals it names
     assert shell.iam_port.calls == {"scoped_snapshot": 1} and shell.iam_port.requests == [(("alice",), ())]
 

@@ -126,7 +126,14 @@ class World:
                 self.entries[owned.iam_arn.lower()] = entry(owned)
         self.bindings = {
             b.key: ObservedBinding(
-                b.namespace, b.name, b.cluster_role, ((b.subject_kind, b.subject_name),), b.source, b.principal
+                b.namespace,
+                b.name,
+                b.cluster_role,
+                ((b.subject_kind, b.subject_name),),
+                b.source,
+                b.principal,
+                principal_label=b.principal_label,
+                group_label=b.group_label,
             )
             for b in desired.bindings
         }

@@ -29,8 +29,8 @@ def test_least_privilege() -> None:
     subjects = [s for d in documents for s in d.get("subjects", [])]
     assert {(s["kind"], s["name"]) for s in subjects} == {("Group", "eks-iam-sync")}
     [configmaps] = [r for r in rules if r["resources"] == ["configmaps"] and "get" in r["verbs"]]
-    # aws-auth, the ring of 10 newest versions, and one slot per hour of the day
-    assert configmaps["resourceNames"][0] == "aws-auth" and len(configmaps["resourceNames"]) == 1 + 10 + 24
+    # aws-auth, the ring of 10 newest versions, one slot per hour of the day, the last foreign version
+    assert configmaps["resourceNames"][0] == "aws-auth" and len(configmaps["resourceNames"]) == 1 + 10 + 24 + 1
     assert "system:masters" not in SHIPPED.read_text()
 
 

@@ -10,9 +10,9 @@ from chalicelib.awsauth.ledger import Ledger
 from chalicelib.awsauth.model import MAP_USERS
 from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.awsauth.writer import AwsAuthWriter, WriterSettings
-from chalicelib.errors import NotFound, TransientError
+from chalicelib.errors import Forbidden, NotFound, TransientError
 from chalicelib.ownership import LEDGER_ANNOTATION
-from tests.unit.awsauth.builders import NODE, document, owned_user, user
+from tests.unit.awsauth.builders import NODE, document, owned_role, owned_user, role, user
 from tests.unit.awsauth.fakes import FakeConfigMaps
 
 ALICE, BOB = user("alice", "devs"), user("bob", "devs")
@@ -84,10 +84,12 @@ def test_writes_backs_up_first_and_records_the_ledger() -> None:
     w, observer, _ = writer(store)
     outcome = w.sync([owned_user(ALICE)], reason="event evt-1")
     assert outcome.status == "written" and outcome.backup_sequence == 1
-    # the ring slot and, as the first write of the hour, the hourly slot
+    # the ring slot, as the first write of the hour the hourly slot, and as a version someone else
+    # wrote (eksctl, here) the foreign slot
     assert store.writes == [
         "put eks-iam-sync-aws-auth-backup-1",
         "put eks-iam-sync-aws-auth-backup-hour-11",
+        "put eks-iam-sync-aws-auth-backup-foreign",
         "update aws-auth",
     ]
     assert read_aws_auth(current(store).data).entries(MAP_USERS) == (ALICE,)
@@ -95,6 +97,8 @@ def test_writes_backs_up_first_and_records_the_ledger() -> None:
     assert ledger.records[ALICE.key].source == "identities.groups[devs]"
     assert w.backups()[0].data == before and w.backups()[0].reason == "event evt-1"
     assert observer.counts["AwsAuthEntriesAdded"] == 1
+    w.sync([owned_user(ALICE), owned_user(BOB)])
+    assert store.writes[-2:] == ["put eks-iam-sync-aws-auth-backup-2", "update aws-auth"]  # its own: the ring
 
 
 def test_nothing_to_change_writes_nothing() -> None:
@@ -222,4 +226,115 @@ def test_a_write_the_server_refuses_leaves_no_backup() -> None:
     assert [name for name in store.writes if name.startswith("put")] == [
         "put eks-iam-sync-aws-auth-backup-1",
         "put eks-iam-sync-aws-auth-backup-hour-11",
+        "put eks-iam-sync-aws-auth-backup-foreign",  # the other writer's version
     ]
+
+
+def hand_edit(store: FakeConfigMaps, data: dict[str, str]) -> None:
+    """kubectl edit: data replaced, annotations (the ledger, the digest) kept."""
+    store._store("kube-system", "aws-auth", data, current(store).annotations)
+
+
+def test_a_tag_grant_on_a_mapped_group_member_writes_nothing_and_the_ledger_still_answers() -> None:
+    store = seeded(document(roles=[NODE]))
+    w, _, _ = writer(store)
+    w.sync([owned_user(ALICE)])
+    store.writes.clear()
+    tagged = owned_user(ALICE, source="identities.groups[devs], tagGrants")
+    outcome = w.sync([tagged], scope={ALICE.key})
+    assert outcome.status == "unchanged" and store.writes == []
+    # the group attribution members_of reads is the same: a deleted group still finds alice
+    assert w.members_of(["devs"]) == {"alice"}
+
+
+def test_a_configured_role_s_source_change_alone_writes_nothing() -> None:
+    store = seeded(document(roles=[NODE]))
+    w, _, _ = writer(store)
+    dev = role("dev", "developers")
+    w.sync([owned_role(dev, "identities.roles[dev]")])
+    store.writes.clear()
+    assert w.sync([owned_role(dev, "identities.roles[dev], tagGrants")]).status == "unchanged"
+    assert store.writes == []
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("identities.groups[devs]", "identities.groups[devs], identities.groups[ops]"),  # a second group
+        ("identities.groups[devs], identities.groups[ops]", "identities.groups[devs]"),  # one group left
+        ("tagGrants", "identities.groups[ops], tagGrants"),  # now mapped for a group too
+    ],
+)
+def test_a_change_of_group_attribution_is_written_even_when_the_entry_is_not(before: str, after: str) -> None:
+    """members_of answers from these sources once a group is deleted: they may not go stale."""
+    store = seeded(document(roles=[NODE]))
+    w, _, _ = writer(store)
+    w.sync([owned_user(ALICE, source=before)])
+    outcome = w.sync([owned_user(ALICE, source=after)])
+    assert outcome.status == "written" and outcome.changes == ()
+    assert w.members_of(["ops"]) == ({"alice"} if "[ops]" in after else set())
+
+
+def test_a_burst_of_30_writes_keeps_the_last_hand_edited_version_restorable() -> None:
+    store = seeded(document(roles=[NODE]))
+    clock = Clock()
+    w, _, _ = writer(store, clock)
+    w.sync([owned_user(ALICE)])  # 11:05, the hour's slot keeps the version from before it
+    clock.advance(minutes=5)
+    edited = document(roles=[NODE, role("break-glass", "ops")], users=[ALICE])
+    hand_edit(store, edited)
+    clock.advance(minutes=5)
+    for number in range(30):  # then Terraform adds 30 users within the same hour
+        w.sync([owned_user(ALICE), *(owned_user(user(f"u{n}", "devs")) for n in range(number + 1))])
+    kept = w.kept()
+    [by_hand] = [b for b in kept.backups if b.data == edited]
+    assert kept.foreign(by_hand)
+    assert w.restore(by_hand.sequence).status == "written" and current(store).data == edited
+
+
+def test_a_newer_foreign_version_replaces_the_kept_one_and_a_restore_counts_as_foreign() -> None:
+    store = seeded(document(roles=[NODE]))
+    w, _, _ = writer(store)
+    w.sync([owned_user(ALICE)])
+    first, second = document(roles=[NODE], users=[ALICE, BOB]), document(roles=[NODE], users=[ALICE])
+    hand_edit(store, first)
+    w.sync([owned_user(ALICE), owned_user(user("erin"))])
+    hand_edit(store, second)
+    w.sync([owned_user(ALICE), owned_user(user("carol"))])
+    kept = w.kept()
+    assert [b.data for b in kept.backups if kept.foreign(b)] == [second]
+
+    restored = w.restore(max(b.sequence for b in kept.backups if b.data == first))
+    assert restored.status == "written" and current(store).data == first
+    w.sync([owned_user(ALICE), owned_user(user("dave"))])
+    kept = w.kept()
+    assert [b.data for b in kept.backups if kept.foreign(b)] == [first]  # what the restore brought back
+
+
+def test_a_corrupt_slot_is_reported_and_the_others_still_listed_and_restorable() -> None:
+    store = seeded(document(roles=[NODE]))
+    w, _, _ = writer(store)
+    for name in ("a", "b"):
+        w.sync([owned_user(user(name, "devs"))], scope={user(name).key})
+    store._store("kube-system", "eks-iam-sync-aws-auth-backup-1", {"sequence": "1", "backup.json.zlib": "!!"}, {})
+    kept = w.kept()
+    [corrupt] = kept.unreadable
+    assert corrupt.name == "eks-iam-sync-aws-auth-backup-1" and "cannot be read" in corrupt.problem
+    assert [b.sequence for b in kept.backups] == [2, 1]  # 1 is still intact in the hour's slot
+    assert w.restore(2).status == "written"
+
+
+def test_a_foreign_slot_the_rbac_manifest_does_not_allow_does_not_stop_the_write() -> None:
+    store = seeded(document(roles=[NODE]))
+    real_put = store.put
+
+    def put(namespace: str, name: str, *args: object, **kwargs: object) -> None:
+        if name.endswith("-foreign"):
+            raise Forbidden(f'403 configmaps "{name}" is forbidden')
+        real_put(namespace, name, *args, **kwargs)  # type: ignore[arg-type]
+
+    store.put = put  # type: ignore[method-assign]
+    w, observer, _ = writer(store)
+    assert w.sync([owned_user(ALICE)]).status == "written"
+    assert observer.counts["BackupsNotKept[foreign]"] == 1
+    assert [b.sequence for b in w.backups()] == [1]
