@@ -114,6 +114,7 @@ def _scoped_bindings(
             selector = label_selector(grant.namespace_selector)
             selected[index] = () if selector is None else tuple(ports.bindings.namespaces(selector))
     of_groups, refusals = group_bindings(config, grants, selected)
+    of_groups = tuple(replace(b, event_id=options.event_id) for b in of_groups)
     theirs = tuple(b for b in desired.bindings if options.rebinds and b.principal is not None and b.principal in scope)
     new_refusals = tuple(r for r in refusals if r not in desired.refusals)
     return replace(desired, bindings=of_groups + theirs, refusals=desired.refusals + new_refusals)

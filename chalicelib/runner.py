@@ -2,19 +2,24 @@
 by the handlers: this is where the kubernetes client gets loaded (through the default shell).
 
 One broken cluster never blocks the others: each is tried (unless the invocation's deadline leaves
-less than a cluster's budget), every failure is a ``SyncError`` caught per cluster, and after all
-were tried any failure — transient, permanent or a refusal — is raised, naming each failed cluster,
-so that Lambda's Errors metric, its retries and the DLQ see it.
+less than a cluster's budget), in its own time scope (``chalicelib.deadlines``): reaching it
+(AssumeRole, DescribeCluster) and reconciling it, request by request, stop at its first transport
+failure or when the deadline comes too near. Every failure is caught per cluster — a ``SyncError``,
+or any other exception, which is a bug: logged with its traceback and counted ``kind=unexpected``
+— and after all were tried any failure (transient, permanent, unexpected or a refusal) is raised,
+naming each failed cluster, so that Lambda's Errors metric, its retries and the DLQ see it.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_lambda_powertools import Tracer
 
+from chalicelib import deadlines
 from chalicelib.config import Config
 from chalicelib.errors import PermanentError, SyncError, TransientError
 from chalicelib.events import Trigger
@@ -40,6 +45,16 @@ def default_shell() -> Shell:
 # What the handlers build their ports with; the functional tests give it in-memory fakes.
 make_shell: Callable[[], Shell] = default_shell
 
+# A cluster as the loop receives it: its ports, the error that prevented them, or how to reach it —
+# called inside the cluster's own scope, so that AssumeRole and DescribeCluster count against its
+# budget and the deadline, not before any of them is checked.
+Reach = ClusterPorts | SyncError | Callable[[], ClusterPorts]
+
+
+class UnexpectedError(PermanentError):
+    """Anything but a SyncError out of one cluster's run: a bug (or an input no check foresaw), so
+    it fails that cluster, named, and never the others."""
+
 
 @tracer.capture_method
 def run_event(
@@ -48,12 +63,13 @@ def run_event(
     shell = shell or make_shell()
     if trigger.renamed_groups:
         raise _renamed(trigger)
-    clusters = connect(config, shell)
+    clusters: Mapping[str, Reach] = reachable(config, shell)
     scope = trigger.scope
     for group in trigger.groups_to_read:
         scope = scope.with_users(shell.iam(config.iam_role).members(group))
     if trigger.deleted_groups:
-        former = _former_members(config, clusters, trigger.deleted_groups)
+        clusters = connect(config, shell, deadline=deadline)
+        former = _former_members(config, clusters, trigger.deleted_groups, deadline)
         scope = scope.with_users(former)
     snapshot = shell.iam(config.iam_role).scoped_snapshot(scope.names("user"), scope.names("role"))
     options = Options(
@@ -68,59 +84,101 @@ def run_event(
 @tracer.capture_method
 def run_full(config: Config, shell: Shell | None = None, deadline: float | None = None) -> dict[str, Any]:
     shell = shell or make_shell()
-    clusters = connect(config, shell)
+    clusters = reachable(config, shell)
     snapshot = shell.iam(config.iam_role).full_snapshot()
     options = Options(own_arns=frozenset({shell.own_arn()}))
     return lambda_result(reconcile_clusters(config, clusters, snapshot, None, options, deadline))
 
 
-def connect(config: Config, shell: Shell, only: str | None = None) -> dict[str, ClusterPorts | SyncError]:
-    """The ports of each configured cluster (``only`` one, when named), or the error that prevents them."""
+def reachable(config: Config, shell: Shell, only: str | None = None) -> dict[str, Reach]:
+    """How to reach each configured cluster (``only`` one, when named), for the loop to call in turn."""
+    return {c.name: _reacher(shell, c) for c in config.clusters if only in (None, c.name)}
+
+
+def _reacher(shell: Shell, cluster: Any) -> Callable[[], ClusterPorts]:
+    return lambda: shell.cluster(cluster)
+
+
+def connect(
+    config: Config, shell: Shell, only: str | None = None, deadline: float | None = None
+) -> dict[str, ClusterPorts | SyncError]:
+    """The ports of each configured cluster (``only`` one, when named), or the error that prevents
+    them, each reached in its own scope; for what needs every cluster before the loop."""
     reached: dict[str, ClusterPorts | SyncError] = {}
-    for cluster in config.clusters:
-        if only not in (None, cluster.name):
-            continue
-        try:
-            reached[cluster.name] = shell.cluster(cluster)
-        except SyncError as err:
-            reached[cluster.name] = err
+    for name, reach in reachable(config, shell, only).items():
+        with deadlines.scope(f"cluster {name}", deadline):
+            try:
+                _check_time_left(deadline)
+                reached[name] = _reached(reach)
+            except SyncError as err:
+                reached[name] = err
+            except MemoryError:
+                raise
+            except Exception as err:
+                reached[name] = _unexpected(LogObserver(name), err)
     return reached
 
 
 def reconcile_clusters(
     config: Config,
-    clusters: dict[str, ClusterPorts | SyncError],
+    clusters: Mapping[str, Reach],
     snapshot: IamSnapshot,
     scope: PrincipalScope | None,
     options: Options,
     deadline: float | None = None,
 ) -> dict[str, ClusterReport | SyncError]:
-    """Each cluster in turn; a failure is returned in its place, never stopping the others. Every
-    request is bounded (settings.timeouts), and a cluster is not started when the invocation's
-    ``deadline`` (time.monotonic()) leaves less than one cluster's budget: it is retried instead."""
+    """Each cluster in turn, in its own scope; a failure is returned in its place, never stopping
+    the others. A cluster is not started when the invocation's ``deadline`` (time.monotonic())
+    leaves less than one cluster's budget, and stops, request by request, at its first transport
+    failure or when one request's bound no longer fits: it is retried instead."""
     results: dict[str, ClusterReport | SyncError] = {}
-    for name, ports in clusters.items():
+    for name, reach in clusters.items():
         observer = LogObserver(name)
         started = time.monotonic()
-        try:
-            if isinstance(ports, SyncError):
-                raise ports
-            _check_time_left(deadline)
-            results[name] = reconcile_cluster(config, ports, snapshot, observer, scope, options)
-            if failure(results[name]):
-                observer.count("ReconcileFailures", kind="refused")
-        except SyncError as err:
-            transient = isinstance(err, TransientError)
-            observer.error(
-                "reconcile failed; " + ("will be retried" if transient else "retrying will not help"),
-                detail=str(err),
-                error=type(err).__name__,
-            )
-            observer.count("ReconcileFailures", kind="transient" if transient else "permanent")
-            results[name] = err
-        finally:
-            observer.milliseconds("ReconcileDuration", (time.monotonic() - started) * 1000)
+        with deadlines.scope(f"cluster {name}", deadline):
+            try:
+                if isinstance(reach, SyncError):
+                    raise reach
+                _check_time_left(deadline)
+                results[name] = reconcile_cluster(config, _reached(reach), snapshot, observer, scope, options)
+                if failure(results[name]):
+                    observer.count("ReconcileFailures", kind="refused")
+            except SyncError as err:
+                transient = isinstance(err, TransientError)
+                observer.error(
+                    "reconcile failed; " + ("will be retried" if transient else "retrying will not help"),
+                    detail=str(err),
+                    error=type(err).__name__,
+                )
+                observer.count("ReconcileFailures", kind="transient" if transient else "permanent")
+                results[name] = err
+            except MemoryError:
+                # Not caught: once an allocation failed the process may not even manage to log;
+                # Lambda replaces the execution environment, and the invocation is retried.
+                raise
+            except Exception as err:  # KeyboardInterrupt and SystemExit are not Exceptions: they still stop the run
+                results[name] = _unexpected(observer, err)
+            finally:
+                observer.milliseconds("ReconcileDuration", (time.monotonic() - started) * 1000)
     return results
+
+
+def _reached(reach: Reach) -> ClusterPorts:
+    if isinstance(reach, SyncError):
+        raise reach
+    return reach() if callable(reach) else reach
+
+
+def _unexpected(observer: LogObserver, err: Exception) -> UnexpectedError:
+    """Logged with the traceback's innermost frames (a RecursionError's is a thousand deep), counted."""
+    observer.error(
+        "reconcile failed: unexpected error (a bug: please report it with this log line)",
+        detail=f"{type(err).__name__}: {str(err)[:500]}",
+        error=type(err).__name__,
+        traceback="".join(traceback.format_exception(err, limit=-30)),
+    )
+    observer.count("ReconcileFailures", kind="unexpected")
+    return UnexpectedError(f"unexpected {type(err).__name__}: {str(err)[:500]}")
 
 
 def lambda_result(results: dict[str, ClusterReport | SyncError]) -> dict[str, Any]:
@@ -153,8 +211,7 @@ def _renamed(trigger: Trigger) -> PermanentError:
 def _check_time_left(deadline: float | None) -> None:
     if deadline is None:
         return
-    bounds = timeouts()
-    budget = bounds.connect + 2 * bounds.read
+    budget = timeouts().budget
     left = deadline - time.monotonic()
     if left < budget:
         raise TransientError(
@@ -163,15 +220,20 @@ def _check_time_left(deadline: float | None) -> None:
 
 
 def _former_members(
-    config: Config, clusters: dict[str, ClusterPorts | SyncError], groups: tuple[str, ...]
+    config: Config, clusters: dict[str, ClusterPorts | SyncError], groups: tuple[str, ...], deadline: float | None
 ) -> frozenset[str]:
     """A deleted group's members can no longer be listed: what the service recorded says whom it mapped."""
     users: set[str] = set()  # as the ledger or the entries spell them
     for name, ports in clusters.items():
         if isinstance(ports, SyncError):
             continue
-        try:
-            users |= identity_backend(config, ports, Options(), LogObserver(name)).members_of(groups)
-        except SyncError as err:
-            LogObserver(name).warning("former members of a deleted group not read", detail=str(err))
+        with deadlines.scope(f"cluster {name}", deadline):
+            try:
+                users |= identity_backend(config, ports, Options(), LogObserver(name)).members_of(groups)
+            except SyncError as err:
+                LogObserver(name).warning("former members of a deleted group not read", detail=str(err))
+            except MemoryError:
+                raise
+            except Exception as err:  # the cluster's own run will fail the same way, counted there
+                LogObserver(name).warning("former members of a deleted group not read", detail=repr(err)[:500])
     return frozenset(users)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from chalicelib import deadlines
 from chalicelib.config import Config, ConfigError, load_config, parse_config
-from chalicelib.errors import SyncError
+from chalicelib.errors import PermanentError, SyncError
 from chalicelib.events import Ignored, read_event
 from chalicelib.observability import LogObserver, logger
 from chalicelib.settings import config_source, is_remote
@@ -24,7 +25,9 @@ def current_config() -> Config:
     if source in _config and not is_remote(source):
         return _config[source]
     try:
-        _config[source] = read_config(source)
+        # Its own scope: a read that failed in transport must not stop the run the last good one serves.
+        with deadlines.scope("configuration read", None):
+            _config[source] = read_config(source)
     except SyncError as err:
         problems = [p.render(source) for p in err.problems] if isinstance(err, ConfigError) else [str(err)]
         LogObserver().count("ConfigInvalid")
@@ -36,15 +39,31 @@ def current_config() -> Config:
 
 
 def read_config(source: str) -> Config:
-    """A file, ``ssm:/parameter`` or ``s3://bucket/key``, parsed and validated: the one way to read it."""
-    if not is_remote(source):
-        return load_config(source)
-    from chalicelib.adapters.config_source import read_source  # noqa: PLC0415 - boto3 only for remote sources
+    """A file, ``ssm:/parameter`` or ``s3://bucket/key``, parsed and validated: the one way to read it.
+    Raises a SyncError whatever went wrong (YAML nested past the interpreter's recursion limit, a
+    bug in a validator: a PermanentError naming the source), so that each is a refused version,
+    counted, with the last good one serving, and the CLI's one line."""
+    try:
+        if not is_remote(source):
+            return load_config(source)
+        from chalicelib.adapters.config_source import read_source  # noqa: PLC0415 - boto3 only for remote sources
 
-    return parse_config(read_source(source), source)
+        return parse_config(read_source(source), source)
+    except SyncError:
+        raise
+    except MemoryError:
+        raise  # the process itself is in trouble: let Lambda replace it (and retry)
+    except Exception as err:  # every other failure is this version's, not the service's
+        why = f"{type(err).__name__}: {str(err)[:300]}"
+        raise PermanentError(f"{source}: cannot read the configuration: {why}") from err
 
 
 def handle_iam_event(raw: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
+    with deadlines.scope("invocation", deadline):
+        return _handle_iam_event(raw, deadline)
+
+
+def _handle_iam_event(raw: dict[str, Any], deadline: float | None) -> dict[str, Any]:
     config = current_config()
     result = read_event(raw, config)
     if isinstance(result, Ignored):
@@ -68,10 +87,17 @@ def handle_iam_event(raw: dict[str, Any], deadline: float | None = None) -> dict
 def reconcile_all(deadline: float | None = None) -> dict[str, Any]:
     from chalicelib.runner import run_full  # noqa: PLC0415 - see handle_iam_event
 
-    return {"status": "reconciled", "clusters": run_full(current_config(), deadline=deadline)}
+    with deadlines.scope("invocation", deadline):
+        return {"status": "reconciled", "clusters": run_full(current_config(), deadline=deadline)}
+
+
+# Kept from the Lambda's own timeout: once the last request is over (at the latest at the deadline),
+# the failures are still to be logged, counted and raised before Lambda cuts the invocation.
+REPORTING_SECONDS = 1.0
 
 
 def deadline_of(context: Any) -> float | None:
-    """time.monotonic() by which the invocation must end: the Lambda context's remaining time."""
+    """time.monotonic() by which the invocation's requests must be over: the Lambda context's
+    remaining time, less what reporting needs."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
-    return time.monotonic() + remaining() / 1000 if callable(remaining) else None
+    return time.monotonic() + remaining() / 1000 - REPORTING_SECONDS if callable(remaining) else None

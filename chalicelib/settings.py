@@ -64,6 +64,24 @@ class Timeouts:
     connect: float = 5.0
     read: float = 20.0
 
+    @property
+    def request(self) -> float:
+        """One request attempt's total bound, however its answer arrives: ``read`` is per socket
+        read, so an endpoint trickling a byte at a time would defeat it without this."""
+        return self.connect + self.read
+
+    @property
+    def budget(self) -> float:
+        """One cluster's budget: the time left below which a cluster is not started."""
+        return self.connect + 2 * self.read
+
+    @property
+    def attempts(self) -> int:
+        """botocore attempts per call: an attempt that times out costs up to ``read`` (connection
+        accepted, no answer), and that many fit one cluster's budget. A cluster stops at its first
+        transport failure anyway; the retries are for throttling and 5xx, which answer fast."""
+        return max(1, int(self.budget // self.read))
+
 
 def timeouts() -> Timeouts:
     return Timeouts(_seconds(CONNECT_TIMEOUT_VARIABLE, 5.0), _seconds(READ_TIMEOUT_VARIABLE, 20.0))

@@ -9,12 +9,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import boto3
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from chalicelib.adapters.bounds import bounded_client
 from chalicelib.errors import Forbidden, NotFound, PermanentError, Rejected, SyncError, TransientError, WriteConflict
 from chalicelib.ports import ObservedAccessEntry
-from chalicelib.settings import timeouts
 
 T = TypeVar("T")
 _REJECTED = {"InvalidParameterException", "InvalidRequestException", "ResourceLimitExceededException"}
@@ -22,11 +21,7 @@ _FORBIDDEN = {"AccessDeniedException", "UnrecognizedClientException", "NotAuthor
 
 
 def eks_client(session: boto3.Session, region: str) -> Any:
-    bounds = timeouts()
-    config = BotoConfig(
-        retries={"mode": "standard", "max_attempts": 5}, connect_timeout=bounds.connect, read_timeout=bounds.read
-    )
-    return session.client("eks", region_name=region, config=config)
+    return bounded_client(session, "eks", region)
 
 
 class AccessEntries:

@@ -22,7 +22,6 @@ from typing import Any
 import boto3
 import botocore.session
 from botocore.client import BaseClient
-from botocore.config import Config as BotoConfig
 from botocore.credentials import (
     AssumeRoleCredentialFetcher,
     CredentialProvider,
@@ -34,10 +33,10 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from chalicelib import arns
 from chalicelib.adapters.access_entries import translate
+from chalicelib.adapters.bounds import bounded_client
 from chalicelib.adapters.eks_token import TokenSource
 from chalicelib.config import RoleToAssume
 from chalicelib.errors import Forbidden, SyncError, TransientError
-from chalicelib.settings import timeouts
 
 SESSION_NAME = "eks-iam-sync"  # the contract: what CloudTrail in the other account shows, and {{SessionName}}
 # STS's regional endpoint when the source session names no region: the partition's usual one.
@@ -75,14 +74,11 @@ def _build(base: boto3.Session, source: Credentials, role: RoleToAssume, region:
     extra: dict[str, Any] = {"RoleSessionName": SESSION_NAME}
     if role.external_id:
         extra["ExternalId"] = role.external_id
-    bounds = timeouts()
-    config = BotoConfig(
-        retries={"mode": "standard", "max_attempts": 5}, connect_timeout=bounds.connect, read_timeout=bounds.read
-    )
 
     def sts_client(service_name: str, **credentials: Any) -> BaseClient:
-        # Called by the fetcher with the source credentials, at every (re)assumption.
-        return base.client(service_name, region_name=region, config=config, **credentials)  # type: ignore[call-overload,no-any-return]
+        # Called by the fetcher with the source credentials, at every (re)assumption: within the
+        # budget of the cluster (or the IAM read) that needs the credentials then.
+        return bounded_client(base, service_name, region, **credentials)  # type: ignore[no-any-return]
 
     fetcher = AssumeRoleCredentialFetcher(sts_client, source, role.role_arn, extra_args=extra)
     credentials = DeferredRefreshableCredentials(

@@ -18,7 +18,9 @@ import urllib3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from kubernetes import client
 
+from chalicelib import deadlines
 from chalicelib.adapters.access_entries import eks_client, translate
+from chalicelib.adapters.bounds import bound_pool_manager
 from chalicelib.adapters.eks_token import TokenSource
 from chalicelib.config import Cluster
 from chalicelib.errors import Forbidden, NotFound, TransientError
@@ -99,13 +101,19 @@ def _describe(cluster: Cluster, session: boto3.Session) -> ClusterAccess:
 
 
 class BoundedApiClient(client.ApiClient):  # type: ignore[misc]
-    """Every request carries (connect, read) timeouts: the kubernetes client sets none by default."""
+    """Every request carries (connect, read) timeouts (the kubernetes client sets none by default),
+    is bounded in total time (adapters/bounds.py), and is not sent when the cluster's scope forbids
+    it: after a transport failure, or too close to the invocation's deadline."""
 
     def __init__(self, configuration: client.Configuration, bounds: Timeouts) -> None:
         super().__init__(configuration)
         self.bounds = (bounds.connect, bounds.read)
+        bound_pool_manager(self.rest_client.pool_manager)
 
     def request(self, method: str, url: str, *args: Any, _request_timeout: Any = None, **kwargs: Any) -> Any:
+        budget = deadlines.current()
+        if budget is not None:
+            budget.check()
         return super().request(method, url, *args, _request_timeout=_request_timeout or self.bounds, **kwargs)
 
 

@@ -11,26 +11,17 @@ from collections.abc import Iterable
 from typing import Any
 
 import boto3
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from chalicelib.adapters.bounds import bounded_client
 from chalicelib.errors import Forbidden, PermanentError, SyncError, TransientError
-from chalicelib.settings import timeouts
 from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
-
-
-def _client_config() -> BotoConfig:
-    bounds = timeouts()
-    return BotoConfig(
-        retries={"mode": "standard", "max_attempts": 5}, connect_timeout=bounds.connect, read_timeout=bounds.read
-    )
-
 
 _TRANSIENT_CODES = {"Throttling", "ThrottlingException", "ServiceUnavailable", "InternalFailure", "RequestExpired"}
 
 
 def iam_client(session: boto3.Session | None = None) -> Any:
-    return (session or boto3.Session()).client("iam", config=_client_config())
+    return bounded_client(session or boto3.Session(), "iam")
 
 
 class IamReader:

@@ -1,5 +1,7 @@
 """One request to the Kubernetes API, with its failure translated into the service's error taxonomy:
-404 NotFound, 401/403 Forbidden, 409 WriteConflict, 400/422 Rejected, 429/5xx/network TransientError."""
+404 NotFound, 401/403 Forbidden, 409 WriteConflict, 400/422 Rejected, 429/5xx/network TransientError.
+A network failure (a timeout, a refused or dropped connection) also stops the cluster's other requests
+(``bounds.transport_failed``): each would wait out the same timeouts."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from typing import TypeVar
 import urllib3
 from kubernetes.client.rest import ApiException
 
+from chalicelib import deadlines
+from chalicelib.adapters.bounds import transport_failed
 from chalicelib.errors import Forbidden, NotFound, PermanentError, Rejected, SyncError, TransientError, WriteConflict
 
 T = TypeVar("T")
@@ -21,7 +25,10 @@ def call(what: str, request: Callable[[], T]) -> T:
     except ApiException as err:
         raise translate(what, err) from err
     except (urllib3.exceptions.HTTPError, OSError) as err:
-        raise TransientError(f"{what}: cluster unreachable: {err}") from err
+        budget = deadlines.current()
+        cut = budget.failure if budget is not None else None  # the watchdog's reason, when it cut this one
+        transport_failed(f"{what}: {err}")
+        raise TransientError(f"{what}: cluster unreachable: {cut or err}") from err
 
 
 def translate(what: str, err: ApiException) -> SyncError:

@@ -10,7 +10,6 @@ as ``iam.roleArn`` when configured (``adapters/assumed.py``).
 from __future__ import annotations
 
 import boto3
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from kubernetes import client
 from kubernetes import config as kubeconfig
@@ -19,6 +18,7 @@ from kubernetes.config.config_exception import ConfigException
 from chalicelib import arns
 from chalicelib.adapters.access_entries import AccessEntries, eks_client
 from chalicelib.adapters.assumed import assumed_session
+from chalicelib.adapters.bounds import bounded_client
 from chalicelib.adapters.configmaps import ConfigMaps
 from chalicelib.adapters.eks import BoundedApiClient, api_client, cluster_access, described_cluster
 from chalicelib.adapters.eks_token import TokenSource
@@ -49,11 +49,7 @@ class AwsShell:
         key = credentials.access_key
         if key not in _own_arns:
             try:
-                bounds = timeouts()
-                sts = self.session.client(
-                    "sts", config=BotoConfig(connect_timeout=bounds.connect, read_timeout=bounds.read)
-                )
-                caller = sts.get_caller_identity()
+                caller = bounded_client(self.session, "sts").get_caller_identity()
             except (ClientError, NoCredentialsError) as err:
                 raise Forbidden(f"sts:GetCallerIdentity: {err}") from err
             except BotoCoreError as err:
