@@ -11,9 +11,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from chalicelib import arns
+from chalicelib.awsauth import reading as readings
 from chalicelib.awsauth.ledger import Ledger
 from chalicelib.awsauth.model import ENTRY_KEYS, MAP_ROLES, Entry
-from chalicelib.awsauth.parse import Reading, read_aws_auth
+from chalicelib.awsauth.parse import Reading
 from chalicelib.config import RESERVED_USERNAME_PREFIXES
 from chalicelib.identities import Refusal
 
@@ -70,7 +71,7 @@ def check_post_image(
     annotations: Mapping[str, str] | None = None,
 ) -> Verdict:
     """``annotations``: every annotation aws-auth would carry after the write (ours and others')."""
-    after = read_aws_auth(after_data)
+    after = readings.read(after_data)
     refusals: list[Refusal] = []
     if not after.understood:
         details = "; ".join(p.render() for p in after.errors)

@@ -11,11 +11,11 @@ from collections.abc import Container
 from dataclasses import dataclass
 from typing import Literal
 
+from chalicelib.awsauth import reading as readings
 from chalicelib.awsauth.backups import Backup
 from chalicelib.awsauth.guardrails import Policy, check_current, check_post_image
 from chalicelib.awsauth.ledger import Ledger, LedgerError
 from chalicelib.awsauth.merge import merge
-from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.identities import Change, Conflict, OwnedEntry, Refusal
 from chalicelib.ownership import (
     BACKUP_HOUR_ANNOTATION,
@@ -69,7 +69,7 @@ def plan_aws_auth(
 
 def _plan_sync(observed: ObservedConfigMap | None, intent: SyncIntent, policy: Policy) -> AwsAuthStep:
     data = observed.data if observed else {}
-    reading = read_aws_auth(data)
+    reading = readings.read(data)
     verdict = check_current(reading)
     if not verdict.allowed:
         return AwsAuthStep(intent, "refused", observed, refusals=verdict.refusals)
@@ -111,7 +111,7 @@ def _plan_sync(observed: ObservedConfigMap | None, intent: SyncIntent, policy: P
 def _plan_restore(observed: ObservedConfigMap | None, intent: RestoreIntent, policy: Policy) -> AwsAuthStep:
     backup = intent.backup
     data = observed.data if observed else {}
-    reading = read_aws_auth(data)
+    reading = readings.read(data)
     verdict = check_current(reading)
     if not verdict.allowed and not intent.force:
         return AwsAuthStep(intent, "refused", observed, refusals=verdict.refusals)
@@ -125,7 +125,7 @@ def _plan_restore(observed: ObservedConfigMap | None, intent: RestoreIntent, pol
     # A restore may remove entries by design; what is protected (nodes, break-glass, the caller) may not.
     restore_policy = Policy(policy.protected_arns, policy.max_deletion_share, force_deletions=True)
     verdict = check_post_image(
-        reading if reading.understood else read_aws_auth({}),
+        reading if reading.understood else readings.read({}),
         Ledger(),
         backup.data,
         after_ledger,

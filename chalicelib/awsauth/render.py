@@ -19,6 +19,8 @@ _PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 # Line and paragraph separators, the BOM, and the two noncharacters a YAML reader refuses to read.
 _BREAKS_AND_NONCHARACTERS = (0x2028, 0x2029, 0xFEFF, 0xFFFE, 0xFFFF)
+# Exactly the characters quote() rewrites (below): anything else is copied as it is.
+_NEEDS_ESCAPE = re.compile('["\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]')
 _RESERVED_KEYS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
 
 
@@ -36,6 +38,8 @@ def render_key(key: str, entries: Iterable[Entry]) -> str:
 
 
 def quote(text: str) -> str:
+    if not _NEEDS_ESCAPE.search(text):  # nearly every ARN, name and group: no per-character loop
+        return '"' + text + '"'
     out = []
     for char in text:
         code = ord(char)

@@ -6,7 +6,8 @@ import pytest
 
 from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS, Entry
 from chalicelib.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, parse_config
-from chalicelib.desired import binding_name, desired_state, selects
+from chalicelib.desired import binding_name, desired_state, grants_of_groups, group_bindings, label_selector, selects
+from chalicelib.ownership import group_label
 from chalicelib.plan import plan_bindings
 from chalicelib.ports import ObservedBinding
 from chalicelib.principals import PrincipalScope
@@ -190,6 +191,63 @@ def test_label_selector_semantics() -> None:
     assert not selects(selector, {**base, "team": "db"})
 
 
+def test_the_label_selector_sent_to_the_api_server_says_what_selects_means() -> None:
+    config = parse_config(
+        "clusters: [{name: c, region: us-east-2}]\nnamespaceGrants:\n  - kubernetesGroup: g\n    clusterRole: r\n"
+        "    namespaceSelector:\n      matchLabels: {team: web}\n      matchExpressions:\n"
+        "        - {key: tier, operator: In, values: [test, dev]}\n        - {key: frozen, operator: DoesNotExist}\n"
+        "        - {key: env, operator: NotIn, values: [prod]}\n        - {key: owner, operator: Exists}\n"
+        "  - kubernetesGroup: g\n    clusterRole: r\n    namespaceSelector:\n      matchExpressions:\n"
+        "        - {key: tier, operator: In, values: []}\n"
+        "  - kubernetesGroup: g\n    clusterRole: r\n    namespaceSelector: {matchLabels: {}}\n"
+    )
+    selectors = [g.namespace_selector for g in config.namespace_grants]
+    assert all(s is not None for s in selectors)
+    assert [label_selector(s) for s in selectors if s is not None] == [
+        "team=web,tier in (dev,test),!frozen,env notin (prod),owner",
+        None,  # In with no values selects nothing (the API server would refuse the selector)
+        "",  # the empty selector selects every namespace
+    ]
+
+
+def test_an_event_binds_the_grants_of_the_groups_it_gives_and_nothing_else() -> None:
+    config = parse_config(
+        "clusters: [{name: c, region: us-east-2}]\nnamespaceGrants:\n"
+        "  - {kubernetesGroup: devs, clusterRole: view, namespaces: [a, b]}\n"
+        "  - {kubernetesGroup: ops, clusterRole: edit, namespaces: [c]}\n"
+        "  - {kubernetesGroup: devs, clusterRole: edit, namespaceSelector: {matchLabels: {team: x}}}\n"
+        "  - {kubernetesGroup: devs, clusterRole: view, namespaces: [kube-system]}\n"
+    )
+    grants = grants_of_groups(config, ["devs", "Ops"])  # Kubernetes groups are case-sensitive
+    assert grants == (0, 2, 3)
+    bindings, refusals = group_bindings(config, grants, {2: ["x1", "x2"]})
+    assert [(b.namespace, b.cluster_role, b.subject_name, b.source) for b in bindings] == [
+        ("a", "view", "devs", "namespaceGrants[0]"),
+        ("b", "view", "devs", "namespaceGrants[0]"),
+        ("x1", "edit", "devs", "namespaceGrants[2]"),
+        ("x2", "edit", "devs", "namespaceGrants[2]"),
+    ]
+    assert {b.group_label for b in bindings} == {group_label("devs")} != {group_label("Devs")}
+    assert [(r.principal, r.reason) for r in refusals] == [("namespaceGrants[3]", "system-namespace")]
+
+
+def test_a_full_run_labels_an_older_grant_binding_with_its_group() -> None:
+    state = desired_state(SEED, IamSnapshot(), LIVE)
+    [first, *_] = state.bindings
+    older = ObservedBinding(
+        first.namespace, first.name, first.cluster_role, (("Group", first.subject_name),), first.source, None, "1"
+    )
+    [action] = plan_bindings([first], [older])
+    assert action.verb == "update" and action.desired.group_label == group_label(first.subject_name)
+    assert (
+        plan_bindings(
+            [first],
+            [observed(first.namespace, first.name, first.cluster_role, ("Group", first.subject_name), first.source)],
+        )
+        == ()
+    )
+
+
 def test_binding_names_are_readable_deterministic_and_bounded() -> None:
     assert (
         binding_name("group", "rbac-bttrm-web-ro-group", "pods-ro")
@@ -203,7 +261,8 @@ def test_binding_names_are_readable_deterministic_and_bounded() -> None:
 def observed(
     namespace: str, name: str, role: str, subject: tuple[str, str], source: str, principal: str | None = None
 ) -> ObservedBinding:
-    return ObservedBinding(namespace, name, role, (subject,), source, principal, "1")
+    label = group_label(subject[1]) if subject[0] == "Group" and principal is None else None
+    return ObservedBinding(namespace, name, role, (subject,), source, principal, "1", group_label=label)
 
 
 def test_plan_creates_updates_replaces_and_deletes_only_what_is_owned() -> None:
