@@ -216,11 +216,10 @@ def test_an_event_binds_the_grants_of_the_groups_it_gives_and_nothing_else() -> 
         "  - {kubernetesGroup: devs, clusterRole: view, namespaces: [a, b]}\n"
         "  - {kubernetesGroup: ops, clusterRole: edit, namespaces: [c]}\n"
         "  - {kubernetesGroup: devs, clusterRole: edit, namespaceSelector: {matchLabels: {team: x}}}\n"
-        "  - {kubernetesGroup: devs, clusterRole: view, namespaces: [kube-system]}\n"
     )
     grants = grants_of_groups(config, ["devs", "Ops"])  # Kubernetes groups are case-sensitive
-    assert grants == (0, 2, 3)
-    bindings, refusals = group_bindings(config, grants, {2: ["x1", "x2"]})
+    assert grants == (0, 2)
+    bindings, refusals = group_bindings(config, grants, {2: ["x1", "x2", "kube-system"]})
     assert [(b.namespace, b.cluster_role, b.subject_name, b.source) for b in bindings] == [
         ("a", "view", "devs", "namespaceGrants[0]"),
         ("b", "view", "devs", "namespaceGrants[0]"),
@@ -228,7 +227,7 @@ def test_an_event_binds_the_grants_of_the_groups_it_gives_and_nothing_else() -> 
         ("x2", "edit", "devs", "namespaceGrants[2]"),
     ]
     assert {b.group_label for b in bindings} == {group_label("devs")} != {group_label("Devs")}
-    assert [(r.principal, r.reason) for r in refusals] == [("namespaceGrants[3]", "system-namespace")]
+    assert [(r.principal, r.reason) for r in refusals] == [("namespaceGrants[2]", "system-namespace")]
 
 
 def test_a_full_run_labels_an_older_grant_binding_with_its_group() -> None:
