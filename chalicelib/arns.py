@@ -2,7 +2,7 @@
 
 ``arn:<partition>:<service>::<account>:<resource>`` where, for the principals this service maps,
 the resource is ``user/<path/>name``, ``role/<path/>name`` or ``assumed-role/<role>/<session>``.
-IAM names are unique per account case-insensitively, so comparisons use ``key`` (lower case).
+IAM names are ASCII and unique per account case-insensitively, so comparisons fold ASCII case only (``fold``).
 """
 
 from __future__ import annotations
@@ -86,7 +86,17 @@ def has_path(text: str) -> bool:
 def role_identity(text: str) -> str:
     """Account and role name, lower case: two roles alike here are indistinguishable to STS."""
     arn = parse(text)
-    return f"{arn.account}/{arn.name}".lower() if arn else text.lower()
+    return fold(f"{arn.account}/{arn.name}") if arn else fold(text)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def fold(name: str) -> str:
+    """An IAM name as IAM compares it: ASCII letters lower-cased, nothing else touched. ``str.lower``
+    would fold look-alikes into ASCII (the Kelvin sign U+212A to "k"), so a name IAM could never hold
+    would equal one it does."""
+    return name.translate(_ASCII_LOWER)
 
 
 SSO_ROLE_PATH = "/aws-reserved/sso.amazonaws.com/"

@@ -28,12 +28,25 @@ SYSTEM_NAMESPACES = frozenset(DEFAULT_DENIED_NAMESPACES)
 PRIVILEGED_CLUSTER_ROLES = frozenset({"cluster-admin", "admin"})
 RESERVED_USERNAME_PREFIXES = ("system:", "eks:", "aws:", "amazon:", "iam:")
 
+# The namespace of Kubernetes usernames the service owns: every username it writes is under it (or a
+# per-session template), so no foreign RoleBinding or ClusterRoleBinding can name it by accident or
+# by design. Valid for access entries (no reserved prefix) and aws-auth (no template).
+DEFAULT_USERNAME_PREFIX = "eks-iam-sync:"
+# What follows the prefix in a username the service makes from an IAM name: <prefix>user:<name>,
+# <prefix>role:<name>. An explicit username must not take this form, or it could be another's.
+GENERATED_USERNAME_KINDS = ("user", "role")
+SESSION_TEMPLATES = re.compile(r"\{\{SessionName(Raw)?\}\}")
+
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_IAM_NAME = re.compile(r"^[\w+=,.@-]{1,128}$")
-_PERMISSION_SET_NAME = re.compile(r"^[\w+=,.@-]{1,32}$")
+# IAM names are ASCII; \w would also accept look-alikes such as the Kelvin sign (U+212A), which
+# str.lower() folds to an ASCII "k" and so into another principal's name.
+IAM_NAME_CHARS = "A-Za-z0-9_+=,.@-"
+_IAM_NAME = re.compile(rf"^[{IAM_NAME_CHARS}]{{1,128}}$", re.ASCII)
+_PERMISSION_SET_NAME = re.compile(rf"^[{IAM_NAME_CHARS}]{{1,32}}$", re.ASCII)
+_USERNAME_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,62}:$", re.ASCII)
 DEFAULT_PERMISSION_SET_USERNAME = "sso:{{SessionName}}"
 _EKS_CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$", re.ASCII)
 _TAG_KEY_CHARS = re.compile(r"^[\w.:/=+@ -]*$")
 # RBAC object names are path segments: anything but '/' and '%', and not '.' or '..'.
 _RBAC_NAME = re.compile(r"^(?!\.\.?$)[^/%]{1,253}$")
@@ -41,9 +54,11 @@ _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 # A role to assume: any partition (like _ARN), IAM only (an STS session ARN cannot be assumed), a path
 # of IAM-name segments and a name of at most 64 characters.
-_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$")
+_ROLE_ARN = re.compile(
+    rf"^arn:aws[a-z-]*:iam::\d{{12}}:role/([{IAM_NAME_CHARS}]+/)*[{IAM_NAME_CHARS}]{{1,64}}$", re.ASCII
+)
 # sts:AssumeRole's ExternalId: 2 to 1224 of these characters.
-_EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+_EXTERNAL_ID = re.compile(r"^[A-Za-z0-9_+=,.@:/-]{2,1224}$", re.ASCII)
 
 
 def _matches(pattern: re.Pattern[str], what: str) -> AfterValidator:
@@ -83,6 +98,48 @@ def _username(value: str) -> str:
     if value.lower().startswith(RESERVED_USERNAME_PREFIXES):
         raise ValueError(f"{value!r} starts with a reserved prefix {RESERVED_USERNAME_PREFIXES}")
     return value
+
+
+def _username_prefix(value: str) -> str:
+    if not _USERNAME_PREFIX.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a username prefix: 1 to 64 of A-Z a-z 0-9 . _ @ : -, ending in ':' "
+            f"(the default is {DEFAULT_USERNAME_PREFIX!r})"
+        )
+    if value.lower().startswith(RESERVED_USERNAME_PREFIXES):
+        raise ValueError(f"{value!r} starts with a prefix EKS reserves {RESERVED_USERNAME_PREFIXES}")
+    return value
+
+
+def generated_username(prefix: str, kind: str, name: str) -> str:
+    """The username of an IAM user or role mapped by name: under the service's prefix, with its kind,
+    so neither a foreign subject nor a user and a role of the same name can share it."""
+    return f"{prefix}{kind}:{name}"
+
+
+def username_problem(username: str, prefix: str) -> str | None:
+    """Why an explicit username could equal a subject the service does not own, or None.
+
+    Allowed: a name under the service's prefix that is not of a generated form (those name the
+    principals the service maps by name), or a per-session template after a literal namespace
+    (``sso:{{SessionName}}``: each session its own name, never a fixed subject).
+    """
+    if username.startswith(prefix):
+        rest = username[len(prefix) :]
+        if rest.startswith(tuple(f"{kind}:" for kind in GENERATED_USERNAME_KINDS)):
+            return (
+                f"{username!r}: {prefix}user:<name> and {prefix}role:<name> are the usernames of the principals "
+                "the service maps by name; another principal given one would hold their grants"
+            )
+        return None
+    template = SESSION_TEMPLATES.search(username)
+    if template and ":" in username[: template.start()]:
+        return None
+    return (
+        f"{username!r} could be a subject the service does not own (a RoleBinding or ClusterRoleBinding made by "
+        f"someone else would then apply to these sessions): start it with usernamePrefix {prefix!r}, use a "
+        "session template after a namespace of its own ('sso:{{SessionName}}'), or leave it out"
+    )
 
 
 def _pem_base64(value: str) -> str:
@@ -162,12 +219,9 @@ class GroupIdentity(_Model):
 
 class RoleIdentity(_Model):
     iam_role: IamName = Field(alias="iamRole")
+    # None: <usernamePrefix>role:<the role's name>.
     username: Username | None = None
     kubernetes_groups: tuple[KubernetesGroup, ...] = Field(default=(), alias="kubernetesGroups")
-
-    @property
-    def effective_username(self) -> str:
-        return self.username or self.iam_role
 
 
 class PermissionSetIdentity(_Model):
@@ -185,6 +239,9 @@ class PermissionSetIdentity(_Model):
 
 
 class Identities(_Model):
+    username_prefix: Annotated[str, AfterValidator(_username_prefix)] = Field(
+        default=DEFAULT_USERNAME_PREFIX, alias="usernamePrefix"
+    )
     groups: tuple[GroupIdentity, ...] = ()
     roles: tuple[RoleIdentity, ...] = ()
     permission_sets: tuple[PermissionSetIdentity, ...] = Field(default=(), alias="permissionSets")
@@ -210,15 +267,36 @@ class NamespaceGrant(_Model):
     allow_system_namespaces: StrictBool = Field(default=False, alias="allowSystemNamespaces")
 
 
+class TagProfile(_Model):
+    """A tag grant profile in full: ``{clusterRole: edit, allowSystemNamespaces: true}``."""
+
+    cluster_role: RbacName = Field(alias="clusterRole")
+    # Tags grant into kube-system, kube-public and kube-node-lease only through a profile that says so.
+    allow_system_namespaces: StrictBool = Field(default=False, alias="allowSystemNamespaces")
+
+
 class TagGrants(_Model):
     tag_prefix: Annotated[str, _matches(_TAG_KEY_CHARS, "IAM tag key prefix")] = Field(
         default="eks-access/", alias="tagPrefix", min_length=1, max_length=64
     )
-    profiles: dict[Annotated[str, _matches(_IAM_NAME, "profile name")], RbacName] = Field(default_factory=dict)
+    # A profile is a ClusterRole's name, or a TagProfile.
+    profiles: dict[Annotated[str, _matches(_IAM_NAME, "profile name")], RbacName | TagProfile] = Field(
+        default_factory=dict
+    )
     denied_namespaces: tuple[Namespace, ...] = Field(default=DEFAULT_DENIED_NAMESPACES, alias="deniedNamespaces")
 
+    def profile(self, name: str) -> TagProfile | None:
+        """The profile a tag value names, in full; None when there is none."""
+        found = self.profiles.get(name)
+        if isinstance(found, str):
+            return TagProfile(cluster_role=found)
+        return found
 
-_ARN = re.compile(r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:[\w+=,.@/-]+$")
+    def cluster_roles(self) -> set[str]:
+        return {p.cluster_role for name in self.profiles if (p := self.profile(name)) is not None}
+
+
+_ARN = re.compile(rf"^arn:aws[a-z-]*:(iam|sts)::\d{{12}}:[/{IAM_NAME_CHARS}]+$", re.ASCII)
 
 
 class AwsAuthSettings(_Model):
@@ -265,7 +343,7 @@ class Config(_Model):
 
 def grantable_cluster_roles(config: Config) -> list[str]:
     """Every ClusterRole a rule or a profile may bind: the service's RBAC allows `bind` on exactly these."""
-    return sorted({g.cluster_role for g in config.namespace_grants} | set(config.tag_grants.profiles.values()))
+    return sorted({g.cluster_role for g in config.namespace_grants} | config.tag_grants.cluster_roles())
 
 
 def is_privileged_cluster_role(name: str) -> bool:
@@ -447,14 +525,50 @@ def _semantic_problems(config: Config) -> Iterator[tuple[Path_, str]]:
                     ("namespaceGrants", index, "namespaces", position),
                     f"{namespace!r} is a system namespace: set allowSystemNamespaces: true on this grant to grant it",
                 )
-    for profile, role in config.tag_grants.profiles.items():
-        if is_privileged_cluster_role(role) and role not in allowed:
+    yield from _username_problems(config)
+    yield from _profile_problems(config, allowed)
+
+
+def _username_problems(config: Config) -> Iterator[tuple[Path_, str]]:
+    prefix = config.identities.username_prefix
+    for index, role in enumerate(config.identities.roles):
+        problem = username_problem(role.username, prefix) if role.username is not None else None
+        if problem:
+            yield ("identities", "roles", index, "username"), problem
+    for index, permission_set in enumerate(config.identities.permission_sets):
+        problem = username_problem(permission_set.effective_username, prefix)
+        if problem:
+            yield ("identities", "permissionSets", index, "username"), problem
+
+
+def _profile_problems(config: Config, allowed: set[str]) -> Iterator[tuple[Path_, str]]:
+    settings = config.tag_grants
+    by_role: dict[str, str] = {}
+    for profile in settings.profiles:
+        full = settings.profile(profile)
+        if full is None:
+            continue
+        role = full.cluster_role
+        if is_privileged_cluster_role(role) and full.allow_system_namespaces:
+            # Whoever may tag a principal would hold kube-system's secrets and service accounts: a grant
+            # like that belongs in namespaceGrants, reviewed with the configuration, not in a tag.
+            yield (
+                ("tagGrants", "profiles", profile, "allowSystemNamespaces"),
+                f"{role!r} is privileged: a tag never grants it in a system namespace, allowPrivilegedClusterRoles "
+                "or not (grant it through namespaceGrants with allowSystemNamespaces)",
+            )
+        elif is_privileged_cluster_role(role) and role not in allowed:
             yield (
                 ("tagGrants", "profiles", profile),
                 f"{role!r} is privileged: name it in allowPrivilegedClusterRoles to let a tag grant it",
             )
-    by_role: dict[str, str] = {}
-    for profile, role in config.tag_grants.profiles.items():
+        reachable = SYSTEM_NAMESPACES - set(settings.denied_namespaces)
+        if full.allow_system_namespaces and not reachable:
+            yield (
+                ("tagGrants", "profiles", profile, "allowSystemNamespaces"),
+                "every system namespace is in tagGrants.deniedNamespaces, so this opt-in grants nothing: "
+                "take the namespace out of deniedNamespaces or drop allowSystemNamespaces",
+            )
         if role in by_role:
             yield (
                 ("tagGrants", "profiles", profile),

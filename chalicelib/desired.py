@@ -27,13 +27,16 @@ from dataclasses import dataclass, field, replace
 from chalicelib import arns
 from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS
 from chalicelib.config import (
+    SESSION_TEMPLATES,
     SYSTEM_NAMESPACES,
     Config,
     NamespaceGrant,
     NamespaceSelector,
     PermissionSetIdentity,
     RoleIdentity,
+    generated_username,
     is_privileged_cluster_role,
+    username_problem,
 )
 from chalicelib.identities import Entry, OwnedEntry, group_source
 from chalicelib.ownership import (
@@ -157,20 +160,31 @@ def _missing_groups(config: Config, snapshot: IamSnapshot) -> list[str]:
 
 
 def _user(config: Config, user: IamUser) -> tuple[list[OwnedEntry], list[DesiredBinding], list[Refusal]]:
-    wanted = {g.iam_group.lower(): g for g in config.identities.groups}
-    matched = [wanted[g.lower()] for g in user.groups if g.lower() in wanted]
+    wanted = {arns.fold(g.iam_group): g for g in config.identities.groups}
+    matched = [wanted[arns.fold(g)] for g in user.groups if arns.fold(g) in wanted]
     groups = tuple(sorted({k for g in matched for k in g.kubernetes_groups}))
-    granted, refused = _tag_grants(config, user.tags, user.arn, user.name)
+    # Anyone who may create users and add them to a configured group chooses the name: under the
+    # service's prefix it can never be a subject someone else bound (User ops-admin -> cluster-admin).
+    username = generated_username(config.identities.username_prefix, "user", user.name)
+    granted, refused = _tag_grants(config, user.tags, user.arn, username)
     if not matched and not granted:
         return [], [], refused
     sources = [group_source(g.iam_group) for g in matched] + (["tagGrants"] if granted else [])
-    entry = OwnedEntry(MAP_USERS, Entry(user.arn, user.name, groups), ", ".join(sources), user.arn, user.id)
+    entry = OwnedEntry(MAP_USERS, Entry(user.arn, username, groups), ", ".join(sources), user.arn, user.id)
     return [entry], granted, refused
 
 
 def _role(config: Config, role: IamRole) -> tuple[list[OwnedEntry], list[DesiredBinding], list[Refusal]]:
     configured = _configured_role(config, role)
-    username = configured.effective_username if configured else role.name
+    prefix = config.identities.username_prefix
+    explicit = configured.username if isinstance(configured, RoleIdentity) else None
+    if isinstance(configured, PermissionSetIdentity):
+        explicit = configured.effective_username
+    username = explicit or generated_username(prefix, "role", role.name)
+    # validate refuses these; a configuration that reached here some other way is refused again.
+    problem = username_problem(explicit, prefix) if explicit else None
+    if problem:
+        return [], [], [Refusal(role.arn, explicit or "", "username-collision", problem)]
     granted, refused = _tag_grants(config, role.tags, role.arn, username)
     if configured is None and not granted:
         return [], [], refused
@@ -182,7 +196,7 @@ def _role(config: Config, role: IamRole) -> tuple[list[OwnedEntry], list[Desired
 
 def _configured_role(config: Config, role: IamRole) -> RoleIdentity | PermissionSetIdentity | None:
     """A role configured by name, else the permission set whose Identity Center role it is."""
-    named = next((r for r in config.identities.roles if r.iam_role.lower() == role.name.lower()), None)
+    named = next((r for r in config.identities.roles if arns.fold(r.iam_role) == arns.fold(role.name)), None)
     if named is not None:
         return named
     parsed = arns.parse(role.arn)
@@ -228,16 +242,24 @@ def _tag_grants(
             refuse("invalid-namespace", f"{namespace!r} is not a valid namespace name")
         elif namespace in settings.denied_namespaces:
             refuse("denied-namespace", f"namespace {namespace!r} is in deniedNamespaces")
-        elif profile not in settings.profiles:
+        elif (full := settings.profile(profile)) is None:
             refuse("unknown-profile", f"profile {profile!r} is not one of {sorted(settings.profiles)}")
-        elif not _allowed(config, settings.profiles[profile]):
-            refuse("privileged-cluster-role", f"profile {profile!r} names {settings.profiles[profile]!r}")
+        elif namespace in SYSTEM_NAMESPACES and not full.allow_system_namespaces:
+            # A floor under deniedNamespaces: a list customised without kube-system must not open it.
+            refuse("system-namespace", f"a system namespace: profile {profile!r} does not set allowSystemNamespaces")
+        elif not _allowed(config, full.cluster_role) or (
+            namespace in SYSTEM_NAMESPACES and is_privileged_cluster_role(full.cluster_role)
+        ):
+            refuse("privileged-cluster-role", f"profile {profile!r} names {full.cluster_role!r}")
+        elif SESSION_TEMPLATES.search(username):
+            # A RoleBinding names one user; each session of this role has its own name.
+            refuse("session-username", f"the username {username!r} is per session: grant through kubernetesGroups")
         else:
             grants.append(
                 DesiredBinding(
                     namespace=namespace,
                     name=binding_name("tag", username, profile),
-                    cluster_role=settings.profiles[profile],
+                    cluster_role=full.cluster_role,
                     subject_kind="User",
                     subject_name=username,
                     source=f"tag {subject}",

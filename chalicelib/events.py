@@ -108,7 +108,9 @@ def read_event(raw: Mapping[str, Any], config: Config) -> Trigger | Ignored:
     return _trigger(detail, params, config)
 
 
-IamName = Annotated[str, StringConstraints(strict=True, pattern=r"^[\w+=,.@-]{1,128}$")]
+# IAM names are ASCII. pydantic's pattern is Unicode-aware (\w matches the Kelvin sign, U+212A, which
+# folds into "k"), so the characters are spelled out.
+IamName = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_+=,.@-]{1,128}$")]
 TagKey = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128)]
 
 
@@ -193,8 +195,8 @@ _PARAMETERS: dict[str, type[_Parameters]] = {
 
 def _trigger(detail: _Detail, params: _Parameters, config: Config) -> Trigger | Ignored:  # noqa: PLR0911 - one branch per event family
     name = detail.event_name
-    groups = {g.iam_group.lower() for g in config.identities.groups}
-    roles = {r.iam_role.lower() for r in config.identities.roles}
+    groups = {arns.fold(g.iam_group) for g in config.identities.groups}
+    roles = {arns.fold(r.iam_role) for r in config.identities.roles}
     prefix = config.tag_grants.tag_prefix
 
     def trigger(
@@ -210,7 +212,7 @@ def _trigger(detail: _Detail, params: _Parameters, config: Config) -> Trigger | 
     permission_sets = {p.name for p in config.identities.permission_sets}
 
     def ours(role: str, path: str | None = None) -> bool:
-        return role.lower() in roles or arns.permission_set_of(role, path) in permission_sets
+        return arns.fold(role) in roles or arns.permission_set_of(role, path) in permission_sets
 
     match params:
         case _GroupUpdate():
@@ -222,10 +224,14 @@ def _trigger(detail: _Detail, params: _Parameters, config: Config) -> Trigger | 
                 return trigger(role_names=(role,))
             return ignored(f"role {role!r} is not configured and carries no tag grant")
         case _Membership(group_name=group, user_name=user):
-            return trigger(users=(user,)) if group.lower() in groups else ignored(f"group {group!r} is not configured")
+            return (
+                trigger(users=(user,)) if arns.fold(group) in groups else ignored(f"group {group!r} is not configured")
+            )
         case _Group(group_name=group):
             return (
-                trigger(deleted=(group,)) if group.lower() in groups else ignored(f"group {group!r} is not configured")
+                trigger(deleted=(group,))
+                if arns.fold(group) in groups
+                else ignored(f"group {group!r} is not configured")
             )
         case _UserTags(tags=tags) | _RoleTags(tags=tags) if not any(t.key.startswith(prefix) for t in tags):
             return ignored(f"no tag starts with {prefix!r}")
@@ -249,9 +255,9 @@ def _group_update(detail: _Detail, params: _GroupUpdate, configured: set[str]) -
     actor = detail.user_identity.arn
     if not new or new == old:
         return Ignored(detail.event_id, "not-configured", f"UpdateGroup of {old!r} changes no name")
-    if old.lower() in configured:
+    if arns.fold(old) in configured:
         return Trigger(detail.event_id, detail.event_name, actor, PrincipalScope(), renamed_groups=((old, new),))
-    if new.lower() in configured:
+    if arns.fold(new) in configured:
         return Trigger(detail.event_id, detail.event_name, actor, PrincipalScope(), groups_to_read=(new,))
     return Ignored(detail.event_id, "not-configured", f"neither {old!r} nor {new!r} is a configured group")
 

@@ -2,8 +2,9 @@
 of these principals; ``None`` instead of a scope means everyone (a full reconcile).
 
 Matching is by kind and name, not by ARN, so a deleted user (whose ARN and path can no longer be
-read) still matches the entries and bindings recorded under its old ARN. IAM names are unique
-case-insensitively, and so is the matching.
+read) still matches the entries and bindings recorded under its old ARN. IAM names are ASCII and
+unique case-insensitively, and so is the matching: ASCII case only (``arns.fold``), so a look-alike
+such as the Kelvin sign never scopes the ASCII name it resembles.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class PrincipalScope:
     def of(cls, users: Iterable[str] = (), roles: Iterable[str] = ()) -> PrincipalScope:
         users, roles = tuple(users), tuple(roles)
         spelled = frozenset({("user", u) for u in users} | {("role", r) for r in roles})
-        return cls(frozenset(u.lower() for u in users), frozenset(r.lower() for r in roles), spelled)
+        return cls(frozenset(arns.fold(u) for u in users), frozenset(arns.fold(r) for r in roles), spelled)
 
     def with_users(self, users: Iterable[str]) -> PrincipalScope:
         more = PrincipalScope.of(users)
@@ -35,15 +36,15 @@ class PrincipalScope:
     def names(self, kind: str) -> list[str]:
         """The names to read IAM with: as spelled where known (a lookup by name may be case-sensitive)."""
         wanted = self.users if kind == "user" else self.roles
-        spelled = sorted(name for k, name in self.spelled if k == kind and name.lower() in wanted)
-        known = {name.lower() for name in spelled}
+        spelled = sorted(name for k, name in self.spelled if k == kind and arns.fold(name) in wanted)
+        known = {arns.fold(name) for name in spelled}
         return spelled + sorted(name for name in wanted if name not in known)
 
     def __contains__(self, arn: object) -> bool:
         parsed = arns.parse(arn) if isinstance(arn, str) else None
         if parsed is None:
             return False
-        name = parsed.name.lower()
+        name = arns.fold(parsed.name)
         return (parsed.kind == "user" and name in self.users) or (parsed.kind == "role" and name in self.roles)
 
     def __bool__(self) -> bool:
@@ -56,7 +57,7 @@ class PrincipalScope:
         )
 
     def without(self, users: frozenset[str]) -> PrincipalScope:
-        kept = frozenset((k, n) for k, n in self.spelled if k != "user" or n.lower() not in users)
+        kept = frozenset((k, n) for k, n in self.spelled if k != "user" or arns.fold(n) not in users)
         return PrincipalScope(self.users - users, self.roles, kept)
 
     def describe(self) -> str:
@@ -71,4 +72,4 @@ class EveryoneBut:
 
     def __contains__(self, arn: object) -> bool:
         parsed = arns.parse(arn) if isinstance(arn, str) else None
-        return parsed is None or parsed.kind != "user" or parsed.name.lower() not in self.users
+        return parsed is None or parsed.kind != "user" or arns.fold(parsed.name) not in self.users

@@ -43,7 +43,7 @@ def test_a_cluster_in_api_mode_maps_through_access_entries_and_leaves_aws_auth(r
     assert report.applied.identities.status == "written"
     assert {c.key for c in report.applied.identities.changes} == {"accessEntry"}
     entry = west.entries[user_arn("alice")]
-    assert (entry.username, entry.kubernetes_groups) == ("alice", (KUBERNETES_GROUP,))
+    assert (entry.username, entry.kubernetes_groups) == ("eks-iam-sync:user:alice", (KUBERNETES_GROUP,))
     assert entry.tags[MANAGED_BY_LABEL] == MANAGED_BY_VALUE
     assert entry.tags[ENTRY_SOURCE_TAG] == f"identities.groups[{GROUP}]"
     assert entry.tags[ENTRY_PRINCIPAL_ID_TAG] == shell.iam_port.users["alice"].id

@@ -49,7 +49,7 @@ def test_plan_exits_2_with_changes_and_writes_nothing(run: Run, shell, alice) ->
     code, out, _ = run("plan")
     assert code == 2, out
     assert "cluster fn-east: changes (plan)" in out and "cluster fn-west: changes (plan)" in out
-    assert f"+ mapUsers {alice} -> 'alice' ['rbac-bttrm-web-ro-group']" in out
+    assert f"+ mapUsers {alice} -> 'eks-iam-sync:user:alice' ['rbac-bttrm-web-ro-group']" in out
     assert f"+ rolebinding {PROJECTS[0]}/eks-iam-sync:group:rbac-bttrm-web-ro-group" in out
     assert shell.writes() == {name: [] for name in shell.clusters}
 

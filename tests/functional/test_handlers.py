@@ -48,7 +48,9 @@ def test_add_user_to_group_maps_the_user_in_every_cluster(shell: FakeShell, lamb
     assert set(result["clusters"]) == set(CLUSTERS)
     for name, cluster in shell.clusters.items():
         assert result["clusters"][name]["identities"]["status"] == "written"
-        assert users(cluster)[user_arn("alice")] == Entry(user_arn("alice"), "alice", (KUBERNETES_GROUP,))
+        assert users(cluster)[user_arn("alice")] == Entry(
+            user_arn("alice"), "eks-iam-sync:user:alice", (KUBERNETES_GROUP,)
+        )
         record = ledger(cluster).records[user_arn("alice").lower()]
         assert record.source == f"identities.groups[{GROUP}]"
         assert "system:nodes" in cluster.aws_auth.data["mapRoles"]  # the node role is left alone
@@ -80,13 +82,13 @@ def test_remove_user_from_group_unmaps_the_user(shell: FakeShell, lambdas) -> No
 def test_tag_user_creates_a_role_binding_for_the_tagged_namespace(shell: FakeShell, lambdas) -> None:
     shell.iam_port.add_user("bob", tags={TAG: PROFILE})
     result = lambdas.event("TagUser", userName="bob", tags=[{"key": TAG, "value": PROFILE}])
-    name = binding_name("tag", "bob", PROFILE)
+    name = binding_name("tag", "eks-iam-sync:user:bob", PROFILE)
     for cluster_name, cluster in shell.clusters.items():
         binding = cluster.bindings.owned()[(NS3, name)]
-        assert binding.cluster_role == POD_READER and binding.subjects == (("User", "bob"),)
+        assert binding.cluster_role == POD_READER and binding.subjects == (("User", "eks-iam-sync:user:bob"),)
         assert binding.annotations["eks-iam-sync.io/principal"] == user_arn("bob")
         assert binding.annotations["eks-iam-sync.io/source"] == f"tag {TAG}={PROFILE}"
-        assert users(cluster)[user_arn("bob")] == Entry(user_arn("bob"), "bob", ())
+        assert users(cluster)[user_arn("bob")] == Entry(user_arn("bob"), "eks-iam-sync:user:bob", ())
         actions = {(b["action"], b["namespace"]) for b in result["clusters"][cluster_name]["roleBindings"]}
         assert ("create", NS3) in actions
 
@@ -97,9 +99,9 @@ def test_untag_user_deletes_the_role_binding_and_the_mapping(shell: FakeShell, l
     shell.iam_port.untag_user("bob", TAG)
     lambdas.event("UntagUser", userName="bob", tagKeys=[TAG])
     for cluster in shell.clusters.values():
-        assert (NS3, binding_name("tag", "bob", PROFILE)) not in cluster.bindings.objects
+        assert (NS3, binding_name("tag", "eks-iam-sync:user:bob", PROFILE)) not in cluster.bindings.objects
         assert user_arn("bob") not in users(cluster)
-        assert cluster.bindings.writes[-1] == f"delete {NS3}/{binding_name('tag', 'bob', PROFILE)}"
+        assert cluster.bindings.writes[-1] == f"delete {NS3}/{binding_name('tag', 'eks-iam-sync:user:bob', PROFILE)}"
 
 
 def test_a_renamed_user_is_remapped_under_the_new_arn(shell: FakeShell, lambdas) -> None:
@@ -110,7 +112,7 @@ def test_a_renamed_user_is_remapped_under_the_new_arn(shell: FakeShell, lambdas)
     lambdas.event("UpdateUser", userName="alice", newUserName="alice-renamed", newPath="/moved/")
     for cluster in shell.clusters.values():
         assert set(users(cluster)) == {user_arn("alice-renamed", "/moved/")}
-        assert users(cluster)[user_arn("alice-renamed", "/moved/")].username == "alice-renamed"
+        assert users(cluster)[user_arn("alice-renamed", "/moved/")].username == "eks-iam-sync:user:alice-renamed"
 
 
 def test_delete_user_revokes_the_mapping_and_the_tag_bindings(shell: FakeShell, lambdas) -> None:
@@ -201,7 +203,7 @@ def test_reconcile_all_repairs_drift_and_leaves_foreign_entries(shell: FakeShell
     assert lambdas.reconcile_all()["status"] == "reconciled"
     east = shell.clusters["fn-east"]
     foreign = "- userarn: arn:aws:iam::123456789012:user/by-hand\n  username: by-hand\n  groups: [ops]\n"
-    hijacked = east.aws_auth.data["mapUsers"].replace('username: "alice"', 'username: "hijacked"')
+    hijacked = east.aws_auth.data["mapUsers"].replace('username: "eks-iam-sync:user:alice"', 'username: "hijacked"')
     assert hijacked != east.aws_auth.data["mapUsers"]
     east.config_maps.edit({"mapUsers": hijacked + foreign})
     east.bindings.remove(PROJECTS[1], GROUP_BINDING)
@@ -210,7 +212,7 @@ def test_reconcile_all_repairs_drift_and_leaves_foreign_entries(shell: FakeShell
     assert result["clusters"]["fn-east"]["status"] == "changes"
     assert result["clusters"]["fn-west"]["status"] == "no-changes"
     repaired = users(east)
-    assert repaired[user_arn("alice")].username == "alice"
+    assert repaired[user_arn("alice")].username == "eks-iam-sync:user:alice"
     assert repaired["arn:aws:iam::123456789012:user/by-hand"].groups == ("ops",)
     assert (PROJECTS[1], GROUP_BINDING) in east.bindings.owned()
     assert shell.iam_port.calls["full_snapshot"] == 2
@@ -277,16 +279,16 @@ def test_a_tag_event_lists_only_its_principal_s_bindings_and_old_bindings_get_th
     shell.iam_port.add_user("carol", tags={TAG: PROFILE})
     lambdas.reconcile_all()
     east = shell.clusters["fn-east"]
-    bob_binding = east.bindings.owned()[(NS3, binding_name("tag", "bob", PROFILE))]
+    bob_binding = east.bindings.owned()[(NS3, binding_name("tag", "eks-iam-sync:user:bob", PROFILE))]
     assert bob_binding.labels[PRINCIPAL_LABEL] == principal_label("user", "bob")
     del bob_binding.labels[PRINCIPAL_LABEL]  # as made by the previous release
     lambdas.reconcile_all()
-    assert east.bindings.owned()[(NS3, binding_name("tag", "bob", PROFILE))].labels[PRINCIPAL_LABEL]
+    assert east.bindings.owned()[(NS3, binding_name("tag", "eks-iam-sync:user:bob", PROFILE))].labels[PRINCIPAL_LABEL]
 
     shell.iam_port.untag_user("bob", TAG)
     listed_before = east.bindings.calls["list_owned"]
     lambdas.event("UntagUser", userName="bob", tagKeys=[TAG])
     assert east.bindings.calls["list_owned"] == listed_before + 1
     owned = east.bindings.owned()
-    assert (NS3, binding_name("tag", "bob", PROFILE)) not in owned
-    assert (NS3, binding_name("tag", "carol", PROFILE)) in owned
+    assert (NS3, binding_name("tag", "eks-iam-sync:user:bob", PROFILE)) not in owned
+    assert (NS3, binding_name("tag", "eks-iam-sync:user:carol", PROFILE)) in owned

@@ -83,7 +83,9 @@ def test_a_binding_in_a_namespace_that_does_not_exist_is_skipped_until_it_does(r
     assert "team-later-ns" in skipped and report.applied.bindings.refused == []
     east.bindings.add_namespace("team-later-ns")
     report = reconciler()
-    assert [a.key for a in report.applied.bindings.done] == [("team-later-ns", binding_name("tag", "bob", PROFILE))]
+    assert [a.key for a in report.applied.bindings.done] == [
+        ("team-later-ns", binding_name("tag", "eks-iam-sync:user:bob", PROFILE))
+    ]
     assert report.applied.bindings.problems == []
 
 
@@ -168,9 +170,9 @@ def test_a_scoped_run_deletes_only_the_bindings_of_its_principals(reconciler, sh
         shell.iam_port.untag_user(name, f"{TAG_PREFIX}{NS3}")
     report = reconciler(scope=PrincipalScope.of(["bob"]))
     assert [(type(a), a.key) for a in report.plan.bindings] == [
-        (DeleteBinding, (NS3, binding_name("tag", "bob", PROFILE)))
+        (DeleteBinding, (NS3, binding_name("tag", "eks-iam-sync:user:bob", PROFILE)))
     ]
-    assert (NS3, binding_name("tag", "carol", PROFILE)) in east.bindings.owned()
+    assert (NS3, binding_name("tag", "eks-iam-sync:user:carol", PROFILE)) in east.bindings.owned()
     assert user_arn("carol") in mapped(east) and user_arn("bob") not in mapped(east)
 
 
@@ -256,7 +258,7 @@ def test_the_deletion_breaker_also_holds_back_the_tag_grants_of_the_principals_i
     report = reconciler()
     assert [r.reason for r in report.applied.identities.refusals] == ["deletion-breaker"]
     for name in ("bob", "carol", "dave"):
-        assert (NS3, binding_name("tag", name, PROFILE)) in east.bindings.owned()
+        assert (NS3, binding_name("tag", f"eks-iam-sync:user:{name}", PROFILE)) in east.bindings.owned()
     assert len([p for p in report.applied.bindings.refused if "held back by the deletion breaker" in p]) == 3
 
 
@@ -266,10 +268,10 @@ def test_a_granted_cluster_role_that_came_to_hold_a_wildcard_is_refused_unless_a
     shell.iam_port.add_user("bob", tags={f"{TAG_PREFIX}{NS3}": PROFILE})
     report = reconciler()
     assert {r.reason for r in report.desired.refusals} == {"privileged-cluster-role"}
-    assert not [k for k in east.bindings.owned() if k[1] == binding_name("tag", "bob", PROFILE)]
+    assert not [k for k in east.bindings.owned() if k[1] == binding_name("tag", "eks-iam-sync:user:bob", PROFILE)]
     allowed = reconciler.config.model_copy(update={"allow_privileged_cluster_roles": (role,)})
     reconciler(config=allowed)
-    assert (NS3, binding_name("tag", "bob", PROFILE)) in east.bindings.owned()
+    assert (NS3, binding_name("tag", "eks-iam-sync:user:bob", PROFILE)) in east.bindings.owned()
 
 
 def test_one_removal_is_never_a_mass_deletion_even_of_the_only_owned_entry(reconciler, shell, east) -> None:

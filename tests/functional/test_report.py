@@ -63,9 +63,12 @@ def test_a_changed_cluster(reconciler, shell) -> None:
         "key": "mapUsers",
         "arn": user_arn("alice"),
         "before": None,
-        "after": {"arn": user_arn("alice"), "username": "alice", "groups": [KUBERNETES_GROUP]},
+        "after": {"arn": user_arn("alice"), "username": "eks-iam-sync:user:alice", "groups": [KUBERNETES_GROUP]},
         "source": f"identities.groups[{GROUP}]",
-        "text": f"+ mapUsers {user_arn('alice')} -> 'alice' ['{KUBERNETES_GROUP}']  (identities.groups[{GROUP}])",
+        "text": (
+            f"+ mapUsers {user_arn('alice')} -> 'eks-iam-sync:user:alice' ['{KUBERNETES_GROUP}']"
+            f"  (identities.groups[{GROUP}])"
+        ),
     }
     assert [(b["action"], b["namespace"], b["subject"], b["clusterRole"]) for b in document["roleBindings"]] == [
         ("create", ns, f"Group/{KUBERNETES_GROUP}", POD_READER) for ns in PROJECTS

@@ -211,7 +211,9 @@ def test_a_tag_grant_is_its_own_path_and_a_denied_namespace_is_a_refusal() -> No
     report = world.report()
     assert cells(report, "carol") == {NS3: ((POD_READER, ACTIVE),)}
     [path] = report.paths
-    assert path.origin == f"IAM tag eks-access/{NS3}=pods-ro" and path.subject == "Kubernetes user carol"
+    assert (
+        path.origin == f"IAM tag eks-access/{NS3}=pods-ro" and path.subject == "Kubernetes user eks-iam-sync:user:carol"
+    )
     [refusal] = report.findings_of("refusal")
     assert refusal.reason == "denied-namespace" and refusal.principal.endswith(":user/carol")
     assert "kube-system" in refusal.message

@@ -47,7 +47,8 @@ def test_the_shipped_seed_config_is_valid() -> None:
 
 def test_defaults() -> None:
     config = parse_config(VALID)
-    assert config.identities.roles[0].effective_username == "iam-bttrm-web-ro-role"
+    assert config.identities.roles[0].username is None
+    assert config.identities.username_prefix == "eks-iam-sync:"
     assert config.tag_grants.tag_prefix == "eks-access/"
     assert config.tag_grants.denied_namespaces == ("kube-system", "kube-public", "kube-node-lease")
     assert config.clusters[0].endpoint is None and config.clusters[0].insecure_skip_tls_verify is False
@@ -223,14 +224,18 @@ def test_validate_defaults_to_the_environment_variable(
     assert str(path) in capsys.readouterr().out
 
 
+ROLE = "- iamRole: iam-bttrm-web-ro-role"
+
+
 @pytest.mark.parametrize(
     ("replace", "by", "message"),
     [
         ("[rbac-bttrm-web-ro-group]", "[SYSTEM:masters]", "never granted, in any case"),
         ("[rbac-bttrm-web-ro-group]", '[" system:masters"]', "must not start or end with whitespace"),
         ("[rbac-bttrm-web-ro-group]", '["devs\\u0007"]', "control or invisible characters"),
-        ("username: iam-bttrm-web-ro-role", 'username: "ci "', "must not start or end with whitespace"),
-        ("username: iam-bttrm-web-ro-role", "username: EKS:ci", "reserved prefix"),
+        (ROLE, f'{ROLE}\n      username: "ci "', "must not start or end with whitespace"),
+        (ROLE, f"{ROLE}\n      username: EKS:ci", "reserved prefix"),
+        (ROLE, f"{ROLE}\n      username: ops-admin", "could be a subject the service does not own"),
         ("[bttrm-web-proj-1-ns, bttrm-web-proj-2-ns]", "[kube-system]", "set allowSystemNamespaces: true"),
         ("    pods-ro: rbac-bttrm-pods-ro-cluster-role", "    pods-ro: admin", "is privileged"),
     ],

@@ -8,6 +8,7 @@ import pytest
 
 from chalicelib.config import DEFAULT_CONFIG_PATH, load_config
 from chalicelib.events import EVENT_NAMES, EVENT_PATTERN, Ignored, Trigger, read_event
+from chalicelib.principals import PrincipalScope
 from tests.harness.cloudtrail import iam_event
 
 SEED = load_config(DEFAULT_CONFIG_PATH)
@@ -110,3 +111,42 @@ def test_every_field_is_validated_per_event_type_and_anything_malformed_is_ignor
 ) -> None:
     result = read_event(iam_event(name, params), SEED)
     assert isinstance(result, Ignored) and result.reason == "malformed", result
+
+
+# Look-alikes of ASCII letters that str.lower() or a Unicode-aware \w would let through: the Kelvin
+# sign folds to "k", the Latin capital I with dot above to "i̇", the others are letters of their own
+# scripts. IAM names are ASCII, so none of them names any principal.
+LOOK_ALIKES = ["\u212aate", "al\u0131ce", "\u0130am", "\u0430lice", "\uff41lice", "stra\u00dfe", "bob\u0663"]
+
+
+@pytest.mark.parametrize("name", LOOK_ALIKES)
+@pytest.mark.parametrize(
+    ("event", "field", "params"),
+    [
+        ("AddUserToGroup", "userName", {"groupName": GROUP}),
+        ("AddUserToGroup", "groupName", {"userName": "kate"}),
+        ("DeleteUser", "userName", {}),
+        ("UpdateUser", "newUserName", {"userName": "kate"}),
+        ("TagUser", "userName", {"tags": [{"key": "eks-access/ns3", "value": "pods-ro"}]}),
+        ("TagRole", "roleName", {"tags": [{"key": "eks-access/ns3", "value": "pods-ro"}]}),
+        ("DeleteRole", "roleName", {}),
+        ("UpdateGroup", "newGroupName", {"groupName": "old"}),
+    ],
+)
+def test_an_iam_name_that_is_not_ascii_is_malformed_and_scopes_nobody(
+    name: str, event: str, field: str, params: dict[str, Any]
+) -> None:
+    found = read(event, **{**params, field: name})
+    assert isinstance(found, Ignored) and found.reason == "malformed", found
+
+
+def test_scopes_fold_ascii_case_only() -> None:
+    kate = "arn:aws:iam::123456789012:user/kate"
+    assert kate in PrincipalScope.of(["KATE"])
+    assert kate not in PrincipalScope.of(["\u212aate"])  # str.lower() makes it "kate"
+    assert "arn:aws:iam::123456789012:role/ci" not in PrincipalScope.of(roles=["\u0421I"])  # Cyrillic Es
+
+
+def test_tag_keys_are_case_sensitive_as_iam_keeps_them() -> None:
+    found = read("TagUser", userName="alice", tags=[{"key": "EKS-ACCESS/ns3", "value": "pods-ro"}])
+    assert isinstance(found, Ignored) and found.reason == "not-configured"
