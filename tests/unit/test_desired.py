@@ -32,7 +32,9 @@ def test_a_group_member_gets_a_user_entry_with_the_arn_as_iam_reports_it() -> No
     state = desired_state(SEED, IamSnapshot(users=(alice("iam-bttrm-web-ro-group", path="/eng/web/"),)), LIVE)
     [owned] = state.identities
     assert owned.key == MAP_USERS
-    assert owned.entry == Entry(f"arn:aws:iam::{ACCT}:user/eng/web/alice", "alice", ("rbac-bttrm-web-ro-group",))
+    assert owned.entry == Entry(
+        f"arn:aws:iam::{ACCT}:user/eng/web/alice", "eks-iam-sync:user:alice", ("rbac-bttrm-web-ro-group",)
+    )
     assert owned.source == "identities.groups[iam-bttrm-web-ro-group]"
 
 
@@ -63,7 +65,9 @@ def test_a_configured_role_gets_a_role_entry_without_its_path() -> None:
     [owned] = desired_state(SEED, IamSnapshot(roles=(role,)), LIVE).identities
     assert owned.key == MAP_ROLES
     assert owned.entry == Entry(
-        f"arn:aws:iam::{ACCT}:role/iam-bttrm-web-ro-role", "iam-bttrm-web-ro-role", ("rbac-bttrm-web-ro-group",)
+        f"arn:aws:iam::{ACCT}:role/iam-bttrm-web-ro-role",
+        "eks-iam-sync:role:iam-bttrm-web-ro-role",
+        ("rbac-bttrm-web-ro-group",),
     )
     assert (
         desired_state(SEED, IamSnapshot(roles=(IamRole("other", f"arn:aws:iam::{ACCT}:role/other"),)), LIVE).identities
@@ -85,18 +89,24 @@ def test_tag_grants_give_an_identity_entry_and_a_user_binding() -> None:
     user = alice(tags={"eks-access/ns3": "pods-ro", "unrelated": "x"})
     state = desired_state(SEED, IamSnapshot(users=(user,)), LIVE, event_id="evt-1")
     [owned] = state.identities
-    assert owned.entry == Entry(user.arn, "alice", ()) and owned.source == "tagGrants"
+    assert owned.entry == Entry(user.arn, "eks-iam-sync:user:alice", ()) and owned.source == "tagGrants"
     tag_bindings = [b for b in state.bindings if b.subject_kind == "User"]
     assert [(b.namespace, b.name, b.cluster_role, b.subject_name, b.principal) for b in tag_bindings] == [
-        ("ns3", "eks-iam-sync:tag:alice:pods-ro", "rbac-bttrm-pods-ro-cluster-role", "alice", user.arn)
+        (
+            "ns3",
+            "eks-iam-sync:tag:eks-iam-sync:user:alice:pods-ro",
+            "rbac-bttrm-pods-ro-cluster-role",
+            "eks-iam-sync:user:alice",
+            user.arn,
+        )
     ]
 
 
 def test_tag_granted_roles_bind_their_username() -> None:
     role = IamRole("ci", f"arn:aws:iam::{ACCT}:role/ci", {"eks-access/ns3": "pods-ro"})
     state = desired_state(SEED, IamSnapshot(roles=(role,)), LIVE)
-    assert [o.entry for o in state.identities] == [Entry(role.arn, "ci", ())]
-    assert [b.subject_name for b in state.bindings if b.subject_kind == "User"] == ["ci"]
+    assert [o.entry for o in state.identities] == [Entry(role.arn, "eks-iam-sync:role:ci", ())]
+    assert [b.subject_name for b in state.bindings if b.subject_kind == "User"] == ["eks-iam-sync:role:ci"]
 
 
 @pytest.mark.parametrize(
