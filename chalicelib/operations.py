@@ -39,14 +39,14 @@ def connect(config: Config, args: argparse.Namespace, shell: Shell) -> dict[str,
 def full_reconcile(config: Config, args: argparse.Namespace, dry_run: bool, force: bool) -> dict[str, Result]:
     shell = shell_for(args)
     reached = connect(config, args, shell)
-    snapshot = shell.iam(config.iam_role).full_snapshot()
+    view = runner.IamView(shell.iam(config.iam_role))
     options = Options(
         dry_run=dry_run,
         force_deletions=force,
         own_arns=frozenset({shell.own_arn()}),  # whoever runs this must not lock themselves out
         reason="eks-iam-sync plan" if dry_run else "eks-iam-sync apply",
     )
-    return runner.reconcile_clusters(config, reached, snapshot, None, options)
+    return runner.reconcile_clusters(config, reached, view, None, options)
 
 
 def explain_text(config: Config, args: argparse.Namespace) -> tuple[list[str], bool]:

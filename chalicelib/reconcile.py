@@ -9,9 +9,11 @@ principals' entries and bindings.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from chalicelib import arns
 from chalicelib.accessentries.backend import AccessEntriesBackend
 from chalicelib.apply import Applied, Applier, DisplayOnlyApplier
 from chalicelib.awsauth.guardrails import Policy
@@ -40,6 +42,13 @@ class Options:
     own_arns: frozenset[str] = frozenset()  # the service's own mapping: never changed
     reason: str = "full reconcile"
     rebinds: bool = True  # False: a scoped run that cannot change RoleBindings (group membership)
+    # A full run's fresh IAM read (a scope: those principals; None: everyone), so that what it is
+    # about to change is re-read first and an event handled meanwhile is never undone.
+    reread: Callable[[PrincipalScope | None], IamSnapshot] | None = field(default=None, compare=False)
+
+
+# Above this many principals to re-read, one full IAM read costs less than reading each.
+REREAD_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -65,17 +74,97 @@ def reconcile_cluster(
 ) -> ClusterReport:
     options = options or Options()
     namespaces = ports.bindings.namespaces() if scope is None else None
-    desired = desired_state(config, snapshot, namespaces, options.event_id)
-    _report_desired(desired, observer)
     identities = identity_backend(config, ports, options, observer)
+    desired = desired_state(config, snapshot, namespaces, options.event_id)
     identity_scope = _keeping_missing_groups(desired, identities, scope, observer)
-    desired = _scoped_bindings(config, desired, ports, scope, options)
-    bindings = _plan_bindings(desired, ports, scope, options)
-    bindings, refused = _without_unbounded_roles(config, bindings, ports.cluster_roles, observer)
+    desired, plan = _planned(config, ports, identities, desired, identity_scope, scope, options)
+    if scope is None and options.reread is not None and plan.changed:
+        fresh = _reread(snapshot, plan, options.reread, observer)
+        if fresh is not snapshot:
+            desired = desired_state(config, fresh, namespaces, options.event_id)
+            desired, plan = _planned(config, ports, identities, desired, identity_scope, scope, options)
+    _report_desired(desired, observer)
+    bindings, refused = _without_unbounded_roles(config, plan.bindings, ports.cluster_roles, observer)
     desired = replace(desired, refusals=desired.refusals + refused)
-    plan = Plan(identities.plan(desired.identities, identity_scope), bindings)
+    plan = replace(plan, bindings=bindings)
     applier = DisplayOnlyApplier() if options.dry_run else Applier(identities, ports.bindings, observer)
     return ClusterReport(ports.name, desired, plan, applier.apply(plan, options.reason), identities.name)
+
+
+def _planned(
+    config: Config,
+    ports: ClusterPorts,
+    identities: AwsAuthWriter | AccessEntriesBackend,
+    desired: DesiredState,
+    identity_scope: PrincipalScope | EveryoneBut | None,
+    scope: PrincipalScope | None,
+    options: Options,
+) -> tuple[DesiredState, Plan]:
+    desired = _scoped_bindings(config, desired, ports, scope, options)
+    bindings = _plan_bindings(desired, ports, scope, options)
+    return desired, Plan(identities.plan(desired.identities, identity_scope), bindings)
+
+
+def _reread(
+    snapshot: IamSnapshot,
+    plan: Plan,
+    reread: Callable[[PrincipalScope | None], IamSnapshot],
+    observer: Observer,
+) -> IamSnapshot:
+    """A full run's snapshot may be minutes old when it reaches a cluster, and an event may have
+    revoked (or granted) since: the principals the plan would change are read again, and the plan
+    is made from what IAM says now. Level-triggered, so the newest read always wins."""
+    touched = _principals_of(plan)
+    if not touched:
+        return snapshot
+    if len(touched) > REREAD_LIMIT:
+        fresh = reread(None)
+    else:
+        users = [name for kind, name in touched if kind == "user"]
+        roles = [name for kind, name in touched if kind == "role"]
+        fresh = _merged(snapshot, reread(PrincipalScope.of(users, roles)), touched)
+    changed = _differing(snapshot, fresh, touched)
+    observer.info("principals re-read before writing", principals=len(touched), changed=len(changed))
+    if changed:
+        observer.warning(
+            "IAM changed since this run's snapshot: planned again from the fresh read",
+            principals=sorted(f"{kind} {name}" for kind, name in changed)[:20],
+        )
+        observer.count("PrincipalsChangedDuringRun", len(changed))
+        return fresh
+    return snapshot
+
+
+def _principals_of(plan: Plan) -> frozenset[tuple[str, str]]:
+    """(kind, lower-case name) of every principal whose entry or own binding the plan changes."""
+    arns_touched = [change.arn for change in plan.identities.changes]
+    for action in plan.bindings:
+        binding = action.observed if isinstance(action, DeleteBinding) else action.desired
+        if binding.principal:
+            arns_touched.append(binding.principal)
+    found = set()
+    for arn in arns_touched:
+        parsed = arns.parse(arn)
+        if parsed is not None and parsed.kind in ("user", "role"):
+            found.add((parsed.kind, parsed.name.lower()))
+    return frozenset(found)
+
+
+def _merged(snapshot: IamSnapshot, fresh: IamSnapshot, touched: frozenset[tuple[str, str]]) -> IamSnapshot:
+    """``snapshot`` with the touched principals as ``fresh`` has them (absent there: deleted since)."""
+    users = [u for u in snapshot.users if ("user", u.name.lower()) not in touched] + list(fresh.users)
+    roles = [r for r in snapshot.roles if ("role", r.name.lower()) not in touched] + list(fresh.roles)
+    return replace(snapshot, users=tuple(users), roles=tuple(roles))
+
+
+def _differing(before: IamSnapshot, after: IamSnapshot, touched: frozenset[tuple[str, str]]) -> list[tuple[str, str]]:
+    def view(snapshot: IamSnapshot) -> dict[tuple[str, str], object]:
+        found: dict[tuple[str, str], object] = {("user", u.name.lower()): u for u in snapshot.users}
+        found.update({("role", r.name.lower()): r for r in snapshot.roles})
+        return {key: found.get(key) for key in touched}
+
+    old, new = view(before), view(after)
+    return [key for key in sorted(touched) if old[key] != new[key]]
 
 
 def _keeping_missing_groups(

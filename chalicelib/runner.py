@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools import Tracer
@@ -24,7 +25,7 @@ from chalicelib.config import Config
 from chalicelib.errors import PermanentError, SyncError, TransientError
 from chalicelib.events import Trigger
 from chalicelib.observability import SERVICE, LogObserver
-from chalicelib.ports import ClusterPorts, Shell
+from chalicelib.ports import ClusterPorts, IamPort, Shell
 from chalicelib.principals import PrincipalScope
 from chalicelib.reconcile import ClusterReport, Options, identity_backend, reconcile_cluster
 from chalicelib.report import as_json, failure
@@ -85,9 +86,31 @@ def run_event(
 def run_full(config: Config, shell: Shell | None = None, deadline: float | None = None) -> dict[str, Any]:
     shell = shell or make_shell()
     clusters = reachable(config, shell)
-    snapshot = shell.iam(config.iam_role).full_snapshot()
+    view = IamView(shell.iam(config.iam_role))
     options = Options(own_arns=frozenset({shell.own_arn()}))
-    return lambda_result(reconcile_clusters(config, clusters, snapshot, None, options, deadline))
+    return lambda_result(reconcile_clusters(config, clusters, view, None, options, deadline))
+
+
+class IamView:
+    """A full run's view of IAM. The first read fails the run before any write; later, a cluster is
+    planned from a read at most ``fresh_for`` seconds old, and what a plan would change is read again
+    (``reread``) before it is written, so that an event handled while the run went from cluster to
+    cluster (bob removed from the group) is never undone by an older read."""
+
+    def __init__(self, iam: IamPort, fresh_for: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self._iam, self._fresh_for, self._clock = iam, fresh_for, clock
+        self._snapshot, self._read_at = iam.full_snapshot(), clock()
+
+    def current(self) -> IamSnapshot:
+        if self._clock() - self._read_at > self._fresh_for:
+            self._snapshot, self._read_at = self._iam.full_snapshot(), self._clock()
+        return self._snapshot
+
+    def reread(self, scope: PrincipalScope | None) -> IamSnapshot:
+        if scope is None:
+            self._snapshot, self._read_at = self._iam.full_snapshot(), self._clock()
+            return self._snapshot
+        return self._iam.scoped_snapshot(scope.names("user"), scope.names("role"))
 
 
 def reachable(config: Config, shell: Shell, only: str | None = None) -> dict[str, Reach]:
@@ -122,7 +145,7 @@ def connect(
 def reconcile_clusters(
     config: Config,
     clusters: Mapping[str, Reach],
-    snapshot: IamSnapshot,
+    snapshot: IamSnapshot | IamView,
     scope: PrincipalScope | None,
     options: Options,
     deadline: float | None = None,
@@ -140,7 +163,12 @@ def reconcile_clusters(
                 if isinstance(reach, SyncError):
                     raise reach
                 _check_time_left(deadline)
-                results[name] = reconcile_cluster(config, _reached(reach), snapshot, observer, scope, options)
+                ports = _reached(reach)
+                if isinstance(snapshot, IamView):
+                    current, run = snapshot.current(), replace(options, reread=snapshot.reread)
+                else:
+                    current, run = snapshot, options
+                results[name] = reconcile_cluster(config, ports, current, observer, scope, run)
                 if failure(results[name]):
                     observer.count("ReconcileFailures", kind="refused")
             except SyncError as err:
