@@ -204,6 +204,22 @@ def test_one_full_reconcile_maps_a_seed_user_in_the_function_s_cluster_and_the_o
     assert bootstrap["kubernetesGroups"] == [SERVICE_GROUP] and MANAGED_BY_LABEL not in bootstrap.get("tags", {})
 
 
+def test_a_console_click_gives_access_in_both_accounts_before_any_full_run(
+    env: Environment, service: Service, fresh: OtherAccount, tmp_path: Path
+) -> None:
+    person, name = developer()
+    config = config_text({"roleArn": ACCESS_ROLE, "externalId": EXTERNAL_ID})
+
+    with deployed(service, config, tmp_path) as fn:
+        boto3.client("iam").add_user_to_group(GroupName=SEED_GROUP, UserName=name)
+        result = fn.invoke("on_iam_event", iam_event("AddUserToGroup", {"groupName": SEED_GROUP, "userName": name}))
+
+    assert result["status"] == "reconciled"
+    for cluster in (CLUSTER_NAME, PROD):
+        assert result["clusters"][cluster]["roleBindingsDone"] == len(PROJECTS), result["clusters"][cluster]
+    assert_in_both(env, fresh, person)
+
+
 def test_a_role_the_other_cluster_does_not_map_fails_that_cluster_alone(
     env: Environment, service: Service, fresh: OtherAccount, tmp_path: Path
 ) -> None:
