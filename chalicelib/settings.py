@@ -77,10 +77,11 @@ class Timeouts:
 
     @property
     def attempts(self) -> int:
-        """botocore attempts per call: an attempt that times out costs up to ``read`` (connection
-        accepted, no answer), and that many fit one cluster's budget. A cluster stops at its first
-        transport failure anyway; the retries are for throttling and 5xx, which answer fast."""
-        return max(1, int(self.budget // self.read))
+        """botocore attempts per call: an attempt that times out costs up to ``connect`` (nobody
+        answers) or ``read`` (connection accepted, no answer), and that many fit one cluster's
+        budget. The retries matter for throttling and 5xx, which answer fast; after a call failed in
+        transport its cluster sends nothing more (chalicelib.deadlines)."""
+        return max(1, int(self.budget // max(self.connect, self.read)))
 
 
 def timeouts() -> Timeouts:

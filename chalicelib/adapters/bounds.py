@@ -52,6 +52,7 @@ def bounded_client(session: boto3.Session, service: str, region: str | None = No
     every attempt, and its requests bounded in total time."""
     client: Any = session.client(service, region_name=region, config=boto_config(), **kwargs)  # type: ignore[call-overload]
     client.meta.events.register("before-send", _before_send)
+    client.meta.events.register("before-parse", _complete)
     client.meta.events.register("after-call-error", _after_call_error)
     # botocore offers no public way to choose its connection classes; its session keeps the pool
     # classes in this dict, shared with its pool managers, and creates pools at the first request.
@@ -80,6 +81,20 @@ def _before_send(**_: Any) -> None:
     budget = deadlines.current()
     if budget is not None:
         budget.check()  # a TransientError here is not retried by botocore and reaches the adapter as is
+
+
+class IncompleteAnswer(HTTPClientError):
+    """botocore reads answers without checking their length (urllib3's enforce_content_length is
+    off): an answer cut short, by the watchdog or the network, would reach the parser as a
+    ResponseParserError, which is no BotoCoreError. This makes it the transport failure it is."""
+
+    fmt = "the answer ended after {received} of its {expected} bytes (cut, or the connection dropped)"
+
+
+def _complete(response_dict: dict[str, Any], **_: Any) -> None:
+    body, expected = response_dict.get("body"), response_dict.get("headers", {}).get("content-length", "")
+    if isinstance(body, bytes) and expected.isdigit() and len(body) < int(expected):
+        raise IncompleteAnswer(received=len(body), expected=int(expected))
 
 
 def _after_call_error(exception: BaseException, **_: Any) -> None:
@@ -125,7 +140,7 @@ class _Watchdog:
             return
         if budget is not None:
             left = budget.left()
-            cause = "the invocation's deadline" if left is not None and left <= 0 else f"its {seconds:.0f} s bound"
+            cause = "the invocation's deadline" if left is not None and left <= 0 else f"its {seconds:g} s bound"
             budget.trip(f"a request was cut at {cause} (connect + read timeout), its answer incomplete")
         # socket.socket's own shutdown, also for an SSLSocket: the TLS layer must not be touched from
         # this thread while the request's thread is inside it; its read returns at once. OSError:
@@ -138,14 +153,24 @@ WATCHDOG = _Watchdog()
 
 
 class _Bounded:
-    """Arms the watchdog for each request on this connection (a pooled connection serves many)."""
+    """Arms the watchdog for each request on this connection (a pooled connection serves many), and
+    for the TLS handshake before the first: an endpoint trickling its handshake defeats the connect
+    timeout the same way."""
+
+    def connect(self) -> None:
+        _arm(self)
+        super().connect()  # type: ignore[misc]
 
     def request(self, *args: Any, **kwargs: Any) -> Any:
-        seconds = timeouts().request
-        budget = deadlines.current()
-        until = budget.until(seconds) if budget is not None else time.monotonic() + seconds
-        WATCHDOG.arm(self, until, budget, seconds)
+        _arm(self)
         return super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+def _arm(connection: Any) -> None:
+    seconds = timeouts().request
+    budget = deadlines.current()
+    until = budget.until(seconds) if budget is not None else time.monotonic() + seconds
+    WATCHDOG.arm(connection, until, budget, seconds)
 
 
 class _Returned:

@@ -5,13 +5,17 @@ permanent otherwise. A failed IAM read stops the run before anything is written.
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 
-from chalicelib import runner
+from chalicelib import deadlines, runner
 from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.config import Config
+from chalicelib.config import Cluster, Config
 from chalicelib.errors import Forbidden, NotFound, PermanentError, SyncError, TransientError
 from chalicelib.events import Trigger, read_event
+from chalicelib.ports import ClusterPorts
 from chalicelib.reconcile import ClusterReport, Options
 from chalicelib.report import as_json
 from tests.functional.fakes import GROUP, FakeCluster, FakeShell, user_arn
@@ -121,3 +125,92 @@ def test_a_caller_without_credentials_stops_the_run_before_any_write(shell, conf
     with pytest.raises(Forbidden, match="no AWS credentials"):
         runner.run_full(config, shell)
     assert shell.writes() == {name: [] for name in shell.clusters}
+
+
+def emitted(out: str, name: str) -> list[dict[str, object]]:
+    """The EMF metrics of ``name`` printed to stdout, as Lambda would ship them."""
+    return [m for line in out.splitlines() if line.startswith("{") and name in (m := json.loads(line))]
+
+
+def test_an_unexpected_error_in_one_cluster_fails_that_cluster_counted_and_named_never_the_others(
+    shell, config, alice, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """aws-auth nested thousands deep, or any bug: not a SyncError, and it must not escape the loop."""
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED")
+
+    def too_deep(namespace: str, name: str) -> None:
+        raise RecursionError("maximum recursion depth exceeded while composing a node")
+
+    monkeypatch.setattr(shell.clusters["fn-east"].config_maps, "read", too_deep)  # the first cluster
+    with pytest.raises(PermanentError) as raised:
+        runner.run_full(config, shell)
+    assert str(raised.value) == (
+        "reconcile failed for cluster fn-east: UnexpectedError: "
+        "unexpected RecursionError: maximum recursion depth exceeded while composing a node"
+    )
+    assert alice in mapped_users(shell.clusters["fn-west"])  # the next cluster was reconciled
+    out = capsys.readouterr().out
+    failures = emitted(out, "ReconcileFailures")
+    assert [(m["cluster"], m["kind"]) for m in failures] == [("fn-east", "unexpected")]
+    (logged,) = [json.loads(line) for line in out.splitlines() if "reconcile failed: unexpected error" in line]
+    assert logged["cluster"] == "fn-east" and logged["error"] == "RecursionError"
+    assert "in too_deep" in logged["traceback"]
+
+
+def test_an_unexpected_error_reaching_a_cluster_fails_only_that_cluster(shell, config, alice, monkeypatch) -> None:
+    reach = shell.cluster
+
+    def broken(cluster: Cluster) -> ClusterPorts:
+        if cluster.name == "fn-east":
+            raise KeyError("endpoint")  # e.g. DescribeCluster answered without one
+        return reach(cluster)
+
+    monkeypatch.setattr(shell, "cluster", broken)
+    with pytest.raises(
+        PermanentError, match=r"^reconcile failed for cluster fn-east: UnexpectedError: unexpected KeyE"
+    ):
+        runner.run_full(config, shell)
+    assert alice in mapped_users(shell.clusters["fn-west"])
+
+
+@pytest.mark.parametrize("fatal", [KeyboardInterrupt, SystemExit, MemoryError])
+def test_what_must_stop_the_run_still_stops_it(shell, config, alice, monkeypatch, fatal: type[BaseException]) -> None:
+    def stop(namespace: str, name: str) -> None:
+        raise fatal()
+
+    monkeypatch.setattr(shell.clusters["fn-east"].config_maps, "read", stop)
+    with pytest.raises(fatal):
+        runner.run_full(config, shell)
+    assert shell.clusters["fn-west"].writes() == []  # nothing after it ran
+
+
+def test_clusters_are_reached_inside_the_loop_under_the_deadline(shell, config, alice) -> None:
+    """AssumeRole and DescribeCluster (the shell's ``cluster``) count against the deadline: with
+    less than one cluster's budget left, no cluster is even reached, and each is failed, retryable."""
+    with pytest.raises(TransientError) as raised:
+        runner.run_full(config, shell, deadline=time.monotonic() + 1)
+    assert shell.calls["cluster"] == 0
+    assert str(raised.value).count("not tried: ") == len(config.clusters)
+
+
+def test_each_cluster_runs_in_a_scope_of_its_own(shell, config, alice) -> None:
+    """The adapters record a transport failure in the current scope and check it before every
+    request (tests/integration/test_deadlines.py): the runner gives each cluster its own, so one
+    cluster's failure stops its next request and never the next cluster's."""
+    calls: list[str] = []
+    namespaces = shell.clusters["fn-east"].bindings.namespaces
+
+    def unreachable() -> dict[str, dict[str, str]]:
+        calls.append("namespaces")
+        budget = deadlines.current()
+        assert budget is not None and budget.what == "cluster fn-east"
+        budget.trip("read timed out")
+        budget.check()  # what every adapter does before its next request
+        return namespaces()
+
+    shell.clusters["fn-east"].bindings.namespaces = unreachable  # type: ignore[method-assign]
+    with pytest.raises(
+        TransientError, match="cluster fn-east: TransientError: cluster fn-east: stopped after a transport"
+    ):
+        runner.run_full(config, shell)
+    assert calls == ["namespaces"] and alice in mapped_users(shell.clusters["fn-west"])
