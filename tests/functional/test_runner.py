@@ -157,7 +157,9 @@ def test_an_unexpected_error_in_one_cluster_fails_that_cluster_counted_and_named
     assert "in too_deep" in logged["traceback"]
 
 
-def test_an_unexpected_error_reaching_a_cluster_fails_only_that_cluster(shell, config, alice, monkeypatch) -> None:
+def test_an_unexpected_error_reaching_a_cluster_fails_only_that_cluster(
+    shell: FakeShell, config, alice, monkeypatch
+) -> None:
     reach = shell.cluster
 
     def broken(cluster: Cluster) -> ClusterPorts:
@@ -193,7 +195,7 @@ def test_clusters_are_reached_inside_the_loop_under_the_deadline(shell, config, 
     assert str(raised.value).count("not tried: ") == len(config.clusters)
 
 
-def test_each_cluster_runs_in_a_scope_of_its_own(shell, config, alice) -> None:
+def test_each_cluster_runs_in_a_scope_of_its_own(shell: FakeShell, config, alice, monkeypatch) -> None:
     """The adapters record a transport failure in the current scope and check it before every
     request (tests/integration/test_deadlines.py): the runner gives each cluster its own, so one
     cluster's failure stops its next request and never the next cluster's."""
@@ -208,7 +210,7 @@ def test_each_cluster_runs_in_a_scope_of_its_own(shell, config, alice) -> None:
         budget.check()  # what every adapter does before its next request
         return namespaces()
 
-    shell.clusters["fn-east"].bindings.namespaces = unreachable  # type: ignore[method-assign]
+    monkeypatch.setattr(shell.clusters["fn-east"].bindings, "namespaces", unreachable)
     with pytest.raises(
         TransientError, match="cluster fn-east: TransientError: cluster fn-east: stopped after a transport"
     ):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import boto3
@@ -51,7 +51,7 @@ def failures_counted(out: str) -> dict[str, str]:
     return counted
 
 
-def seed_config(env: Environment, first: dict[str, object] | None = None, endpoint: str | None = None) -> str:
+def seed_config(env: Environment, first: Mapping[str, object] | None = None, endpoint: str | None = None) -> str:
     """The seed configuration on the test cluster (backend configMap: no DescribeCluster for it),
     reached at ``endpoint`` when given, after a ``first`` cluster when given."""
     config = yaml.safe_load(cluster_config(env.plane))
