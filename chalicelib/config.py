@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from yaml.constructor import SafeConstructor
 
 from chalicelib import yamlbounds
 from chalicelib.errors import PermanentError
@@ -421,25 +422,21 @@ def parse_config(text: str, source: str = "<config>") -> Config:
 def _read_yaml(text: str) -> tuple[Any, dict[Path_, int], list[Problem]]:
     if len(text.encode()) > MAX_CONFIG_BYTES:
         return None, {}, [Problem("", None, f"the file is over {MAX_CONFIG_BYTES // 1024} KiB: not a configuration")]
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
+        node = yamlbounds.compose(text, single=True).root  # libyaml where present; depth and aliases bounded
         if node is None:
             return None, {}, [Problem("", None, "the file is empty")]
-        yamlbounds.check(node)
         lines: dict[Path_, int] = {}
         problems = list(_walk(node, (), lines))
-        return (None if problems else loader.construct_document(node)), lines, problems
+        return (None if problems else SafeConstructor().construct_document(node)), lines, problems
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         line = mark.line + 1 if mark else None
         return None, {}, [Problem("", line, f"YAML syntax error: {err.problem or err}")]
     except yaml.YAMLError as err:
         return None, {}, [Problem("", None, f"YAML error: {err}")]
-    except yamlbounds.AliasBomb as err:
-        return None, {}, [Problem("", None, str(err))]
-    finally:
-        loader.dispose()
+    except yamlbounds.Refused as err:  # too deep, or an alias bomb
+        return None, {}, [Problem("", err.line, str(err))]
 
 
 def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> Iterator[Problem]:

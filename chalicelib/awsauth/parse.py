@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from yaml.constructor import SafeConstructor
 
 from chalicelib import yamlbounds
 from chalicelib.awsauth.model import (
@@ -38,7 +39,13 @@ _EMPTY_VALUES = {"", '""', "''", "``", "[]", "null", "~"}
 _STR = "tag:yaml.org,2002:str"
 _NULL = "tag:yaml.org,2002:null"
 _GO_YAML_BAD_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\(/|u[dD][89abAB][0-9a-fA-F]{2})")
+_MAYBE_BAD_ESCAPE = ("\\/", "\\ud", "\\uD")  # substrings every match of the pattern above holds
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
+# aws-iam-authenticator's RoleMapping.Validate (pkg/config/mapper.go): Go's \w and [0-9] are ASCII.
+_SSO_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+_PERMISSION_SET_NAME = re.compile(r"[\w+=,.@-]{1,32}", re.ASCII)
+_SSO_PARTITIONS = frozenset({"aws", "aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b"})  # every version since 0.6.0
+_SSO_PARTITIONS_SINCE_2025 = frozenset({"aws-iso-e", "aws-iso-f", "aws-eusc"})  # 0.7.x: endpoints.PARTITIONS
 _ROLE_WITH_PATH = re.compile(r"^arn:[^:]+:iam::\d*:role/.+/")
 
 
@@ -96,19 +103,22 @@ def read_key(key: str, raw: str) -> KeyReading:
     if raw.strip() in _EMPTY_VALUES:
         return KeyReading(key, (), (), tuple(problems))
     try:
-        root = _first_document(key, raw, problems)
-        items = _items(root)
-        _check_json_convertible(root)
+        document = _first_document(key, raw, problems)
+        items = _items(document.root)
+        if document.collection_keys:
+            # YAML -> JSON (Gen C) fails on a mapping key that is not a scalar, e.g. unquoted {{SessionName}}.
+            raise _KeyFailed(
+                "a mapping used as a key (an unquoted {{template}}?) cannot become JSON", document.collection_keys[0]
+            )
     except _KeyFailed as failed:
         problems.append(Problem(key, "error", f"{failed}: every entry of {key} is dropped", failed.line))
         return KeyReading(key, (), (), tuple(problems))
     gen_a, gen_c = [], []
     sso = 0
     for item in items:
-        if key == MAP_ROLES and _is_sso(item):
-            # aws-iam-authenticator (0.6.0+) matches these by permission set; no ARN to compare.
-            sso += 1
-            problems.append(Problem(key, "warning", "an sso: entry: kept as it is", item.start_mark.line + 1))
+        sso_value = _sso_value(item) if key == MAP_ROLES else None
+        if sso_value is not None and _sso_entry(item, sso_value, problems):
+            sso += 1  # matched by permission set, no ARN to compare: kept as it is, never re-rendered
             continue
         entry_a, entry_c, item_problems = _read_item(key, raw, item)
         problems.extend(item_problems)
@@ -121,64 +131,131 @@ def read_key(key: str, raw: str) -> KeyReading:
     return KeyReading(key, tuple(e.core() for e in gen_a), tuple(gen_c), tuple(problems), sso)
 
 
-def _is_sso(item: yaml.Node) -> bool:
+def _sso_value(item: yaml.Node) -> yaml.Node | None:
+    """The value of an entry's ``sso`` field (any case: encoding/json folds names; the last wins)."""
     if not isinstance(item, yaml.MappingNode):
+        return None
+    found = None
+    for key_node, value_node in item.value:
+        if isinstance(key_node, yaml.ScalarNode) and str(key_node.value).lower() == "sso":
+            found = value_node
+    return found
+
+
+def _sso_entry(item: yaml.Node, sso: yaml.Node, problems: list[Problem]) -> bool:
+    """Whether ``item`` is an sso: entry (Gen C, 0.6.0+, reads an sso mapping and no rolearn); what
+    the authenticator's RoleMapping.Validate refuses in it is an error, as it logs and drops the entry.
+    Gen A has no sso field: it keeps an entry without rolearn that never matches."""
+    line = item.start_mark.line + 1
+    if isinstance(sso, yaml.ScalarNode) and sso.tag == _NULL:
+        return False  # a nil SSO: an ordinary entry, judged by its rolearn
+    if not isinstance(sso, yaml.MappingNode):
+        problems.append(Problem(MAP_ROLES, "error", f"sso: wrong type ({_kind(sso)}): Gen C zeroes the field", line))
         return False
-    names = {str(k.value).lower() for k, _ in item.value if isinstance(k, yaml.ScalarNode)}
-    return "sso" in names and "rolearn" not in names
+    folded = {str(k.value).lower(): v for k, v in item.value if isinstance(k, yaml.ScalarNode)}
+    found: list[Problem] = []
+    if _string_c(folded.get("rolearn"), found, MAP_ROLES, "rolearn"):
+        problems.append(
+            Problem(MAP_ROLES, "error", "an entry with both rolearn and sso: the authenticator drops it", line)
+        )
+        return False
+    fields = {str(k.value).lower(): v for k, v in sso.value if isinstance(k, yaml.ScalarNode)}
+    name = _string_c(fields.get("permissionsetname"), found, MAP_ROLES, "sso.permissionSetName")
+    account = _string_c(fields.get("accountid"), found, MAP_ROLES, "sso.accountID")
+    partition = _string_c(fields.get("partition"), found, MAP_ROLES, "sso.partition")
+    dropped = "the authenticator (0.6.0+) logs an error and drops this sso: entry"
+    if not _SSO_ACCOUNT_ID.fullmatch(account):
+        found.append(Problem(MAP_ROLES, "error", f"sso.accountID {account!r} is not 12 digits: {dropped}", line))
+    if not _PERMISSION_SET_NAME.fullmatch(name):
+        found.append(
+            Problem(MAP_ROLES, "error", f"sso.permissionSetName {name!r} is not a permission-set name: {dropped}", line)
+        )
+    if partition in _SSO_PARTITIONS_SINCE_2025:
+        found.append(
+            Problem(
+                MAP_ROLES,
+                "error",
+                f"sso.partition {partition!r} is known only to authenticators from 2025 on; earlier ones "
+                "log an error and drop this sso: entry",
+                line,
+            )
+        )
+    elif partition and partition not in _SSO_PARTITIONS:
+        found.append(Problem(MAP_ROLES, "error", f"sso.partition {partition!r} is not a partition: {dropped}", line))
+    problems.extend(found or [Problem(MAP_ROLES, "warning", "an sso: entry: kept as it is", line)])
+    return True
 
 
 def _text_problems(key: str, raw: str) -> Iterator[Problem]:
-    for number, line in enumerate(raw.splitlines(), start=1):
+    text = raw.removeprefix("\ufeff")  # a leading byte-order mark is skipped by every YAML reader
+    if not any(char in text for char in "\t\u00a0\ufeff"):
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
         if "\t" in line:
             yield Problem(key, "error", "tab character (YAML forbids tabs as indentation)", number)
         if "\u00a0" in line:
             yield Problem(key, "error", "non-breaking space (not whitespace to YAML)", number)
+        if "\ufeff" in line:
+            yield Problem(
+                key,
+                "error",
+                "byte-order mark inside the text (skipped at a line's start by go-yaml, text elsewhere)",
+                number,
+            )
 
 
-def _first_document(key: str, raw: str, problems: list[Problem]) -> yaml.Node | None:
-    loader = yaml.SafeLoader(raw)
+def _first_document(key: str, raw: str, problems: list[Problem]) -> yamlbounds.Document:
+    """The first document, composed once; what the consumer would read differently is a problem."""
+    text = raw.removeprefix("\ufeff")  # as yamlbounds.compose does, so that marks index ``text``
     try:
-        loader.check_node()  # consumes the stream start
-        root = loader.get_node()
-        try:
-            second = loader.check_node()
-        except yaml.YAMLError:
-            second = True
-        if second:
-            problems.append(Problem(key, "error", "a second YAML document: the consumer ignores everything after ---"))
+        document = yamlbounds.compose(text)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         raise _KeyFailed(f"YAML syntax error: {err.problem or err.context}", mark.line + 1 if mark else None) from err
     except yaml.YAMLError as err:
         raise _KeyFailed(f"YAML error: {err}", None) from err
-    finally:
-        loader.dispose()
-    try:
-        yamlbounds.check(root)
-    except yamlbounds.AliasBomb as err:
-        raise _KeyFailed(str(err), root.start_mark.line + 1 if root is not None else None) from err
-    if root is not None:
+    except yamlbounds.Refused as err:
+        raise _KeyFailed(str(err), err.line) from err
+    if document.more:
+        problems.append(Problem(key, "error", "a second YAML document: the consumer ignores everything after ---"))
+    root = document.root
+    if root is not None and any(escape in text for escape in _MAYBE_BAD_ESCAPE):  # rare: walk only then
         for node in _walk(root):
             if isinstance(node, yaml.ScalarNode) and node.style == '"':
-                source = raw[node.start_mark.index : node.end_mark.index]
+                source = text[node.start_mark.index : node.end_mark.index]
                 if _GO_YAML_BAD_ESCAPE.search(source):
                     raise _KeyFailed(
                         "escape \\/ or a UTF-16 surrogate in a double-quoted string (go-yaml v2 rejects both)",
                         node.start_mark.line + 1,
                     )
-    return root
+    problems.extend(
+        Problem(
+            key,
+            "error",
+            "YAML merge key '<<': go-yaml (both generations) merges the aliased mapping in, this service "
+            "would not read or rewrite it with the same meaning: refused, left as it is",
+            line,
+        )
+        for line in document.merge_keys
+    )
+    return document
 
 
-def _walk(node: yaml.Node) -> Iterator[yaml.Node]:
-    yield node
-    if isinstance(node, yaml.SequenceNode):
-        for child in node.value:
-            yield from _walk(child)
-    elif isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            yield from _walk(key_node)
-            yield from _walk(value_node)
+def _walk(root: yaml.Node) -> Iterator[yaml.Node]:
+    """Every node once (an aliased node is shared, not repeated); iterative, so depth costs no stack."""
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        yield node
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(reversed(node.value))
+        elif isinstance(node, yaml.MappingNode):
+            for key_node, value_node in reversed(node.value):
+                stack.extend((value_node, key_node))
 
 
 def _items(root: yaml.Node | None) -> list[yaml.Node]:
@@ -188,20 +265,6 @@ def _items(root: yaml.Node | None) -> list[yaml.Node]:
         return list(root.value)
     what = "an object" if isinstance(root, yaml.MappingNode) else "a scalar"
     raise _KeyFailed(f"the document is {what}, not a list", root.start_mark.line + 1)
-
-
-def _check_json_convertible(root: yaml.Node | None) -> None:
-    """YAML -> JSON (Gen C) fails on a mapping key that is not a scalar, e.g. unquoted {{SessionName}}."""
-    if root is None:
-        return
-    for node in _walk(root):
-        if isinstance(node, yaml.MappingNode):
-            for key_node, _ in node.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    raise _KeyFailed(
-                        "a mapping used as a key (an unquoted {{template}}?) cannot become JSON",
-                        key_node.start_mark.line + 1,
-                    )
 
 
 def _read_item(key: str, raw: str, item: yaml.Node) -> tuple[Entry, Entry, list[Problem]]:
@@ -250,11 +313,7 @@ def _read_item(key: str, raw: str, item: yaml.Node) -> tuple[Entry, Entry, list[
 
 
 def _construct(node: yaml.Node) -> Any:
-    loader = yaml.SafeLoader("")
-    try:
-        return loader.construct_object(node, deep=True)
-    finally:
-        loader.dispose()
+    return SafeConstructor().construct_object(node, deep=True)
 
 
 def _type_problem(problems: list[Problem], key: str, node: yaml.Node, name: str, gen: str) -> None:
@@ -336,8 +395,7 @@ def _read_accounts(raw: str) -> tuple[tuple[str, ...], list[Problem]]:
     if raw.strip() in _EMPTY_VALUES:
         return (), problems
     try:
-        root = _first_document(MAP_ACCOUNTS, raw, problems)
-        items = _items(root)
+        items = _items(_first_document(MAP_ACCOUNTS, raw, problems).root)
     except _KeyFailed as failed:
         problems.append(Problem(MAP_ACCOUNTS, "error", f"{failed}: every account is dropped", failed.line))
         return (), problems

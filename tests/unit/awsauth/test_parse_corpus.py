@@ -2,7 +2,8 @@
 
 R = a role entry as (arn, username, groups). Each case: the raw value of one data key, the entries
 Gen A loads, the entries Gen C loads, whether the key is understood, and a fragment of the problem
-that must be reported (if any).
+that must be reported (if any). Every test here runs on both YAML event sources (libyaml and pure
+PyYAML), and each case must read identically, problems and lines included, on both.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from dataclasses import dataclass
 
 import pytest
 
+from chalicelib import yamlbounds
 from chalicelib.awsauth.model import MAP_ACCOUNTS, MAP_ROLES, MAP_USERS
-from chalicelib.awsauth.parse import read_aws_auth, read_key
+from chalicelib.awsauth.parse import KeyReading, read_aws_auth, read_key
+from tests.unit import yaml_paths
 
 NODE = "arn:aws:iam::111122223333:role/eks-node"
 DEV = "arn:aws:iam::111122223333:role/dev"
@@ -31,6 +34,22 @@ class Case:
     key: str = MAP_ROLES
 
 
+@pytest.fixture(autouse=True, params=yaml_paths.PATHS)
+def yaml_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    yaml_paths.select(request.param, monkeypatch)
+    return str(request.param)
+
+
+def nested(depth: int) -> str:
+    """A role whose groups hold lists nesting the document ``depth`` deep (list, entry, lists, scalar)."""
+    return f"- rolearn: {DEV}\n  username: dev\n  groups: " + "[" * (depth - 3) + "x" + "]" * (depth - 3) + "\n"
+
+
+def sso(fields: str, extra: str = "") -> str:
+    return f"- sso:\n{fields}  username: 'ro:{{{{SessionName}}}}'\n  groups: [viewers]\n{extra}"
+
+
+ANCHORED_DEV = f"- &dev\n  rolearn: {DEV}\n  username: dev\n  groups: [devs]\n"
 NODE_ENTRY = (NODE, "system:node:{{EC2PrivateDNSName}}", NODE_GROUPS)
 NODE_YAML = (
     f"- groups:\n  - system:bootstrappers\n  - system:nodes\n  rolearn: {NODE}\n"
@@ -276,6 +295,217 @@ CORPUS = [
         "entry without userarn",
         key=MAP_USERS,
     ),
+    # YAML merge keys: go-yaml (both generations) merges the aliased mapping in; refused, never rewritten.
+    Case(
+        "merge key from an anchored entry",
+        ANCHORED_DEV + f"- <<: *dev\n  rolearn: {NODE}\n",
+        [(DEV, "dev", ("devs",)), (NODE, "", ())],
+        [(DEV, "dev", ("devs",)), (NODE, "", ())],
+        False,
+        "YAML merge key '<<'",
+    ),
+    Case(
+        "merge key overriding a merged field",
+        ANCHORED_DEV + "- <<: *dev\n  username: other\n",
+        [(DEV, "dev", ("devs",)), ("", "other", ())],
+        [(DEV, "dev", ("devs",))],
+        False,
+        "YAML merge key '<<'",
+    ),
+    Case(
+        "merge of a sequence of mappings",
+        f"- &a {{rolearn: {DEV}}}\n- &b {{username: dev}}\n- {{<<: [*a, *b], groups: [devs]}}\n",
+        [(DEV, "", ()), ("", "dev", ()), ("", "", ("devs",))],
+        [(DEV, "", ())],
+        False,
+        "YAML merge key '<<'",
+    ),
+    Case(
+        "merge key nested in an unknown field",
+        f"- rolearn: {DEV}\n  username: dev\n  note: &n {{a: 1}}\n- rolearn: {NODE}\n  username: n\n"
+        "  note: {<<: *n, b: 2}\n",
+        [(DEV, "dev", ()), (NODE, "n", ())],
+        [(DEV, "dev", ()), (NODE, "n", ())],
+        False,
+        "YAML merge key '<<'",
+    ),
+    Case(
+        "a quoted '<<' is an ordinary field, not a merge",
+        f"- rolearn: {DEV}\n  username: dev\n  '<<': x\n",
+        [(DEV, "dev", ())],
+        [(DEV, "dev", ())],
+        True,
+        "unknown field '<<'",
+    ),
+    # Nesting depth is bounded before anything recurses.
+    Case("nested 100 deep: read", nested(100), [(DEV, "dev", ("",))], [(DEV, "dev", ("",))], False, "groups[]: wrong"),
+    Case("nested 101 deep: refused", nested(101), [], [], False, "nested deeper than 100 levels"),
+    Case("nested 2 000 deep: refused", nested(2000), [], [], False, "nested deeper than 100 levels"),
+    Case(
+        "block sequences nested 3 000 deep: refused",
+        "- " * 3000 + "x\n",
+        [],
+        [],
+        False,
+        "nested deeper than 100 levels",
+    ),
+    # sso: entries, as aws-iam-authenticator's RoleMapping.Validate judges them (it drops invalid ones).
+    Case(
+        "sso: entry in partition aws-cn, field names in any case",
+        sso("    PermissionSetName: Admin.Team@x\n    AccountId: '111122223333'\n    partition: aws-cn\n"),
+        [],
+        [],
+        True,
+        "an sso: entry",
+    ),
+    Case(
+        "sso: account ID of 11 digits",
+        sso("    permissionSetName: ReadOnly\n    accountID: '11112222333'\n"),
+        [],
+        [],
+        False,
+        "sso.accountID '11112222333' is not 12 digits",
+    ),
+    Case(
+        "sso: account ID unquoted (a YAML int, zeroed by Gen C)",
+        sso("    permissionSetName: ReadOnly\n    accountID: 111122223333\n"),
+        [],
+        [],
+        False,
+        "sso.accountID '' is not 12 digits",
+    ),
+    Case(
+        "sso: permission-set name with a space",
+        sso("    permissionSetName: Read Only\n    accountID: '111122223333'\n"),
+        [],
+        [],
+        False,
+        "sso.permissionSetName 'Read Only' is not a permission-set name",
+    ),
+    Case(
+        "sso: permission-set name of 33 characters",
+        sso(f"    permissionSetName: {'P' * 33}\n    accountID: '111122223333'\n"),
+        [],
+        [],
+        False,
+        "is not a permission-set name",
+    ),
+    Case(
+        "sso: permission-set name with a non-ASCII letter (Go's \\w is ASCII)",
+        sso("    permissionSetName: Lecture\u00e9\n    accountID: '111122223333'\n"),
+        [],
+        [],
+        False,
+        "is not a permission-set name",
+    ),
+    Case(
+        "sso: missing permission-set name",
+        sso("    accountID: '111122223333'\n"),
+        [],
+        [],
+        False,
+        "sso.permissionSetName '' is not a permission-set name",
+    ),
+    Case(
+        "sso: an invalid partition",
+        sso("    permissionSetName: ReadOnly\n    accountID: '111122223333'\n    partition: aws-moon\n"),
+        [],
+        [],
+        False,
+        "sso.partition 'aws-moon' is not a partition",
+    ),
+    Case(
+        "sso: a partition only 2025+ authenticators know",
+        sso("    permissionSetName: ReadOnly\n    accountID: '111122223333'\n    partition: aws-eusc\n"),
+        [],
+        [],
+        False,
+        "known only to authenticators from 2025 on",
+    ),
+    Case(
+        "sso: and rolearn in one entry",
+        sso("    permissionSetName: ReadOnly\n    accountID: '111122223333'\n", f"  rolearn: {DEV}\n").replace(
+            "  username: 'ro:{{SessionName}}'\n  groups: [viewers]\n", ""
+        )
+        + "  username: dev\n",
+        [(DEV, "dev", ())],
+        [(DEV, "dev", ())],
+        False,
+        "both rolearn and sso",
+    ),
+    Case(
+        "sso: a scalar",
+        f"- sso: ReadOnly\n  rolearn: {DEV}\n  username: dev\n",
+        [(DEV, "dev", ())],
+        [(DEV, "dev", ())],
+        False,
+        "sso: wrong type (str)",
+    ),
+    Case(
+        "sso: null beside a rolearn is an ordinary entry",
+        f"- sso: null\n  rolearn: {DEV}\n  username: dev\n",
+        [(DEV, "dev", ())],
+        [(DEV, "dev", ())],
+        True,
+        "unknown field 'sso'",
+    ),
+    # Where libyaml and PyYAML's scanner differ; both paths must still read alike.
+    Case(
+        "byte-order mark first",
+        f"\ufeff- rolearn: {DEV}\n  username: dev\n",
+        [(DEV, "dev", ())],
+        [(DEV, "dev", ())],
+        True,
+    ),
+    Case(
+        "byte-order mark at the start of a later line",
+        f"- rolearn: {DEV}\n\ufeff  username: dev\n",
+        [],
+        [],
+        False,
+        "byte-order mark inside the text",
+    ),
+    Case("tab after a value", f"- rolearn: {DEV}\n  username: dev\t\n", [], [], False, "tab character"),
+    Case("tab inside a flow list", f"- rolearn: {DEV}\n  groups: [a,\tb]\n", [], [], False, "tab character"),
+    Case(
+        "a comment right after a block scalar indicator",
+        f"- rolearn: {DEV}\n  username: |#c\n    dev\n",
+        [],
+        [],
+        False,
+        "syntax error",
+    ),
+    Case(
+        "\\/ after a non-ASCII character",
+        f'[{{"rolearn": "{DEV}", "username": "caf\u00e9\\/x"}}]',
+        [],
+        [],
+        False,
+        "go-yaml v2 rejects",
+    ),
+    Case(
+        "a BMP escape is fine",
+        f'[{{"rolearn": "{DEV}", "username": "caf\\u00e9"}}]',
+        [(DEV, "caf\u00e9", ())],
+        [(DEV, "caf\u00e9", ())],
+        True,
+    ),
+    Case(
+        "a plain key over 1 024 characters",
+        f"- rolearn: {DEV}\n  username: dev\n  {'k' * 1100}: v\n",
+        [],
+        [],
+        False,
+        "could not find expected ':'",
+    ),
+    Case(
+        "a control character",
+        f"- rolearn: {DEV}\n  username: d\x01ev\n",
+        [],
+        [],
+        False,
+        "special characters are not allowed",
+    ),
 ]
 
 
@@ -293,7 +523,16 @@ def test_corpus(case: Case) -> None:
 
 
 def test_corpus_is_large_enough() -> None:
-    assert len(CORPUS) >= 25
+    assert len(CORPUS) >= 60
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[c.name for c in CORPUS])
+def test_both_yaml_paths_read_each_case_identically(case: Case, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Problems, their messages and lines included; the fixture's path is the first, the pure one the second."""
+    first = read_key(case.key, case.raw)
+    monkeypatch.setattr(yamlbounds, "LIBYAML", None)
+    second: KeyReading = read_key(case.key, case.raw)
+    assert first == second
 
 
 def test_keys_are_read_independently_and_mapaccounts_by_go_yaml_v2() -> None:
