@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StrictBool, Tag, ValidationError
 from yaml.constructor import SafeConstructor
 
 from chalicelib import yamlbounds
@@ -276,14 +276,24 @@ class TagProfile(_Model):
     allow_system_namespaces: StrictBool = Field(default=False, alias="allowSystemNamespaces")
 
 
+def _profile_form(value: Any) -> str:
+    return _PROFILE_IN_FULL if isinstance(value, dict | TagProfile) else _PROFILE_AS_NAME
+
+
+# Tags of the two forms of a profile; they are dropped from the key paths of problems.
+_PROFILE_AS_NAME, _PROFILE_IN_FULL = "<profile as a name>", "<profile in full>"
+ProfileValue = Annotated[
+    Annotated[RbacName, Tag(_PROFILE_AS_NAME)] | Annotated[TagProfile, Tag(_PROFILE_IN_FULL)],
+    Discriminator(_profile_form),
+]
+
+
 class TagGrants(_Model):
     tag_prefix: Annotated[str, _matches(_TAG_KEY_CHARS, "IAM tag key prefix")] = Field(
         default="eks-access/", alias="tagPrefix", min_length=1, max_length=64
     )
     # A profile is a ClusterRole's name, or a TagProfile.
-    profiles: dict[Annotated[str, _matches(_IAM_NAME, "profile name")], RbacName | TagProfile] = Field(
-        default_factory=dict
-    )
+    profiles: dict[Annotated[str, _matches(_IAM_NAME, "profile name")], ProfileValue] = Field(default_factory=dict)
     denied_namespaces: tuple[Namespace, ...] = Field(default=DEFAULT_DENIED_NAMESPACES, alias="deniedNamespaces")
 
     def profile(self, name: str) -> TagProfile | None:
@@ -460,7 +470,7 @@ def _has_item_errors(loc: tuple[Any, ...], errors: list[Any]) -> bool:
 
 
 def _from_pydantic(error: Any, lines: dict[Path_, int]) -> Problem:
-    path: Path_ = tuple(error["loc"])
+    path: Path_ = tuple(p for p in error["loc"] if p not in (_PROFILE_AS_NAME, _PROFILE_IN_FULL))
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key"

@@ -49,17 +49,19 @@ def explain(
             else:
                 continue
             grants.append(Grant(binding, via, tuple(rules.get(binding.cluster_role, ()))))
-        refusals = tuple(r for r in desired.refusals if r.principal.lower() == owned.iam_arn.lower())
+        refusals = tuple(r for r in desired.refusals if arns.fold(r.principal) == arns.fold(owned.iam_arn))
         found.append(Explanation(owned, in_place(owned), tuple(grants), refusals))
     return found
 
 
 def refusals_for(query: str, desired: DesiredState) -> list[Refusal]:
-    wanted = query.lower()
-    return [r for r in desired.refusals if wanted in (r.principal.lower(), arns.name_of(r.principal).lower())]
+    wanted = arns.fold(query)
+    return [r for r in desired.refusals if wanted in (arns.fold(r.principal), arns.fold(arns.name_of(r.principal)))]
 
 
 def _matches(query: str, owned: OwnedEntry) -> bool:
-    wanted = arns.canonical(query).lower()
+    """IAM ARNs and names as IAM compares them (ASCII case folded); a Kubernetes username exactly,
+    as the API server compares it."""
+    wanted = arns.fold(arns.canonical(query))
     entry = owned.entry
-    return wanted in (entry.arn.lower(), owned.iam_arn.lower(), owned.name.lower(), entry.username.lower())
+    return wanted in (arns.fold(entry.arn), arns.fold(owned.iam_arn), arns.fold(owned.name)) or query == entry.username

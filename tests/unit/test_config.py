@@ -334,3 +334,111 @@ def test_an_external_id_without_a_role_is_refused() -> None:
             "externalId is sent when assuming roleArn: give the cluster's roleArn too",
         )
     ]
+
+
+# Issue 24: usernames the service owns, system namespaces a floor for tag grants, ASCII IAM names.
+
+ROLES = "clusters:\n  - {name: c, region: us-east-2}\nidentities:\n"
+
+
+@pytest.mark.parametrize(
+    ("username", "message"),
+    [
+        ("ops-admin", "could be a subject the service does not own"),
+        ("alice@example.com", "could be a subject the service does not own"),
+        ("'{{SessionName}}'", "could be a subject the service does not own"),  # no namespace of its own
+        ("'{{AccountID}}:ci'", "could be a subject the service does not own"),  # fixed per account
+        ("eks-iam-sync:user:bob", "the usernames of the principals the service maps by name"),
+        ("'eks-iam-sync:role:ci:{{SessionName}}'", "the usernames of the principals the service maps by name"),
+    ],
+)
+def test_an_explicit_username_that_could_collide_is_refused(username: str, message: str) -> None:
+    for key in ("roles:\n    - {iamRole: r, username: %s}\n", "permissionSets:\n    - {name: p, username: %s}\n"):
+        [(path, _, found)] = problems(ROLES + "  " + key % username)
+        assert path.endswith("[0].username") and message in found
+
+
+@pytest.mark.parametrize("username", ["eks-iam-sync:deployers", "'ci:{{SessionName}}'", "'sso:{{SessionNameRaw}}'"])
+def test_an_explicit_username_under_the_prefix_or_per_session_is_valid(username: str) -> None:
+    config = parse_config(ROLES + f"  roles:\n    - {{iamRole: r, username: {username}}}\n")
+    assert config.identities.roles[0].username == username.strip("'")
+
+
+def test_an_explicit_username_follows_a_configured_prefix() -> None:
+    text = ROLES + "  usernamePrefix: 'corp:'\n  roles:\n    - {iamRole: r, username: %s}\n"
+    assert parse_config(text % "corp:deployers").identities.username_prefix == "corp:"
+    [(_, _, message)] = problems(text % "eks-iam-sync:deployers")
+    assert "usernamePrefix 'corp:'" in message
+
+
+@pytest.mark.parametrize(
+    ("prefix", "message"),
+    [
+        ("'iam:'", "reserves"),
+        ("'IAM:'", "reserves"),
+        ("'eks:sync:'", "reserves"),
+        ("'system:'", "reserves"),
+        ("'amazon:'", "reserves"),
+        ("'aws:'", "reserves"),
+        ("eks-iam-sync", "is not a username prefix"),  # no ':' to end it
+        ("''", "is not a username prefix"),
+        ("'a{{SessionName}}:'", "is not a username prefix"),
+        ("'\u212aube:'", "is not a username prefix"),
+    ],
+)
+def test_a_username_prefix_must_be_valid_for_access_entries_and_aws_auth(prefix: str, message: str) -> None:
+    [(path, _, found)] = problems(ROLES + f"  usernamePrefix: {prefix}\n")
+    assert path == "identities.usernamePrefix" and message in found
+
+
+TAGS = "clusters:\n  - {name: c, region: us-east-2}\ntagGrants:\n"
+
+
+def test_a_tag_profile_in_full_form_opts_into_system_namespaces() -> None:
+    config = parse_config(
+        TAGS + "  profiles:\n    ops: {clusterRole: edit, allowSystemNamespaces: true}\n    ro: view\n"
+        "  deniedNamespaces: [kube-public]\n"
+    )
+    ops, ro = config.tag_grants.profile("ops"), config.tag_grants.profile("ro")
+    assert ops is not None and (ops.cluster_role, ops.allow_system_namespaces) == ("edit", True)
+    assert ro is not None and (ro.cluster_role, ro.allow_system_namespaces) == ("view", False)
+    assert config.tag_grants.cluster_roles() == {"edit", "view"}
+
+
+@pytest.mark.parametrize(
+    ("profiles", "path", "message"),
+    [
+        (
+            "ops: {clusterRole: admin, allowSystemNamespaces: true}",
+            "tagGrants.profiles.ops.allowSystemNamespaces",
+            "a tag never grants it in a system namespace",
+        ),
+        (
+            "ops: {clusterRole: edit, allowSystemNamespaces: true}\n  deniedNamespaces: "
+            "[kube-system, kube-public, kube-node-lease]",
+            "tagGrants.profiles.ops.allowSystemNamespaces",
+            "this opt-in grants nothing",
+        ),
+        (
+            "ops: {clusterRole: edit, allowSystemNamespaces: 'yes'}",
+            "tagGrants.profiles.ops.allowSystemNamespaces",
+            "bool",
+        ),
+        ("ops: {clusterRole: edit, namespaces: [a]}", "tagGrants.profiles.ops.namespaces", "unknown key"),
+    ],
+)
+def test_validate_refuses_what_a_tag_profile_must_not_open(profiles: str, path: str, message: str) -> None:
+    text = TAGS + f"  profiles:\n    {profiles}\nallowPrivilegedClusterRoles: [admin]\n"
+    found = problems(text)
+    assert any(p == path and message in m for p, _, m in found), found
+
+
+@pytest.mark.parametrize("name", ["\u212aate", "al\u0131ce", "\u0430lice", "\uff41lice", "stra\u00dfe", "bob\u0663"])
+def test_iam_names_in_the_configuration_are_ascii(name: str) -> None:
+    for key in (f"groups:\n    - iamGroup: {name}\n", f"roles:\n    - iamRole: {name}\n"):
+        [(path, _, message)] = problems(ROLES + "  " + key)
+        assert path.endswith(("iamGroup", "iamRole")) and "is not a valid IAM name" in message
+    [(path, _, message)] = problems(
+        "clusters:\n  - {name: c, region: us-east-2, roleArn: 'arn:aws:iam::111122223333:role/" + name + "'}\n"
+    )
+    assert path == "clusters[0].roleArn"

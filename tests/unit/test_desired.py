@@ -300,3 +300,174 @@ def test_a_scoped_plan_deletes_only_bindings_of_principals_in_scope() -> None:
     rule = observed("ns", "eks-iam-sync:group:g:r", "r", ("Group", "g"), "namespaceGrants[0]")
     actions = plan_bindings([], [bob, carol, rule], PrincipalScope.of(["Bob"]))
     assert [(a.verb, a.key[1]) for a in actions] == [("delete", "eks-iam-sync:tag:bob:r")]
+
+
+# Issue 24, item 1: no username the service writes can be a subject it does not own.
+
+
+def _with_tag_profiles(profiles: dict[str, object], denied: tuple[str, ...] = ()) -> object:
+    text = DEFAULT_CONFIG_PATH.read_text().split("tagGrants:")[0]
+    lines = "".join(f"    {name}: {value}\n" for name, value in profiles.items())
+    return parse_config(f"{text}tagGrants:\n  profiles:\n{lines}  deniedNamespaces: [{', '.join(denied)}]\n")
+
+
+def test_a_tag_granted_role_named_like_a_foreign_subject_is_not_that_subject() -> None:
+    """A ClusterRoleBinding not made by the service binds User ops-admin to cluster-admin: creating a
+    role named ops-admin with any valid tag must not give its sessions that username."""
+    for name in ("ops-admin", "alice@example.com", "system.admin", "kubernetes-admin"):
+        role = IamRole(name, f"arn:aws:iam::{ACCT}:role/{name}", {"eks-access/ns3": "pods-ro"})
+        state = desired_state(SEED, IamSnapshot(roles=(role,)), LIVE)
+        [owned] = state.identities
+        assert owned.entry.username == f"eks-iam-sync:role:{name}"
+        assert [b.subject_name for b in state.bindings if b.subject_kind == "User"] == [f"eks-iam-sync:role:{name}"]
+
+
+def test_a_user_mapped_through_a_group_is_not_the_subject_its_name_spells() -> None:
+    user = IamUser("ops-admin", f"arn:aws:iam::{ACCT}:user/ops-admin", ("iam-bttrm-web-ro-group",))
+    [owned] = desired_state(SEED, IamSnapshot(users=(user,)), LIVE).identities
+    assert owned.entry.username == "eks-iam-sync:user:ops-admin"
+
+
+def test_a_user_and_a_role_of_the_same_name_never_share_a_username_or_a_binding() -> None:
+    tags = {"eks-access/ns3": "pods-ro"}
+    user = IamUser("bob", f"arn:aws:iam::{ACCT}:user/bob", (), tags)
+    role = IamRole("bob", f"arn:aws:iam::{ACCT}:role/bob", tags)
+    state = desired_state(SEED, IamSnapshot(users=(user,), roles=(role,)), LIVE)
+    assert sorted(o.entry.username for o in state.identities) == ["eks-iam-sync:role:bob", "eks-iam-sync:user:bob"]
+    tag_bindings = sorted((b.subject_name, b.principal) for b in state.bindings if b.subject_kind == "User")
+    assert tag_bindings == [("eks-iam-sync:role:bob", role.arn), ("eks-iam-sync:user:bob", user.arn)]
+
+
+def test_the_username_prefix_is_configurable_and_applies_to_every_generated_username() -> None:
+    config = parse_config(
+        DEFAULT_CONFIG_PATH.read_text().replace("identities:\n", "identities:\n  usernamePrefix: 'corp.iam:'\n", 1)
+    )
+    user = alice("iam-bttrm-web-ro-group", tags={"eks-access/ns3": "pods-ro"})
+    role = IamRole("iam-bttrm-web-ro-role", f"arn:aws:iam::{ACCT}:role/iam-bttrm-web-ro-role")
+    state = desired_state(config, IamSnapshot(users=(user,), roles=(role,)), LIVE)
+    assert sorted(o.entry.username for o in state.identities) == [
+        "corp.iam:role:iam-bttrm-web-ro-role",
+        "corp.iam:user:alice",
+    ]
+    assert [b.subject_name for b in state.bindings if b.subject_kind == "User"] == ["corp.iam:user:alice"]
+
+
+@pytest.mark.parametrize(
+    "username", ["ops-admin", "alice@example.com", "eks-iam-sync:user:bob", "eks-iam-sync:role:ci", "{{SessionName}}"]
+)
+def test_an_explicit_username_that_could_collide_is_refused_at_runtime_too(username: str) -> None:
+    roles = (SEED.identities.roles[0].model_copy(update={"username": username}),)
+    config = SEED.model_copy(update={"identities": SEED.identities.model_copy(update={"roles": roles})})
+    role = IamRole("iam-bttrm-web-ro-role", f"arn:aws:iam::{ACCT}:role/iam-bttrm-web-ro-role")
+    state = desired_state(config, IamSnapshot(roles=(role,)), LIVE)
+    assert state.identities == ()
+    [refusal] = state.refusals
+    assert (refusal.principal, refusal.subject, refusal.reason) == (role.arn, username, "username-collision")
+
+
+@pytest.mark.parametrize("username", ["eks-iam-sync:deployers", "ci:{{SessionName}}", "sso:{{SessionNameRaw}}"])
+def test_an_explicit_username_under_the_prefix_or_per_session_is_kept(username: str) -> None:
+    roles = (SEED.identities.roles[0].model_copy(update={"username": username}),)
+    config = SEED.model_copy(update={"identities": SEED.identities.model_copy(update={"roles": roles})})
+    role = IamRole("iam-bttrm-web-ro-role", f"arn:aws:iam::{ACCT}:role/iam-bttrm-web-ro-role")
+    [owned] = desired_state(config, IamSnapshot(roles=(role,)), LIVE).identities
+    assert owned.entry.username == username
+
+
+def test_a_tag_grant_on_a_per_session_username_is_refused_not_bound_to_a_literal_template() -> None:
+    roles = (SEED.identities.roles[0].model_copy(update={"username": "ci:{{SessionName}}"}),)
+    config = SEED.model_copy(update={"identities": SEED.identities.model_copy(update={"roles": roles})})
+    role = IamRole(
+        "iam-bttrm-web-ro-role", f"arn:aws:iam::{ACCT}:role/iam-bttrm-web-ro-role", {"eks-access/ns3": "pods-ro"}
+    )
+    state = desired_state(config, IamSnapshot(roles=(role,)), LIVE)
+    assert [r.reason for r in state.refusals] == ["session-username"]
+    assert not [b for b in state.bindings if b.subject_kind == "User"]
+
+
+def test_migration_moves_a_tag_binding_to_the_prefixed_username_and_removes_the_old_one() -> None:
+    """A binding made by the previous release names the bare IAM name: the next run creates the
+    binding of the prefixed username and deletes the old one (owned, no longer desired)."""
+    user = alice(tags={"eks-access/ns3": "pods-ro"})
+    state = desired_state(SEED, IamSnapshot(users=(user,)), LIVE)
+    old = observed(
+        "ns3",
+        "eks-iam-sync:tag:alice:pods-ro",
+        "rbac-bttrm-pods-ro-cluster-role",
+        ("User", "alice"),
+        "tag eks-access/ns3=pods-ro",
+        user.arn,
+    )
+    tag_bindings = [b for b in state.bindings if b.subject_kind == "User"]
+    actions = plan_bindings(tag_bindings, [old], PrincipalScope.of(["alice"]))
+    assert [(a.verb, a.key) for a in actions] == [
+        ("create", ("ns3", "eks-iam-sync:tag:eks-iam-sync:user:alice:pods-ro")),
+        ("delete", ("ns3", "eks-iam-sync:tag:alice:pods-ro")),
+    ]
+
+
+# Issue 24, item 3: system namespaces are a floor for tag grants too.
+
+
+@pytest.mark.parametrize("namespace", ["kube-system", "kube-public", "kube-node-lease"])
+def test_a_tag_never_grants_a_system_namespace_a_customised_denied_list_left_open(namespace: str) -> None:
+    config = _with_tag_profiles({"pods-ro": "rbac-bttrm-pods-ro-cluster-role"}, denied=("secrets-ns",))
+    state = desired_state(config, IamSnapshot(users=(alice(tags={f"eks-access/{namespace}": "pods-ro"}),)), LIVE)
+    [refusal] = state.refusals
+    assert refusal.reason == "system-namespace" and not [b for b in state.bindings if b.subject_kind == "User"]
+
+
+def test_a_profile_that_opts_in_grants_system_namespaces_and_the_string_form_still_works() -> None:
+    config = _with_tag_profiles(
+        {"pods-ro": "rbac-bttrm-pods-ro-cluster-role", "ops": "{clusterRole: edit, allowSystemNamespaces: true}"},
+        denied=("kube-public",),
+    )
+    tags = {"eks-access/kube-system": "ops", "eks-access/kube-node-lease": "pods-ro", "eks-access/ns3": "pods-ro"}
+    state = desired_state(config, IamSnapshot(users=(alice(tags=tags),)), LIVE)
+    granted = sorted((b.namespace, b.cluster_role) for b in state.bindings if b.subject_kind == "User")
+    assert granted == [("kube-system", "edit"), ("ns3", "rbac-bttrm-pods-ro-cluster-role")]
+    assert [(r.subject, r.reason) for r in state.refusals] == [
+        ("eks-access/kube-node-lease=pods-ro", "system-namespace")
+    ]
+    denied = desired_state(config, IamSnapshot(users=(alice(tags={"eks-access/kube-public": "ops"}),)), LIVE)
+    assert [r.reason for r in denied.refusals] == ["denied-namespace"]  # deniedNamespaces still wins
+
+
+def test_a_privileged_profile_never_reaches_a_system_namespace_even_allowlisted_and_unvalidated() -> None:
+    from chalicelib.config import TagProfile  # noqa: PLC0415
+
+    profile = TagProfile(cluster_role="admin", allow_system_namespaces=True)
+    grants = SEED.tag_grants.model_copy(update={"profiles": {"ops": profile}, "denied_namespaces": ()})
+    config = SEED.model_copy(update={"tag_grants": grants, "allow_privileged_cluster_roles": ("admin",)})
+    tags = {"eks-access/kube-system": "ops", "eks-access/ns3": "ops"}
+    state = desired_state(config, IamSnapshot(users=(alice(tags=tags),)), LIVE)
+    assert [(b.namespace, b.cluster_role) for b in state.bindings if b.subject_kind == "User"] == [("ns3", "admin")]
+    assert [(r.subject, r.reason) for r in state.refusals] == [
+        ("eks-access/kube-system=ops", "privileged-cluster-role")
+    ]
+
+
+# Issue 24, item 7: IAM names are ASCII; only ASCII case folds.
+
+
+def test_a_look_alike_group_or_role_name_from_iam_matches_no_configured_name() -> None:
+    config = parse_config(
+        DEFAULT_CONFIG_PATH.read_text()
+        .replace("iamGroup: iam-bttrm-web-ro-group", "iamGroup: kube-devs")
+        .replace("iamRole: iam-bttrm-web-ro-role", "iamRole: kiosk")
+    )
+    kelvin = "\u212a"  # KELVIN SIGN: str.lower() gives an ASCII "k"
+    user = IamUser("kate", f"arn:aws:iam::{ACCT}:user/kate", (f"{kelvin}ube-devs",))
+    role = IamRole(f"{kelvin}iosk", f"arn:aws:iam::{ACCT}:role/{kelvin}iosk")
+    assert desired_state(config, IamSnapshot(users=(user,), roles=(role,)), LIVE).identities == ()
+    ascii_case = (IamUser("kate", f"arn:aws:iam::{ACCT}:user/kate", ("KUBE-DEVS",)),)
+    assert (
+        len(
+            desired_state(
+                config,
+                IamSnapshot(users=ascii_case, roles=(IamRole("KIOSK", f"arn:aws:iam::{ACCT}:role/KIOSK"),)),
+                LIVE,
+            ).identities
+        )
+        == 2
+    )
