@@ -246,3 +246,33 @@ def test_the_service_own_mapping_is_protected(env: Environment, service: Service
         core.read_namespaced_config_map("aws-auth", "kube-system").metadata.resource_version
         == cm.metadata.resource_version
     )
+
+
+def test_a_membership_event_binds_its_group_s_selected_namespaces_as_the_api_server_selects_them(
+    env: Environment, service: Service, cluster: Environment, iam
+) -> None:
+    team = f"sel-{uuid.uuid4().hex[:6]}"
+    chosen, frozen, other = f"{team}-a", f"{team}-frozen", f"{team}-other"
+    ensure_namespace(env.plane, chosen, {"team": team, "tier": "dev"})
+    ensure_namespace(env.plane, frozen, {"team": team, "tier": "dev", "frozen": "yes"})
+    ensure_namespace(env.plane, other, {"team": "someone-else", "tier": "dev"})
+    config = parse_config(
+        DEFAULT_CONFIG_PATH.read_text().replace(
+            "    namespaces: [bttrm-web-proj-1-ns, bttrm-web-proj-2-ns]",
+            f"    namespaceSelector:\n      matchLabels: {{team: {team}}}\n      matchExpressions:\n"
+            "        - {key: tier, operator: In, values: [dev, test]}\n"
+            "        - {key: frozen, operator: DoesNotExist}",
+        )
+    )
+    person, name = developer(iam)
+    # The event alone, no full run before it: the group's grant is complete for the new member.
+    report = reconcile(env, service, config, PrincipalScope.of([name]), rebinds=False)
+    assert report.applied.identities.status == "written"
+    name_of_binding = binding_name("group", "rbac-bttrm-web-ro-group", POD_READER)
+    assert [(a.verb, a.key) for a in report.plan.bindings] == [("create", (chosen, name_of_binding))]
+    assert eventually(lambda: can(as_user(env, person), "list", "pods", chosen))
+    assert not can(as_user(env, person), "list", "pods", frozen)
+    assert not can(as_user(env, person), "list", "pods", other)
+    # A second event for the same group finds the binding by its group label: nothing to write.
+    again = reconcile(env, service, config, PrincipalScope.of([name]), rebinds=False)
+    assert again.plan.bindings == ()
