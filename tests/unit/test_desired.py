@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS, Entry
-from chalicelib.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, parse_config
+from chalicelib.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config, parse_config
 from chalicelib.desired import binding_name, desired_state, grants_of_groups, group_bindings, label_selector, selects
 from chalicelib.ownership import group_label
 from chalicelib.plan import plan_bindings
@@ -305,7 +305,7 @@ def test_a_scoped_plan_deletes_only_bindings_of_principals_in_scope() -> None:
 # Issue 24, item 1: no username the service writes can be a subject it does not own.
 
 
-def _with_tag_profiles(profiles: dict[str, object], denied: tuple[str, ...] = ()) -> object:
+def _with_tag_profiles(profiles: dict[str, str], denied: tuple[str, ...] = ()) -> Config:
     text = DEFAULT_CONFIG_PATH.read_text().split("tagGrants:")[0]
     lines = "".join(f"    {name}: {value}\n" for name, value in profiles.items())
     return parse_config(f"{text}tagGrants:\n  profiles:\n{lines}  deniedNamespaces: [{', '.join(denied)}]\n")
