@@ -49,22 +49,22 @@ def main() -> None:
         one = (CLUSTER,)
         (Path(tmp) / "act-1").mkdir()
         with deployed(stack.service, cluster_config(stack.plane), Path(tmp) / "act-1") as fn:
+            add = {"groupName": GROUP, "userName": "alice"}
             step(
                 0,
-                "reconcile_all (the schedule): the shared role is mapped, the group's RoleBindings made",
-                lambda: None,
-                {},
+                "AddUserToGroup alice, before any full run: her mapping and her group's RoleBindings",
+                lambda: iam.add_user_to_group(**{"GroupName": GROUP, "UserName": "alice"}),
+                iam_event("AddUserToGroup", add),
                 fn,
                 log,
                 one,
             )
             table(stack.plane, CLUSTER, people)
-            add = {"groupName": GROUP, "userName": "alice"}
             step(
                 1,
-                "AddUserToGroup alice",
-                lambda: iam.add_user_to_group(**{"GroupName": GROUP, "UserName": "alice"}),
-                iam_event("AddUserToGroup", add),
+                "reconcile_all (the schedule): the shared role is mapped; alice's access was already whole",
+                lambda: None,
+                {},
                 fn,
                 log,
                 one,
