@@ -47,5 +47,6 @@ clean:
 bench: $(STAMP) binaries
 	$(PY) -m benchmarks.iam_snapshot
 	$(PY) -m benchmarks.event_costs
+	$(PY) -m benchmarks.event_cpu
 	$(PY) -m benchmarks.cold_start
 	$(PY) -m benchmarks.scale

@@ -9,9 +9,10 @@ in Lambda):
 - **the packaged zip** (``make package``: unchecked-hash ``.pyc`` for the runtime, unused models dropped);
 - **the floor**: ``import boto3, kubernetes.client`` from the packaged zip.
 
-Figures, not assertions. Goal (issue 14): the first relevant event's imports take at most 0.4 s where the
-floor takes ~0.23 s (a ratio of 1.74); today's Chalice zip took ~1.9 s. Each figure is the median and
-the minimum of several runs, interleaved, so that a busy machine slows all of them alike.
+Figures, not assertions. Goal (issue 18): the first relevant event's imports take at most 1.2x the floor,
+measured in the same run (issue 14 asked for 0.4 s where the floor took ~0.23 s, a ratio of 1.74). Each
+figure is the median and the minimum of several runs, interleaved, so that a busy machine slows all of
+them alike; the ratio is given for both.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import yaml
 from tools import package
 
 RUNS = 7
-GOAL_SECONDS, GOAL_FLOOR_SECONDS = 0.4, 0.23
+GOAL_RATIO = 1.2
 # What a cold start pays before any event: the handlers' module. Then what the first event that
 # concerns a cluster adds: the runner, and through it the adapters with boto3 and the kubernetes client.
 HANDLERS = ("app",)
@@ -115,16 +116,15 @@ def main() -> None:
         first, first_min = figure(samples[name], 1)
         print(f"  {label:44} {app:7.3f} s ({app_min:.3f}) {first:11.3f} s ({first_min:.3f})")
     print(f"  {'floor: import boto3, kubernetes.client':44} {floor:7.3f} s ({floor_min:.3f})")
-    packaged, _ = figure(samples["packaged"], 1)
+    packaged, packaged_min = figure(samples["packaged"], 1)
     baseline, _ = figure(samples["chalice"], 1)
-    scaled = GOAL_SECONDS * floor / GOAL_FLOOR_SECONDS
+    ratio, ratio_min = packaged / floor, packaged_min / floor_min
     print(
-        f"  first relevant event: {packaged:.3f} s = {packaged / floor:.2f}x the floor, "
+        f"  first relevant event: {packaged:.3f} s = {ratio:.2f}x the floor (minimums: {ratio_min:.2f}x), "
         f"{baseline / packaged:.1f}x faster than the baseline"
     )
-    measured, relative = _met(packaged <= GOAL_SECONDS), _met(packaged <= scaled)
-    print(f"  goal: <= {GOAL_SECONDS} s where the floor takes {GOAL_FLOOR_SECONDS} s: {measured} as measured;")
-    print(f"        scaled to this run's floor ({floor:.3f} s): <= {scaled:.3f} s: {relative}")
+    verdicts = f"{_met(ratio <= GOAL_RATIO)} (median), {_met(ratio_min <= GOAL_RATIO)} (min)"
+    print(f"  goal: <= {GOAL_RATIO}x the floor: {verdicts}")
     mib = 1024 * 1024
     print(f"  zip: {sizes['chalice'] / mib:.1f} MiB (Chalice) -> {sizes['packaged'] / mib:.1f} MiB (packaged)")
     if any(written.values()):
@@ -132,7 +132,7 @@ def main() -> None:
 
 
 def _met(ok: bool) -> str:
-    return "met" if ok else "not met"
+    return "met" if ok else "NOT MET"
 
 
 if __name__ == "__main__":
