@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
-from botocore.config import Config as BotoConfig
+
+from chalicelib.adapters.bounds import boto_config
 
 TOKEN_PREFIX = "k8s-aws-v1."
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
@@ -37,9 +38,7 @@ class EksToken:
 
 def mint_token(session: boto3.Session, cluster_name: str, region: str) -> EksToken:
     """Presigns GetCallerIdentity against the regional STS endpoint with the cluster name signed in."""
-    sts = session.client(
-        "sts", region_name=region, config=BotoConfig(retries={"mode": "standard"}, signature_version="v4")
-    )
+    sts = session.client("sts", region_name=region, config=boto_config(signature_version="v4"))  # signs, never sends
     sts.meta.events.register("provide-client-params.sts.GetCallerIdentity", _take_cluster_id)
     sts.meta.events.register("before-sign.sts.GetCallerIdentity", _sign_cluster_id)
     url: str = sts.generate_presigned_url(
