@@ -178,19 +178,20 @@ class AwsAuthWriter:
         if observed.annotations.get(BACKUP_HOUR_ANNOTATION) != hour:
             slots.append((hourly_backup_name(now.hour), False))
         labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
+        packed = backup.to_data()  # compressed once, whatever the number of slots
         for slot, fresh in slots:
-            self.store.put(AWS_AUTH_NAMESPACE, slot, backup.to_data(), labels=labels, fresh=fresh)
+            self.store.put(AWS_AUTH_NAMESPACE, slot, packed, labels=labels, fresh=fresh)
         if not written_by_service(observed.data, observed.annotations):
-            self._keep_foreign(backup, labels)
+            self._keep_foreign(packed, labels)
         self.store.update(observed, data, annotations)
         return sequence
 
-    def _keep_foreign(self, backup: Backup, labels: dict[str, str]) -> None:
+    def _keep_foreign(self, packed: dict[str, str], labels: dict[str, str]) -> None:
         """The version being replaced was written by someone else: it also goes to the one slot no
         burst of the service's own writes rotates. Where the RBAC manifest predates that slot the
         write goes on (the ring and the hour's slot hold the version, as before) and says so."""
         try:
-            self.store.put(AWS_AUTH_NAMESPACE, FOREIGN_BACKUP_NAME, backup.to_data(), labels=labels)
+            self.store.put(AWS_AUTH_NAMESPACE, FOREIGN_BACKUP_NAME, packed, labels=labels)
         except Forbidden as err:
             self.observer.error(
                 "the last foreign version of aws-auth is kept in the ring only: re-apply the RBAC manifest",
