@@ -170,8 +170,8 @@ def test_every_aws_client_chalicelib_creates_has_its_model_and_endpoints(package
     created = set()
     for source in (ROOT / "chalicelib").rglob("*.py"):
         text = source.read_text()
-        created |= set(re.findall(r"\.client\(\s*\"([a-z0-9-]+)\"", text))
-        if re.search(r"\bparameters\.get_parameter\(", text):
+        created |= set(re.findall(r"(?:\.client\(|\bbounded_client\([^\"\n]*?)\s*\"([a-z0-9-]+)\"", text))
+        if re.search(r"\bparameters\.(?:get_parameter|SSMProvider)\(", text):
             created.add("ssm")
     assert created and created <= set(package.BOTOCORE_SERVICES), "add the service to tools/package.py"
     regions = ["us-east-1", "us-east-2", "eu-west-1", "cn-north-1", "us-gov-west-1"]
