@@ -1,19 +1,30 @@
-"""Hostile YAML: alias bombs and self-referring documents are refused in milliseconds, in aws-auth
-(left as it is: nothing is written over it) and in the configuration (invalid, with a reason)."""
+"""Hostile YAML: alias bombs, self-referring and deeply nested documents are refused in milliseconds,
+in aws-auth (left as it is: nothing is written over it) and in the configuration (invalid, with a
+reason), on both YAML event sources; no input makes either reader raise anything else."""
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from chalicelib import yamlbounds
 from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.awsauth.writer import AwsAuthWriter
 from chalicelib.config import MAX_CONFIG_BYTES, ConfigError, load_config, parse_config
+from tests.unit import yaml_paths
 from tests.unit.awsauth.builders import owned_user, user
 from tests.unit.awsauth.fakes import FakeConfigMaps
 from tests.unit.awsauth.test_writer import Counting
+
+
+@pytest.fixture(autouse=True, params=yaml_paths.PATHS)
+def yaml_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    yaml_paths.select(request.param, monkeypatch)
 
 
 def laughs(levels: int = 9, key_prefix: str = "") -> str:
@@ -80,3 +91,53 @@ def test_a_configuration_over_1_mib_is_refused_before_it_is_parsed(tmp_path) -> 
         load_config(big)
     with pytest.raises(ConfigError, match="over 1024 KiB"):
         parse_config("#" * (MAX_CONFIG_BYTES + 1))
+
+
+DEEP = {
+    "flow lists": lambda n: "[" * n + "]" * n,
+    "flow mappings": lambda n: "{a: " * n + "1" + "}" * n,
+    "block sequences": lambda n: "- " * n + "x",
+    "block mappings": lambda n: "".join(f"{' ' * i}a:\n" for i in range(n)) + " " * n + "b: 1",
+}
+
+
+@pytest.mark.parametrize(
+    ("shape", "depth"),
+    [(shape, depth) for shape in DEEP for depth in (101, 2000, 100_000) if len(DEEP[shape](depth)) <= 1024 * 1024],
+)
+def test_deep_aws_auth_is_refused_before_it_is_composed(shape: str, depth: int) -> None:
+    data = {"mapRoles": DEEP[shape](depth), "mapUsers": "- userarn: arn:aws:iam::111122223333:user/a\n  username: a\n"}
+    started = time.monotonic()
+    reading = read_aws_auth(data)
+    assert time.monotonic() - started < 2
+    assert not reading.understood
+    assert [p.message for p in reading.errors if p.key == "mapRoles"] == [
+        f"YAML nested deeper than {yamlbounds.MAX_DEPTH} levels: refused (no real document comes near): "
+        "every entry of mapRoles is dropped"
+    ]
+    assert [e.arn for e in reading.entries("mapUsers")] == ["arn:aws:iam::111122223333:user/a"]
+
+
+@pytest.mark.parametrize("shape", DEEP)
+def test_a_configuration_nested_3000_deep_is_invalid_with_a_reason(shape: str) -> None:
+    depth = 1000 if shape == "block mappings" else 3000  # each level indents one more: 1 000 is 0.5 MiB
+    with pytest.raises(ConfigError, match="nested deeper than 100 levels"):
+        parse_config("version: 1\nx:\n " + DEEP[shape](depth).replace("\n", "\n "))
+
+
+def test_nesting_up_to_the_bound_is_read() -> None:
+    assert yamlbounds.compose("[" * yamlbounds.MAX_DEPTH + "]" * yamlbounds.MAX_DEPTH).root is not None
+    with pytest.raises(yamlbounds.TooDeep):
+        yamlbounds.compose("[" * (yamlbounds.MAX_DEPTH + 1) + "]" * (yamlbounds.MAX_DEPTH + 1))
+
+
+YAMLISH = st.text(alphabet=st.sampled_from("[]{}-:?&*!|>'\"#,<\\ \n\tax1\u00e9\ufeff"), max_size=300)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.one_of(YAMLISH, st.integers(1, 1500).map(lambda n: "[" * n), st.integers(1, 1500).map(lambda n: "- " * n)))
+def test_no_input_makes_a_reader_raise(text: str) -> None:
+    """Whatever the text: a reading from read_aws_auth, a configuration or a ConfigError from parse_config."""
+    read_aws_auth({"mapRoles": text, "mapUsers": text, "mapAccounts": text})
+    with contextlib.suppress(ConfigError):
+        parse_config(text)

@@ -1,11 +1,15 @@
 """aws-auth documents other tools wrote, which the authenticator reads deterministically: exact
 duplicates (eksctl), several entries for one role ARN, sso: entries. The service writes around them,
-leaves them as they are, and refuses only what it would have to rewrite."""
+leaves them as they are, and refuses only what it would have to rewrite. Each test runs on both YAML
+event sources (libyaml and pure PyYAML)."""
 
 from __future__ import annotations
 
+import pytest
+
 from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.awsauth.writer import AwsAuthWriter
+from tests.unit import yaml_paths
 from tests.unit.awsauth.builders import NODE, document, owned_role, owned_user, role, user
 from tests.unit.awsauth.fakes import FakeConfigMaps
 from tests.unit.awsauth.test_writer import Counting
@@ -15,6 +19,11 @@ SSO = (
     "- sso:\n    permissionSetName: ReadOnly\n    accountID: '111122223333'\n"
     '  username: "ro:{{SessionName}}"\n  groups: [viewers]\n'
 )
+
+
+@pytest.fixture(autouse=True, params=yaml_paths.PATHS)
+def yaml_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    yaml_paths.select(request.param, monkeypatch)
 
 
 def seeded(data: dict[str, str]) -> tuple[FakeConfigMaps, AwsAuthWriter]:

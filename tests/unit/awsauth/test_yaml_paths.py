@@ -1,0 +1,119 @@
+"""The two YAML event sources (libyaml, and pure PyYAML where libyaml is missing) give one reading.
+
+libyaml is used wherever PyYAML has it, each key is composed once, and wherever the two scanners
+would differ the pure reader's verdict stands (chalicelib/yamlbounds.py). The merge property test's
+generated documents (two-generation parity) and token soup built from what YAML treats specially are
+read on both paths and must read identically, problems and lines included."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from chalicelib import yamlbounds
+from chalicelib.awsauth.ledger import Ledger
+from chalicelib.awsauth.merge import merge
+from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS
+from chalicelib.awsauth.parse import Reading, read_aws_auth, read_key
+from chalicelib.config import ConfigError, parse_config
+from chalicelib.identities import OwnedEntry
+from tests.unit import yaml_paths
+from tests.unit.awsauth.builders import NODE, document, role, user
+from tests.unit.awsauth.test_merge import scenarios
+
+LIBYAML = yamlbounds.LIBYAML
+TOKENS = [
+    *("- ", "  ", "\n", ": ", ":", ",", "[", "]", "{", "}", "'", '"', "? ", "|", ">", "#", "&a ", "*a", "<<"),
+    *("rolearn", "username", "groups", "sso", "arn:aws:iam::111122223333:role/x", "{{SessionName}}", "yes"),
+    *("~", "null", "0x1F", "!!str ", "!x ", "---", "...", "%YAML 1.1\n", "\r", "\t", "\ufeff", "\u00a0"),
+    *("\x85", "\u2028", "é", "@", "`", "\\", "\\/", "\\t", "\\ ", "\\x41", "\\u00e9", "\\ud83d", "\\U0001F600"),
+]
+
+
+def on_both(read: Any, *args: Any) -> tuple[Any, Any]:
+    yamlbounds.LIBYAML = LIBYAML
+    try:
+        first = read(*args)
+        yamlbounds.LIBYAML = None
+        return first, read(*args)
+    finally:
+        yamlbounds.LIBYAML = LIBYAML
+
+
+def test_libyaml_is_installed_and_used() -> None:
+    yaml_paths.select("libyaml", pytest.MonkeyPatch())
+    big = document(roles=[NODE, *(role(f"r{i}", "devs") for i in range(200))], users=[user("alice", "devs")])
+    made: list[str] = []
+
+    class Counted(LIBYAML):  # type: ignore[misc, valid-type]
+        def __init__(self, text: str) -> None:
+            made.append(text)
+            super().__init__(text)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(yamlbounds, "LIBYAML", Counted)
+        patch.setattr(yamlbounds, "_Pure", None)  # the fallback would fail: it is not used
+        reading = read_aws_auth(big)
+    assert reading.understood and len(reading.entries(MAP_ROLES)) == 201
+    assert sorted(made) == sorted(big.values())  # each key composed once, on libyaml
+
+
+def test_a_document_libyaml_refuses_is_read_by_the_pure_path_with_its_message() -> None:
+    raw = "- rolearn: arn:aws:iam::111122223333:role/dev\n  username: system: admin\n"
+    libyaml, pure = on_both(read_key, MAP_ROLES, raw)
+    assert libyaml == pure
+    assert [p.render() for p in pure.problems] == [
+        "error: mapRoles:2: YAML syntax error: mapping values are not allowed here: every entry of mapRoles is dropped"
+    ]
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), max_size=40).map("".join))
+def test_token_soup_reads_identically(raw: str) -> None:
+    libyaml, pure = on_both(read_key, MAP_ROLES, raw)
+    assert libyaml == pure
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(scenarios())
+def test_merge_scenarios_read_and_merge_identically(
+    scenario: tuple[dict[str, str], Ledger, list[OwnedEntry], set[str] | None],
+) -> None:
+    data, ledger, desired, scope = scenario
+    before: tuple[Reading, Reading] = on_both(read_aws_auth, data)
+    assert before[0] == before[1]
+    assume(before[0].understood)
+    merged = merge(data, before[0], ledger, desired, scope)
+    after = on_both(read_aws_auth, merged.data)
+    assert after[0] == after[1] and after[0].understood
+    for key in (MAP_ROLES, MAP_USERS):  # the two parser generations agree, on both paths
+        assert [e.core() for e in after[1].keys[key].gen_a] == [e.core() for e in after[1].keys[key].gen_c]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "version: 1\n",
+        "version: 1\nidentities:\n  groups: [a, b\n",
+        "version: 1\n---\nversion: 2\n",
+        "version: 1\nx: 1\nx: 2\n",
+        "version: 1\n\tx: 1\n",
+        "a: &a [1]\nb: *c\n",
+        "a: &a 1\nb: &a 2\n",
+        "a: |#\n  x\n",
+        "\ufeffversion: 1\n",
+        "{" * 200,
+    ],
+)
+def test_a_configuration_reads_identically(text: str) -> None:
+    def read(text: str) -> str:
+        try:
+            return repr(parse_config(text))
+        except ConfigError as err:
+            return str(err)
+
+    libyaml, pure = on_both(read, text)
+    assert libyaml == pure
