@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import yaml
@@ -65,10 +66,9 @@ class KeyReading:
     problems: tuple[Problem, ...]
     sso: int = 0  # `sso:` entries (matched by permission set, no rolearn): kept, never re-rendered
 
-    @property
+    @cached_property
     def understood(self) -> bool:
-        same = [e.core() for e in self.gen_a] == [e.core() for e in self.gen_c]
-        return same and not any(p.severity == "error" for p in self.problems)
+        return _same_cores(self.gen_a, self.gen_c) and not any(p.severity == "error" for p in self.problems)
 
 
 @dataclass(frozen=True)
@@ -125,10 +125,15 @@ def read_key(key: str, raw: str) -> KeyReading:
         gen_a.append(entry_a)
         if entry_c.arn:
             gen_c.append(entry_c)
-    if [e.core() for e in gen_a] != [e.core() for e in gen_c]:
+    if not _same_cores(gen_a, gen_c):
         problems.append(Problem(key, "error", "the two parser generations load different entries"))
     problems.extend(_entry_set_problems(key, gen_c))
-    return KeyReading(key, tuple(e.core() for e in gen_a), tuple(gen_c), tuple(problems), sso)
+    return KeyReading(key, tuple(gen_a), tuple(gen_c), tuple(problems), sso)
+
+
+def _same_cores(gen_a: Iterable[Entry], gen_c: Iterable[Entry]) -> bool:
+    """Whether both generations load the same entries, fields the consumer ignores aside."""
+    return [(e.arn, e.username, e.groups) for e in gen_a] == [(e.arn, e.username, e.groups) for e in gen_c]
 
 
 def _sso_value(item: yaml.Node) -> yaml.Node | None:
@@ -291,17 +296,21 @@ def _read_item(key: str, raw: str, item: yaml.Node) -> tuple[Entry, Entry, list[
         else:
             extra.append((name, _construct(value_node)))
             problems.append(Problem(key, "warning", f"unknown field {name!r} (ignored by the consumer, kept)", line))
-    gen_a = Entry(
-        arn=_string_a(exact.get(arn_field), problems, key, arn_field),
-        username=_string_a(exact.get("username"), problems, key, "username"),
-        groups=_groups(exact.get("groups"), problems, key, "Gen A", _string_a),
-    )
     gen_c = Entry(
         arn=_string_c(folded.get(arn_field), problems, key, arn_field),
         username=_string_c(folded.get("username"), problems, key, "username"),
         groups=_groups(folded.get("groups"), problems, key, "Gen C", _string_c),
         extra=tuple(extra),
     )
+    if not problems and len(folded) == len(exact):
+        # Lower-case names and string values only (the usual entry): Gen A reads exactly what Gen C reads.
+        gen_a = Entry(gen_c.arn, gen_c.username, gen_c.groups)
+    else:
+        gen_a = Entry(
+            arn=_string_a(exact.get(arn_field), problems, key, arn_field),
+            username=_string_a(exact.get("username"), problems, key, "username"),
+            groups=_groups(exact.get("groups"), problems, key, "Gen A", _string_a),
+        )
     if not gen_c.arn:
         problems.append(Problem(key, "error", f"entry without {arn_field}: Gen C drops it, Gen A keeps it", line))
     for group in gen_c.groups:

@@ -131,7 +131,7 @@ def test_nesting_up_to_the_bound_is_read() -> None:
         yamlbounds.compose("[" * (yamlbounds.MAX_DEPTH + 1) + "]" * (yamlbounds.MAX_DEPTH + 1))
 
 
-YAMLISH = st.text(alphabet=st.sampled_from("[]{}-:?&*!|>'\"#,<\\ \n\tax1\u00e9\ufeff"), max_size=300)
+YAMLISH = st.text(alphabet=st.sampled_from("[]{}-:?&*!|>'\"#,<\\ \n\tax1\u00e9\ufeff\x01"), max_size=300)
 
 
 @settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow], deadline=None)
