@@ -16,7 +16,7 @@ what a hostile document can cost before anything walks the graph:
 The pure reader is the reference: libyaml and PyYAML's scanner disagree on tabs (PyYAML refuses a tab
 after a value or a colon or inside flow collections, libyaml accepts it), on surrogate escapes, on
 error messages and on the marks of errors. So a text holding a tab or a byte-order mark past its
-start (``_PURE_ONLY``), and any text libyaml refuses, is
+start (``_pure_only``), and any text libyaml refuses, is
 composed again by the pure path, whose verdict and message stand: documents that parse cleanly (the
 normal case, and the costly one) are composed once, by libyaml; a document that fails is composed
 twice, by both. A leading byte-order mark is dropped before either sees the text, as both would skip
@@ -53,11 +53,17 @@ SLACK = 1000  # small documents may reuse an anchor freely
 _CAP = 1 << 62  # expansion sizes stop growing here: far past any limit, and ints stay small
 _MERGE = "tag:yaml.org,2002:merge"
 # What libyaml reads differently from PyYAML's scanner without failing, found by the differential test
-# (tests/unit/test_yaml_paths.py): a tab after a value, a colon or in a flow collection (PyYAML
+# (tests/unit/awsauth/test_yaml_paths.py): a tab after a value, a colon or in a flow collection (PyYAML
 # refuses it); a byte-order mark at the start of a later line (libyaml skips it, PyYAML reads text);
 # a comment right after a block scalar's indicator, `|#` (PyYAML refuses it). Texts holding one go to
-# the pure path; they are rare and this search costs milliseconds on a 1 MiB text.
-_PURE_ONLY = re.compile(r"[\t\ufeff]|[|>][-+0-9]*#")
+# the pure path; they are rare, and looking for them costs well under a millisecond on a 1 MiB text.
+_BLOCK_HEADER_COMMENT = re.compile(r"[|>][-+0-9]*#")
+
+
+def _pure_only(text: str) -> bool:
+    if "\t" in text or "\ufeff" in text:
+        return True
+    return ("|" in text or ">" in text) and _BLOCK_HEADER_COMMENT.search(text) is not None
 
 
 class Refused(ValueError):
@@ -241,7 +247,7 @@ def compose(text: str, *, single: bool = False) -> Document:
     Raises yaml.YAMLError for text that does not parse and Refused for a document too deep or too
     expansive."""
     text = text.removeprefix("\ufeff")
-    if LIBYAML is not None and not _PURE_ONLY.search(text):
+    if LIBYAML is not None and not _pure_only(text):
         try:
             return _compose(LIBYAML, text, single=single, rest_must_parse=True)
         except yaml.YAMLError:

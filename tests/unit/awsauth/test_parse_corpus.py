@@ -484,6 +484,14 @@ CORPUS = [
         "go-yaml v2 rejects",
     ),
     Case(
+        "\\/ after a character outside the BMP",
+        f'[{{"rolearn": "{DEV}", "note": "\U0001f600", "username": "x\\/y"}}]',
+        [],
+        [],
+        False,
+        "go-yaml v2 rejects",
+    ),
+    Case(
         "a BMP escape is fine",
         f'[{{"rolearn": "{DEV}", "username": "caf\\u00e9"}}]',
         [(DEV, "caf\u00e9", ())],
