@@ -7,9 +7,13 @@ field; an entry without an ARN is dropped. In both, a document that does not loa
 of its key, and only the first YAML document counts. See shared/docs/aws-auth-rules.md.
 
 PyYAML is a YAML 1.1 parser like go-yaml v2; where they differ on a trap the rules name (``\\/``
-escapes, surrogate pairs), this module applies go-yaml v2's verdict. The result says what each
-generation loads and every problem found; a document is *understood* only when both generations
-load the same entries and no problem is an error.
+escapes, surrogate pairs), this module applies go-yaml v2's verdict. Each key is composed once, by
+chalicelib.yamlbounds (libyaml where present; nesting and alias expansion bounded). What go-yaml
+reads and this module does not reproduce is an error, so the document is never rewritten: merge keys
+(``<<: *anchor``, which go-yaml applies) and ``sso:`` entries that the authenticator's
+RoleMapping.Validate rejects (it logs and drops them). The result says what each generation loads
+and every problem found; a document is *understood* only when both generations load the same entries
+and no problem is an error.
 """
 
 from __future__ import annotations
