@@ -152,7 +152,8 @@ def test_membership_events_create_and_delete_entries_and_people_get_in_and_out(
     for found in fresh.values():
         assert result["clusters"][found.name]["backend"] == "accessEntries"
         entry = eks.entry_for(found.name, who.arn)
-        assert entry is not None and entry.username == name and entry.groups == ["rbac-bttrm-web-ro-group"]
+        assert entry is not None and entry.username == f"eks-iam-sync:user:{name}"
+        assert entry.groups == ["rbac-bttrm-web-ro-group"]
         assert entry.tags[MANAGED_BY_LABEL] == "eks-iam-sync"
         assert entry.tags[ENTRY_PRINCIPAL_ID_TAG] == iam.get_user(UserName=name)["User"]["UserId"]
         assert eventually(lambda found=found: found.can_list_pods(who) == 200)  # type: ignore[misc]
@@ -234,21 +235,23 @@ def test_a_recreated_principal_s_stale_entry_is_replaced(
     assert eventually(lambda: fresh[API].can_list_pods(again) == 200)
 
 
-def test_a_username_eks_refuses_is_a_loud_refusal_and_the_rest_proceeds(
+def test_a_username_eks_refuses_is_refused_by_validation_before_anything_is_written(
     fresh: dict[str, EntryCluster], service: Service, eks: EksEmulator, tmp_path: Path
 ) -> None:
     iam = boto3.client("iam")
     role = f"ci-{uuid.uuid4().hex[:6]}"
     iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}")
     seed = yaml.safe_load(config_text(fresh, only=API))
-    # Valid in aws-auth, refused by EKS: {{SessionName}} needs a ':' before it in an access entry.
+    # Refused by EKS ({{SessionName}} needs a ':' before it in an access entry) and, before that, by
+    # validation: a username that is the session name alone could be anybody's subject. The runtime's
+    # own refusal (session-name-template) is tested in tests/unit/accessentries.
     seed["identities"]["roles"] = [{"iamRole": role, "username": "{{SessionName}}", "kubernetesGroups": ["ci"]}]
     who, name = developer()
     iam.add_user_to_group(GroupName=SEED_GROUP, UserName=name)
     with deployed(service, yaml.safe_dump(seed), tmp_path) as fn, pytest.raises(PermanentError) as raised:
         fn.invoke("reconcile_all")
-    assert "session-name-template" in str(raised.value) and API in str(raised.value)
-    assert eks.entry_for(API, who.arn) is not None  # everyone else was still mapped
+    assert "could be a subject the service does not own" in str(raised.value)
+    assert eks.entry_for(API, who.arn) is None  # a refused configuration writes nothing
 
 
 def test_a_config_map_cluster_makes_no_access_entry_call(

@@ -175,13 +175,15 @@ def test_reconcile_all_repairs_drift_and_leaves_foreign_entries(env: Environment
     core, rbac = client.CoreV1Api(env.admin()), client.RbacAuthorizationV1Api(env.admin())
     cm = aws_auth(env)
     foreign = "- userarn: arn:aws:iam::123456789012:user/by-hand\n  username: by-hand\n  groups: [ops]\n"
-    cm.data["mapUsers"] = cm.data["mapUsers"].replace(f'username: "{name}"', 'username: "hijacked"') + foreign
+    cm.data["mapUsers"] = (
+        cm.data["mapUsers"].replace(f'username: "eks-iam-sync:user:{name}"', 'username: "hijacked"') + foreign
+    )
     core.replace_namespaced_config_map("aws-auth", "kube-system", cm)
     rbac.delete_namespaced_role_binding(binding_name("group", "rbac-bttrm-web-ro-group", POD_READER), PROJECTS[1])
 
     function.invoke("reconcile_all")
     entries = {e.arn: e for e in read_aws_auth(aws_auth(env).data).entries("mapUsers")}
-    assert entries[who.arn].username == name
+    assert entries[who.arn].username == f"eks-iam-sync:user:{name}"
     assert entries["arn:aws:iam::123456789012:user/by-hand"].groups == ("ops",)
     seed_access(env, who)
 
@@ -240,4 +242,4 @@ def test_a_renamed_user_is_remapped_under_the_new_arn(env: Environment, function
     send(function, "UpdateUser", userName=name, newUserName=renamed, newPath="/moved/")
     users = {e.arn: e.username for e in read_aws_auth(aws_auth(env).data).entries("mapUsers")}
     assert who.arn not in users
-    assert users[f"arn:aws:iam::123456789012:user/moved/{renamed}"] == renamed
+    assert users[f"arn:aws:iam::123456789012:user/moved/{renamed}"] == f"eks-iam-sync:user:{renamed}"

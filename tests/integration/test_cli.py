@@ -77,7 +77,10 @@ def test_plan_apply_plan(env: Environment, setup: dict[str, str], capsys: pytest
     before = aws_auth(env).metadata.resource_version
     code, out, _ = run(capsys, "plan", "--config", setup["config"])
     assert code == 2, out
-    assert f"+ mapUsers arn:aws:iam::123456789012:user/{name} -> '{name}' ['rbac-bttrm-web-ro-group']" in out
+    assert (
+        f"+ mapUsers arn:aws:iam::123456789012:user/{name} -> 'eks-iam-sync:user:{name}' ['rbac-bttrm-web-ro-group']"
+        in out
+    )
     assert "+ rolebinding bttrm-web-proj-1-ns/eks-iam-sync:group:rbac-bttrm-web-ro-group" in out
     assert aws_auth(env).metadata.resource_version == before and owned_bindings(env) == []
 

@@ -88,7 +88,7 @@ def test_seed_end_state_as_the_service(env: Environment, service: Service, clust
     assert_seed_access(as_user(env, person), PROJECTS)
     entries = read_aws_auth(client.CoreV1Api(env.admin()).read_namespaced_config_map("aws-auth", "kube-system").data)
     mine = [e for e in entries.entries("mapUsers") if e.arn == person.arn]
-    assert [(e.username, e.groups) for e in mine] == [(name, ("rbac-bttrm-web-ro-group",))]
+    assert [(e.username, e.groups) for e in mine] == [(f"eks-iam-sync:user:{name}", ("rbac-bttrm-web-ro-group",))]
     assert reconcile(env, service).changed is False  # a second run writes nothing
 
     iam.remove_user_from_group(GroupName=GROUP, UserName=name)
@@ -105,7 +105,7 @@ def test_a_tag_grant_adds_a_binding_and_its_removal_deletes_it(
     reconcile(env, service)
     iam.tag_user(UserName=name, Tags=[{"Key": "eks-access/team-ns3", "Value": "pods-ro"}])
     report = reconcile(env, service, scope=PrincipalScope.of([name]), event_id="evt-tag")
-    key = ("team-ns3", binding_name("tag", name, "pods-ro"))
+    key = ("team-ns3", binding_name("tag", f"eks-iam-sync:user:{name}", "pods-ro"))
     assert [a.verb for a in report.plan.bindings] == ["create"] or key in owned_bindings(env)
     binding = owned_bindings(env)[key]
     assert binding.metadata.annotations["eks-iam-sync.io/source"] == "tag eks-access/team-ns3=pods-ro"

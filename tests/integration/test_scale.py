@@ -180,7 +180,7 @@ def test_thousands_of_users_past_the_old_annotation_ceiling(
     mapped = mapped_users(found)
     for name in made:
         entry = mapped[users.arn(name)]
-        assert (entry["username"], entry["groups"]) == (name, [KUBERNETES_GROUP])
+        assert (entry["username"], entry["groups"]) == (f"eks-iam-sync:user:{name}", [KUBERNETES_GROUP])
     assert len(mapped) == USERS_PAST_THE_OLD_CEILING
     # The apiserver itself maps the last of them (the token webhook reads the live aws-auth).
     assert f'User "{made[-1]}"' in forbidden_as(env.plane.client_for(person.token(env.cluster_name)))
