@@ -31,6 +31,7 @@ from chalicelib.reconcile import ClusterReport, Options, identity_backend, recon
 from chalicelib.report import as_json, failure
 from chalicelib.settings import timeouts
 from chalicelib.snapshot import IamSnapshot
+from chalicelib.workitems import WorkItem
 
 # X-Ray (aws_xray_sdk costs ~180 ms to import: created here, on the path that talks to clusters,
 # not in the handlers' import). Off outside Lambda and wherever POWERTOOLS_TRACE_DISABLED=true.
@@ -59,17 +60,22 @@ class UnexpectedError(PermanentError):
 
 @tracer.capture_method
 def run_event(
-    config: Config, trigger: Trigger, shell: Shell | None = None, deadline: float | None = None
+    config: Config,
+    trigger: Trigger,
+    shell: Shell | None = None,
+    deadline: float | None = None,
+    only: str | None = None,
 ) -> dict[str, Any]:
+    """``only``: that one cluster (a work item's), whose ledger alone names a deleted group's members."""
     shell = shell or make_shell()
     if trigger.renamed_groups:
         raise _renamed(trigger)
-    clusters: Mapping[str, Reach] = reachable(config, shell)
+    clusters: Mapping[str, Reach] = reachable(config, shell, only)
     scope = trigger.scope
     for group in trigger.groups_to_read:
         scope = scope.with_users(shell.iam(config.iam_role).members(group))
     if trigger.deleted_groups:
-        clusters = connect(config, shell, deadline=deadline)
+        clusters = connect(config, shell, only, deadline=deadline)
         former = _former_members(config, clusters, trigger.deleted_groups, deadline)
         scope = scope.with_users(former)
     snapshot = shell.iam(config.iam_role).scoped_snapshot(scope.names("user"), scope.names("role"))
@@ -83,12 +89,28 @@ def run_event(
 
 
 @tracer.capture_method
-def run_full(config: Config, shell: Shell | None = None, deadline: float | None = None) -> dict[str, Any]:
+def run_full(
+    config: Config, shell: Shell | None = None, deadline: float | None = None, only: str | None = None
+) -> dict[str, Any]:
     shell = shell or make_shell()
-    clusters = reachable(config, shell)
+    clusters = reachable(config, shell, only)
     view = IamView(shell.iam(config.iam_role))
     options = Options(own_arns=frozenset({shell.own_arn()}))
     return lambda_result(reconcile_clusters(config, clusters, view, None, options, deadline))
+
+
+def run_item(
+    config: Config, item: WorkItem, shell: Shell | None = None, deadline: float | None = None
+) -> dict[str, Any]:
+    """One work item: its cluster alone, a full run or the item's principals, read again from IAM."""
+    if item.everyone:
+        return run_full(config, shell, deadline, only=item.cluster)
+    return run_event(config, item.trigger(), shell, deadline, only=item.cluster)
+
+
+def refuse_renamed(trigger: Trigger) -> PermanentError:
+    """The refusal of a configured group's rename (logged, counted): for a batch to fail that record alone."""
+    return _renamed(trigger)
 
 
 class IamView:

@@ -3,15 +3,27 @@ event actually concerns the configuration (chalicelib.runner)."""
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib import deadlines
 from chalicelib.config import Config, ConfigError, load_config, parse_config
 from chalicelib.errors import PermanentError, SyncError
-from chalicelib.events import Ignored, read_event
+from chalicelib.events import Ignored, Trigger, read_event
 from chalicelib.observability import LogObserver, logger
-from chalicelib.settings import config_source, is_remote
+from chalicelib.settings import config_source, is_remote, work_queue_url
+from chalicelib.workitems import (
+    BadWorkItem,
+    WorkItem,
+    WorkQueue,
+    coalesce,
+    event_items,
+    full_run_items,
+    messages,
+)
+from chalicelib.workitems import parse as parse_item
 
 _config: dict[str, Config] = {}
 
@@ -75,6 +87,8 @@ def _handle_iam_event(raw: dict[str, Any], deadline: float | None) -> dict[str, 
     logger.set_correlation_id(result.event_id)
     logger.append_keys(eventName=result.event_name, actor=result.actor, principals=result.scope.describe())
     try:
+        if work_queue_url():
+            return {"status": "queued", "eventId": result.event_id, "clusters": enqueue_event(config, result)}
         from chalicelib.runner import run_event  # noqa: PLC0415 - loads kubernetes only for relevant events
 
         clusters = run_event(config, result, deadline=deadline)
@@ -84,7 +98,10 @@ def _handle_iam_event(raw: dict[str, Any], deadline: float | None) -> dict[str, 
         logger.set_correlation_id(None)
 
 
-def reconcile_all(deadline: float | None = None) -> dict[str, Any]:
+def reconcile_all(deadline: float | None = None, run: str = "") -> dict[str, Any]:
+    """``run``: the schedule event's id, naming its work items when there is a work queue."""
+    if work_queue_url():
+        return enqueue_full_run(run or f"full run {time.time():.3f}", deadline)
     from chalicelib.runner import run_full  # noqa: PLC0415 - see handle_iam_event
 
     with deadlines.scope("invocation", deadline):
@@ -101,3 +118,144 @@ def deadline_of(context: Any) -> float | None:
     remaining time, less what reporting needs."""
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     return time.monotonic() + remaining() / 1000 - REPORTING_SECONDS if callable(remaining) else None
+
+
+# ---- the queued path (issue 21): SQS batches of events, per-cluster work items ------------------
+
+
+def default_work_queue(url: str) -> WorkQueue:
+    from chalicelib.adapters.queue import SqsWorkQueue  # noqa: PLC0415 - boto3 only when items are sent
+
+    return SqsWorkQueue(url)
+
+
+# Where work items go, given the queue's URL; the functional tests give it an in-memory queue.
+make_work_queue: Callable[[str], WorkQueue] = default_work_queue
+
+
+def handle_iam_events(raw: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
+    """An SQS batch of EventBridge events: each record read alone (one that cannot be read or is a
+    refusal fails alone, to its retries and the DLQ), the rest coalesced into one scope and handled
+    once: one work item per cluster (queue set) or one in-process run. The handled part failing
+    raises: the whole batch is received again (level-triggered, so harmless)."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType  # noqa: PLC0415 - loads botocore
+
+    with deadlines.scope("invocation", deadline):
+        config = current_config()
+        triggers: list[Trigger] = []
+        processor = BatchProcessor(EventType.SQS, raise_on_entire_batch_failure=False)
+        with processor(raw.get("Records") or [], lambda record: _read_record(record, config, triggers)):
+            processor.process()
+        response: dict[str, Any] = dict(processor.response())
+        batch = coalesce(triggers)
+        if batch is None:
+            return response
+        logger.set_correlation_id(batch.event_ids[0])
+        logger.append_keys(events=len(batch.event_ids), principals=batch.scope.describe()[:2000])
+        try:
+            if work_queue_url():
+                _send(event_items(batch, [c.name for c in config.clusters]))
+            else:
+                from chalicelib.runner import run_event  # noqa: PLC0415 - loads kubernetes only for relevant events
+
+                run_event(config, batch.as_trigger(), deadline=deadline)
+        finally:
+            logger.remove_keys(["events", "principals"])
+            logger.set_correlation_id(None)
+        return response
+
+
+def _read_record(record: Any, config: Config, triggers: list[Trigger]) -> None:
+    """One event queue message: a Trigger collected, an event ignored as today, or an error that
+    fails this record alone (it is retried, then kept in the event queue's DLQ: nothing is lost)."""
+    try:
+        raw = json.loads(record.body)
+    except ValueError as err:
+        logger.error("event queue message is not JSON", extra={"messageId": record.message_id, "detail": str(err)})
+        LogObserver().count("QueueMessagesInvalid", queue="events")
+        raise PermanentError(f"message {record.message_id}: not JSON: {err}") from None
+    if not isinstance(raw, dict):
+        logger.error("event queue message is not an event", extra={"messageId": record.message_id})
+        LogObserver().count("QueueMessagesInvalid", queue="events")
+        raise PermanentError(f"message {record.message_id}: a JSON {type(raw).__name__}, not an event")
+    result = read_event(raw, config)
+    if isinstance(result, Ignored):
+        log = logger.warning if result.reason == "malformed" else logger.info
+        log("event ignored", extra={"eventId": result.event_id, "reason": result.reason, "detail": result.detail})
+        LogObserver().count("EventsIgnored", reason=result.reason)
+        return
+    if result.renamed_groups:
+        from chalicelib.runner import refuse_renamed  # noqa: PLC0415 - see handle_iam_events
+
+        raise refuse_renamed(result)
+    triggers.append(result)
+
+
+def _send(items: list[WorkItem]) -> list[str]:
+    url = work_queue_url()
+    if url is None:
+        raise RuntimeError("no work queue configured")
+    make_work_queue(url).send(messages(items))
+    LogObserver().count("WorkItemsQueued", len(items))
+    logger.info("work items queued", extra={"items": len(items), "clusters": len({i.cluster for i in items})})
+    return sorted({i.cluster for i in items})
+
+
+def enqueue_event(config: Config, trigger: Trigger) -> list[str]:
+    """on_iam_event with a work queue: one item per configured cluster (a rename is refused as today)."""
+    if trigger.renamed_groups:
+        from chalicelib.runner import refuse_renamed  # noqa: PLC0415 - see handle_iam_events
+
+        raise refuse_renamed(trigger)
+    batch = coalesce([trigger])
+    return _send(event_items(batch, [c.name for c in config.clusters])) if batch else []
+
+
+def enqueue_full_run(run: str, deadline: float | None = None) -> dict[str, Any]:
+    """reconcile_all with a work queue: an ``everyone`` item per configured cluster, nothing reconciled here."""
+    with deadlines.scope("invocation", deadline):
+        config = current_config()
+        clusters = _send(full_run_items([c.name for c in config.clusters], run))
+        return {"status": "queued", "clusters": clusters}
+
+
+def reconcile_work_items(raw: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
+    """The worker: each work item reconciles its one cluster; an item that fails is reported alone
+    (partial batch response) and received again, up to the work queue's maxReceiveCount, then its
+    DLQ. On a FIFO queue, the items after a failed one in the same batch are returned as well
+    (their cluster's order is kept)."""
+    from aws_lambda_powertools.utilities.batch import (  # noqa: PLC0415 - see handle_iam_events
+        SqsFifoPartialProcessor,
+        process_partial_response,
+    )
+
+    with deadlines.scope("invocation", deadline):
+        config = current_config()
+        processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+        response = process_partial_response(
+            event=raw, record_handler=lambda record: _work(record, config, deadline), processor=processor
+        )
+        return dict(response)
+
+
+def _work(record: Any, config: Config, deadline: float | None) -> dict[str, Any]:
+    try:
+        item = parse_item(record.body)
+    except BadWorkItem as err:
+        logger.error("work item refused", extra={"messageId": record.message_id, "detail": str(err)})
+        LogObserver().count("QueueMessagesInvalid", queue="work")
+        raise
+    if item.cluster not in {c.name for c in config.clusters}:
+        # The configuration changed since the item was sent: nothing of that cluster is ours to do.
+        logger.warning("work item for a cluster no longer configured", extra={"item": item.describe()})
+        LogObserver(item.cluster).count("WorkItemsDropped", reason="not-configured")
+        return {"status": "dropped", "cluster": item.cluster}
+    from chalicelib.runner import run_item  # noqa: PLC0415 - see handle_iam_events
+
+    logger.set_correlation_id(item.events[0] if item.events else item.run or None)
+    logger.append_keys(workItem=item.describe()[:500], receiveCount=record.attributes.approximate_receive_count)
+    try:
+        return {"status": "reconciled", "clusters": run_item(config, item, deadline=deadline)}
+    finally:
+        logger.remove_keys(["workItem", "receiveCount"])
+        logger.set_correlation_id(None)

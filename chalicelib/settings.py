@@ -99,3 +99,12 @@ def _seconds(variable: str, default: float) -> float:
     if not 0 < seconds <= 300:
         raise ValueError(f"{variable} must be a number of seconds above 0 and at most 300, not {value!r}")
     return seconds
+
+
+WORK_QUEUE_VARIABLE = "EKS_IAM_SYNC_WORK_QUEUE_URL"
+
+
+def work_queue_url() -> str | None:
+    """The per-cluster work queue (the template sets it): when set, the event and schedule functions
+    hand one work item per cluster to the workers instead of reconciling themselves."""
+    return os.environ.get(WORK_QUEUE_VARIABLE) or None
