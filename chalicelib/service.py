@@ -232,6 +232,9 @@ def reconcile_work_items(raw: dict[str, Any], deadline: float | None = None) -> 
     with deadlines.scope("invocation", deadline):
         config = current_config()
         processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+        # A batch whose every item failed is still a partial batch response (the contract), not an
+        # invocation error: the failures are counted per cluster (ReconcileFailures) and the DLQ alarms.
+        processor.raise_on_entire_batch_failure = False
         response = process_partial_response(
             event=raw, record_handler=lambda record: _work(record, config, deadline), processor=processor
         )
