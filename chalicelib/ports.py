@@ -184,6 +184,9 @@ class ClusterPorts:
     # Whom the cluster sees as the service when that is not the shell's own identity (the canonical ARN
     # of the role assumed for a cluster in another account): protected there like own_arn. None: own_arn.
     caller_arn: str | None = None
+    # Read only by the access report: every RBAC object, and the access entries' policies.
+    rbac: RbacReader | None = None
+    access_policies: AccessPolicyReader | None = None
 
 
 class Shell(Protocol):
@@ -217,4 +220,74 @@ class IdentityBackend(Protocol[Step]):
 
     def members_of(self, groups: Iterable[str]) -> set[str]:
         """Names of the users mapped because of these IAM groups (once the groups are gone)."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------------
+# Read-only ports of the access report: every RBAC object of a cluster, and EKS access policies.
+
+
+@dataclass(frozen=True)
+class RbacRule:
+    """One PolicyRule of a Role or ClusterRole, as the API server keeps it."""
+
+    verbs: tuple[str, ...]
+    api_groups: tuple[str, ...] = ()
+    resources: tuple[str, ...] = ()
+    resource_names: tuple[str, ...] = ()
+    non_resource_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RbacRole:
+    """A ClusterRole (``namespace`` empty) or a Role."""
+
+    name: str
+    rules: tuple[RbacRule, ...]
+    namespace: str = ""
+
+
+@dataclass(frozen=True)
+class RbacBinding:
+    """A RoleBinding (``namespace`` set) or a ClusterRoleBinding (``namespace`` empty), whoever made it."""
+
+    name: str
+    role_kind: str  # ClusterRole | Role
+    role_name: str
+    subjects: tuple[tuple[str, str], ...]  # (kind, name): User, Group, ServiceAccount
+    namespace: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RbacSnapshot:
+    """Every RoleBinding, ClusterRoleBinding, Role and ClusterRole of a cluster, with the
+    resourceVersion of each list (what the report's provenance names)."""
+
+    role_bindings: tuple[RbacBinding, ...]
+    cluster_role_bindings: tuple[RbacBinding, ...]
+    roles: tuple[RbacRole, ...]
+    cluster_roles: tuple[RbacRole, ...]
+    resource_versions: Mapping[str, str] = field(default_factory=dict)  # list kind -> its resourceVersion
+
+
+class RbacReader(Protocol):
+    """Reads every RBAC object of one cluster (list on rolebindings, clusterrolebindings, roles and
+    clusterroles, cluster-wide). Never writes."""
+
+    def snapshot(self) -> RbacSnapshot: ...
+
+
+@dataclass(frozen=True)
+class AssociatedPolicy:
+    """An EKS access policy associated with an access entry (ListAssociatedAccessPolicies)."""
+
+    policy_arn: str
+    scope: str  # cluster | namespace
+    namespaces: tuple[str, ...] = ()  # a trailing * is a prefix wildcard
+
+
+class AccessPolicyReader(Protocol):
+    def associated_policies(self, principal_arn: str) -> list[AssociatedPolicy]:
+        """Every access policy associated with the principal's access entry (all pages). Never writes."""
         ...

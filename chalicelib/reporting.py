@@ -26,13 +26,13 @@ from chalicelib.accessreport.model import (
     Meta,
     build_report,
 )
-from chalicelib.accessreport.readonly import read_only
+from chalicelib.accessreport.readonly import ReadOnlyCluster, read_only
 from chalicelib.accessreport.render import render_html, render_json
 from chalicelib.config import MAX_CONFIG_BYTES, Cluster, Config, ConfigError, Problem, parse_config
 from chalicelib.errors import NotFound, SyncError, TransientError
 from chalicelib.operations import connect, shell_for
 from chalicelib.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE
-from chalicelib.ports import ClusterPorts
+from chalicelib.ports import AssociatedPolicy, ClusterPorts, ObservedAccessEntry, RbacReader, RbacSnapshot
 from chalicelib.reconcile import Options, reconcile_cluster
 from chalicelib.settings import is_remote
 from chalicelib.snapshot import IamSnapshot
@@ -122,6 +122,8 @@ def read_cluster(
         namespaces = ports.bindings.namespaces()
     except SyncError as err:
         return _failed(cluster, err)
+    rbac, rbac_error = _rbac(ports.rbac)
+    policies, policy_errors = _policies(ports, entries)
     rules: dict[str, tuple[str, ...]] = {}
     errors: dict[str, str] = {}
     for role in sorted({b.cluster_role for b in run.desired.bindings} | {b.cluster_role for b in bindings}):
@@ -142,7 +144,41 @@ def read_cluster(
         rules,
         errors,
         len(namespaces),
+        tuple(sorted(namespaces)),
+        rbac,
+        rbac_error,
+        policies,
+        policy_errors,
     )
+
+
+def _rbac(reader: RbacReader | None) -> tuple[RbacSnapshot | None, str]:
+    """Every RBAC object, or why not: a reader without list on them (the service's own RBAC lists only
+    its RoleBindings) still gets the rest of the report, which then says what it could not see."""
+    if reader is None:
+        return None, "no RBAC reader for this cluster"
+    try:
+        return reader.snapshot(), ""
+    except SyncError as err:
+        return None, f"{type(err).__name__}: {err}"
+
+
+def _policies(
+    ports: ReadOnlyCluster, entries: tuple[ObservedAccessEntry, ...] | None
+) -> tuple[dict[str, tuple[AssociatedPolicy, ...]], dict[str, str]]:
+    """The access policies of every STANDARD access entry (EKS refuses the question for node entries)."""
+    found: dict[str, tuple[AssociatedPolicy, ...]] = {}
+    errors: dict[str, str] = {}
+    if ports.access_policies is None or entries is None:
+        return found, errors
+    for entry in entries:
+        if entry.type != "STANDARD":
+            continue
+        try:
+            found[entry.key] = tuple(ports.access_policies.associated_policies(entry.principal_arn))
+        except SyncError as err:
+            errors[entry.key] = f"{type(err).__name__}: {err}"
+    return found, errors
 
 
 def render(report: AccessReport, form: str) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 from chalicelib import arns
 from chalicelib.accessentries.plan import KEY as ACCESS_ENTRY_KEY
 from chalicelib.accessentries.plan import QUOTA_WARNING_SHARE, owned
+from chalicelib.accessreport import rbac
 from chalicelib.awsauth.guardrails import (
     ANNOTATIONS_LIMIT_BYTES,
     DATA_LIMIT_BYTES,
@@ -38,24 +39,43 @@ from chalicelib.awsauth.ledger import Ledger, LedgerError
 from chalicelib.awsauth.model import ENTRY_KEYS, Problem
 from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.config import Config
-from chalicelib.ownership import ACCESS_ENTRY_QUOTA, ENTRY_PRINCIPAL_ID_TAG, ENTRY_SOURCE_TAG, LEDGER_ANNOTATION
+from chalicelib.ownership import (
+    ACCESS_ENTRY_QUOTA,
+    ENTRY_PRINCIPAL_ID_TAG,
+    ENTRY_SOURCE_TAG,
+    LEDGER_ANNOTATION,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    SERVICE_GROUP,
+    SERVICE_USERNAME,
+)
 from chalicelib.plan import DeleteBinding
-from chalicelib.ports import ObservedAccessEntry, ObservedBinding, ObservedConfigMap
+from chalicelib.ports import (
+    AssociatedPolicy,
+    ObservedAccessEntry,
+    ObservedBinding,
+    ObservedConfigMap,
+    RbacBinding,
+    RbacRule,
+    RbacSnapshot,
+)
 from chalicelib.reconcile import ClusterReport
 from chalicelib.report import as_json as plan_json
 from chalicelib.snapshot import IamSnapshot
 
-SCHEMA = "eks-iam-sync/access-report/v1"
+SCHEMA = "eks-iam-sync/access-report/v2"
 ACTIVE, PENDING, REMOVING = "active", "pending", "removing"
 STATUS_ORDER = (ACTIVE, PENDING, REMOVING)  # a role reached several ways shows the first that applies
 AWS_AUTH, ACCESS_ENTRY, NOT_MANAGED = "aws-auth", "access entry", "not managed"
 KINDS = ("user", "role", "permission set", "other")
 FINDING_KINDS = {
     "cluster-failed": "Clusters not read",
+    "incomplete": "Not read: access that may be missing here",
     "refusal": "Refusals",
     "conflict": "Conflicts",
     "cannot-authenticate": "In IAM, but cannot authenticate",
     "drift": "Drift: what a reconcile would change",
+    "risk": "Risky access",
     "foreign": "Mappings eks-iam-sync does not manage",
     "size": "Size against limits",
     "aws-auth": "aws-auth as EKS reads it",
@@ -64,6 +84,11 @@ FINDING_KINDS = {
 SEVERITIES = ("error", "warning", "info")
 _SOURCES = re.compile(r"identities\.(groups|roles|permissionSets)\[([^\]]*)\]")
 _CLUSTER_ADMIN_GROUP = "system:masters"
+_EVERYONE = "system:authenticated"  # every authenticated principal is in it, whatever its mapping says
+OUTSIDE = "granted outside eks-iam-sync"
+ROLE_BINDING, CLUSTER_ROLE_BINDING = "RoleBinding", "ClusterRoleBinding"
+MASTERS, ACCESS_POLICY = "system:masters", "access policy"
+_MASTERS_RULES = (RbacRule(("*",), ("*",), ("*",)), RbacRule(("*",), non_resource_urls=("*",)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -84,6 +109,11 @@ class ClusterRead:
     rules: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # ClusterRole -> its rules
     rule_errors: Mapping[str, str] = field(default_factory=dict)  # ClusterRole -> why it was not read
     namespaces: int = 0  # namespaces in the cluster
+    namespace_names: tuple[str, ...] = ()
+    rbac: RbacSnapshot | None = None  # every RBAC object; None: not read (rbac_error says why)
+    rbac_error: str = ""
+    policies: Mapping[str, tuple[AssociatedPolicy, ...]] = field(default_factory=dict)  # lower-case ARN -> them
+    policy_errors: Mapping[str, str] = field(default_factory=dict)  # lower-case ARN -> why not read
 
 
 @dataclass(frozen=True)
@@ -125,16 +155,25 @@ class Path:
     binding_source: str  # the configuration rule or tag behind the RoleBinding
     rules: tuple[str, ...]  # "pods: get, list, watch"
     principals: int = 0
+    kind: str = ROLE_BINDING  # RoleBinding | ClusterRoleBinding | system:masters | access policy
+    foreign: bool = False  # the mapping or the grant is not eks-iam-sync's: granted outside eks-iam-sync
+    flags: tuple[str, ...] = ()  # rbac.FLAGS that the rules raise
+    risk: str = "low"  # rbac.RISKS
+
+    @property
+    def cluster_wide(self) -> bool:
+        return self.namespace == "*"
 
     @property
     def chain(self) -> tuple[tuple[str, str], ...]:
-        """(step, what): IAM group or tag -> mapping -> Kubernetes subject -> RoleBinding -> ClusterRole -> verbs."""
+        """(step, what): IAM group or tag -> mapping -> Kubernetes subject -> binding -> ClusterRole -> verbs."""
         mapping = self.mapping + ("" if self.managed else " (not managed by eks-iam-sync)")
+        grant = self.binding if self.kind in (MASTERS, ACCESS_POLICY) else f"{self.binding} ({self.binding_source})"
         return (
             ("granted by", self.origin),
             ("mapped through", mapping),
             ("as", self.subject),
-            ("RoleBinding", f"{self.binding} ({self.binding_source})"),
+            (self.kind, grant),
             ("ClusterRole", self.cluster_role),
             ("can", "; ".join(self.rules) or "(no rules)"),
         )
@@ -145,6 +184,8 @@ class Cell:
     column: int
     roles: tuple[tuple[str, str], ...]  # (ClusterRole, status), by name
     paths: tuple[str, ...]  # Path ids
+    flags: tuple[str, ...] = ()  # of the paths that are or will be in place
+    foreign: bool = False  # some path is granted outside eks-iam-sync
 
     @property
     def status(self) -> str:
@@ -163,6 +204,9 @@ class Principal:
     usernames: tuple[str, ...]
     mechanisms: tuple[str, ...]  # aws-auth | access entry | not managed
     cells: tuple[Cell, ...]  # only the namespaces it reaches (or will, or will no longer)
+    cluster_wide: tuple[str, ...] = ()  # the clusters where it reaches every namespace
+    flags: tuple[str, ...] = ()
+    risk: str = "none"  # rbac.RISKS: of what it can do (or will), none when it reaches nothing
 
 
 @dataclass(frozen=True)
@@ -254,11 +298,17 @@ class _Mapping:
 
 @dataclass(frozen=True)
 class _Binding:
+    """A grant to subjects: a RoleBinding, a ClusterRoleBinding (``namespace`` empty: every namespace),
+    system:masters, or an access policy of an access entry (subject ``("Entry", principal key)``)."""
+
     namespace: str
     name: str
     cluster_role: str
     subjects: tuple[tuple[str, str], ...]
     source: str
+    kind: str = ROLE_BINDING
+    owned: bool = True  # eks-iam-sync's (labelled): the plan may change it
+    rules: tuple[RbacRule, ...] | None = None  # None: not read as objects (the ClusterRoleReader's lines then)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -288,8 +338,9 @@ class _State:
 
 # (principal key, mapping kind, namespace, ClusterRole, RoleBinding name, subject kind, subject name)
 _GrantKey = tuple[str, str, str, str, str, str, str]
-# (cluster, namespace, ClusterRole, status, where, managed, origin, subject, RoleBinding, its source)
-_PathKey = tuple[str, str, str, str, str, bool, str, str, str, str]
+# (cluster, namespace, ClusterRole, status, where, managed, origin, subject, binding, its source, its kind,
+# granted outside eks-iam-sync)
+_PathKey = tuple[str, str, str, str, str, bool, str, str, str, str, str, bool]
 
 
 def principal_key(arn: str) -> str:
@@ -358,8 +409,10 @@ class _Builder:
         self.cell_paths: dict[tuple[str, tuple[str, str]], set[_PathKey]] = defaultdict(set)
         self.path_principals: dict[_PathKey, set[str]] = defaultdict(set)
         self.path_rules: dict[_PathKey, tuple[str, ...]] = {}
+        self.path_flags: dict[_PathKey, tuple[str, ...]] = {}
         self.mappings: dict[str, list[_Mapping]] = defaultdict(list)  # principal key -> its mappings (rows)
         self.mechanisms: dict[str, set[str]] = defaultdict(set)
+        self.own: dict[tuple[str, str], str] = {}  # (cluster, principal key) of the service's identity -> its backend
 
     # One cluster
 
@@ -382,11 +435,18 @@ class _Builder:
             mapping, binding, subject_kind, subject_name = grants_after.get(key) or grants_now[key]
             self._grant(read, status, mapping, binding, subject_kind, subject_name)
         for binding in (*now.bindings.values(), *after.bindings.values()):
-            self.columns.add((read.name, binding.namespace))
-        wanted = {principal_key(o.iam_arn) for o in read.run.desired.identities}
-        for principal, mapping in (*effective_now.items(), *effective_after.items()):
-            if mapping.managed or principal in wanted:
-                self._row(mapping)
+            if binding.owned:
+                self.columns.add((read.name, binding.namespace))
+        for mapping in (*effective_now.values(), *effective_after.values()):
+            self._row(mapping)  # every mapping EKS uses, whoever made it, is a row
+        for mapping in effective_now.values():
+            if SERVICE_GROUP in mapping.groups or mapping.username == SERVICE_USERNAME:
+                self.own[(read.name, mapping.key)] = read.run.backend
+        if read.rbac is None:
+            message = f"RBAC objects not read ({read.rbac_error}): only the RoleBindings eks-iam-sync owns are shown"
+            self._finding(read, "incomplete", "error", "rbac-unread", message)
+        for arn, error in sorted(read.policy_errors.items()):
+            self._finding(read, "incomplete", "error", "policies-unread", f"access policies of {arn}: {error}", arn)
         self._findings(read, now, effective_now)
         self.summaries.append(self._summary(read, now, effective_now))
 
@@ -418,18 +478,32 @@ class _Builder:
             recorded, current = described.tags.get(ENTRY_PRINCIPAL_ID_TAG), self.iam.ids.get(key)
             if managed and recorded and current and recorded != current:
                 stale.add(key)
-        bindings = {b.key: _Binding(b.namespace, b.name, b.cluster_role, b.subjects, b.source) for b in read.bindings}
+        bindings = {
+            b.key: _Binding(
+                b.namespace,
+                b.name,
+                b.cluster_role,
+                b.subjects,
+                b.source,
+                rules=_role_rules(read, b.cluster_role, b.namespace),
+            )
+            for b in read.bindings
+        }
+        bindings.update(_outside(read))
+        bindings.update(_policies(read, access))
         return _State(aws_auth, access, frozenset(stale), bindings, problems)
 
     def _grant(
         self, read: ClusterRead, status: str, mapping: _Mapping, binding: _Binding, subject_kind: str, subject: str
     ) -> None:
-        column = (read.name, binding.namespace)
         origin = self._origin(mapping, binding, subject_kind, subject)
-        who = f"Kubernetes {'group' if subject_kind == 'Group' else 'user'} {subject}"
+        if subject_kind == "Entry":
+            who = f"Kubernetes user {mapping.username} (the access entry's own)"
+        else:
+            who = f"Kubernetes {'group' if subject_kind == 'Group' else 'user'} {subject}"
         path: _PathKey = (
             read.name,
-            binding.namespace,
+            binding.namespace or "*",
             binding.cluster_role,
             status,
             mapping.where,
@@ -438,13 +512,19 @@ class _Builder:
             who,
             binding.name,
             binding.source,
+            binding.kind,
+            not (mapping.managed and binding.owned),
         )
-        self.columns.add(column)
-        self.cells[mapping.key][column].setdefault(binding.cluster_role, set()).add(status)
-        self.cell_paths[(mapping.key, column)].add(path)
+        namespaces = (binding.namespace,) if binding.namespace else read.namespace_names
+        for namespace in namespaces:
+            column = (read.name, namespace)
+            self.columns.add(column)
+            self.cells[mapping.key][column].setdefault(binding.cluster_role, set()).add(status)
+            self.cell_paths[(mapping.key, column)].add(path)
         self.path_principals[path].add(mapping.key)
         if path not in self.path_rules:
-            self.path_rules[path] = _rules(read, binding.cluster_role)
+            self.path_rules[path] = _rules(read, binding)
+            self.path_flags[path] = rbac.flags(binding.rules or (), binding.namespace)
         self._row(mapping)
 
     def _row(self, mapping: _Mapping) -> None:
@@ -631,16 +711,21 @@ class _Builder:
                 key[5],
                 key[6],
                 key[7],
-                f"{key[1]}/{key[8]}",
+                f"{key[1]}/{key[8]}" if key[10] == ROLE_BINDING else key[8],
                 key[9],
                 self.path_rules[key],
                 len(self.path_principals[key]),
+                kind=key[10],
+                foreign=key[11],
+                flags=self.path_flags[key],
+                risk=rbac.risk(self.path_flags[key]),
             )
             for key in sorted(self.path_principals)
         )
         order = {kind: i for i, kind in enumerate(FINDING_KINDS)}
         findings = sorted(
-            self.findings, key=lambda f: (order[f.kind], f.cluster, SEVERITIES.index(f.severity), f.principal)
+            [*self.findings, *self._risks()],
+            key=lambda f: (order[f.kind], f.cluster, SEVERITIES.index(f.severity), f.principal),
         )
         return AccessReport(
             meta,
@@ -651,14 +736,56 @@ class _Builder:
             tuple(findings),
         )
 
+    def _own_flags(self, key: str, cluster: str) -> set[str]:
+        """What the service's own identity can do beyond its RBAC: rewrite aws-auth (its Role in
+        kube-system), or create access entries (its IAM policy, which the cluster does not show)."""
+        backend = self.own.get((cluster, key))
+        if backend is None:
+            return set()
+        return {rbac.ACCESS_ENTRY_WRITE if backend == "accessEntries" else rbac.AWS_AUTH_WRITE}
+
+    def _risks(self) -> list[Finding]:
+        """One finding per principal and cluster whose access is critical, and the service's own identity always."""
+        flags: dict[tuple[str, str], set[str]] = defaultdict(set)
+        foreign: dict[tuple[str, str], bool] = defaultdict(bool)
+        for (key, column), behind in self.cell_paths.items():
+            for path in behind:
+                if path[3] != REMOVING:
+                    flags[(column[0], key)].update(self.path_flags[path])
+                    foreign[(column[0], key)] |= path[11]
+        for cluster, key in self.own:
+            flags[(cluster, key)] |= self._own_flags(key, cluster)
+        found = []
+        for (cluster, key), raised in sorted(flags.items()):
+            arn = self.iam.arns.get(key) or self.mappings[key][0].arn
+            named = ", ".join(f for f in rbac.FLAGS if f in raised)
+            if (cluster, key) in self.own:
+                message = f"eks-iam-sync's own identity can: {named}; it can therefore grant access to anyone"
+                found.append(Finding("risk", "error", cluster, "service-identity", message, arn))
+            elif rbac.risk(raised) == "critical":
+                outside = f" ({OUTSIDE})" if foreign[(cluster, key)] else ""
+                found.append(Finding("risk", "error", cluster, "critical", f"can: {named}{outside}", arn))
+        return found
+
     def _principal(self, key: str, index: Mapping[tuple[str, str], int], path_ids: Mapping[_PathKey, str]) -> Principal:
         mappings = self.mappings[key]
         arn = self.iam.arns.get(key) or mappings[0].arn
         cells = []
+        everywhere: set[str] = set()
+        raised: set[str] = set()
         for column, roles in sorted(self.cells.get(key, {}).items(), key=lambda item: index[item[0]]):
             shown = tuple((role, _role_status(statuses)) for role, statuses in sorted(roles.items()))
-            paths = tuple(sorted((path_ids[p] for p in self.cell_paths[(key, column)]), key=lambda p: int(p[1:])))
-            cells.append(Cell(index[column], shown, paths))
+            behind = self.cell_paths[(key, column)]
+            paths = tuple(sorted((path_ids[p] for p in behind), key=lambda p: int(p[1:])))
+            flags = {f for p in behind if p[3] != REMOVING for f in self.path_flags[p]}
+            everywhere.update(p[0] for p in behind if p[1] == "*" and p[3] != REMOVING)
+            flags |= self._own_flags(key, column[0])
+            raised |= flags
+            in_order = tuple(f for f in rbac.FLAGS if f in flags)
+            cells.append(Cell(index[column], shown, paths, in_order, any(p[11] for p in behind)))
+        for cluster, own in self.own:
+            if own == key:
+                raised |= self._own_flags(key, cluster)
         return Principal(
             arn=arn,
             name=arns.name_of(arn),
@@ -669,6 +796,9 @@ class _Builder:
             usernames=tuple(sorted({m.username for m in mappings})),
             mechanisms=tuple(m for m in (AWS_AUTH, ACCESS_ENTRY, NOT_MANAGED) if m in self.mechanisms[key]),
             cells=tuple(cells),
+            cluster_wide=tuple(sorted(everywhere)),
+            flags=tuple(f for f in rbac.FLAGS if f in raised),
+            risk=rbac.risk(raised) if cells or raised else "none",
         )
 
 
@@ -680,8 +810,9 @@ def _role_status(statuses: set[str]) -> str:
     return PENDING if PENDING in statuses else REMOVING
 
 
-def _row_order(principal: Principal) -> tuple[str, str]:
-    return (principal.name.lower(), principal.arn)
+def _row_order(principal: Principal) -> tuple[bool, str, str]:
+    """The cluster-wide band first (whoever reaches every namespace of a cluster), then by name."""
+    return (not principal.cluster_wide, principal.name.lower(), principal.arn)
 
 
 def _after(read: ClusterRead, now: _State) -> _State:
@@ -710,35 +841,114 @@ def _after(read: ClusterRead, now: _State) -> _State:
             continue
         wanted = action.desired
         subjects = ((wanted.subject_kind, wanted.subject_name),)
-        bindings[wanted.key] = _Binding(wanted.namespace, wanted.name, wanted.cluster_role, subjects, wanted.source)
+        rules = _role_rules(read, wanted.cluster_role, wanted.namespace)
+        bindings[wanted.key] = _Binding(
+            wanted.namespace, wanted.name, wanted.cluster_role, subjects, wanted.source, rules=rules
+        )
     return _State(aws_auth, access, frozenset(stale), bindings, now.problems)
 
 
 def _grants(
     mappings: Mapping[str, _Mapping], bindings: Mapping[tuple[str, str], _Binding]
 ) -> dict[_GrantKey, tuple[_Mapping, _Binding, str, str]]:
-    by_group: dict[str, list[_Mapping]] = defaultdict(list)
-    by_user: dict[str, list[_Mapping]] = defaultdict(list)
+    holders_of: dict[str, dict[str, list[_Mapping]]] = {"Group": defaultdict(list), "User": defaultdict(list)}
+    holders_of["Entry"] = defaultdict(list)
     for mapping in mappings.values():
-        for group in set(mapping.groups):
-            by_group[group].append(mapping)
-        by_user[mapping.username].append(mapping)
+        for group in {*mapping.groups, _EVERYONE}:
+            holders_of["Group"][group].append(mapping)
+        holders_of["User"][mapping.username].append(mapping)
+        if mapping.where == ACCESS_ENTRY_KEY:
+            holders_of["Entry"][mapping.key].append(mapping)
     found: dict[_GrantKey, tuple[_Mapping, _Binding, str, str]] = {}
     for binding in bindings.values():
         for kind, name in binding.subjects:
-            holders: Iterable[_Mapping] = by_group.get(name, ()) if kind == "Group" else by_user.get(name, ())
-            if kind not in ("Group", "User"):
-                continue
+            holders: Iterable[_Mapping] = holders_of[kind].get(name, ()) if kind in holders_of else ()
             for mapping in holders:
                 key = (mapping.key, mapping.where, binding.namespace, binding.cluster_role, binding.name, kind, name)
                 found[key] = (mapping, binding, kind, name)
     return found
 
 
-def _rules(read: ClusterRead, role: str) -> tuple[str, ...]:
+def _rules(read: ClusterRead, binding: _Binding) -> tuple[str, ...]:
+    if binding.rules is not None:
+        return tuple(rbac.describe(rule) for rule in binding.rules)
+    role = binding.cluster_role
     if role in read.rules:
         return tuple(read.rules[role])
     return (f"(rules not read: {read.rule_errors.get(role, 'unknown')})",)
+
+
+def _role_rules(read: ClusterRead, role: str, namespace: str) -> tuple[RbacRule, ...] | None:
+    """The rules of a RoleBinding's role (``Role/<name>`` for a Role) from the RBAC objects read; None
+    when they were not read or the role does not exist."""
+    if read.rbac is None:
+        return None
+    if role.startswith("Role/"):
+        name = role.removeprefix("Role/")
+        return next((r.rules for r in read.rbac.roles if r.name == name and r.namespace == namespace), None)
+    return next((r.rules for r in read.rbac.cluster_roles if r.name == role), None)
+
+
+def _role_name(binding: RbacBinding) -> str:
+    return binding.role_name if binding.role_kind == "ClusterRole" else f"{binding.role_kind}/{binding.role_name}"
+
+
+def _outside(read: ClusterRead) -> dict[tuple[str, str], _Binding]:
+    """What grants access besides the owned RoleBindings: system:masters (the API server lets it do
+    anything, RBAC unasked), RoleBindings eks-iam-sync does not own, and ClusterRoleBindings whose
+    rules reach inside namespaces (each then reaches every namespace)."""
+    masters = "the API server allows system:masters everything; RBAC is not consulted"
+    found = {
+        ("", "#system:masters"): _Binding(
+            "", masters, MASTERS, (("Group", MASTERS),), "built in", MASTERS, owned=False, rules=_MASTERS_RULES
+        )
+    }
+    if read.rbac is None:
+        return found
+    for binding in read.rbac.role_bindings:
+        if binding.labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE:
+            continue  # owned: read as such (read.bindings), and changed by the plan
+        role = _role_name(binding)
+        rules = _role_rules(read, role, binding.namespace)
+        found[(binding.namespace, binding.name)] = _Binding(
+            binding.namespace, binding.name, role, binding.subjects, OUTSIDE, owned=False, rules=rules
+        )
+    for binding in read.rbac.cluster_role_bindings:
+        rules = _role_rules(read, binding.role_name, "")
+        if rules is None or not rbac.reaches_namespaces(rules):
+            continue
+        found[("", "#crb " + binding.name)] = _Binding(
+            "", binding.name, binding.role_name, binding.subjects, OUTSIDE, CLUSTER_ROLE_BINDING, False, rules
+        )
+    return found
+
+
+def _policies(read: ClusterRead, access: Mapping[str, _Mapping]) -> dict[tuple[str, str], _Binding]:
+    """The access policies of the access entries, as grants to the entry itself: cluster scope reaches
+    every namespace, namespace scope the namespaces it names (a trailing * a prefix)."""
+    cluster_roles = {r.name: r.rules for r in read.rbac.cluster_roles} if read.rbac is not None else {}
+    found: dict[tuple[str, str], _Binding] = {}
+    for key, mapping in access.items():
+        for policy in read.policies.get(mapping.arn.lower(), ()):
+            name = rbac.policy_name(policy.policy_arn)
+            known = rbac.ACCESS_POLICIES.get(name)
+            equivalent = f"; rules as ClusterRole {known.equivalent}, its documented equivalent" if known else ""
+            rules = rbac.policy_rules(name, cluster_roles)
+            subjects = (("Entry", key),)
+            if policy.scope == "cluster":
+                text = f"{name}, cluster scope (EKS{equivalent})"
+                found[("", f"#policy {key} {name}")] = _Binding(
+                    "", text, name, subjects, "EKS", ACCESS_POLICY, owned=False, rules=rules
+                )
+                continue
+            shown = ", ".join(policy.namespaces)
+            text = f"{name}, namespace scope [{shown}] (EKS{equivalent})"
+            for namespace in read.namespace_names:
+                if rbac.scope_covers(policy.namespaces, namespace):
+                    found[(namespace, f"#policy {key} {name}")] = _Binding(
+                        namespace, text, name, subjects, "EKS", ACCESS_POLICY, owned=False, rules=rules
+                    )
+    return found
 
 
 def _measures(read: ClusterRead) -> tuple[Measure, ...]:
@@ -792,6 +1002,9 @@ def as_json(report: AccessReport) -> dict[str, Any]:
                 "kubernetesGroups": list(p.kubernetes_groups),
                 "usernames": list(p.usernames),
                 "mechanisms": list(p.mechanisms),
+                "clusterWide": list(p.cluster_wide),
+                "risk": p.risk,
+                "flags": list(p.flags),
                 "access": [
                     {
                         "cluster": columns[cell.column].cluster,
@@ -799,6 +1012,8 @@ def as_json(report: AccessReport) -> dict[str, Any]:
                         "status": cell.status,
                         "clusterRoles": [{"name": role, "status": status} for role, status in cell.roles],
                         "paths": list(cell.paths),
+                        "flags": list(cell.flags),
+                        "grantedOutside": cell.foreign,
                     }
                     for cell in p.cells
                 ],
@@ -817,9 +1032,13 @@ def as_json(report: AccessReport) -> dict[str, Any]:
                 "managed": p.managed,
                 "origin": p.origin,
                 "subject": p.subject,
+                "grant": p.kind,
                 "roleBinding": p.binding,
                 "roleBindingSource": p.binding_source,
+                "grantedOutside": p.foreign,
                 "rules": list(p.rules),
+                "flags": list(p.flags),
+                "risk": p.risk,
                 "principals": p.principals,
                 "chain": [{"step": step, "what": what} for step, what in p.chain],
             }

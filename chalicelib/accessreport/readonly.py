@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from chalicelib.errors import PermanentError
 from chalicelib.ports import (
     AccessEntryStore,
+    AccessPolicyReader,
+    AssociatedPolicy,
     BindingStore,
     ClusterPorts,
     ClusterRoleReader,
@@ -19,6 +21,7 @@ from chalicelib.ports import (
     ObservedAccessEntry,
     ObservedBinding,
     ObservedConfigMap,
+    RbacReader,
 )
 
 if TYPE_CHECKING:
@@ -155,6 +158,16 @@ class ReadOnlyAccessEntries:
         raise _refuse(f"delete of the access entry of {principal_arn}")
 
 
+@dataclass
+class ReadOnlyAccessPolicies:
+    """Only the read of the access policies: the adapter behind it (the access entries') also writes."""
+
+    store: AccessPolicyReader
+
+    def associated_policies(self, principal_arn: str) -> list[AssociatedPolicy]:
+        return self.store.associated_policies(principal_arn)
+
+
 @dataclass(frozen=True)
 class ReadOnlyCluster:
     """A cluster's ports, read-only; ``ports`` is what the reconcile gets."""
@@ -164,6 +177,8 @@ class ReadOnlyCluster:
     cluster_roles: ReadOnlyClusterRoles
     access_entries: ReadOnlyAccessEntries | None
     ports: ClusterPorts
+    rbac: RbacReader | None = None  # has no write to refuse
+    access_policies: ReadOnlyAccessPolicies | None = None
 
 
 def read_only(ports: ClusterPorts) -> ReadOnlyCluster:
@@ -171,10 +186,18 @@ def read_only(ports: ClusterPorts) -> ReadOnlyCluster:
     bindings = ReadOnlyBindings(ports.bindings)
     cluster_roles = ReadOnlyClusterRoles(ports.cluster_roles)
     entries = ReadOnlyAccessEntries(ports.access_entries) if ports.access_entries is not None else None
+    policies = ReadOnlyAccessPolicies(ports.access_policies) if ports.access_policies is not None else None
+    # The reconcile gets no RBAC reader and no policy reader: it has no use for them.
     wrapped = replace(
-        ports, config_maps=config_maps, bindings=bindings, cluster_roles=cluster_roles, access_entries=entries
+        ports,
+        config_maps=config_maps,
+        bindings=bindings,
+        cluster_roles=cluster_roles,
+        access_entries=entries,
+        rbac=None,
+        access_policies=None,
     )
-    return ReadOnlyCluster(config_maps, bindings, cluster_roles, entries, wrapped)
+    return ReadOnlyCluster(config_maps, bindings, cluster_roles, entries, wrapped, ports.rbac, policies)
 
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from chalicelib.adapters.bounds import bounded_client
 from chalicelib.errors import Forbidden, NotFound, PermanentError, Rejected, SyncError, TransientError, WriteConflict
-from chalicelib.ports import ObservedAccessEntry
+from chalicelib.ports import AssociatedPolicy, ObservedAccessEntry
 
 T = TypeVar("T")
 _REJECTED = {"InvalidParameterException", "InvalidRequestException", "ResourceLimitExceededException"}
@@ -53,6 +53,26 @@ class AccessEntries:
             tags=dict(entry.get("tags") or {}),
             entry_arn=entry.get("accessEntryArn", ""),
         )
+
+    def associated_policies(self, principal_arn: str) -> list[AssociatedPolicy]:
+        """The access policies of the principal's entry (the access report's read; all pages)."""
+
+        def every_page() -> list[AssociatedPolicy]:
+            found: list[AssociatedPolicy] = []
+            token: str | None = None
+            while True:
+                page = self._eks.list_associated_access_policies(
+                    clusterName=self.cluster, principalArn=principal_arn, **({"nextToken": token} if token else {})
+                )
+                for association in page.get("associatedAccessPolicies", []):
+                    scope = association.get("accessScope") or {}
+                    namespaces = tuple(scope.get("namespaces") or ())
+                    found.append(AssociatedPolicy(association["policyArn"], scope.get("type", ""), namespaces))
+                token = page.get("nextToken")
+                if not token:
+                    return found
+
+        return self._call(f"ListAssociatedAccessPolicies {principal_arn}", every_page)
 
     def create(self, principal_arn: str, username: str, groups: tuple[str, ...], tags: Mapping[str, str]) -> None:
         self._call(

@@ -23,6 +23,7 @@ from chalicelib.adapters.configmaps import ConfigMaps
 from chalicelib.adapters.eks import BoundedApiClient, api_client, cluster_access, described_cluster
 from chalicelib.adapters.eks_token import TokenSource
 from chalicelib.adapters.iam import IamReader, iam_client
+from chalicelib.adapters.rbac_reader import RbacReader
 from chalicelib.adapters.rolebindings import ClusterRoles, RoleBindings
 from chalicelib.config import Cluster, RoleToAssume
 from chalicelib.errors import Forbidden, PermanentError, TransientError
@@ -103,5 +104,13 @@ def ports_for(
     caller_arn: str | None = None,
 ) -> ClusterPorts:
     return ClusterPorts(
-        name, ConfigMaps(api), RoleBindings(api), ClusterRoles(api), authentication_mode, entries, caller_arn
+        name,
+        ConfigMaps(api),
+        RoleBindings(api),
+        ClusterRoles(api),
+        authentication_mode,
+        entries,
+        caller_arn,
+        rbac=RbacReader(api),
+        access_policies=entries,
     )

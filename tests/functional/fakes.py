@@ -43,7 +43,17 @@ from chalicelib.ownership import (
     PRINCIPAL_LABEL,
     SOURCE_ANNOTATION,
 )
-from chalicelib.ports import ClusterPorts, ObservedAccessEntry, ObservedBinding, ObservedConfigMap
+from chalicelib.ports import (
+    AssociatedPolicy,
+    ClusterPorts,
+    ObservedAccessEntry,
+    ObservedBinding,
+    ObservedConfigMap,
+    RbacBinding,
+    RbacRole,
+    RbacRule,
+    RbacSnapshot,
+)
 from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
 from tests.unit.awsauth.fakes import FakeConfigMaps
 
@@ -502,12 +512,35 @@ class FakeAccessEntries(FakePort):
     """The AccessEntryStore: one cluster's EKS access entries, by principal ARN (case-insensitively).
     Like EKS: 409 (ResourceInUse) when the principal has an entry already, 404 when it has none."""
 
-    OPERATIONS: ClassVar[tuple[str, ...]] = ("list_principals", "describe", "create", "update", "tag", "delete")
+    OPERATIONS: ClassVar[tuple[str, ...]] = (
+        "list_principals",
+        "describe",
+        "create",
+        "update",
+        "tag",
+        "delete",
+        "associated_policies",
+    )
 
     cluster: str = "cluster"
     region: str = "us-east-1"
     entries: dict[str, ObservedAccessEntry] = field(default_factory=dict)  # by lower-case principal ARN
     writes: list[str] = field(default_factory=list)
+    policies: dict[str, list[AssociatedPolicy]] = field(default_factory=dict)  # by lower-case principal ARN
+
+    def associated_policies(self, principal_arn: str) -> list[AssociatedPolicy]:
+        """The AccessPolicyReader (the report's read): like EKS, 404 without an entry."""
+        self._enter("associated_policies", principal_arn)
+        self._existing(principal_arn)
+        return list(self.policies.get(principal_arn.lower(), []))
+
+    def associate(self, principal_arn: str, policy: str, namespaces: tuple[str, ...] = ()) -> None:
+        """Someone associates an access policy (cluster scope without namespaces); again replaces the scope."""
+        self._existing(principal_arn)
+        arn = f"arn:aws:eks::aws:cluster-access-policy/{policy}"
+        kept = [p for p in self.policies.get(principal_arn.lower(), []) if p.policy_arn != arn]
+        scope = "namespace" if namespaces else "cluster"
+        self.policies[principal_arn.lower()] = [*kept, AssociatedPolicy(arn, scope, namespaces)]
 
     def list_principals(self) -> list[str]:
         self._enter("list_principals")
@@ -542,6 +575,7 @@ class FakeAccessEntries(FakePort):
         self._enter("delete", principal_arn)
         self._existing(principal_arn)
         del self.entries[principal_arn.lower()]
+        self.policies.pop(principal_arn.lower(), None)  # EKS cascades the associations
         self.writes.append(f"delete {principal_arn}")
 
     def _existing(self, principal_arn: str) -> ObservedAccessEntry:
@@ -568,6 +602,47 @@ class FakeAccessEntries(FakePort):
 
 
 @dataclass
+class FakeRbac(FakePort):
+    """The RbacReader: every RoleBinding (those of ``bindings``, owned or not), and the
+    ClusterRoleBindings, Roles and ClusterRoles others made. Each change moves a resourceVersion."""
+
+    OPERATIONS: ClassVar[tuple[str, ...]] = ("snapshot",)
+
+    bindings: FakeBindings = field(default_factory=FakeBindings)
+    cluster_roles: dict[str, tuple[RbacRule, ...]] = field(default_factory=dict)
+    roles: dict[tuple[str, str], tuple[RbacRule, ...]] = field(default_factory=dict)  # (namespace, name)
+    cluster_role_bindings: dict[str, RbacBinding] = field(default_factory=dict)
+    version: int = 0
+
+    def snapshot(self) -> RbacSnapshot:
+        self._enter("snapshot")
+        role_bindings = tuple(
+            RbacBinding(
+                b.name,
+                "Role" if b.cluster_role.startswith("Role/") else "ClusterRole",
+                b.cluster_role.removeprefix("Role/"),
+                b.subjects,
+                b.namespace,
+                dict(b.labels),
+            )
+            for _, b in sorted(self.bindings.objects.items())
+        )
+        return RbacSnapshot(
+            role_bindings,
+            tuple(self.cluster_role_bindings[k] for k in sorted(self.cluster_role_bindings)),
+            tuple(RbacRole(n, r, ns) for (ns, n), r in sorted(self.roles.items())),
+            tuple(RbacRole(n, r) for n, r in sorted(self.cluster_roles.items())),
+            {"rolebindings": str(self.bindings.version), "clusterrolebindings": str(self.version)},
+        )
+
+    # Not the port: what others do.
+
+    def bind_cluster_wide(self, name: str, cluster_role: str, subjects: tuple[tuple[str, str], ...]) -> None:
+        self.version += 1
+        self.cluster_role_bindings[name] = RbacBinding(name, "ClusterRole", cluster_role, subjects)
+
+
+@dataclass
 class FakeCluster:
     """One cluster's fakes, and the ClusterPorts the shell hands out for them."""
 
@@ -577,6 +652,7 @@ class FakeCluster:
     cluster_roles: FakeClusterRoles = field(default_factory=FakeClusterRoles)
     authentication_mode: str | None = None  # as DescribeCluster reports it; None: not described
     access_entries: FakeAccessEntries | None = None  # None: the EKS API is not reachable
+    rbac: FakeRbac | None = None  # None: the report's RBAC reader is not offered
 
     def ports(self) -> ClusterPorts:
         return ClusterPorts(
@@ -586,6 +662,8 @@ class FakeCluster:
             self.cluster_roles,
             self.authentication_mode,
             self.access_entries,
+            rbac=self.rbac,
+            access_policies=self.access_entries,
         )
 
     def with_access_entries(self, mode: str = "API_AND_CONFIG_MAP", region: str = "us-east-1") -> FakeAccessEntries:
@@ -740,6 +818,11 @@ TAG_PREFIX: str = SEED["tagGrants"]["tagPrefix"]
 PROFILE = next(iter(SEED["tagGrants"]["profiles"]))
 CLUSTERS = {"fn-east": "us-east-2", "fn-west": "eu-west-1"}
 POD_READER_RULES = ["pods: get, list, watch", "pods/log: get"]
+# The same ClusterRoles as RBAC objects (what the report's RbacReader lists), and the aggregated ones.
+STRUCTURED_ROLES: dict[str, tuple[RbacRule, ...]] = {
+    POD_READER: (RbacRule(("get", "list", "watch"), ("",), ("pods",)), RbacRule(("get",), ("",), ("pods/log",))),
+    "cluster-admin": (RbacRule(("*",), ("*",), ("*",)), RbacRule(("*",), non_resource_urls=("*",))),
+}
 NODE_ROLE = role_arn("eks-node-group")
 NODE_ROLES = (
     f"- rolearn: {NODE_ROLE}\n"
@@ -771,6 +854,7 @@ def seed_cluster(cluster: FakeCluster) -> FakeCluster:
         cluster.bindings.add_namespace(namespace, {"kubernetes.io/metadata.name": namespace})
     cluster.cluster_roles.roles[POD_READER] = list(POD_READER_RULES)
     cluster.cluster_roles.roles["cluster-admin"] = ["*: *"]
+    cluster.rbac = FakeRbac(bindings=cluster.bindings, cluster_roles=dict(STRUCTURED_ROLES))
     return cluster
 
 

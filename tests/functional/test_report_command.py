@@ -85,7 +85,13 @@ def test_report_writes_one_html_page_and_nothing_anywhere_else(
     html = output.read_text()
     assert html.startswith("<!DOCTYPE html>") and hashlib.sha256(config_path.read_bytes()).hexdigest() in html
     data = json.loads(re.findall(r'<script type="application/json" id="matrix-data">(.*?)</script>', html)[0])
-    assert {row[0] for row in data["rows"]} == {"alice", "bob", "mallory", ROLE}
+    assert {row[0] for row in data["rows"]} == {
+        "alice",
+        "bob",
+        "mallory",
+        ROLE,
+        "eks-node-group",
+    }  # every mapping is a row
     refusals = html[html.index('id="findings-refusal"') : html.index("</details>", html.index('id="findings-refusal"'))]
     assert "denied-namespace" in refusals and user_arn("alice") in refusals
 
@@ -100,7 +106,7 @@ def test_report_json_is_the_model_the_page_shows(run: Run, world: FakeShell, con
     assert report["configuration"]["sha256"] == hashlib.sha256(config_path.read_bytes()).hexdigest()
     assert [(c["name"], c["status"]) for c in report["clusters"]] == [("fn-east", "read"), ("fn-west", "read")]
     principals = {p["name"]: p for p in report["principals"]}
-    assert set(principals) == {"alice", "bob", "mallory", ROLE}
+    assert set(principals) == {"alice", "bob", "mallory", ROLE, "eks-node-group"}  # every mapping is a row
 
     def access(name: str, cluster: str) -> dict[str, str]:
         return {a["namespace"]: a["status"] for a in principals[name]["access"] if a["cluster"] == cluster}

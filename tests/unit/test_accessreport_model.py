@@ -31,9 +31,18 @@ from chalicelib.awsauth.plan import AwsAuthStep, SyncIntent, plan_aws_auth
 from chalicelib.config import DEFAULT_CONFIG_PATH, Config, parse_config
 from chalicelib.desired import desired_state
 from chalicelib.identities import OwnedEntry
-from chalicelib.ownership import LEDGER_ANNOTATION
+from chalicelib.ownership import LEDGER_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from chalicelib.plan import Plan, plan_bindings
-from chalicelib.ports import ObservedAccessEntry, ObservedBinding, ObservedConfigMap
+from chalicelib.ports import (
+    AssociatedPolicy,
+    ObservedAccessEntry,
+    ObservedBinding,
+    ObservedConfigMap,
+    RbacBinding,
+    RbacRole,
+    RbacRule,
+    RbacSnapshot,
+)
 from chalicelib.reconcile import ClusterReport, choose_backend
 from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
 
@@ -47,6 +56,14 @@ NODE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/eks-node-group"
 NODE_ENTRY = (
     f"- rolearn: {NODE_ROLE}\n  username: system:node:{{{{EC2PrivateDNSName}}}}\n"
     "  groups: [system:bootstrappers, system:nodes]\n"
+)
+CLUSTER_ROLES = (
+    RbacRole(
+        POD_READER, (RbacRule(("get", "list", "watch"), ("",), ("pods",)), RbacRule(("get",), ("",), ("pods/log",)))
+    ),
+    RbacRole("cluster-admin", (RbacRule(("*",), ("*",), ("*",)), RbacRule(("*",), non_resource_urls=("*",)))),
+    RbacRole("system:basic-user", (RbacRule(("create",), ("authorization.k8s.io",), ("selfsubjectaccessreviews",)),)),
+    RbacRole("secret-reader", (RbacRule(("get",), ("",), ("secrets",)),)),
 )
 META = Meta("2026-11-30T12:00:00Z", "config.yaml", "ab" * 32, "test", f"arn:aws:iam::{ACCOUNT}:role/auditor")
 
@@ -75,6 +92,20 @@ class World:
     entries: dict[str, ObservedAccessEntry] = field(default_factory=dict)
     bindings: dict[tuple[str, str], ObservedBinding] = field(default_factory=dict)
     name: str = "bttrm-eks-dev-0"
+    rbac_read: bool = True  # the RBAC objects listed (else only the owned RoleBindings are known)
+    foreign: list[RbacBinding] = field(default_factory=list)  # RoleBindings and ClusterRoleBindings of others
+    policies: dict[str, tuple[AssociatedPolicy, ...]] = field(default_factory=dict)  # lower-case ARN -> them
+
+    def rbac(self) -> RbacSnapshot:
+        owned = tuple(
+            RbacBinding(
+                b.name, "ClusterRole", b.cluster_role, b.subjects, b.namespace, {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
+            )
+            for b in self.bindings.values()
+        )
+        role_bindings = owned + tuple(b for b in self.foreign if b.namespace)
+        cluster_wide = tuple(b for b in self.foreign if not b.namespace)
+        return RbacSnapshot(role_bindings, cluster_wide, (), CLUSTER_ROLES, {"rolebindings": "41"})
 
     def __post_init__(self) -> None:
         if self.aws_auth is None:
@@ -111,6 +142,10 @@ class World:
             {POD_READER: RULES},
             {},
             len(self.namespaces),
+            self.namespaces,
+            self.rbac() if self.rbac_read else None,
+            "" if self.rbac_read else "Forbidden: list clusterrolebindings",
+            self.policies,
         )
 
     def converge(self) -> World:
@@ -236,11 +271,18 @@ def test_a_foreign_mapping_into_the_group_is_a_row_not_managed_and_a_finding() -
     report = world.report()
     row_ = row(report, "mallory")
     assert row_.mechanisms == ("not managed",) and not row_.in_iam
-    assert cells(report, "mallory") == {ns: ((POD_READER, ACTIVE),) for ns in PROJECTS}
-    path = next(p for p in report.paths if p.id in row_.cells[0].paths)
+    # system:masters reaches every namespace (the API server asks no RBAC), the group its RoleBindings
+    masters = (("system:masters", ACTIVE),)
+    assert cells(report, "mallory") == {
+        **{ns: masters for ns in world.namespaces},
+        **{ns: ((POD_READER, ACTIVE), *masters) for ns in PROJECTS},
+    }
+    path = next(p for p in report.paths if p.id in row_.cells[0].paths and p.kind == "RoleBinding")
     assert not path.managed and path.origin == f"aws-auth mapUsers entry for arn:aws:iam::{ACCOUNT}:user/mallory"
+    assert path.foreign
     foreign = {(f.reason, f.severity) for f in report.findings_of("foreign")}
     assert foreign == {("cluster-admin", "warning"), ("node", "info"), ("reader", "info")}
+    assert reasons(report, "risk") == [("critical", f"arn:aws:iam::{ACCOUNT}:user/mallory")]
     assert report.findings_of("drift") == ()  # foreign entries are never changed
 
 
@@ -339,7 +381,7 @@ def test_json_is_the_same_model() -> None:
     world.users.append(user("bob", GROUP))
     report = world.report()
     document = json.loads(json.dumps(as_json(report)))
-    assert document["schema"] == "eks-iam-sync/access-report/v1"
+    assert document["schema"] == "eks-iam-sync/access-report/v2"
     assert document["configuration"] == {"source": "config.yaml", "sha256": "ab" * 32}
     alice = next(p for p in document["principals"] if p["name"] == "alice")
     assert [(a["namespace"], a["status"], a["clusterRoles"]) for a in alice["access"]] == [

@@ -75,7 +75,13 @@ def test_matrix_rows_are_compact_and_complete() -> None:
     world = World(users=[user("alice", GROUP)]).converge()
     world.users.append(user("bob", GROUP))
     report = world.report()
-    data = matrix_data(report, (("IAM group", GROUP), ("Kubernetes group", KUBERNETES_GROUP)))
+    groups = (
+        ("IAM group", GROUP),
+        ("Kubernetes group", KUBERNETES_GROUP),
+        ("Kubernetes group", "system:bootstrappers"),
+        ("Kubernetes group", "system:nodes"),
+    )
+    data = matrix_data(report, groups)
     assert data["prefix"] == f"arn:aws:iam::{ACCOUNT}:" and data["roles"] == [POD_READER]
     rows = {row[0]: row for row in data["rows"]}
     assert rows["alice"] == ["alice", ["user/alice"], "u", 1, [0, 1], "a", [[0, [0, "a"], [1]], [1, [0, "a"], [3]]]]
