@@ -52,16 +52,20 @@ MULTIPLE = 10
 SLACK = 1000  # small documents may reuse an anchor freely
 _CAP = 1 << 62  # expansion sizes stop growing here: far past any limit, and ints stay small
 _MERGE = "tag:yaml.org,2002:merge"
-# What libyaml reads differently from PyYAML's scanner without failing, found by the differential test
-# (tests/unit/awsauth/test_yaml_paths.py): a tab after a value, a colon or in a flow collection (PyYAML
-# refuses it); a byte-order mark at the start of a later line (libyaml skips it, PyYAML reads text);
-# a comment right after a block scalar's indicator, `|#` (PyYAML refuses it). Texts holding one go to
-# the pure path; they are rare, and looking for them costs well under a millisecond on a 1 MiB text.
+# What libyaml reads differently from PyYAML's scanner without failing, found by differential tests
+# (tests/unit/awsauth/test_yaml_paths.py): a tab after a value, a colon or in a flow collection
+# (PyYAML refuses it); a byte-order mark at the start of a later line (libyaml skips it, PyYAML reads
+# text); `?` inside a plain scalar in a flow collection, `[a?b]`, and a tag ended by a flow
+# indicator, `[!x,y]` (libyaml 0.2.5+ reads both, PyYAML refuses them); a comment right after a block
+# scalar's indicator, `|#` (PyYAML refuses it). Texts that may hold one go to the pure path: `?`, `!`,
+# tabs and inner byte-order marks are rare in aws-auth and configurations, and looking costs well
+# under a millisecond on a 1 MiB text.
+_PURE_ONLY = ("\t", "\ufeff", "?", "!")
 _BLOCK_HEADER_COMMENT = re.compile(r"[|>][-+0-9]*#")
 
 
 def _pure_only(text: str) -> bool:
-    if "\t" in text or "\ufeff" in text:
+    if any(char in text for char in _PURE_ONLY):
         return True
     return ("|" in text or ">" in text) and _BLOCK_HEADER_COMMENT.search(text) is not None
 

@@ -467,6 +467,8 @@ CORPUS = [
     ),
     Case("tab after a value", f"- rolearn: {DEV}\n  username: dev\t\n", [], [], False, "tab character"),
     Case("tab inside a flow list", f"- rolearn: {DEV}\n  groups: [a,\tb]\n", [], [], False, "tab character"),
+    Case("'?' in a flow plain scalar", f"- rolearn: {DEV}\n  groups: [a?b]\n", [], [], False, "expected ',' or ']'"),
+    Case("a tag ended by a comma in a flow list", f"- rolearn: {DEV}\n  groups: [!x,y]\n", [], [], False, "syntax"),
     Case(
         "a comment right after a block scalar indicator",
         f"- rolearn: {DEV}\n  username: |#c\n    dev\n",
