@@ -8,19 +8,37 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
 
 import boto3
 import pytest
-from kubernetes import client
+import yaml
+from kubernetes import client, utils
 
 from chalicelib.adapters.iam import IamReader
 from chalicelib.adapters.shell import ports_for
 from chalicelib.config import DEFAULT_CONFIG_PATH, load_config
 from chalicelib.observability import LogObserver
+from chalicelib.ownership import SERVICE_GROUP, SERVICE_USERNAME
 from chalicelib.reconcile import ClusterReport, Options, reconcile_cluster
 from tests.conftest import Environment
+from tests.harness.eks_emulator import EksEmulator
+from tests.harness.function import deployed
+from tests.harness.kube import ControlPlane
 from tests.harness.principals import Principal, can, eventually, forbidden_as, iam_user, role_session
-from tests.harness.service import SEED_GROUP, Service, prepare_seed_cluster
+from tests.harness.service import (
+    MANIFEST,
+    SEED_CLUSTER_ROLE,
+    SEED_GROUP,
+    SEED_NAMESPACES,
+    Service,
+    ensure_cluster_role,
+    ensure_namespace,
+    prepare_seed_cluster,
+    reset_iam_grants,
+)
+from tests.harness.stack import start_cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -102,3 +120,65 @@ def assert_only_the_grant(env: Environment, who: Principal, mapped: str, namespa
     ):
         assert not can(api, verb, resource, where)
         assert not allowed(env, mapped, verb, resource, where)
+
+
+API_CLUSTER = "bttrm-eks-takeover-api-0"
+
+
+@pytest.fixture(scope="module")
+def api_cluster(aws_endpoint: str, eks: EksEmulator, service: Service) -> Iterator[ControlPlane]:
+    """A cluster in API mode: identities are access entries, the service bootstrapped as EKS needs."""
+    with ExitStack() as stack:
+        plane, _ = start_cluster(stack, aws_endpoint, API_CLUSTER, eks=eks, mode="API")
+        utils.create_from_yaml(plane.admin(), str(MANIFEST))
+        boto3.client("eks", region_name="us-east-2").create_access_entry(
+            clusterName=API_CLUSTER,
+            principalArn=service.role_arn,
+            username=SERVICE_USERNAME,
+            kubernetesGroups=[SERVICE_GROUP],
+        )
+        ensure_cluster_role(plane, SEED_CLUSTER_ROLE)
+        for namespace in (*SEED_NAMESPACES, TAGGED_NS):
+            ensure_namespace(plane, namespace)
+        yield plane
+
+
+def test_on_access_entries_a_tag_granted_role_named_like_a_foreign_admin_gets_only_its_tag(
+    api_cluster: ControlPlane, eks: EksEmulator, service: Service, tmp_path: Path
+) -> None:
+    reset_iam_grants(SEED_GROUP)
+    name = f"ops-admin-{uuid.uuid4().hex[:6]}"
+    rbac = client.RbacAuthorizationV1Api(api_cluster.admin())
+    rbac.create_cluster_role_binding(
+        client.V1ClusterRoleBinding(
+            metadata=client.V1ObjectMeta(name=f"break-glass-{name}"),
+            role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="cluster-admin"),
+            subjects=[client.RbacV1Subject(kind="User", name=name, api_group="rbac.authorization.k8s.io")],
+        )
+    )
+    session = role_session(iam_user(f"assumer-{uuid.uuid4().hex[:6]}"), name, "attacker")
+    iam = boto3.client("iam")
+    iam.tag_role(RoleName=name, Tags=[{"Key": f"eks-access/{TAGGED_NS}", "Value": "pods-ro"}])
+    config = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text())
+    config["clusters"] = [
+        {
+            "name": API_CLUSTER,
+            "region": "us-east-2",
+            "endpoint": api_cluster.endpoint,
+            "certificateAuthorityData": api_cluster.ca_data,
+        }
+    ]
+    try:
+        with deployed(service, yaml.safe_dump(config), tmp_path) as fn:
+            result = fn.invoke("reconcile_all")
+        assert result["clusters"][API_CLUSTER]["backend"] == "accessEntries"
+        entry = eks.entry_for(API_CLUSTER, session.arn)
+        mapped = f"eks-iam-sync:role:{name}"
+        assert entry is not None and entry.username == mapped
+        api = api_cluster.client_for(session.token(API_CLUSTER))
+        assert f'User "{mapped}"' in forbidden_as(api)
+        assert eventually(lambda: can(api, "list", "pods", TAGGED_NS))
+        assert not can(api, "list", "secrets", "kube-system") and not can(api, "create", "pods", TAGGED_NS)
+    finally:
+        iam.untag_role(RoleName=name, TagKeys=[f"eks-access/{TAGGED_NS}"])
+        rbac.delete_cluster_role_binding(f"break-glass-{name}")
