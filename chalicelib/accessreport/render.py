@@ -23,6 +23,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from chalicelib.accessreport import rbac
 from chalicelib.accessreport.model import (
     ACCESS_ENTRY,
     AWS_AUTH,
@@ -39,6 +40,7 @@ MAX_FINDINGS_SHOWN = 500  # per kind in the page; the JSON (--format json) holds
 STATUS_CODES = {"active": "a", "pending": "p", "removing": "r"}
 KIND_CODES = {"user": "u", "role": "r", "permission set": "s", "other": "o"}
 MECHANISM_CODES = {AWS_AUTH: "a", ACCESS_ENTRY: "e", NOT_MANAGED: "f"}
+RISK_CODES = {"critical": "c", "high": "h", "low": "l", "none": ""}
 MECHANISM_LABELS = {
     AWS_AUTH: "aws-auth (eks-iam-sync)",
     ACCESS_ENTRY: "access entry (eks-iam-sync)",
@@ -108,29 +110,35 @@ def render_html(report: AccessReport) -> str:
 
 def matrix_data(report: AccessReport, groups: tuple[tuple[str, str], ...]) -> dict[str, Any]:
     """The rows of the matrix, compact: ``prefix`` (the ARN prefix most principals share), ``roles``
-    (ClusterRole names), and per principal ``[name, ARN or [ARN without the prefix], kind code,
-    in IAM (1|0), [group option indices], mechanism codes, [[column, [role index, status code, ...],
-    [path number, ...]], ...]]``."""
+    (ClusterRole names), ``flags`` (risk flags), and per principal ``[name, ARN or [ARN without the
+    prefix], kind code, in IAM (1|0), [group option indices], mechanism codes, [[column, [role index,
+    status code, ...], [path number, ...](, [flag index, ...], granted outside (1|0))], ...], risk code,
+    reaches every namespace of a cluster (1|0)]``; a cell's last two only when it has flags or is
+    granted outside eks-iam-sync."""
     prefix = _common_prefix(p.arn for p in report.principals)
     roles = sorted({role for p in report.principals for c in p.cells for role, _ in c.roles})
     role_index = {role: i for i, role in enumerate(roles)}
     group_index = {group: i for i, group in enumerate(groups)}
+    flag_index = {flag: i for i, flag in enumerate(rbac.FLAGS)}
     rows = []
     for p in report.principals:
         arn: str | list[str] = [p.arn[len(prefix) :]] if prefix and p.arn.startswith(prefix) else p.arn
         indices = [group_index[("IAM group", g)] for g in p.iam_groups]
         indices += [group_index[("Kubernetes group", g)] for g in p.kubernetes_groups]
-        cells = [
-            [
+        cells: list[list[Any]] = []
+        for cell in p.cells:
+            found: list[Any] = [
                 cell.column,
                 [x for role, status in cell.roles for x in (role_index[role], STATUS_CODES[status])],
                 [int(path[1:]) for path in cell.paths],
             ]
-            for cell in p.cells
-        ]
+            if cell.flags or cell.foreign:
+                found += [[flag_index[f] for f in cell.flags], int(cell.foreign)]
+            cells.append(found)
         mechanisms = "".join(MECHANISM_CODES[m] for m in p.mechanisms)
-        rows.append([p.name, arn, KIND_CODES[p.kind], int(p.in_iam), sorted(indices), mechanisms, cells])
-    return {"prefix": prefix, "roles": roles, "rows": rows}
+        row = [p.name, arn, KIND_CODES[p.kind], int(p.in_iam), sorted(indices), mechanisms, cells]
+        rows.append([*row, RISK_CODES[p.risk], int(bool(p.cluster_wide))])
+    return {"prefix": prefix, "roles": roles, "flags": list(rbac.FLAGS), "rows": rows}
 
 
 def _common_prefix(principal_arns: Iterable[str]) -> str:

@@ -9,9 +9,10 @@ import json
 import re
 from html import unescape
 
+from chalicelib.accessreport import rbac
 from chalicelib.accessreport.model import as_json
-from chalicelib.accessreport.render import MAX_FINDINGS_SHOWN, matrix_data, render_html, render_json
-from chalicelib.ports import ObservedConfigMap
+from chalicelib.accessreport.render import MAX_FINDINGS_SHOWN, _groups, matrix_data, render_html, render_json
+from chalicelib.ports import ObservedConfigMap, RbacBinding
 from tests.unit.test_accessreport_model import ACCOUNT, GROUP, KUBERNETES_GROUP, POD_READER, PROJECTS, World, user
 
 HOSTILE_USERNAME = "</script><script>alert('username')</script>"
@@ -84,7 +85,8 @@ def test_matrix_rows_are_compact_and_complete() -> None:
     data = matrix_data(report, groups)
     assert data["prefix"] == f"arn:aws:iam::{ACCOUNT}:" and data["roles"] == [POD_READER]
     rows = {row[0]: row for row in data["rows"]}
-    assert rows["alice"] == ["alice", ["user/alice"], "u", 1, [0, 1], "a", [[0, [0, "a"], [1]], [1, [0, "a"], [3]]]]
+    cells = [[0, [0, "a"], [1]], [1, [0, "a"], [3]]]
+    assert rows["alice"] == ["alice", ["user/alice"], "u", 1, [0, 1], "a", cells, "l", 0]
     assert rows["bob"][6] == [[0, [0, "p"], [2]], [1, [0, "p"], [4]]]
     assert [p.id for p in report.paths] == ["p1", "p2", "p3", "p4"]
 
@@ -103,3 +105,18 @@ def test_long_finding_lists_are_capped_in_the_page_and_complete_in_json() -> Non
 def test_json_rendering_is_the_model() -> None:
     report = World(users=[user("alice", GROUP)]).converge().report()
     assert json.loads(render_json(report)) == json.loads(json.dumps(as_json(report)))
+
+
+def test_cluster_wide_rows_grants_outside_and_flags_travel_to_the_page() -> None:
+    world = World(users=[user("alice", GROUP)]).converge()
+    world.foreign.append(RbacBinding("oops-admin", "ClusterRole", "cluster-admin", (("Group", KUBERNETES_GROUP),)))
+    report = world.report()
+    data = matrix_data(report, _groups(report))
+    alice = next(r for r in data["rows"] if r[0] == "alice")
+    assert alice[7:] == ["c", 1]  # critical, and the cluster-wide band
+    default = next(c for c in alice[6] if report.columns[c[0]].namespace == "default")
+    assert data["flags"][default[3][0]] == rbac.ALL and default[4] == 1
+    html = render_html(report)
+    assert "<b>cluster-admin</b> in <b>every namespace</b>" in html
+    assert '<em class="outside">granted outside eks-iam-sync</em>' in html
+    assert '<span data-s="ClusterRoleBinding">oops-admin (granted outside eks-iam-sync)</span>' in html

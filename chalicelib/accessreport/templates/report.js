@@ -39,6 +39,7 @@
   var MARKS = { a: "", p: "+ ", r: "\u2212 " };
   var ORDER = "apr";
   var STEPS = ["granted by", "mapped through", "as", "RoleBinding", "ClusterRole"];
+  var RISKS = { c: "critical", h: "high", l: "", "": "" };
 
   // Every principal, as data; a row element only once it is drawn.
   var rows = data.rows.map(function (r, index) {
@@ -59,6 +60,8 @@
       groups: " " + r[4].join(" ") + " ",
       mechanisms: r[5],
       cells: r[6],
+      risk: r[7] || "",
+      everywhere: r[8] === 1,
       columns: columns,
       statuses: statuses,
       tr: null,
@@ -97,7 +100,15 @@
     head.scope = "row";
     head.title = row.arn;
     head.appendChild(document.createTextNode(row.name));
-    head.appendChild(element("small", "", KINDS[row.kind] + (row.inIam ? "" : " \u00b7 not in IAM")));
+    var notes = KINDS[row.kind] + (row.inIam ? "" : " \u00b7 not in IAM");
+    notes += (row.everywhere ? " \u00b7 every namespace" : "") + (RISKS[row.risk] ? " \u00b7 " + RISKS[row.risk] : "");
+    head.appendChild(element("small", "", notes));
+    if (row.everywhere) {
+      tr.className = "cw";
+    }
+    if (row.risk === "c" || row.risk === "h") {
+      head.className = "risk-" + RISKS[row.risk];
+    }
     tr.appendChild(head);
     var next = 0;
     for (var c = 0; c < width; c++) {
@@ -115,8 +126,12 @@
   // A cell: its ClusterRoles with their status (+ pending, − removing), and the paths behind it.
   function fill(td, cell, status) {
     var pairs = cell[1];
-    td.className = status;
+    td.className = status + (cell[4] ? " x" : "");
     td.setAttribute("data-p", cell[2].map(function (n) { return "p" + n; }).join(" "));
+    if (cell.length > 3) {
+      var flags = cell[3].map(function (i) { return data.flags[i]; });
+      td.title = (cell[4] ? "granted outside eks-iam-sync. " : "") + (flags.length ? "Can: " + flags.join(", ") : "");
+    }
     if (pairs.length === 2) {
       td.textContent = MARKS[pairs[1]] + data.roles[pairs[0]];
       return;
@@ -261,7 +276,7 @@
     var steps = path.querySelector(".c").children;
     for (var i = 0; i < steps.length; i++) {
       var item = element("li");
-      item.appendChild(element("span", "step", STEPS[i] || ""));
+      item.appendChild(element("span", "step", steps[i].getAttribute("data-s") || STEPS[i] || ""));
       item.appendChild(element("span", "", steps[i].textContent));
       list.appendChild(item);
     }
@@ -297,6 +312,9 @@
       nodes.push(element("p", "", "Mapped through: " + (through.join(", ") || "nothing")));
       nodes.push(element("p", "", "Groups: " + (groups.join(", ") || "none")));
       nodes.push(element("p", "", "Reaches " + row.columns.length + " namespace(s)."));
+      if (RISKS[row.risk]) {
+        nodes.push(element("p", "risk-" + RISKS[row.risk], "Risk: " + RISKS[row.risk] + " (see Risky access under Findings)."));
+      }
     } else if (cell.cellIndex <= width) {
       var column = headers[cell.cellIndex - 1];
       nodes.push(element("p", "", "Namespace " + column.textContent + ", " + column.title + "."));
