@@ -96,7 +96,7 @@ def world(plane: ControlPlane, tmp_path: Path) -> Iterator[World]:
     assert main(["apply", "--config", str(config), "--kubeconfig", str(kubeconfig)]) == 0
 
     # Outside eks-iam-sync:
-    masters = {"userarn": MALLORY, "username": "mallory", "groups": ["system:masters"]}
+    masters: dict[str, object] = {"userarn": MALLORY, "username": "mallory", "groups": ["system:masters"]}
     write_aws_auth(plane, map_roles=[NODE_ROLE], map_users=[masters])
     rbac = client.RbacAuthorizationV1Api(plane.admin())
     rbac.create_cluster_role_binding(
