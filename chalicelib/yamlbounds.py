@@ -126,7 +126,7 @@ class _Bounded(Composer, Resolver):
             raise AliasBomb(
                 f"aliases expand {distinct} YAML nodes to {shown}: "
                 f"refused as an alias bomb (the limit is {MULTIPLE}x the document plus {SLACK})",
-                _line(node.start_mark),
+                None,  # the whole document: no one line to point at
             )
         return node
 
