@@ -57,15 +57,16 @@ _MERGE = "tag:yaml.org,2002:merge"
 # (PyYAML refuses it); a byte-order mark at the start of a later line (libyaml skips it, PyYAML reads
 # text); `?` inside a plain scalar in a flow collection, `[a?b]`, and a tag ended by a flow
 # indicator, `[!x,y]` (libyaml 0.2.5+ reads both, PyYAML refuses them); a comment right after a block
-# scalar's indicator, `|#` (PyYAML refuses it). Texts that may hold one go to the pure path: `?`, `!`,
-# tabs and inner byte-order marks are rare in aws-auth and configurations, and looking costs well
-# under a millisecond on a 1 MiB text.
-_PURE_ONLY = ("\t", "\ufeff", "?", "!")
+# scalar's indicator, `|#` (PyYAML refuses it). Texts that may hold one go to the pure path: tabs,
+# inner byte-order marks, and `?` or `!` beside a flow collection are rare in aws-auth and
+# configurations, and looking costs well under a millisecond on a 1 MiB text.
 _BLOCK_HEADER_COMMENT = re.compile(r"[|>][-+0-9]*#")
 
 
 def _pure_only(text: str) -> bool:
-    if any(char in text for char in _PURE_ONLY):
+    if "\t" in text or "\ufeff" in text:
+        return True
+    if ("?" in text or "!" in text) and ("[" in text or "{" in text):
         return True
     return ("|" in text or ">" in text) and _BLOCK_HEADER_COMMENT.search(text) is not None
 

@@ -71,6 +71,20 @@ def test_a_document_libyaml_refuses_is_read_by_the_pure_path_with_its_message() 
     ]
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "- rolearn: arn:aws:iam::111122223333:role/a\n  username: why?!\n  note: !!str a?b\n  ? groups\n  : - x?\n",
+        "- rolearn: arn:aws:iam::111122223333:role/a # who? !\n  username: !x a\n",
+        "- {rolearn: arn:aws:iam::111122223333:role/a, username: a?b}\n",
+        "- rolearn: arn:aws:iam::111122223333:role/a\n  groups: [!!str x, y]\n",
+    ],
+)
+def test_question_marks_and_tags_read_identically_in_block_and_flow_context(raw: str) -> None:
+    libyaml, pure = on_both(read_key, MAP_ROLES, raw)
+    assert libyaml == pure
+
+
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(st.lists(st.sampled_from(TOKENS), max_size=40).map("".join))
 def test_token_soup_reads_identically(raw: str) -> None:
