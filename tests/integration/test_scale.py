@@ -183,7 +183,7 @@ def test_thousands_of_users_past_the_old_annotation_ceiling(
         assert (entry["username"], entry["groups"]) == (f"eks-iam-sync:user:{name}", [KUBERNETES_GROUP])
     assert len(mapped) == USERS_PAST_THE_OLD_CEILING
     # The apiserver itself maps the last of them (the token webhook reads the live aws-auth).
-    assert f'User "{made[-1]}"' in forbidden_as(env.plane.client_for(person.token(env.cluster_name)))
+    assert f'User "eks-iam-sync:user:{made[-1]}"' in forbidden_as(env.plane.client_for(person.token(env.cluster_name)))
 
     annotations = dict(found.metadata.annotations or {})
     ledger_text = annotations[LEDGER_ANNOTATION]
