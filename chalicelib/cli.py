@@ -113,12 +113,30 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("--force", action="store_true", help="restore even over a document EKS cannot read")
     report = command(
         "report",
-        "Write who can reach which namespace, and why, as one self-contained HTML page (or JSON); read-only.",
+        "Write who can reach which namespace, and why, as one self-contained HTML page (or JSON, CSV); read-only. "
+        "`report diff OLD.json NEW.json`: what changed between two JSON reports (exit 0 none, 2 changes, 1 error).",
         _report,
     )
     _cluster_options(report)
-    report.add_argument("--output", metavar="FILE", help="where to write it ('-': stdout; default access.html|.json)")
-    report.add_argument("--format", choices=["html", "json"], default="html")
+    actions = report.add_subparsers(dest="action", required=False, metavar="diff")
+    diff = actions.add_parser(
+        "diff",
+        help="what changed between two reports (--format json): exit 0 none, 2 changes, 1 error",
+        description="Access added and removed per principal and namespace, and new grants made outside "
+        "eks-iam-sync, between two reports written with --format json. Exit 0 none, 2 changes, 1 error.",
+    )
+    diff.add_argument("old", metavar="OLD.json")
+    diff.add_argument("new", metavar="NEW.json")
+    diff.add_argument("--format", dest="diff_format", choices=["text", "json"], default="text")
+    report.add_argument(
+        "--output", metavar="FILE", help="where to write it ('-': stdout; default access.html|.json|.csv)"
+    )
+    report.add_argument(
+        "--format",
+        choices=["html", "json", "csv"],
+        default=None,
+        help="html (default), json or csv; diff: text or json",
+    )
     return parser
 
 
@@ -271,6 +289,19 @@ def _report_lines(
     return EXIT_OK if ok else EXIT_ERROR
 
 
+def _report_diff(args: argparse.Namespace) -> int:
+    from chalicelib import reporting  # noqa: PLC0415
+
+    try:
+        lines, changed = reporting.diff_files(args.old, args.new, args.diff_format)
+    except reporting.DiffError as err:
+        print(f"eks-iam-sync report diff: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    for line in lines:
+        print(line, file=args.out)
+    return EXIT_CHANGES if changed else EXIT_OK
+
+
 def _restore(args: argparse.Namespace) -> int:
     from chalicelib import operations  # noqa: PLC0415
 
@@ -278,6 +309,9 @@ def _restore(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    if args.action == "diff":
+        return _report_diff(args)
+    args.format = args.format or "html"
     source, config = _load(args)
     if config is None:
         return EXIT_ERROR

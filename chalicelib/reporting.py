@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from chalicelib.accessreport import diff as report_diff
+from chalicelib.accessreport.csvform import render_csv
 from chalicelib.accessreport.model import (
     FINDING_KINDS,
     AccessReport,
@@ -37,7 +40,7 @@ from chalicelib.reconcile import Options, reconcile_cluster
 from chalicelib.settings import is_remote
 from chalicelib.snapshot import IamSnapshot
 
-FORMATS = ("html", "json")
+FORMATS = ("html", "json", "csv")
 API_MODES = ("API", "API_AND_CONFIG_MAP")
 
 
@@ -90,14 +93,16 @@ def build(
     shell = shell_for(args)
     reached = connect(config, args, shell)
     snapshot = shell.iam(config.iam_role).full_snapshot()
+    iam_read_at = _iso(clock())
     read_by = shell.own_arn()
     clusters = [read_cluster(config, config.cluster(name), ports, snapshot, read_by) for name, ports in reached.items()]
     meta = Meta(
-        generated_at=clock().astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        generated_at=_iso(clock()),
         config_source=source,
         config_sha256=digest,
         version=_version(),
         read_by=read_by,
+        iam_read_at=iam_read_at,
     )
     return build_report(config, snapshot, clusters, meta)
 
@@ -182,7 +187,30 @@ def _policies(
 
 
 def render(report: AccessReport, form: str) -> str:
+    if form == "csv":
+        return render_csv(report)
     return render_json(report) if form == "json" else render_html(report)
+
+
+class DiffError(Exception):
+    """A report that cannot be read or is not an access report."""
+
+
+def diff_files(old: str, new: str, form: str = "text") -> tuple[list[str], bool]:
+    """The lines of ``report diff`` (text, or one JSON document) and whether anything changed."""
+    documents = []
+    for name in (old, new):
+        try:
+            documents.append(json.loads(Path(name).read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise DiffError(f"cannot read {name}: {err}") from err
+    try:
+        found = report_diff.diff(*documents)
+    except report_diff.NotAReport as err:
+        raise DiffError(str(err).replace("OLD", old, 1).replace("NEW", new, 1)) from err
+    if form == "json":
+        return [json.dumps(report_diff.as_json(found), indent=2)], not found.empty
+    return report_diff.as_text(found), not found.empty
 
 
 def write(source: str, args: argparse.Namespace) -> tuple[list[str], bool]:
@@ -221,6 +249,10 @@ def summary(report: AccessReport) -> list[str]:
 def _failed(cluster: Cluster, err: SyncError) -> ClusterFailed:
     kind = "transient" if isinstance(err, TransientError) else "permanent"
     return ClusterFailed(cluster.name, cluster.region, f"{type(err).__name__}: {err}", kind)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _version() -> str:

@@ -21,13 +21,13 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chalicelib import arns
 from chalicelib.accessentries.plan import KEY as ACCESS_ENTRY_KEY
 from chalicelib.accessentries.plan import QUOTA_WARNING_SHARE, owned
-from chalicelib.accessreport import rbac
+from chalicelib.accessreport import provenance, rbac
 from chalicelib.awsauth.guardrails import (
     ANNOTATIONS_LIMIT_BYTES,
     DATA_LIMIT_BYTES,
@@ -131,6 +131,7 @@ class Meta:
     config_sha256: str
     version: str
     read_by: str = ""  # the ARN that read IAM and the clusters
+    iam_read_at: str = ""  # ISO 8601, UTC: when the IAM snapshot was taken
 
 
 # --------------------------------------------------------------------------------------------------
@@ -251,6 +252,7 @@ class ClusterSummary:
     mappings: int = 0  # mappings EKS uses now
     drift: int = 0  # changes a reconcile would make
     measures: tuple[Measure, ...] = ()
+    provenance: tuple[tuple[str, str], ...] = ()  # (what, value): resourceVersions and digests as read
 
 
 @dataclass(frozen=True)
@@ -261,6 +263,8 @@ class AccessReport:
     principals: tuple[Principal, ...]
     paths: tuple[Path, ...]
     findings: tuple[Finding, ...]
+    accounts: tuple[str, ...] = ()  # of the principals IAM listed and of the reader
+    iam_sha256: str = ""
 
     def findings_of(self, kind: str) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.kind == kind)
@@ -376,7 +380,11 @@ def build_report(
             builder.failed(cluster)
         else:
             builder.cluster(cluster)
-    return builder.report(meta)
+    return replace(
+        builder.report(meta),
+        accounts=provenance.accounts(snapshot, meta.read_by),
+        iam_sha256=provenance.iam_digest(snapshot),
+    )
 
 
 class _IamIndex:
@@ -686,6 +694,7 @@ class _Builder:
             mappings=len(effective_now),
             drift=drift,
             measures=_measures(read),
+            provenance=provenance.cluster(read.aws_auth, read.rbac, read.access_entries, read.policies),
         )
 
     # The whole report
@@ -982,6 +991,13 @@ def _amount(value: int, unit: str) -> str:
 
 
 def as_json(report: AccessReport) -> dict[str, Any]:
+    """The model; its last key, ``modelSha256``, the SHA-256 of all the others (provenance.model_digest)."""
+    document = _document(report)
+    document[provenance.MODEL_DIGEST_KEY] = provenance.model_digest(document)
+    return document
+
+
+def _document(report: AccessReport) -> dict[str, Any]:
     meta = report.meta
     columns = report.columns
     return {
@@ -990,6 +1006,12 @@ def as_json(report: AccessReport) -> dict[str, Any]:
         "configuration": {"source": meta.config_source, "sha256": meta.config_sha256},
         "version": meta.version,
         "readBy": meta.read_by,
+        "provenance": {
+            "accounts": list(report.accounts),
+            "iamReadAt": meta.iam_read_at,
+            "iamSha256": report.iam_sha256,
+            "clusters": {c.name: dict(c.provenance) for c in report.clusters if c.status == "read"},
+        },
         "clusters": [_cluster_json(c) for c in report.clusters],
         "namespaces": [{"cluster": c.cluster, "namespace": c.namespace, "principals": c.principals} for c in columns],
         "principals": [

@@ -35,6 +35,7 @@ from chalicelib.accessreport.model import (
     Finding,
     as_json,
 )
+from chalicelib.accessreport.provenance import MODEL_DIGEST_KEY
 
 MAX_FINDINGS_SHOWN = 500  # per kind in the page; the JSON (--format json) holds every one
 STATUS_CODES = {"active": "a", "pending": "p", "removing": "r"}
@@ -90,6 +91,7 @@ def render_html(report: AccessReport) -> str:
     severity = Counter(f.severity for f in report.findings)
     return _environment.get_template("report.html.j2").render(
         report=report,
+        model_sha256=as_json(report)[MODEL_DIGEST_KEY],
         meta=report.meta,
         matrix=matrix_data(report, groups),
         cluster_spans=clusters,
