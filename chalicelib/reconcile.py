@@ -114,16 +114,19 @@ def _reread(
     """A full run's snapshot may be minutes old when it reaches a cluster, and an event may have
     revoked (or granted) since: the principals the plan would change are read again, and the plan
     is made from what IAM says now. Level-triggered, so the newest read always wins."""
-    touched = _principals_of(plan)
+    touched = _principals_of(plan, snapshot)
     if not touched:
         return snapshot
+    keys = frozenset((kind, arns.fold(name)) for kind, name in touched)
     if len(touched) > REREAD_LIMIT:
         fresh = reread(None)
     else:
+        # Spelled as IAM (or, for a principal gone from it, the entry) spells them: a lookup by
+        # name may be case-sensitive, and a principal not found is taken for deleted.
         users = [name for kind, name in touched if kind == "user"]
         roles = [name for kind, name in touched if kind == "role"]
-        fresh = _merged(snapshot, reread(PrincipalScope.of(users, roles)), touched)
-    changed = _differing(snapshot, fresh, touched)
+        fresh = _merged(snapshot, reread(PrincipalScope.of(users, roles)), keys)
+    changed = _differing(snapshot, fresh, keys)
     observer.info("principals re-read before writing", principals=len(touched), changed=len(changed))
     if changed:
         observer.warning(
@@ -135,36 +138,39 @@ def _reread(
     return snapshot
 
 
-def _principals_of(plan: Plan) -> frozenset[tuple[str, str]]:
-    """(kind, lower-case name) of every principal whose entry or own binding the plan changes."""
+def _principals_of(plan: Plan, snapshot: IamSnapshot) -> frozenset[tuple[str, str]]:
+    """(kind, name) of every principal whose entry or own binding the plan changes, the name as the
+    snapshot spells it (else as its ARN does)."""
     arns_touched = [change.arn for change in plan.identities.changes]
     for action in plan.bindings:
         binding = action.observed if isinstance(action, DeleteBinding) else action.desired
         if binding.principal:
             arns_touched.append(binding.principal)
+    spelled = {("user", arns.fold(u.name)): u.name for u in snapshot.users}
+    spelled.update({("role", arns.fold(r.name)): r.name for r in snapshot.roles})
     found = set()
     for arn in arns_touched:
         parsed = arns.parse(arn)
         if parsed is not None and parsed.kind in ("user", "role"):
-            found.add((parsed.kind, parsed.name.lower()))
+            found.add((parsed.kind, spelled.get((parsed.kind, arns.fold(parsed.name)), parsed.name)))
     return frozenset(found)
 
 
-def _merged(snapshot: IamSnapshot, fresh: IamSnapshot, touched: frozenset[tuple[str, str]]) -> IamSnapshot:
-    """``snapshot`` with the touched principals as ``fresh`` has them (absent there: deleted since)."""
-    users = [u for u in snapshot.users if ("user", u.name.lower()) not in touched] + list(fresh.users)
-    roles = [r for r in snapshot.roles if ("role", r.name.lower()) not in touched] + list(fresh.roles)
+def _merged(snapshot: IamSnapshot, fresh: IamSnapshot, keys: frozenset[tuple[str, str]]) -> IamSnapshot:
+    """``snapshot`` with the principals of ``keys`` as ``fresh`` has them (absent there: deleted since)."""
+    users = [u for u in snapshot.users if ("user", arns.fold(u.name)) not in keys] + list(fresh.users)
+    roles = [r for r in snapshot.roles if ("role", arns.fold(r.name)) not in keys] + list(fresh.roles)
     return replace(snapshot, users=tuple(users), roles=tuple(roles))
 
 
-def _differing(before: IamSnapshot, after: IamSnapshot, touched: frozenset[tuple[str, str]]) -> list[tuple[str, str]]:
+def _differing(before: IamSnapshot, after: IamSnapshot, keys: frozenset[tuple[str, str]]) -> list[tuple[str, str]]:
     def view(snapshot: IamSnapshot) -> dict[tuple[str, str], object]:
-        found: dict[tuple[str, str], object] = {("user", u.name.lower()): u for u in snapshot.users}
-        found.update({("role", r.name.lower()): r for r in snapshot.roles})
-        return {key: found.get(key) for key in touched}
+        found: dict[tuple[str, str], object] = {("user", arns.fold(u.name)): u for u in snapshot.users}
+        found.update({("role", arns.fold(r.name)): r for r in snapshot.roles})
+        return {key: found.get(key) for key in keys}
 
     old, new = view(before), view(after)
-    return [key for key in sorted(touched) if old[key] != new[key]]
+    return [key for key in sorted(keys) if old[key] != new[key]]
 
 
 def _keeping_missing_groups(
