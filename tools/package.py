@@ -40,7 +40,12 @@ MERGE_TEMPLATE = Path("infra") / "cloudformation" / "chalice-merge.yaml"
 # The Lambda runtime, pinned: Chalice would take the packaging interpreter's version, and .pyc files are
 # only read by the Python minor version that wrote them.
 RUNTIME = "python3.11"
-FUNCTIONS = {"OnIamEvent": "on_iam_event", "ReconcileAll": "reconcile_all"}
+FUNCTIONS = {
+    "OnIamEvent": "on_iam_event",
+    "ReconcileAll": "reconcile_all",
+    "OnIamEvents": "on_iam_events",
+    "ReconcileCluster": "reconcile_cluster",
+}
 TASK_ROOT = "/var/task"  # where Lambda unpacks the zip: the path compiled into tracebacks
 
 # The AWS services whose botocore models the Lambda loads; every other model (~450 of them, most of the
@@ -52,6 +57,7 @@ BOTOCORE_SERVICES = {
     "s3": "a configuration read from s3:// (chalicelib/adapters/config_source.py)",
     "ssm": "a configuration read from ssm: (Powertools Parameters)",
     "xray": "the X-Ray SDK's sampler (aws_xray_sdk, through Powertools Tracer)",
+    "sqs": "work items sent to the work queue (chalicelib/adapters/queue.py)",
 }
 # Never imported or read by the Lambda: paths from the zip's root, and names dropped wherever they occur.
 DROPPED = {
@@ -64,7 +70,13 @@ DROPPED_NAMES = {
 }
 DROPPED_SUFFIXES = {".pyi": "type stubs", ".data": "install-time scripts (a wheel's .data directory)"}
 # The handlers' imports, and what the first relevant event imports (chalicelib.runner loads the adapters).
-SMOKE_IMPORTS = ("app", "chalicelib.service", "chalicelib.runner", "chalicelib.adapters.shell")
+SMOKE_IMPORTS = (
+    "app",
+    "chalicelib.service",
+    "chalicelib.runner",
+    "chalicelib.adapters.shell",
+    "chalicelib.adapters.queue",
+)
 
 
 class PackageError(Exception):
