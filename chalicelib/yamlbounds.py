@@ -13,14 +13,13 @@ what a hostile document can cost before anything walks the graph:
   composer adds up, per node, how many nodes a full expansion visits, and a document whose expansion
   exceeds ``MULTIPLE`` times its distinct nodes plus ``SLACK`` (or that contains itself) is refused.
 
-The pure reader is the reference: libyaml and PyYAML's scanner disagree on tabs (PyYAML refuses a tab
-after a value or a colon or inside flow collections, libyaml accepts it), on surrogate escapes, on
-error messages and on the marks of errors. So a text holding a tab or a byte-order mark past its
-start (``_pure_only``), and any text libyaml refuses, is
-composed again by the pure path, whose verdict and message stand: documents that parse cleanly (the
-normal case, and the costly one) are composed once, by libyaml; a document that fails is composed
-twice, by both. A leading byte-order mark is dropped before either sees the text, as both would skip
-it anyway but count it differently in marks.
+The pure reader is the reference. libyaml and PyYAML's scanner disagree on error messages and
+marks, on surrogate escapes, and on a few texts one accepts and the other refuses (listed above
+``_pure_only``, found by differential tests). A text that may hold one of those goes straight to the
+pure path, and a text libyaml refuses is composed again by the pure path, whose verdict and message
+stand. So a document that parses cleanly (the usual case, and the costly one) is composed once, by
+libyaml; one that fails is composed by both. A leading byte-order mark is dropped before either sees
+the text: both skip it, but count it differently in marks.
 """
 
 from __future__ import annotations
