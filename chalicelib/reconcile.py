@@ -100,9 +100,9 @@ def _planned(
     scope: PrincipalScope | None,
     options: Options,
 ) -> tuple[DesiredState, Plan]:
+    identity_step = identities.plan(desired.identities, identity_scope)
     desired = _scoped_bindings(config, desired, ports, scope, options)
-    bindings = _plan_bindings(desired, ports, scope, options)
-    return desired, Plan(identities.plan(desired.identities, identity_scope), bindings)
+    return desired, Plan(identity_step, _plan_bindings(desired, ports, scope, options))
 
 
 def _reread(
