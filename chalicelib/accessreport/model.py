@@ -187,6 +187,7 @@ class Cell:
     paths: tuple[str, ...]  # Path ids
     flags: tuple[str, ...] = ()  # of the paths that are or will be in place
     foreign: bool = False  # some path is granted outside eks-iam-sync
+    allowed: tuple[rbac.Allowed, ...] = ()  # verbs per resource, of the paths that are or will be in place
 
     @property
     def status(self) -> str:
@@ -418,6 +419,8 @@ class _Builder:
         self.path_principals: dict[_PathKey, set[str]] = defaultdict(set)
         self.path_rules: dict[_PathKey, tuple[str, ...]] = {}
         self.path_flags: dict[_PathKey, tuple[str, ...]] = {}
+        self.path_rbac: dict[_PathKey, tuple[RbacRule, ...]] = {}
+        self.allowed_of: dict[frozenset[_PathKey], tuple[rbac.Allowed, ...]] = {}
         self.mappings: dict[str, list[_Mapping]] = defaultdict(list)  # principal key -> its mappings (rows)
         self.mechanisms: dict[str, set[str]] = defaultdict(set)
         self.own: dict[tuple[str, str], str] = {}  # (cluster, principal key) of the service's identity -> its backend
@@ -533,6 +536,7 @@ class _Builder:
         if path not in self.path_rules:
             self.path_rules[path] = _rules(read, binding)
             self.path_flags[path] = rbac.flags(binding.rules or (), binding.namespace)
+            self.path_rbac[path] = binding.rules or ()
         self._row(mapping)
 
     def _row(self, mapping: _Mapping) -> None:
@@ -745,6 +749,12 @@ class _Builder:
             tuple(findings),
         )
 
+    def _allowed(self, paths: frozenset[_PathKey]) -> tuple[rbac.Allowed, ...]:
+        """Thousands of cells share a few sets of paths: each set is merged once."""
+        if paths not in self.allowed_of:
+            self.allowed_of[paths] = rbac.effective(r for p in paths for r in self.path_rbac[p])
+        return self.allowed_of[paths]
+
     def _own_flags(self, key: str, cluster: str) -> set[str]:
         """What the service's own identity can do beyond its RBAC: rewrite aws-auth (its Role in
         kube-system), or create access entries (its IAM policy, which the cluster does not show)."""
@@ -791,7 +801,8 @@ class _Builder:
             flags |= self._own_flags(key, column[0])
             raised |= flags
             in_order = tuple(f for f in rbac.FLAGS if f in flags)
-            cells.append(Cell(index[column], shown, paths, in_order, any(p[11] for p in behind)))
+            allowed = self._allowed(frozenset(p for p in behind if p[3] != REMOVING))
+            cells.append(Cell(index[column], shown, paths, in_order, any(p[11] for p in behind), allowed))
         for cluster, own in self.own:
             if own == key:
                 raised |= self._own_flags(key, cluster)
@@ -1036,6 +1047,10 @@ def _document(report: AccessReport) -> dict[str, Any]:
                         "paths": list(cell.paths),
                         "flags": list(cell.flags),
                         "grantedOutside": cell.foreign,
+                        "allowed": [
+                            {"apiGroup": g, "resource": r, "verbs": list(v), "resourceNames": list(n)}
+                            for g, r, v, n in cell.allowed
+                        ],
                     }
                     for cell in p.cells
                 ],

@@ -131,13 +131,18 @@ def reaches_namespaces(rules: Iterable[RbacRule]) -> bool:
     )
 
 
+def resource_label(group: str, resource: str) -> str:
+    """``resource.group`` as kubectl names it; core resources (and ``*`` of every group) without one."""
+    return resource if not group or (group == "*" and resource == "*") else f"{resource}.{group}"
+
+
 def describe(rule: RbacRule) -> str:
     """One line: ``resource.group: verbs`` (core resources without a group), names and URLs as given."""
     if rule.non_resource_urls and not rule.resources:
         text = f"URLs {', '.join(rule.non_resource_urls)}: {', '.join(rule.verbs)}"
     else:
         groups = [g for g in rule.api_groups if g] or [""]
-        targets = [r if not g or (g == "*" and r == "*") else f"{r}.{g}" for g in groups for r in rule.resources]
+        targets = [resource_label(g, r) for g in groups for r in rule.resources]
         text = f"{', '.join(targets)}: {', '.join(rule.verbs)}"
     return text + (f" (only {', '.join(rule.resource_names)})" if rule.resource_names else "")
 
@@ -185,3 +190,24 @@ def risk(found: Iterable[str]) -> str:
     if present & CRITICAL:
         return "critical"
     return "high" if present else "low"
+
+
+# (API group, resource, verbs, resource names): what rules allow inside one namespace
+Allowed = tuple[str, str, tuple[str, ...], tuple[str, ...]]
+
+
+def effective(rules: Iterable[RbacRule]) -> tuple[Allowed, ...]:
+    """Verbs per namespaced resource (and API group, and resource names when a rule names some), merged
+    over ``rules``: what a cell of the matrix allows. Cluster-scoped resources and URLs are left out
+    (a RoleBinding cannot grant them, and a ClusterRoleBinding grants them outside any namespace)."""
+    table: dict[tuple[str, str, tuple[str, ...]], set[str]] = {}
+    for rule in rules:
+        for group in rule.api_groups or ("",):
+            for resource in rule.resources:
+                if _base(resource) in CLUSTER_SCOPED:
+                    continue
+                table.setdefault((group, resource, tuple(sorted(rule.resource_names))), set()).update(rule.verbs)
+    return tuple(
+        (group, resource, ("*",) if "*" in verbs else tuple(sorted(verbs)), names)
+        for (group, resource, names), verbs in sorted(table.items())
+    )

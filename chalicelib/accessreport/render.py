@@ -114,14 +114,15 @@ def matrix_data(report: AccessReport, groups: tuple[tuple[str, str], ...]) -> di
     """The rows of the matrix, compact: ``prefix`` (the ARN prefix most principals share), ``roles``
     (ClusterRole names), ``flags`` (risk flags), and per principal ``[name, ARN or [ARN without the
     prefix], kind code, in IAM (1|0), [group option indices], mechanism codes, [[column, [role index,
-    status code, ...], [path number, ...](, [flag index, ...], granted outside (1|0))], ...], risk code,
-    reaches every namespace of a cluster (1|0)]``; a cell's last two only when it has flags or is
-    granted outside eks-iam-sync."""
+    status code, ...], [path number, ...], [flag index, ...], granted outside (1|0), index into
+    ``allowed``], ...], risk code, reaches every namespace of a cluster (1|0)]``. ``allowed``: the
+    distinct tables of verbs per resource, ``[[resource[.group][ names], "verb verb"], ...]``."""
     prefix = _common_prefix(p.arn for p in report.principals)
     roles = sorted({role for p in report.principals for c in p.cells for role, _ in c.roles})
     role_index = {role: i for i, role in enumerate(roles)}
     group_index = {group: i for i, group in enumerate(groups)}
     flag_index = {flag: i for i, flag in enumerate(rbac.FLAGS)}
+    allowed_index: dict[tuple[rbac.Allowed, ...], int] = {}
     rows = []
     for p in report.principals:
         arn: str | list[str] = [p.arn[len(prefix) :]] if prefix and p.arn.startswith(prefix) else p.arn
@@ -129,18 +130,27 @@ def matrix_data(report: AccessReport, groups: tuple[tuple[str, str], ...]) -> di
         indices += [group_index[("Kubernetes group", g)] for g in p.kubernetes_groups]
         cells: list[list[Any]] = []
         for cell in p.cells:
+            if cell.allowed not in allowed_index:
+                allowed_index[cell.allowed] = len(allowed_index)
             found: list[Any] = [
                 cell.column,
                 [x for role, status in cell.roles for x in (role_index[role], STATUS_CODES[status])],
                 [int(path[1:]) for path in cell.paths],
+                [flag_index[f] for f in cell.flags],
+                int(cell.foreign),
+                allowed_index[cell.allowed],
             ]
-            if cell.flags or cell.foreign:
-                found += [[flag_index[f] for f in cell.flags], int(cell.foreign)]
             cells.append(found)
         mechanisms = "".join(MECHANISM_CODES[m] for m in p.mechanisms)
         row = [p.name, arn, KIND_CODES[p.kind], int(p.in_iam), sorted(indices), mechanisms, cells]
         rows.append([*row, RISK_CODES[p.risk], int(bool(p.cluster_wide))])
-    return {"prefix": prefix, "roles": roles, "flags": list(rbac.FLAGS), "rows": rows}
+    allowed = [[[_resource(g, r, n), " ".join(v)] for g, r, v, n in table] for table in allowed_index]
+    return {"prefix": prefix, "roles": roles, "flags": list(rbac.FLAGS), "allowed": allowed, "rows": rows}
+
+
+def _resource(group: str, resource: str, names: tuple[str, ...]) -> str:
+    """``resource.group`` as kubectl names it (core resources without a group), names after a space."""
+    return rbac.resource_label(group, resource) + (f" {','.join(names)}" if names else "")
 
 
 def _common_prefix(principal_arns: Iterable[str]) -> str:

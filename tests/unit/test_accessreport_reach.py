@@ -177,3 +177,22 @@ def test_risk_flags_of_rules() -> None:
     assert rbac.risk([]) == "low"
     assert rbac.describe(rule(("get", "list"), ("apps",), ("deployments",))) == "deployments.apps: get, list"
     assert rbac.scope_covers(("team-*",), "team-a") and not rbac.scope_covers(("team-a",), "team-ab")
+
+
+def test_effective_verbs_merge_per_resource_and_leave_out_what_no_namespace_holds() -> None:
+    rules = [
+        RbacRule(("get", "list"), ("", "apps"), ("pods", "deployments")),
+        RbacRule(("watch",), ("",), ("pods",)),
+        RbacRule(("get",), ("",), ("nodes", "namespaces")),  # cluster-scoped: not in a namespace
+        RbacRule(("get",), non_resource_urls=("/healthz",)),
+        RbacRule(("update",), ("",), ("configmaps",), ("aws-auth",)),
+        RbacRule(("*",), ("batch",), ("jobs",)),
+    ]
+    assert rbac.effective(rules) == (
+        ("", "configmaps", ("update",), ("aws-auth",)),
+        ("", "deployments", ("get", "list"), ()),
+        ("", "pods", ("get", "list", "watch"), ()),
+        ("apps", "deployments", ("get", "list"), ()),
+        ("apps", "pods", ("get", "list"), ()),
+        ("batch", "jobs", ("*",), ()),
+    )

@@ -85,9 +85,9 @@ def test_matrix_rows_are_compact_and_complete() -> None:
     data = matrix_data(report, groups)
     assert data["prefix"] == f"arn:aws:iam::{ACCOUNT}:" and data["roles"] == [POD_READER]
     rows = {row[0]: row for row in data["rows"]}
-    cells = [[0, [0, "a"], [1]], [1, [0, "a"], [3]]]
+    cells = [[0, [0, "a"], [1], [], 0, 0], [1, [0, "a"], [3], [], 0, 0]]
     assert rows["alice"] == ["alice", ["user/alice"], "u", 1, [0, 1], "a", cells, "l", 0]
-    assert rows["bob"][6] == [[0, [0, "p"], [2]], [1, [0, "p"], [4]]]
+    assert rows["bob"][6] == [[0, [0, "p"], [2], [], 0, 0], [1, [0, "p"], [4], [], 0, 0]]
     assert [p.id for p in report.paths] == ["p1", "p2", "p3", "p4"]
 
 
@@ -116,7 +116,30 @@ def test_cluster_wide_rows_grants_outside_and_flags_travel_to_the_page() -> None
     assert alice[7:] == ["c", 1]  # critical, and the cluster-wide band
     default = next(c for c in alice[6] if report.columns[c[0]].namespace == "default")
     assert data["flags"][default[3][0]] == rbac.ALL and default[4] == 1
+    assert ["*", "*"] in data["allowed"][default[5]]  # cluster-admin: every verb on every resource
     html = render_html(report)
     assert "<b>cluster-admin</b> in <b>every namespace</b>" in html
     assert '<em class="outside">granted outside eks-iam-sync</em>' in html
     assert '<span data-s="ClusterRoleBinding">oops-admin (granted outside eks-iam-sync)</span>' in html
+
+
+def test_a_cell_lists_verbs_per_resource_merged_over_its_paths() -> None:
+    world = World(users=[user("alice", GROUP)]).converge()
+    binding = RbacBinding("by-hand", "ClusterRole", "secret-reader", (("Group", KUBERNETES_GROUP),), PROJECTS[0])
+    world.foreign.append(binding)
+    report = world.report()
+    alice = next(p for p in report.principals if p.name == "alice")
+    cell = next(c for c in alice.cells if report.columns[c.column].namespace == PROJECTS[0])
+    assert cell.allowed == (
+        ("", "pods", ("get", "list", "watch"), ()),
+        ("", "pods/log", ("get",), ()),
+        ("", "secrets", ("get",), ()),
+    )
+    assert cell.flags == (rbac.SECRETS_READ,)
+    data = matrix_data(report, _groups(report))
+    row = next(r for r in data["rows"] if r[0] == "alice")
+    first = next(c for c in row[6] if report.columns[c[0]].namespace == PROJECTS[0])
+    assert data["allowed"][first[5]] == [["pods", "get list watch"], ["pods/log", "get"], ["secrets", "get"]]
+    document = as_json(report)
+    access = next(p for p in document["principals"] if p["name"] == "alice")["access"]
+    assert {"apiGroup": "", "resource": "secrets", "verbs": ["get"], "resourceNames": []} in access[0]["allowed"]

@@ -32,6 +32,8 @@
     n: document.getElementById("f-n"),
     m: document.getElementById("f-m"),
     s: document.getElementById("f-s"),
+    v: document.getElementById("f-v"),
+    r: document.getElementById("f-r"),
   };
   var width = headers.length;
   var KINDS = { u: "user", r: "role", s: "permission set", o: "other" };
@@ -45,9 +47,11 @@
   var rows = data.rows.map(function (r, index) {
     var columns = [];
     var statuses = [];
+    var allowed = [];
     r[6].forEach(function (cell) {
       columns.push(cell[0]);
       statuses.push(statusOf(cell[1]));
+      allowed.push(cell[5]);
     });
     var arn = typeof r[1] === "string" ? r[1] : data.prefix + r[1][0];
     return {
@@ -64,6 +68,7 @@
       everywhere: r[8] === 1,
       columns: columns,
       statuses: statuses,
+      allowed: allowed,
       tr: null,
     };
   });
@@ -128,9 +133,10 @@
     var pairs = cell[1];
     td.className = status + (cell[4] ? " x" : "");
     td.setAttribute("data-p", cell[2].map(function (n) { return "p" + n; }).join(" "));
-    if (cell.length > 3) {
-      var flags = cell[3].map(function (i) { return data.flags[i]; });
-      td.title = (cell[4] ? "granted outside eks-iam-sync. " : "") + (flags.length ? "Can: " + flags.join(", ") : "");
+    td.setAttribute("data-v", String(cell[5]));
+    var flags = cell[3].map(function (i) { return data.flags[i]; });
+    if (flags.length || cell[4]) {
+      td.title = (cell[4] ? "granted outside eks-iam-sync. " : "") + (flags.length ? "Risk: " + flags.join(", ") : "");
     }
     if (pairs.length === 2) {
       td.textContent = MARKS[pairs[1]] + data.roles[pairs[0]];
@@ -206,8 +212,34 @@
   var dynamic = document.createElement("style");
   document.head.appendChild(dynamic);
 
+  // "Who can VERB RESOURCE": a cell's table of verbs per resource allows it (resource[.group], * for any).
+  function split(resource) {
+    var dot = resource.indexOf(".");
+    return dot < 0 ? [resource, ""] : [resource.slice(0, dot), resource.slice(dot + 1)];
+  }
+  var canCache = new Map();
+  function can(tableIndex, verb, resource) {
+    var key = tableIndex + " " + verb + " " + resource;
+    if (canCache.has(key)) {
+      return canCache.get(key);
+    }
+    var wanted = split(resource);
+    var found = data.allowed[tableIndex].some(function (entry) {
+      var target = split(entry[0].split(" ")[0]);
+      var verbs = " " + entry[1] + " ";
+      var resourceOk = !resource || target[0] + target[1] === "*" || ((target[0] === "*" || target[0] === wanted[0]) &&
+        (!wanted[1] || target[1] === wanted[1] || target[1] === "*"));
+      return resourceOk && (!verb || verbs.indexOf(" * ") >= 0 || verbs.indexOf(" " + verb + " ") >= 0);
+    });
+    canCache.set(key, found);
+    return found;
+  }
+
   function filter() {
     var started = performance.now();
+    var verb = field.v.value.trim().toLowerCase();
+    var resource = field.r.value.trim().toLowerCase();
+    var asking = Boolean(verb || resource);
     var q = field.q.value.trim().toLowerCase();
     var k = field.k.value;
     var g = field.g.value === "" ? "" : " " + field.g.value + " ";
@@ -224,10 +256,11 @@
         (!g || row.groups.indexOf(g) >= 0) &&
         (!m || row.mechanisms.indexOf(m) >= 0) &&
         (!q || row.text.indexOf(q) >= 0);
-      if (ok && (n >= 0 || s)) {
+      if (ok && (n >= 0 || s || asking)) {
         ok = false;
         for (var j = 0; j < row.columns.length; j++) {
-          if ((n < 0 || row.columns[j] === n) && (!s || row.statuses[j] === s)) {
+          var allows = !asking || (row.statuses[j] !== "p" && can(row.allowed[j], verb, resource));
+          if ((n < 0 || row.columns[j] === n) && (!s || row.statuses[j] === s) && allows) {
             ok = true;
             break;
           }
@@ -239,7 +272,8 @@
       position.set(row.index, visible.length);
       visible.push(row);
       for (var u = 0; u < row.columns.length; u++) {
-        if (!s || row.statuses[u] === s) {
+        var counted = !asking || (row.statuses[u] !== "p" && can(row.allowed[u], verb, resource));
+        if ((!s || row.statuses[u] === s) && counted) {
           counts[row.columns[u]]++;
         }
       }
@@ -325,6 +359,18 @@
       ids.forEach(function (id) {
         nodes.push.apply(nodes, chainOf(id));
       });
+      var table = data.allowed[Number(cell.getAttribute("data-v"))] || [];
+      if (table.length) {
+        nodes.push(element("h4", "", "Can, in this namespace"));
+        var list = element("ul", "allowed");
+        table.forEach(function (entry) {
+          var item = element("li");
+          item.appendChild(element("code", "", entry[0]));
+          item.appendChild(document.createTextNode(": " + entry[1]));
+          list.appendChild(item);
+        });
+        nodes.push(list);
+      }
     } else {
       nodes.push(element("p", "", "Reaches " + cell.textContent + " namespace(s)."));
     }
@@ -472,7 +518,7 @@
   });
 
   Object.keys(field).forEach(function (key) {
-    field[key].addEventListener(key === "q" ? "input" : "change", filter);
+    field[key].addEventListener(key === "q" || key === "v" || key === "r" ? "input" : "change", filter);
   });
   form.addEventListener("reset", function () {
     window.setTimeout(filter, 0);

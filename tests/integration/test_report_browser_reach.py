@@ -1,0 +1,86 @@
+"""The access report's page in headless Chromium (issue 23): the cluster-wide band, grants made outside
+eks-iam-sync, the verbs a cell allows, and "who can VERB RESOURCE in NAMESPACE" answered from the
+rules in the page. Built from the unit tests' small world (no cluster needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page
+
+from chalicelib.accessreport.render import render_html
+from chalicelib.ports import ObservedConfigMap, RbacBinding
+from tests.harness.browser import ReportPage, chromium, open_report
+from tests.unit.test_accessreport_model import ACCOUNT, GROUP, KUBERNETES_GROUP, PROJECTS, World, user
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with chromium() as launched:
+        yield launched
+
+
+def shown(page: Page) -> list[str]:
+    names: list[str] = page.evaluate(
+        "[...document.querySelectorAll('#m tbody tr:not(.spacer)')].map(tr => tr.cells[0].firstChild.nodeValue)"
+    )
+    return names
+
+
+@pytest.fixture
+def opened(browser: Browser, tmp_path: Path) -> Iterator[ReportPage]:
+    """alice and bob in the seed group; bob's group also bound by hand to a secret reader in
+    PROJECTS[0]; mallory mapped by hand into system:masters."""
+    world = World(users=[user("alice", GROUP), user("bob", GROUP, "ops")]).converge()
+    assert world.aws_auth is not None
+    masters = f"- userarn: arn:aws:iam::{ACCOUNT}:user/mallory\n  username: mallory\n  groups: [system:masters]\n"
+    data = {**world.aws_auth.data, "mapUsers": world.aws_auth.data["mapUsers"] + masters}
+    world.aws_auth = ObservedConfigMap("kube-system", "aws-auth", data, world.aws_auth.annotations, "7")
+    reader = RbacBinding("by-hand", "ClusterRole", "secret-reader", (("Group", KUBERNETES_GROUP),), PROJECTS[0])
+    world.foreign.append(reader)
+    path = tmp_path / "access.html"
+    path.write_text(render_html(world.report()))
+    found = open_report(browser, path)
+    yield found
+    assert found.errors == [] and [u for u in found.requests if not u.startswith("file://")] == []
+
+
+def test_the_cluster_wide_band_comes_first_and_says_so(opened: ReportPage) -> None:
+    page = opened.page
+    assert shown(page)[0] == "mallory"
+    label = page.locator("#m tbody tr:not(.spacer)").first.locator("th small").inner_text()
+    assert "every namespace" in label and "critical" in label
+    outside = page.locator("#m tbody td.x").count()
+    assert outside >= 5  # mallory everywhere, and the hand-made RoleBinding's cells
+
+
+def test_who_can_get_secrets_in_a_namespace_from_the_rules_in_the_page(opened: ReportPage) -> None:
+    page = opened.page
+    namespaces = page.locator("#m thead tr:nth-child(2) th").all_text_contents()
+    page.select_option("#f-n", str(namespaces.index(PROJECTS[0])))
+    page.fill("#f-v", "get")
+    page.fill("#f-r", "secrets")
+    assert sorted(shown(page)) == ["alice", "bob", "mallory"]
+    page.select_option("#f-n", str(namespaces.index(PROJECTS[1])))
+    assert shown(page) == ["mallory"]  # the secret reader is bound in PROJECTS[0] only
+    page.fill("#f-v", "list")
+    page.fill("#f-r", "pods")
+    assert sorted(shown(page)) == ["alice", "bob", "mallory"]
+    page.fill("#f-v", "create")
+    page.fill("#f-r", "deployments.apps")
+    assert shown(page) == ["mallory"]
+    page.click("#f-reset")
+    page.wait_for_function("document.querySelectorAll('#m tbody tr:not(.spacer)').length === 4")
+
+
+def test_a_cell_shows_its_verbs_per_resource(opened: ReportPage) -> None:
+    page = opened.page
+    namespaces = page.locator("#m thead tr:nth-child(2) th").all_text_contents()
+    alice = page.locator("#m tbody tr", has_text="alice")
+    alice.locator("td").nth(namespaces.index(PROJECTS[0])).hover()
+    chain = page.locator("#chain-body").inner_text()
+    assert "Can, in this namespace" in chain
+    assert "secrets: get" in chain and "pods: get list watch" in chain
+    assert "granted outside eks-iam-sync" in chain and "RoleBinding" in chain
