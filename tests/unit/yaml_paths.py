@@ -6,11 +6,14 @@ import pytest
 import yaml
 
 from chalicelib import yamlbounds
+from chalicelib.awsauth import reading
 
 PATHS = ("libyaml", "pure")
 
 
 def select(path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Readings are cached by text whatever the path: parse again, on the path under test.
+    reading.KEYS.clear()
     if path == "pure":
         monkeypatch.setattr(yamlbounds, "LIBYAML", None)
     else:
