@@ -8,7 +8,7 @@ from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS, Entry
 from chalicelib.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config, parse_config
 from chalicelib.desired import binding_name, desired_state, grants_of_groups, group_bindings, label_selector, selects
 from chalicelib.ownership import group_label
-from chalicelib.plan import plan_bindings
+from chalicelib.plan import UpdateBinding, plan_bindings
 from chalicelib.ports import ObservedBinding
 from chalicelib.principals import PrincipalScope
 from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
@@ -247,7 +247,7 @@ def test_a_full_run_labels_an_older_grant_binding_with_its_group() -> None:
         first.namespace, first.name, first.cluster_role, (("Group", first.subject_name),), first.source, None, "1"
     )
     [action] = plan_bindings([first], [older])
-    assert action.verb == "update" and action.desired.group_label == group_label(first.subject_name)
+    assert isinstance(action, UpdateBinding) and action.desired.group_label == group_label(first.subject_name)
     assert (
         plan_bindings(
             [first],
