@@ -47,6 +47,7 @@ clean:
 bench: $(STAMP) binaries
 	$(PY) -m benchmarks.iam_snapshot
 	$(PY) -m benchmarks.event_costs
+	$(PY) -m benchmarks.yaml_reader
 	$(PY) -m benchmarks.event_cpu
 	$(PY) -m benchmarks.cold_start
 	$(PY) -m benchmarks.scale
