@@ -6,7 +6,7 @@ so duplicated or out-of-order delivery is harmless. Pure: no boto3, no kubernete
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -114,10 +114,51 @@ IamName = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_+=
 TagKey = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128)]
 
 
+@dataclass(frozen=True)
+class _Configured:
+    """What the configuration says about which events matter; names folded as IAM compares them."""
+
+    groups: frozenset[str]
+    roles: frozenset[str]
+    permission_sets: frozenset[str]
+    prefix: str  # tagGrants.tagPrefix
+
+    @classmethod
+    def of(cls, config: Config) -> _Configured:
+        return cls(
+            frozenset(arns.fold(g.iam_group) for g in config.identities.groups),
+            frozenset(arns.fold(r.iam_role) for r in config.identities.roles),
+            frozenset(p.name for p in config.identities.permission_sets),
+            config.tag_grants.tag_prefix,
+        )
+
+    def group(self, name: str) -> bool:
+        return arns.fold(name) in self.groups
+
+    def role(self, name: str, path: str | None = None) -> bool:
+        return arns.fold(name) in self.roles or arns.permission_set_of(name, path) in self.permission_sets
+
+    def grants(self, keys: Iterable[str]) -> bool:
+        return any(key.startswith(self.prefix) for key in keys)
+
+
+@dataclass(frozen=True)
+class _Concerns:
+    """The principals an event names: to re-read, or (a deleted group) to find in the ledgers."""
+
+    users: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    deleted_groups: tuple[str, ...] = ()
+
+
 class _Parameters(BaseModel):
-    """requestParameters of one event type: every field the service reads, checked before use."""
+    """requestParameters of one event type: every field the service reads, checked before use. Each
+    event family says whom it concerns, or why it concerns nothing configured."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    def concerns(self, configured: _Configured, event_name: str) -> _Concerns | str:
+        return f"{event_name} carries nothing the service reads"
 
 
 class _Tag(_Parameters):
@@ -129,38 +170,79 @@ class _Membership(_Parameters):
     group_name: IamName = Field(alias="groupName")
     user_name: IamName = Field(alias="userName")
 
+    def concerns(self, configured: _Configured, event_name: str) -> _Concerns | str:
+        if not configured.group(self.group_name):
+            return f"group {self.group_name!r} is not configured"
+        return _Concerns(users=(self.user_name,))
+
 
 class _Group(_Parameters):
     group_name: IamName = Field(alias="groupName")
+
+    def concerns(self, configured: _Configured, event_name: str) -> _Concerns | str:
+        if not configured.group(self.group_name):
+            return f"group {self.group_name!r} is not configured"
+        return _Concerns(deleted_groups=(self.group_name,))
 
 
 class _User(_Parameters):
     user_name: IamName = Field(alias="userName")
 
+    def concerns(self, configured: _Configured, event_name: str) -> _Concerns | str:
+        return _Concerns(users=(self.user_name,))
+
 
 class _Rename(_User):
     new_user_name: IamName | None = Field(default=None, alias="newUserName")
+
+    def concerns(self, configured: _Configured, event_name: str) -> _Concerns | str:
+        return _Concerns(users=(self.user_name, *([self.new_user_name] if self.new_user_name else [])))
 
 
 class _UserTags(_User):
     tags: list[_Tag] = Field(min_length=1)
 
+    def concerns(self, configured: _Configured, event_name: str) -> _Concerns | str:
+        if not configured.grants(t.key for t in self.tags):
+            return f"no tag starts with {configured.prefix!r}"
+        return super().concerns(configured, event_name)
+
 
 class _UserTagKeys(_User):
     tag_keys: list[TagKey] = Field(alias="tagKeys", min_length=1)
+
+    def concerns(self, configured: _Configured, event_name: str) -> _Concerns | str:
+        if not configured.grants(self.tag_keys):
+            return f"no tag key starts with {configured.prefix!r}"
+        return super().concerns(configured, event_name)
 
 
 class _Role(_Parameters):
     role_name: IamName = Field(alias="roleName")
 
+    def concerns(self, configured: _Configured, event_name: str) -> _Concerns | str:
+        if event_name == "UpdateRole" and not configured.role(self.role_name):
+            return f"role {self.role_name!r} is not configured"
+        return _Concerns(roles=(self.role_name,))
+
 
 class _NewUser(_User):
     tags: list[_Tag] = []
+
+    def concerns(self, configured: _Configured, event_name: str) -> _Concerns | str:
+        if not configured.grants(t.key for t in self.tags):
+            return "no tag grant"
+        return super().concerns(configured, event_name)
 
 
 class _NewRole(_Role):
     path: Annotated[str, StringConstraints(strict=True, max_length=512)] = "/"
     tags: list[_Tag] = []
+
+    def concerns(self, configured: _Configured, event_name: str) -> _Concerns | str:
+        if not configured.role(self.role_name, self.path) and not configured.grants(t.key for t in self.tags):
+            return f"role {self.role_name!r} is not configured and carries no tag grant"
+        return _Concerns(roles=(self.role_name,))
 
 
 class _GroupUpdate(_Group):
@@ -170,9 +252,19 @@ class _GroupUpdate(_Group):
 class _RoleTags(_Role):
     tags: list[_Tag] = Field(min_length=1)
 
+    def concerns(self, configured: _Configured, event_name: str) -> _Concerns | str:
+        if not configured.grants(t.key for t in self.tags):
+            return f"no tag starts with {configured.prefix!r}"
+        return super().concerns(configured, event_name)
+
 
 class _RoleTagKeys(_Role):
     tag_keys: list[TagKey] = Field(alias="tagKeys", min_length=1)
+
+    def concerns(self, configured: _Configured, event_name: str) -> _Concerns | str:
+        if not configured.grants(self.tag_keys):
+            return f"no tag key starts with {configured.prefix!r}"
+        return super().concerns(configured, event_name)
 
 
 _PARAMETERS: dict[str, type[_Parameters]] = {
@@ -193,71 +285,33 @@ _PARAMETERS: dict[str, type[_Parameters]] = {
 }
 
 
-def _trigger(detail: _Detail, params: _Parameters, config: Config) -> Trigger | Ignored:  # noqa: PLR0911 - one branch per event family
-    name = detail.event_name
-    groups = {arns.fold(g.iam_group) for g in config.identities.groups}
-    roles = {arns.fold(r.iam_role) for r in config.identities.roles}
-    prefix = config.tag_grants.tag_prefix
-
-    def trigger(
-        users: tuple[str, ...] = (), role_names: tuple[str, ...] = (), deleted: tuple[str, ...] = ()
-    ) -> Trigger:
-        scope = PrincipalScope.of(list(users), list(role_names))
-        actor = detail.user_identity.arn
-        return Trigger(detail.event_id, name, actor, scope, deleted, rebinds=name not in MEMBERSHIP_EVENTS)
-
-    def ignored(why: str) -> Ignored:
-        return Ignored(detail.event_id, "not-configured", why)
-
-    permission_sets = {p.name for p in config.identities.permission_sets}
-
-    def ours(role: str, path: str | None = None) -> bool:
-        return arns.fold(role) in roles or arns.permission_set_of(role, path) in permission_sets
-
-    match params:
-        case _GroupUpdate():
-            return _group_update(detail, params, groups)
-        case _NewUser(user_name=user, tags=tags):
-            return trigger(users=(user,)) if any(t.key.startswith(prefix) for t in tags) else ignored("no tag grant")
-        case _NewRole(role_name=role, path=path, tags=tags):
-            if ours(role, path) or any(t.key.startswith(prefix) for t in tags):
-                return trigger(role_names=(role,))
-            return ignored(f"role {role!r} is not configured and carries no tag grant")
-        case _Membership(group_name=group, user_name=user):
-            return (
-                trigger(users=(user,)) if arns.fold(group) in groups else ignored(f"group {group!r} is not configured")
-            )
-        case _Group(group_name=group):
-            return (
-                trigger(deleted=(group,))
-                if arns.fold(group) in groups
-                else ignored(f"group {group!r} is not configured")
-            )
-        case _UserTags(tags=tags) | _RoleTags(tags=tags) if not any(t.key.startswith(prefix) for t in tags):
-            return ignored(f"no tag starts with {prefix!r}")
-        case _UserTagKeys(tag_keys=keys) | _RoleTagKeys(tag_keys=keys) if not any(k.startswith(prefix) for k in keys):
-            return ignored(f"no tag key starts with {prefix!r}")
-        case _Rename(user_name=user, new_user_name=renamed):
-            return trigger(users=(user, *([renamed] if renamed else [])))
-        case _User(user_name=user):
-            return trigger(users=(user,))
-        case _Role(role_name=role) if name == "UpdateRole" and not ours(role):
-            return ignored(f"role {role!r} is not configured")
-        case _Role(role_name=role):
-            return trigger(role_names=(role,))
-    return ignored(f"{name} carries nothing the service reads")
+def _trigger(detail: _Detail, params: _Parameters, config: Config) -> Trigger | Ignored:
+    configured = _Configured.of(config)
+    if isinstance(params, _GroupUpdate):
+        return _group_update(detail, params, configured)
+    concerns = params.concerns(configured, detail.event_name)
+    if isinstance(concerns, str):
+        return Ignored(detail.event_id, "not-configured", concerns)
+    return Trigger(
+        detail.event_id,
+        detail.event_name,
+        detail.user_identity.arn,
+        PrincipalScope.of(concerns.users, concerns.roles),
+        concerns.deleted_groups,
+        rebinds=detail.event_name not in MEMBERSHIP_EVENTS,
+    )
 
 
-def _group_update(detail: _Detail, params: _GroupUpdate, configured: set[str]) -> Trigger | Ignored:
+def _group_update(detail: _Detail, params: _GroupUpdate, configured: _Configured) -> Trigger | Ignored:
     """A configured group renamed away is refused loudly (never a silent mass revocation); a group
     renamed to a configured name has its members read."""
     old, new = params.group_name, params.new_group_name
     actor = detail.user_identity.arn
     if not new or new == old:
         return Ignored(detail.event_id, "not-configured", f"UpdateGroup of {old!r} changes no name")
-    if arns.fold(old) in configured:
+    if configured.group(old):
         return Trigger(detail.event_id, detail.event_name, actor, PrincipalScope(), renamed_groups=((old, new),))
-    if arns.fold(new) in configured:
+    if configured.group(new):
         return Trigger(detail.event_id, detail.event_name, actor, PrincipalScope(), groups_to_read=(new,))
     return Ignored(detail.event_id, "not-configured", f"neither {old!r} nor {new!r} is a configured group")
 
