@@ -232,41 +232,48 @@ def _tag_grants(
             continue
         namespace = key[len(settings.tag_prefix) :]
         subject = f"{key}={profile}"
-
-        def refuse(reason: str, message: str, subject: str = subject) -> None:
-            refusals.append(Refusal(principal, subject, reason, message))
-
-        if namespace in ("", "*") or namespace.startswith("*"):
-            refuse("cluster-wide", "a tag grant is one namespace; cluster-wide grants are never made")
-        elif len(namespace) > 63 or not _NAMESPACE.match(namespace):
-            refuse("invalid-namespace", f"{namespace!r} is not a valid namespace name")
-        elif namespace in settings.denied_namespaces:
-            refuse("denied-namespace", f"namespace {namespace!r} is in deniedNamespaces")
-        elif (full := settings.profile(profile)) is None:
-            refuse("unknown-profile", f"profile {profile!r} is not one of {sorted(settings.profiles)}")
-        elif namespace in SYSTEM_NAMESPACES and not full.allow_system_namespaces:
-            # A floor under deniedNamespaces: a list customised without kube-system must not open it.
-            refuse("system-namespace", f"a system namespace: profile {profile!r} does not set allowSystemNamespaces")
-        elif not _allowed(config, full.cluster_role) or (
-            namespace in SYSTEM_NAMESPACES and is_privileged_cluster_role(full.cluster_role)
-        ):
-            refuse("privileged-cluster-role", f"profile {profile!r} names {full.cluster_role!r}")
-        elif SESSION_TEMPLATES.search(username):
-            # A RoleBinding names one user; each session of this role has its own name.
-            refuse("session-username", f"the username {username!r} is per session: grant through kubernetesGroups")
-        else:
-            grants.append(
-                DesiredBinding(
-                    namespace=namespace,
-                    name=binding_name("tag", username, profile),
-                    cluster_role=full.cluster_role,
-                    subject_kind="User",
-                    subject_name=username,
-                    source=f"tag {subject}",
-                    principal=principal,
-                )
+        refused = _tag_refusal(config, namespace, profile, username)
+        if refused is not None:
+            refusals.append(Refusal(principal, subject, *refused))
+            continue
+        full = settings.profile(profile)
+        assert full is not None  # _tag_refusal refuses an unknown profile
+        grants.append(
+            DesiredBinding(
+                namespace=namespace,
+                name=binding_name("tag", username, profile),
+                cluster_role=full.cluster_role,
+                subject_kind="User",
+                subject_name=username,
+                source=f"tag {subject}",
+                principal=principal,
             )
+        )
     return grants, refusals
+
+
+def _tag_refusal(config: Config, namespace: str, profile: str, username: str) -> tuple[str, str] | None:  # noqa: PLR0911 - one return per reason, in order
+    """Why the tag ``<prefix><namespace>=<profile>`` grants nothing (reason, message), or None."""
+    settings = config.tag_grants
+    full = settings.profile(profile)
+    system = namespace in SYSTEM_NAMESPACES
+    if namespace in ("", "*") or namespace.startswith("*"):
+        return "cluster-wide", "a tag grant is one namespace; cluster-wide grants are never made"
+    if len(namespace) > 63 or not _NAMESPACE.match(namespace):
+        return "invalid-namespace", f"{namespace!r} is not a valid namespace name"
+    if namespace in settings.denied_namespaces:
+        return "denied-namespace", f"namespace {namespace!r} is in deniedNamespaces"
+    if full is None:
+        return "unknown-profile", f"profile {profile!r} is not one of {sorted(settings.profiles)}"
+    if system and not full.allow_system_namespaces:
+        # A floor under deniedNamespaces: a list customised without kube-system must not open it.
+        return "system-namespace", f"a system namespace: profile {profile!r} does not set allowSystemNamespaces"
+    if not _allowed(config, full.cluster_role) or (system and is_privileged_cluster_role(full.cluster_role)):
+        return "privileged-cluster-role", f"profile {profile!r} names {full.cluster_role!r}"
+    if SESSION_TEMPLATES.search(username):
+        # A RoleBinding names one user; each session of this role has its own name.
+        return "session-username", f"the username {username!r} is per session: grant through kubernetesGroups"
+    return None
 
 
 def _allowed(config: Config, cluster_role: str) -> bool:
