@@ -12,8 +12,8 @@ from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.config import Cluster, Config, grantable_cluster_roles
 from chalicelib.desired import desired_state
 from chalicelib.errors import NotFound, SyncError
-from chalicelib.explain import explain, refusals_for
-from chalicelib.identities import OwnedEntry, preview
+from chalicelib.explain import Explanation, explain, refusals_for
+from chalicelib.identities import Entry, OwnedEntry, preview
 from chalicelib.observability import LogObserver
 from chalicelib.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE
 from chalicelib.ports import ClusterPorts, ObservedAccessEntry, Shell
@@ -99,27 +99,36 @@ def _explain_cluster(
         where = "access entry" if entries else f"aws-auth {item.owned.key}"
         lines.append(f"  {item.owned.iam_arn} ({where}), in place now: {'yes' if item.in_place else 'NO'}")
         if entries and ports.authentication_mode == "API_AND_CONFIG_MAP" and entry.key in in_aws_auth:
-            if entry_of(item.owned) is None:
-                lines.append("    ! no access entry yet: EKS maps it through its aws-auth entry for now")
-            else:
-                lines.append(
-                    f"    ! aws-auth maps it too ({in_aws_auth[entry.key].describe()}); "
-                    "EKS uses the access entry and ignores that mapping"
-                )
-        lines.append(f"    username: {entry.username}")
-        lines.append(f"    kubernetes groups: {', '.join(entry.groups) or '(none)'}")
-        lines.append(f"    because: {item.owned.source}")
-        if not item.grants:
-            lines.append("    no RoleBinding applies")
-        for grant in item.grants:
-            b = grant.binding
-            lines.append(f"    + namespace {b.namespace}: ClusterRole {b.cluster_role} via {grant.via}")
-            lines += [f"        can {rule}" for rule in grant.can]
-        lines += [f"    ! {r.render()}" for r in item.refusals]
+            lines.append(_shadowed(in_aws_auth[entry.key], has_entry=entry_of(item.owned) is not None))
+        lines += _explained(item)
     if not explanations:
         lines.append(f"  {principal}: no mapping (not in a configured group, no configured role, no tag grant)")
         lines += [f"  ! {r.render()}" for r in refusals_for(principal, desired)]
     return lines, bool(explanations)
+
+
+def _shadowed(mapping: Entry, has_entry: bool) -> str:
+    """What an API_AND_CONFIG_MAP cluster does with an aws-auth mapping of a principal the service
+    maps through access entries."""
+    if not has_entry:
+        return "    ! no access entry yet: EKS maps it through its aws-auth entry for now"
+    return f"    ! aws-auth maps it too ({mapping.describe()}); EKS uses the access entry and ignores that mapping"
+
+
+def _explained(item: Explanation) -> list[str]:
+    entry = item.owned.entry
+    lines = [
+        f"    username: {entry.username}",
+        f"    kubernetes groups: {', '.join(entry.groups) or '(none)'}",
+        f"    because: {item.owned.source}",
+    ]
+    if not item.grants:
+        lines.append("    no RoleBinding applies")
+    for grant in item.grants:
+        b = grant.binding
+        lines.append(f"    + namespace {b.namespace}: ClusterRole {b.cluster_role} via {grant.via}")
+        lines += [f"        can {rule}" for rule in grant.can]
+    return lines + [f"    ! {r.render()}" for r in item.refusals]
 
 
 def _rules(ports: ClusterPorts, role: str) -> list[str]:
