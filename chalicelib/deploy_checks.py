@@ -245,33 +245,41 @@ def policy_problems(policy: Mapping[str, Any], expected: Mapping[str, Any], conf
     have = {s.get("Sid"): s for s in policy.get("Statement", []) if isinstance(s, Mapping)}
     names = {cluster_arn(c): c.name for c in config.clusters} | {access_entry_arns(c): c.name for c in config.clusters}
     for want in expected["Statement"]:
-        sid = want["Sid"]
-        got = have.get(sid)
-        if got is None:
-            problems.append(f"statement {sid} is missing")
-            continue
-        wanted, held = _listed(want.get("Resource")), _listed(got.get("Resource"))
-        for arn in wanted - held:
-            why = f" (configured cluster {names[arn]})" if arn in names else ""
-            problems.append(f"{sid} lacks {arn}{why}")
-        for arn in held - wanted:
-            why = " (no configured cluster has it)" if ":eks:" in arn else ""
-            problems.append(f"{sid} names {arn}{why}")
-        if _listed(got.get("Action")) != _listed(want.get("Action")) or got.get("Condition") != want.get("Condition"):
-            problems.append(f"{sid}: actions or condition differ from what the service needs")
-        if got.get("Effect") != "Allow":
-            problems.append(f"{sid}: Effect must be Allow")
+        got = have.get(want["Sid"])
+        problems += [f"statement {want['Sid']} is missing"] if got is None else _statement_problems(want, got, names)
     generated = {s["Sid"] for s in expected["Statement"]}
     for sid in sorted(str(s) for s in have if s in GENERATED_SIDS and s not in generated):
         problems.append(f"statement {sid} is not needed by this stage")
     if partitions:
-        for statement in policy.get("Statement", []):
-            for arn in _listed(statement.get("Resource")):
-                parts = arn.split(":")
-                if arn.startswith("arn:") and len(parts) > 2 and parts[1] != partitions[0]:
-                    problems.append(
-                        f"{statement.get('Sid', '?')}: {arn} is in partition {parts[1]}, not {partitions[0]}"
-                    )
+        problems += _partition_problems(policy, partitions[0])
+    return problems
+
+
+def _statement_problems(want: Mapping[str, Any], got: Mapping[str, Any], names: Mapping[str, str]) -> list[str]:
+    """How one generated statement and the policy's statement of the same Sid differ."""
+    sid = want["Sid"]
+    problems = []
+    wanted, held = _listed(want.get("Resource")), _listed(got.get("Resource"))
+    for arn in wanted - held:
+        why = f" (configured cluster {names[arn]})" if arn in names else ""
+        problems.append(f"{sid} lacks {arn}{why}")
+    for arn in held - wanted:
+        why = " (no configured cluster has it)" if ":eks:" in arn else ""
+        problems.append(f"{sid} names {arn}{why}")
+    if _listed(got.get("Action")) != _listed(want.get("Action")) or got.get("Condition") != want.get("Condition"):
+        problems.append(f"{sid}: actions or condition differ from what the service needs")
+    if got.get("Effect") != "Allow":
+        problems.append(f"{sid}: Effect must be Allow")
+    return problems
+
+
+def _partition_problems(policy: Mapping[str, Any], partition: str) -> list[str]:
+    problems = []
+    for statement in policy.get("Statement", []):
+        for arn in _listed(statement.get("Resource")):
+            parts = arn.split(":")
+            if arn.startswith("arn:") and len(parts) > 2 and parts[1] != partition:
+                problems.append(f"{statement.get('Sid', '?')}: {arn} is in partition {parts[1]}, not {partition}")
     return problems
 
 
