@@ -51,3 +51,4 @@ bench: $(STAMP) binaries
 	$(PY) -m benchmarks.event_cpu
 	$(PY) -m benchmarks.cold_start
 	$(PY) -m benchmarks.scale
+	$(PY) -m benchmarks.queue_fanout
