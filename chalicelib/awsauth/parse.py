@@ -283,23 +283,7 @@ def _read_item(key: str, raw: str, item: yaml.Node) -> tuple[Entry, Entry, list[
         empty = Entry("", "")
         return empty, empty, [Problem(key, "error", "an entry that is not a mapping is dropped", line)]
     problems: list[Problem] = []
-    exact: dict[str, yaml.Node] = {}
-    folded: dict[str, yaml.Node] = {}
-    extra: list[tuple[str, Any]] = []
-    for key_node, value_node in item.value:
-        name = str(key_node.value)
-        if name in exact:
-            problems.append(Problem(key, "error", f"duplicate field {name!r}: the last one wins", line))
-        exact[name] = value_node
-        if name.lower() in KNOWN_FIELDS:
-            if name.lower() in folded and name != name.lower():
-                problems.append(Problem(key, "error", f"field {name!r} repeats another spelling of it", line))
-            folded[name.lower()] = value_node
-            if name != name.lower():
-                problems.append(Problem(key, "error", f"field {name!r} is not lower case: Gen A ignores it", line))
-        else:
-            extra.append((name, _construct(value_node)))
-            problems.append(Problem(key, "warning", f"unknown field {name!r} (ignored by the consumer, kept)", line))
+    exact, folded, extra = _fields(key, item, line, problems)
     gen_c = Entry(
         arn=_string_c(folded.get(arn_field), problems, key, arn_field),
         username=_string_c(folded.get("username"), problems, key, "username"),
@@ -323,6 +307,31 @@ def _read_item(key: str, raw: str, item: yaml.Node) -> tuple[Entry, Entry, list[
                 Problem(key, "error", f"group {group!r} looks like two list items merged (one space too many)", line)
             )
     return gen_a, gen_c, problems
+
+
+def _fields(
+    key: str, item: yaml.MappingNode, line: int, problems: list[Problem]
+) -> tuple[dict[str, yaml.Node], dict[str, yaml.Node], list[tuple[str, Any]]]:
+    """An entry's fields as written (Gen A), folded to lower case (Gen C, known fields only), and the
+    unknown ones (kept, never read); what either generation would misread is added to ``problems``."""
+    exact: dict[str, yaml.Node] = {}
+    folded: dict[str, yaml.Node] = {}
+    extra: list[tuple[str, Any]] = []
+    for key_node, value_node in item.value:
+        name = str(key_node.value)
+        if name in exact:
+            problems.append(Problem(key, "error", f"duplicate field {name!r}: the last one wins", line))
+        exact[name] = value_node
+        if name.lower() not in KNOWN_FIELDS:
+            extra.append((name, _construct(value_node)))
+            problems.append(Problem(key, "warning", f"unknown field {name!r} (ignored by the consumer, kept)", line))
+            continue
+        if name.lower() in folded and name != name.lower():
+            problems.append(Problem(key, "error", f"field {name!r} repeats another spelling of it", line))
+        folded[name.lower()] = value_node
+        if name != name.lower():
+            problems.append(Problem(key, "error", f"field {name!r} is not lower case: Gen A ignores it", line))
+    return exact, folded, extra
 
 
 def _construct(node: yaml.Node) -> Any:
