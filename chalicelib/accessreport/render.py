@@ -37,6 +37,7 @@ from chalicelib.accessreport.model import (
 )
 from chalicelib.accessreport.provenance import MODEL_DIGEST_KEY
 
+MAX_RISKY_NAMED = 50  # in the summary shown when scripts are off
 MAX_FINDINGS_SHOWN = 500  # per kind in the page; the JSON (--format json) holds every one
 STATUS_CODES = {"active": "a", "pending": "p", "removing": "r"}
 KIND_CODES = {"user": "u", "role": "r", "permission set": "s", "other": "o"}
@@ -89,8 +90,12 @@ def render_html(report: AccessReport) -> str:
     roles = sorted({(p.cluster, p.cluster_role): p.rules for p in report.paths}.items())
     role_ids = {key: f"r{i + 1}" for i, (key, _) in enumerate(roles)}
     severity = Counter(f.severity for f in report.findings)
+    risky = [p for p in report.principals if p.risk == "critical"]
     return _environment.get_template("report.html.j2").render(
         report=report,
+        risky=risky[:MAX_RISKY_NAMED],
+        risky_more=max(0, len(risky) - MAX_RISKY_NAMED),
+        cluster_wide_counts=Counter(cluster for p in report.principals for cluster in p.cluster_wide),
         model_sha256=as_json(report)[MODEL_DIGEST_KEY],
         meta=report.meta,
         matrix=matrix_data(report, groups),

@@ -171,3 +171,24 @@ def _reconcile(config: Config, shell: FakeShell) -> None:
     ports = shell.cluster(config.cluster(SYNTHETIC_CLUSTER))
     options = Options(own_arns=frozenset({shell.arn}), force_deletions=True)
     reconcile_cluster(config, ports, snapshot, RecordingObserver(), None, options)
+
+
+def two_cluster_report() -> AccessReport:
+    """The functional tests' seed world (fn-east, fn-west): alice in the seed group, reconciled, then
+    read for the report; on fn-east someone bound the seed's Kubernetes group to cluster-admin."""
+    from tests.functional.fakes import GROUP, KUBERNETES_GROUP, config_text, seed_world  # noqa: PLC0415
+
+    config = parse_config(config_text(), "two-clusters.yaml")
+    shell = seed_world()
+    shell.iam_port.add_user("alice", groups=[GROUP])
+    snapshot = shell.iam_port.full_snapshot()
+    reads = []
+    for cluster in config.clusters:
+        ports = shell.cluster(cluster)
+        reconcile_cluster(config, ports, snapshot, RecordingObserver(), None, Options(own_arns=frozenset({shell.arn})))
+        rbac = shell.clusters[cluster.name].rbac
+        if rbac is not None and cluster.name == "fn-east":
+            rbac.bind_cluster_wide("platform-admins", "cluster-admin", (("Group", KUBERNETES_GROUP),))
+        reads.append(read_cluster(config, cluster, shell.cluster(cluster), snapshot, role_arn("auditor")))
+    meta = Meta("2026-11-30T12:00:00Z", "two-clusters.yaml", "0" * 64, "test", role_arn("auditor"))
+    return build_report(config, snapshot, reads, meta)

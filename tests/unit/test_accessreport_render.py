@@ -68,7 +68,10 @@ def test_the_page_says_when_what_and_from_which_configuration() -> None:
     assert '<th scope="row">bttrm-eks-dev-0</th>' in html and "CONFIG_MAP" not in html  # mode not described
     assert '<th scope="colgroup" colspan="2" class="cl">bttrm-eks-dev-0</th>' in html
     for namespace in PROJECTS:
-        assert f'<th scope="col" class="ns" title="cluster bttrm-eks-dev-0">{namespace}</th>' in html
+        assert (
+            f'<th scope="col" class="ns" title="cluster bttrm-eks-dev-0" data-c="bttrm-eks-dev-0">{namespace}</th>'
+            in html
+        )
     assert f"<b>{POD_READER}</b> in <b>{PROJECTS[0]}</b> (bttrm-eks-dev-0) · active · 1 principal" in html
 
 

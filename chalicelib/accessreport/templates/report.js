@@ -2,10 +2,12 @@
 // filters and counts them, shows the chain behind a cell, and moves between cells by keyboard.
 // No network: it reads nothing but this page.
 //
-// Up to ALL_AT_ONCE rows are all in the document (the browser's find and print see them as they are);
-// above that only the rows in view are (plus a margin), between two spacers of the right height, so
-// that 5 000 principals draw and filter in milliseconds. aria-rowcount and aria-rowindex give
-// assistive technology the whole table; printing draws every row that matches the filters.
+// Up to ALL_AT_ONCE rows are all in the document (the browser's find sees them as they are); above
+// that only the rows in view are (plus a margin), between two spacers of the right height, so that
+// 5 000 principals draw and filter in milliseconds. aria-rowcount and aria-rowindex give assistive
+// technology the whole table. Print shows #print-matrix instead: every row that matches the filters,
+// in tables of PRINT_COLUMNS namespaces each (kept current up to ALL_AT_ONCE rows, else drawn when
+// printing starts), since paper cannot scroll sideways.
 (function () {
   "use strict";
   var table = document.getElementById("m");
@@ -32,10 +34,17 @@
     n: document.getElementById("f-n"),
     m: document.getElementById("f-m"),
     s: document.getElementById("f-s"),
+    c: document.getElementById("f-c"),
     v: document.getElementById("f-v"),
     r: document.getElementById("f-r"),
   };
   var width = headers.length;
+  var printHolder = document.getElementById("print-matrix");
+  var PRINT_COLUMNS = 8; // namespaces per printed table: an A4 landscape page's width at 7.5 pt
+  var clusterOf = [];
+  for (var h = 0; h < width; h++) {
+    clusterOf.push(headers[h].getAttribute("data-c"));
+  }
   var KINDS = { u: "user", r: "role", s: "permission set", o: "other" };
   var MECHANISMS = { a: "aws-auth (eks-iam-sync)", e: "access entry (eks-iam-sync)", f: "not managed by eks-iam-sync" };
   var MARKS = { a: "", p: "+ ", r: "\u2212 " };
@@ -157,6 +166,53 @@
     return tr;
   }
 
+  // Printing: a page cannot scroll sideways, so the matrix is printed as one table per
+  // PRINT_COLUMNS namespaces, each with the principal column and the rows that reach them.
+  function drawPrint() {
+    if (!printHolder) {
+      return;
+    }
+    var fragment = document.createDocumentFragment();
+    for (var start = 0; start < width; start += PRINT_COLUMNS) {
+      var end = Math.min(width, start + PRINT_COLUMNS);
+      var part = element("table", "print-part");
+      part.appendChild(element("caption", "", "Namespaces " + (start + 1) + "\u2013" + end + " of " + width +
+        " (principals with access in at least one of them)"));
+      var headRow = element("tr");
+      headRow.appendChild(element("th", "", "Principal"));
+      for (var c = start; c < end; c++) {
+        headRow.appendChild(element("th", "", headers[c].textContent + " \u00b7 " + clusterOf[c]));
+      }
+      var head = element("thead");
+      head.appendChild(headRow);
+      part.appendChild(head);
+      var tbody = element("tbody");
+      visible.forEach(function (row) {
+        var cells = row.cells.filter(function (cell) { return cell[0] >= start && cell[0] < end; });
+        if (!cells.length) {
+          return;
+        }
+        var tr = element("tr");
+        tr.appendChild(element("th", "", row.name));
+        var next = 0;
+        for (var col = start; col < end; col++) {
+          var td = element("td");
+          if (next < cells.length && cells[next][0] === col) {
+            fill(td, cells[next], statusOf(cells[next][1]));
+            td.removeAttribute("data-p");
+            td.removeAttribute("title");
+            next++;
+          }
+          tr.appendChild(td);
+        }
+        tbody.appendChild(tr);
+      });
+      part.appendChild(tbody);
+      fragment.appendChild(part);
+    }
+    printHolder.replaceChildren(fragment);
+  }
+
   // Draws the rows in view (or all of them), keeping the focused cell focused.
   function draw() {
     var total = visible.length;
@@ -246,6 +302,7 @@
     var n = field.n.value === "" ? -1 : Number(field.n.value);
     var m = field.m.value;
     var s = field.s.value;
+    var cluster = field.c ? field.c.value : "";
     var counts = new Array(width).fill(0);
     visible = [];
     position = new Map();
@@ -256,11 +313,12 @@
         (!g || row.groups.indexOf(g) >= 0) &&
         (!m || row.mechanisms.indexOf(m) >= 0) &&
         (!q || row.text.indexOf(q) >= 0);
-      if (ok && (n >= 0 || s || asking)) {
+      if (ok && (n >= 0 || s || asking || cluster)) {
         ok = false;
         for (var j = 0; j < row.columns.length; j++) {
           var allows = !asking || (row.statuses[j] !== "p" && can(row.allowed[j], verb, resource));
-          if ((n < 0 || row.columns[j] === n) && (!s || row.statuses[j] === s) && allows) {
+          var inCluster = !cluster || clusterOf[row.columns[j]] === cluster;
+          if ((n < 0 || row.columns[j] === n) && (!s || row.statuses[j] === s) && allows && inCluster) {
             ok = true;
             break;
           }
@@ -272,7 +330,8 @@
       position.set(row.index, visible.length);
       visible.push(row);
       for (var u = 0; u < row.columns.length; u++) {
-        var counted = !asking || (row.statuses[u] !== "p" && can(row.allowed[u], verb, resource));
+        var counted = (!asking || (row.statuses[u] !== "p" && can(row.allowed[u], verb, resource))) &&
+          (!cluster || clusterOf[row.columns[u]] === cluster);
         if ((!s || row.statuses[u] === s) && counted) {
           counts[row.columns[u]]++;
         }
@@ -289,6 +348,15 @@
           "){box-shadow: inset 0 0 0 2px #1b5fc1}";
     scroller.scrollTop = 0;
     draw();
+    // The column asked about comes into view (the principal column stays where it is).
+    var target = n >= 0 ? n : cluster ? clusterOf.indexOf(cluster) : -1;
+    if (target >= 0) {
+      var sticky = table.tHead.rows[0].cells[0].offsetWidth;
+      scroller.scrollLeft = Math.max(0, headers[target].offsetLeft - sticky);
+    }
+    if (rows.length <= ALL_AT_ONCE) {
+      drawPrint();
+    }
     window.accessReportFilterMs = performance.now() - started;
     return visible.length;
   }
@@ -518,6 +586,9 @@
   });
 
   Object.keys(field).forEach(function (key) {
+    if (!field[key]) {
+      return; // the cluster filter, with one cluster
+    }
     field[key].addEventListener(key === "q" || key === "v" || key === "r" ? "input" : "change", filter);
   });
   form.addEventListener("reset", function () {
@@ -534,13 +605,12 @@
     });
     if (!printing) {
       printing = true;
-      draw();
+      drawPrint();
     }
   }
   function afterPrint() {
     if (printing) {
       printing = false;
-      draw();
     }
   }
   window.addEventListener("beforeprint", beforePrint);
@@ -557,6 +627,9 @@
     position.set(p, p);
   }
   draw();
+  if (rows.length <= ALL_AT_ONCE) {
+    drawPrint();
+  }
   form.hidden = false;
   window.accessReport = {
     filter: filter,
