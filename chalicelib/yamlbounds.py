@@ -136,18 +136,7 @@ class _Bounded(Composer, Resolver):
         if kind is AliasEvent:
             return self._alias(event, parent, index)
         anchor = event.anchor
-        if anchor is not None and anchor in self.anchors:
-            raise ComposerError(
-                f"found duplicate anchor {anchor!r}; first occurrence",
-                self.anchors[anchor].start_mark,
-                "second occurrence",
-                event.start_mark,
-            )
-        if self._depth >= MAX_DEPTH:
-            raise TooDeep(
-                f"YAML nested deeper than {MAX_DEPTH} levels: refused (no real document comes near)",
-                _line(event.start_mark),
-            )
+        self._check_before(event)
         if self.yaml_path_resolvers:  # never set by the service; kept for Composer's contract
             self.descend_resolver(parent, index)
         node: Node
@@ -171,6 +160,23 @@ class _Bounded(Composer, Resolver):
         if index is None and parent.__class__ is MappingNode:
             self._note_key(node)
         return node
+
+    def _check_before(self, event: Any) -> None:
+        """What must hold before a node is composed: its anchor new, and the nesting bounded (the
+        composer recurses, so the bound comes before it)."""
+        anchor = event.anchor
+        if anchor is not None and anchor in self.anchors:
+            raise ComposerError(
+                f"found duplicate anchor {anchor!r}; first occurrence",
+                self.anchors[anchor].start_mark,
+                "second occurrence",
+                event.start_mark,
+            )
+        if self._depth >= MAX_DEPTH:
+            raise TooDeep(
+                f"YAML nested deeper than {MAX_DEPTH} levels: refused (no real document comes near)",
+                _line(event.start_mark),
+            )
 
     def _collection(self, event: Any, mapping: bool) -> tuple[Node, int]:
         tag = event.tag
