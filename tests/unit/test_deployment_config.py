@@ -32,7 +32,7 @@ IAM_READS = {
 
 def test_handler_names_are_the_contract() -> None:
     sources: dict[str, Any] = {source.name: source for source in app.event_sources}
-    assert set(sources) == {"on_iam_event", "reconcile_all"}
+    assert set(sources) == {"on_iam_event", "reconcile_all", "on_iam_events", "reconcile_cluster"}  # issue 21
     assert sources["on_iam_event"].event_pattern == EVENT_PATTERN
     assert sources["reconcile_all"].schedule_expression.to_string() == "rate(15 minutes)"
 
