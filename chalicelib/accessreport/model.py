@@ -65,7 +65,9 @@ from chalicelib.snapshot import IamSnapshot
 
 SCHEMA = "eks-iam-sync/access-report/v2"
 ACTIVE, PENDING, REMOVING = "active", "pending", "removing"
-STATUS_ORDER = (ACTIVE, PENDING, REMOVING)  # a role reached several ways shows the first that applies
+INEFFECTIVE = "ineffective"  # through an aws-auth entry the authenticator never matches
+STATUS_ORDER = (ACTIVE, PENDING, REMOVING, INEFFECTIVE)  # a role reached several ways shows the first that applies
+_NOT_IN_PLACE = (REMOVING, INEFFECTIVE)  # what a path's rules are not counted for (flags, verbs, risk)
 AWS_AUTH, ACCESS_ENTRY, NOT_MANAGED = "aws-auth", "access entry", "not managed"
 KINDS = ("user", "role", "permission set", "other")
 FINDING_KINDS = {
@@ -288,6 +290,7 @@ class _Mapping:
     where: str  # mapUsers | mapRoles | accessEntry
     managed: bool
     source: str  # the rule or tag recorded for it (managed mappings)
+    ineffective: str = ""  # why the authenticator never matches it (aws-auth), else empty
 
     @property
     def mechanism(self) -> str:
@@ -444,6 +447,7 @@ class _Builder:
             both = key in grants_now and key in grants_after
             status = ACTIVE if both else PENDING if key in grants_after else REMOVING
             mapping, binding, subject_kind, subject_name = grants_after.get(key) or grants_now[key]
+            status = INEFFECTIVE if mapping.ineffective else status
             self._grant(read, status, mapping, binding, subject_kind, subject_name)
         for binding in (*now.bindings.values(), *after.bindings.values()):
             if binding.owned:
@@ -477,7 +481,9 @@ class _Builder:
                     record = ledger.records.get(entry.key)
                     key = principal_key(entry.arn)
                     source = record.source if record else ""
-                    aws_auth[key] = _Mapping(key, entry.arn, entry.username, entry.groups, where, bool(record), source)
+                    never = _never_matches(where, entry.arn, entry.username)
+                    mapping = _Mapping(key, entry.arn, entry.username, entry.groups, where, bool(record), source, never)
+                    aws_auth[key] = mapping
         access: dict[str, _Mapping] = {}
         stale: set[str] = set()
         for described in read.access_entries or ():
@@ -711,7 +717,7 @@ class _Builder:
         counts = [0] * len(columns)
         for principal in principals:
             for cell in principal.cells:
-                counts[cell.column] += 1
+                counts[cell.column] += cell.status != INEFFECTIVE  # it reaches nobody
         paths = tuple(
             Path(
                 path_ids[key],
@@ -769,7 +775,7 @@ class _Builder:
         foreign: dict[tuple[str, str], bool] = defaultdict(bool)
         for (key, column), behind in self.cell_paths.items():
             for path in behind:
-                if path[3] != REMOVING:
+                if path[3] not in _NOT_IN_PLACE:
                     flags[(column[0], key)].update(self.path_flags[path])
                     foreign[(column[0], key)] |= path[11]
         for cluster, key in self.own:
@@ -796,12 +802,12 @@ class _Builder:
             shown = tuple((role, _role_status(statuses)) for role, statuses in sorted(roles.items()))
             behind = self.cell_paths[(key, column)]
             paths = tuple(sorted((path_ids[p] for p in behind), key=lambda p: int(p[1:])))
-            flags = {f for p in behind if p[3] != REMOVING for f in self.path_flags[p]}
-            everywhere.update(p[0] for p in behind if p[1] == "*" and p[3] != REMOVING)
+            flags = {f for p in behind if p[3] not in _NOT_IN_PLACE for f in self.path_flags[p]}
+            everywhere.update(p[0] for p in behind if p[1] == "*" and p[3] not in _NOT_IN_PLACE)
             flags |= self._own_flags(key, column[0])
             raised |= flags
             in_order = tuple(f for f in rbac.FLAGS if f in flags)
-            allowed = self._allowed(frozenset(p for p in behind if p[3] != REMOVING))
+            allowed = self._allowed(frozenset(p for p in behind if p[3] not in _NOT_IN_PLACE))
             cells.append(Cell(index[column], shown, paths, in_order, any(p[11] for p in behind), allowed))
         for cluster, own in self.own:
             if own == key:
@@ -827,7 +833,22 @@ def _role_status(statuses: set[str]) -> str:
     added (aws-auth -> access entry) keeps the access, so that is in place too."""
     if ACTIVE in statuses or {PENDING, REMOVING} <= statuses:
         return ACTIVE
+    if statuses == {INEFFECTIVE}:
+        return INEFFECTIVE
     return PENDING if PENDING in statuses else REMOVING
+
+
+def _never_matches(where: str, arn: str, username: str) -> str:
+    """Why aws-iam-authenticator never maps anyone through this aws-auth entry (the problems that
+    read_aws_auth reports for it), or empty."""
+    parsed = arns.parse(arn)
+    if parsed is None:
+        return "not an ARN"
+    if where == "mapRoles" and parsed.kind == "role" and parsed.path not in ("", "/"):
+        return "a role ARN with a path never matches (STS reports roles without their path)"
+    if not username:
+        return "an empty username: the authenticator rejects the caller"
+    return ""
 
 
 def _row_order(principal: Principal) -> tuple[bool, str, str]:

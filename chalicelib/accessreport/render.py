@@ -39,7 +39,7 @@ from chalicelib.accessreport.provenance import MODEL_DIGEST_KEY
 
 MAX_RISKY_NAMED = 50  # in the summary shown when scripts are off
 MAX_FINDINGS_SHOWN = 500  # per kind in the page; the JSON (--format json) holds every one
-STATUS_CODES = {"active": "a", "pending": "p", "removing": "r"}
+STATUS_CODES = {"active": "a", "pending": "p", "removing": "r", "ineffective": "i"}
 KIND_CODES = {"user": "u", "role": "r", "permission set": "s", "other": "o"}
 MECHANISM_CODES = {AWS_AUTH: "a", ACCESS_ENTRY: "e", NOT_MANAGED: "f"}
 RISK_CODES = {"critical": "c", "high": "h", "low": "l", "none": ""}

@@ -36,7 +36,14 @@ def opened(browser: Browser, tmp_path: Path) -> Iterator[ReportPage]:
     world = World(users=[user("alice", GROUP), user("bob", GROUP, "ops")]).converge()
     assert world.aws_auth is not None
     masters = f"- userarn: arn:aws:iam::{ACCOUNT}:user/mallory\n  username: mallory\n  groups: [system:masters]\n"
-    data = {**world.aws_auth.data, "mapUsers": world.aws_auth.data["mapUsers"] + masters}
+    pathed = (
+        f"- rolearn: arn:aws:iam::{ACCOUNT}:role/teams/deployer\n  username: deployer\n  groups: [{KUBERNETES_GROUP}]\n"
+    )
+    data = {
+        **world.aws_auth.data,
+        "mapUsers": world.aws_auth.data["mapUsers"] + masters,
+        "mapRoles": world.aws_auth.data["mapRoles"] + pathed,
+    }
     world.aws_auth = ObservedConfigMap("kube-system", "aws-auth", data, world.aws_auth.annotations, "7")
     reader = RbacBinding("by-hand", "ClusterRole", "secret-reader", (("Group", KUBERNETES_GROUP),), PROJECTS[0])
     world.foreign.append(reader)
@@ -62,7 +69,7 @@ def test_who_can_get_secrets_in_a_namespace_from_the_rules_in_the_page(opened: R
     page.select_option("#f-n", str(namespaces.index(PROJECTS[0])))
     page.fill("#f-v", "get")
     page.fill("#f-r", "secrets")
-    assert sorted(shown(page)) == ["alice", "bob", "mallory"]
+    assert sorted(shown(page)) == ["alice", "bob", "mallory"]  # not the deployer: its entry never matches
     page.select_option("#f-n", str(namespaces.index(PROJECTS[1])))
     assert shown(page) == ["mallory"]  # the secret reader is bound in PROJECTS[0] only
     page.fill("#f-v", "list")
@@ -72,7 +79,7 @@ def test_who_can_get_secrets_in_a_namespace_from_the_rules_in_the_page(opened: R
     page.fill("#f-r", "deployments.apps")
     assert shown(page) == ["mallory"]
     page.click("#f-reset")
-    page.wait_for_function("document.querySelectorAll('#m tbody tr:not(.spacer)').length === 4")
+    page.wait_for_function("document.querySelectorAll('#m tbody tr:not(.spacer)').length === 5")
 
 
 def test_a_cell_shows_its_verbs_per_resource(opened: ReportPage) -> None:
@@ -84,3 +91,12 @@ def test_a_cell_shows_its_verbs_per_resource(opened: ReportPage) -> None:
     assert "Can, in this namespace" in chain
     assert "secrets: get" in chain and "pods: get list watch" in chain
     assert "granted outside eks-iam-sync" in chain and "RoleBinding" in chain
+
+
+def test_an_entry_that_never_matches_is_shown_ineffective(opened: ReportPage) -> None:
+    page = opened.page
+    deployer = page.locator("#m tbody tr", has_text="deployer")
+    assert deployer.locator("td.i").count() == 2 and deployer.locator("td.a").count() == 0
+    assert deployer.locator("td.i").first.inner_text().startswith("\u00d7 ")
+    page.select_option("#f-s", "i")
+    assert shown(page) == ["deployer"]

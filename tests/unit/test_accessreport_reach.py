@@ -196,3 +196,27 @@ def test_effective_verbs_merge_per_resource_and_leave_out_what_no_namespace_hold
         ("apps", "pods", ("get", "list"), ()),
         ("batch", "jobs", ("*",), ()),
     )
+
+
+def test_an_aws_auth_entry_that_never_matches_is_ineffective_not_active() -> None:
+    world = World(users=[user("alice", GROUP)]).converge()
+    before = counts(world.report())
+    pathed = f"arn:aws:iam::{ACCOUNT}:role/teams/web-deployer"
+    hand_made(
+        world,
+        f"- rolearn: {pathed}\n  username: deployer\n  groups: [{KUBERNETES_GROUP}, system:masters]\n",
+        "mapRoles",
+    )
+    report = world.report()
+    deployer = row(report, "web-deployer")
+    assert {c.status for c in deployer.cells} == {"ineffective"}
+    assert cells(report, "web-deployer")[PROJECTS[0]] == (
+        (POD_READER, "ineffective"),
+        ("system:masters", "ineffective"),
+    )
+    assert deployer.risk == "low" and deployer.cluster_wide == () and deployer.flags == ()
+    assert counts(report) == {**before, **{ns: 0 for ns in counts(report) if ns not in before}}  # reaches nobody
+    assert reasons(report, "risk") == []
+    assert any("role ARN with a path never matches" in f.message for f in report.findings_of("aws-auth"))
+    access = next(p for p in as_json(report)["principals"] if p["name"] == "web-deployer")["access"]
+    assert {a["status"] for a in access} == {"ineffective"}

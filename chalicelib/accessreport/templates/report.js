@@ -47,8 +47,8 @@
   }
   var KINDS = { u: "user", r: "role", s: "permission set", o: "other" };
   var MECHANISMS = { a: "aws-auth (eks-iam-sync)", e: "access entry (eks-iam-sync)", f: "not managed by eks-iam-sync" };
-  var MARKS = { a: "", p: "+ ", r: "\u2212 " };
-  var ORDER = "apr";
+  var MARKS = { a: "", p: "+ ", r: "\u2212 ", i: "\u00d7 " };
+  var ORDER = "apri";
   var STEPS = ["granted by", "mapped through", "as", "RoleBinding", "ClusterRole"];
   var RISKS = { c: "critical", h: "high", l: "", "": "" };
 
@@ -87,7 +87,7 @@
   var printing = false;
 
   function statusOf(pairs) {
-    var status = "r";
+    var status = "i";
     for (var i = 1; i < pairs.length; i += 2) {
       if (ORDER.indexOf(pairs[i]) < ORDER.indexOf(status)) {
         status = pairs[i];
