@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from chalicelib import arns
-from chalicelib.desired import DesiredBinding, DesiredState, Refusal
+from chalicelib.bindings import DesiredBinding
+from chalicelib.desired import DesiredState, Refusal
 from chalicelib.identities import OwnedEntry
 
 

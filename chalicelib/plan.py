@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
-from chalicelib.desired import DesiredBinding
+from chalicelib.bindings import DesiredBinding
 from chalicelib.identities import IdentityStep
 from chalicelib.ports import ObservedBinding
 

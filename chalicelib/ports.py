@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from chalicelib.identities import IdentityStep
 
 if TYPE_CHECKING:
+    from chalicelib.bindings import DesiredBinding
     from chalicelib.config import Cluster, RoleToAssume
-    from chalicelib.desired import DesiredBinding
     from chalicelib.identities import Outcome, OwnedEntry
     from chalicelib.snapshot import IamSnapshot
 

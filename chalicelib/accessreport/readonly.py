@@ -25,7 +25,7 @@ from chalicelib.ports import (
 )
 
 if TYPE_CHECKING:
-    from chalicelib.desired import DesiredBinding
+    from chalicelib.bindings import DesiredBinding
 
 
 class WriteRefused(PermanentError):

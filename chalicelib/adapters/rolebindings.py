@@ -9,7 +9,7 @@ from typing import Any
 from kubernetes import client
 
 from chalicelib.adapters.kube import call
-from chalicelib.desired import DesiredBinding, binding_labels
+from chalicelib.bindings import DesiredBinding, binding_labels
 from chalicelib.ownership import (
     EVENT_ID_ANNOTATION,
     GROUP_LABEL,

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import yaml
 
 from chalicelib import arns
+from chalicelib.bindings import DesiredBinding, binding_labels
 from chalicelib.config import DEFAULT_CONFIG_PATH, Cluster, RoleToAssume
-from chalicelib.desired import DesiredBinding, binding_labels
 from chalicelib.errors import Forbidden, NotFound, Rejected, SyncError, TransientError, WriteConflict
 from chalicelib.ownership import (
     AWS_AUTH_NAME,

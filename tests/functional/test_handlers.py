@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.awsauth.ledger import Ledger
 from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.desired import binding_name
+from chalicelib.bindings import binding_name
 from chalicelib.errors import PermanentError, TransientError
 from chalicelib.identities import Entry
 from chalicelib.ownership import LEDGER_ANNOTATION

@@ -10,7 +10,7 @@ import pytest
 from chalicelib.awsauth.backups import Backup
 from chalicelib.awsauth.ledger import Ledger
 from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.desired import binding_name
+from chalicelib.bindings import binding_name
 from chalicelib.errors import TransientError
 from chalicelib.ownership import BACKUP_SEQUENCE_ANNOTATION, LEDGER_ANNOTATION, backup_name
 from chalicelib.plan import CreateBinding, DeleteBinding, ReplaceBinding, UpdateBinding

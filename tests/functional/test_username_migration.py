@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from chalicelib.awsauth.ledger import Ledger
 from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.desired import DesiredBinding, binding_name
+from chalicelib.bindings import DesiredBinding, binding_name
 from chalicelib.ownership import LEDGER_ANNOTATION
 from tests.functional.fakes import GROUP, KUBERNETES_GROUP, NS3, POD_READER, PROFILE, TAG_PREFIX, FakeCluster, user_arn
 

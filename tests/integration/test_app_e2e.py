@@ -16,8 +16,8 @@ from kubernetes.client.rest import ApiException
 
 from chalicelib.awsauth.ledger import Ledger
 from chalicelib.awsauth.parse import read_aws_auth
+from chalicelib.bindings import binding_name
 from chalicelib.config import DEFAULT_CONFIG_PATH
-from chalicelib.desired import binding_name
 from chalicelib.errors import PermanentError, TransientError
 from chalicelib.ownership import LEDGER_ANNOTATION, MANAGED_BY_SELECTOR
 from tests.conftest import Environment

@@ -15,8 +15,8 @@ from chalicelib.adapters.iam import IamReader
 from chalicelib.adapters.shell import ports_for
 from chalicelib.awsauth.ledger import Ledger, LedgerRecord
 from chalicelib.awsauth.parse import read_aws_auth
+from chalicelib.bindings import binding_name
 from chalicelib.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config, parse_config
-from chalicelib.desired import binding_name
 from chalicelib.observability import LogObserver
 from chalicelib.ownership import LEDGER_ANNOTATION, MANAGED_BY_SELECTOR
 from chalicelib.principals import PrincipalScope

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS, Entry
+from chalicelib.bindings import binding_name
 from chalicelib.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config, parse_config
-from chalicelib.desired import binding_name, desired_state, grants_of_groups, group_bindings, label_selector, selects
+from chalicelib.desired import desired_state, grants_of_groups, group_bindings, label_selector, selects
 from chalicelib.ownership import group_label
 from chalicelib.plan import UpdateBinding, plan_bindings
 from chalicelib.ports import ObservedBinding
