@@ -6,6 +6,9 @@ real apiservers with their own EKS tokens."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -33,6 +36,7 @@ from tests.harness.stack import start_cluster
 
 pytestmark = pytest.mark.cluster
 
+ROOT = Path(__file__).parents[2]
 SECOND = "bttrm-eks-queued-1"
 HUNG = "bttrm-eks-hung-0"
 
@@ -176,3 +180,19 @@ def test_a_hung_cluster_s_item_alone_is_retried_and_reaches_the_dlq(
     [dead] = drain(dead_letters)
     assert parse(dead["Body"]).cluster == HUNG and parse(dead["Body"]).everyone
     assert drain(work) == []
+
+
+def test_an_sqs_batch_of_ignored_events_loads_neither_kubernetes_nor_the_queue_adapter() -> None:
+    script = (
+        "import json, sys, app\n"
+        "from chalicelib.service import handle_iam_events\n"
+        "from tests.harness.cloudtrail import iam_event\n"
+        "body = json.dumps(iam_event('AddUserToGroup', {'groupName': 'other', 'userName': 'x'}))\n"
+        "result = handle_iam_events({'Records': [{'messageId': 'm-0', 'body': body, 'attributes': {}}]})\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes' or m.endswith('adapters.queue'))\n"
+        "print(json.dumps([result, loaded]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "EKS_IAM_SYNC_CONFIG"}
+    env[WORK_QUEUE_VARIABLE] = "https://sqs.us-east-1.amazonaws.com/123456789012/eks-iam-sync-dev-work.fifo"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env=env, cwd=ROOT)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [{"batchItemFailures": []}, []]
