@@ -4,7 +4,7 @@ Kubernetes ClusterRoles EKS documents as their equivalents. Pure."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from chalicelib.ports import RbacRule
@@ -156,30 +156,32 @@ def _allows(rule: RbacRule, verbs: frozenset[str], resources: Iterable[str], cor
     return any(r == "*" or r in wanted for r in rule.resources)
 
 
+def _writes_aws_auth(rule: RbacRule, namespace: str) -> bool:
+    named = not rule.resource_names or "aws-auth" in rule.resource_names
+    return (
+        namespace in ("", "kube-system")
+        and named
+        and _allows(rule, frozenset({"update", "patch", "*"}), ("configmaps",))
+    )
+
+
+# (flag, whether a rule raises it in a namespace: '' for cluster-wide, every namespace)
+_CHECKS: tuple[tuple[str, Callable[[RbacRule, str], bool]], ...] = (
+    (ALL, lambda rule, _: "*" in rule.verbs or "*" in rule.resources),
+    (IMPERSONATE, lambda rule, _: "impersonate" in rule.verbs),
+    (ESCALATE, lambda rule, _: "escalate" in rule.verbs),
+    (BIND, lambda rule, _: "bind" in rule.verbs),
+    (RBAC_WRITE, lambda rule, _: _allows(rule, WRITE - {"delete", "deletecollection"}, RBAC_OBJECTS, core=False)),
+    (SECRETS_READ, lambda rule, _: _allows(rule, READ, ("secrets",))),
+    (EXEC, lambda rule, _: _allows(rule, frozenset({"create", "get", "*"}), ("pods/exec", "pods/attach"))),
+    (CREATE_PODS, lambda rule, _: _allows(rule, frozenset({"create", "*"}), WORKLOADS, core=False)),
+    (AWS_AUTH_WRITE, _writes_aws_auth),
+)
+
+
 def flags(rules: Iterable[RbacRule], namespace: str) -> tuple[str, ...]:
     """The risk flags of what ``rules`` allow in ``namespace`` ('' for cluster-wide: every namespace)."""
-    found: set[str] = set()
-    for rule in rules:
-        if "*" in rule.verbs or "*" in rule.resources:
-            found.add(ALL)
-        if "impersonate" in rule.verbs:
-            found.add(IMPERSONATE)
-        if "escalate" in rule.verbs:
-            found.add(ESCALATE)
-        if "bind" in rule.verbs:
-            found.add(BIND)
-        if _allows(rule, WRITE - {"delete", "deletecollection"}, RBAC_OBJECTS, core=False):
-            found.add(RBAC_WRITE)
-        if _allows(rule, READ, ("secrets",)):
-            found.add(SECRETS_READ)
-        if _allows(rule, frozenset({"create", "get", "*"}), ("pods/exec", "pods/attach")):
-            found.add(EXEC)
-        if _allows(rule, frozenset({"create", "*"}), WORKLOADS, core=False):
-            found.add(CREATE_PODS)
-        in_kube_system = namespace in ("", "kube-system")
-        named = not rule.resource_names or "aws-auth" in rule.resource_names
-        if in_kube_system and named and _allows(rule, frozenset({"update", "patch", "*"}), ("configmaps",)):
-            found.add(AWS_AUTH_WRITE)
+    found = {flag for rule in rules for flag, raised in _CHECKS if raised(rule, namespace)}
     return tuple(f for f in FLAGS if f in found)
 
 
