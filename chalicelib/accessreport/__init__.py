@@ -1,4 +1,6 @@
 """The access report (``eks-iam-sync report``): who can reach which namespace, and why, as one
-self-contained HTML page or JSON. ``model`` builds it from what the service layer read (pure),
-``render`` turns it into HTML (Jinja2) or JSON, ``readonly`` wraps a cluster's ports so that the
-reads are made once and no write can happen."""
+self-contained HTML page, JSON or CSV, and the difference between two reports. ``model`` builds it
+(``data`` its types, ``grants`` who grants what, ``rbac`` what rules allow and their risk,
+``findings``, ``provenance``) from what the service layer read (pure); ``render``, ``jsonform`` and
+``csvform`` write it; ``diff`` compares two; ``readonly`` wraps a cluster's ports so that the reads are
+made once and no write can happen."""

@@ -1,19 +1,25 @@
-"""The access report's data: which principal reaches which namespace, through which chain, and what
-is wrong or about to change. Pure: built from what the service layer read from IAM and each cluster,
-and from the display-only reconcile of that cluster (the same desired state and plan as
+"""The access report's builder: which principal reaches which namespace, through which chain, and
+what is wrong or about to change. Pure: built from what the service layer read from IAM and each
+cluster, and from the display-only reconcile of that cluster (the same desired state and plan as
 ``eks-iam-sync plan``; its drift is ``report.as_json`` of that plan).
 
-Three states are compared, per cluster:
+Three states are compared, per cluster (``grants``):
 
 - **now**: the mappings the cluster holds (aws-auth entries, access entries; which of them EKS uses
-  follows the authentication mode) and the owned RoleBindings as read;
+  follows the authentication mode) and everything that grants to them: the owned RoleBindings as
+  read, RoleBindings others made, ClusterRoleBindings whose rules reach into namespaces,
+  system:masters, and the access entries' EKS access policies with their scopes;
 - **after**: the same with the plan applied (identity changes when the step would write, RoleBinding
-  actions, tag-grant deletions held back by the deletion breaker);
-- a grant (principal, namespace, ClusterRole, RoleBinding, subject) in both is *active*, only after is
-  *pending* (a reconcile adds it), only now is *removing* (a reconcile removes it).
+  actions, tag-grant deletions held back by the deletion breaker); the plan changes only what
+  eks-iam-sync owns;
+- a grant (principal, namespace, ClusterRole, binding, subject) in both is *active*, only after is
+  *pending* (a reconcile adds it), only now is *removing* (a reconcile removes it); through an
+  aws-auth entry the authenticator never matches it is *ineffective*.
 
-Only RoleBindings eks-iam-sync owns are read (the service's RBAC lists nothing else): the matrix is
-what eks-iam-sync grants, including to mappings it does not own that name its Kubernetes groups.
+A grant from a ClusterRoleBinding, system:masters or a cluster-scoped access policy reaches every
+namespace of its cluster (the cluster-wide band); a grant whose mapping or binding eks-iam-sync did
+not make is marked as granted outside it. When the reader may not list RBAC objects, only the owned
+RoleBindings (and system:masters) are known, and a finding says so.
 """
 
 from __future__ import annotations
