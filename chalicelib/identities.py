@@ -6,12 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from chalicelib import arns
-
-if TYPE_CHECKING:
-    from chalicelib.ports import Observer
 
 
 @dataclass(frozen=True)
@@ -159,25 +156,3 @@ class Outcome:
 def preview(step: IdentityStep) -> Outcome:
     """What applying ``step`` would report, without applying it (the display-only path)."""
     return Outcome.of(step, "planned" if step.status == "write" else step.status)
-
-
-def observe(outcome: Outcome, observer: Observer, subject: str) -> None:
-    """Logs and counts an outcome alike for every backend: refusals, foreign entries, each change."""
-    for refusal in outcome.refusals:
-        observer.error(f"{subject} refused", reason=refusal.reason, detail=refusal.message)
-        observer.count("GuardrailRefusals", reason=refusal.reason)
-    for conflict in outcome.conflicts:
-        observer.warning(f"{subject} owned by someone else", detail=conflict.describe())
-        observer.count("OwnershipConflicts")
-    if outcome.status != "written":
-        return
-    for change in outcome.changes:
-        why = ": the IAM principal was recreated" if change.action == "recreate" else ""
-        observer.info(
-            f"{subject} changed{why}",
-            action=change.action,
-            principal=change.arn,
-            before=change.before.describe() if change.before else None,
-            after=change.after.describe() if change.after else None,
-            source=change.source,
-        )

@@ -16,7 +16,6 @@ from typing import Literal
 from chalicelib import arns
 from chalicelib.accessentries.backend import AccessEntriesBackend
 from chalicelib.apply import Applied, Applier, DisplayOnlyApplier
-from chalicelib.awsauth.guardrails import Policy
 from chalicelib.awsauth.writer import AwsAuthWriter, WriterSettings
 from chalicelib.config import Cluster, Config, grants_everything
 from chalicelib.desired import (
@@ -28,6 +27,7 @@ from chalicelib.desired import (
     label_selector,
 )
 from chalicelib.errors import Forbidden, NotFound, PermanentError
+from chalicelib.guardrails import Policy
 from chalicelib.plan import BindingAction, DeleteBinding, Plan, plan_bindings
 from chalicelib.ports import ClusterPorts, ClusterRoleReader, Observer
 from chalicelib.principals import EveryoneBut, PrincipalScope

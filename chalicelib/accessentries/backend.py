@@ -31,9 +31,10 @@ from chalicelib.accessentries.plan import (
     plan_access_entries,
     tags_for,
 )
-from chalicelib.awsauth.guardrails import Policy
 from chalicelib.errors import Forbidden, NotFound, PermanentError, TransientError, WriteConflict
-from chalicelib.identities import Change, Outcome, OwnedEntry, Refusal, observe, user_mapped_for
+from chalicelib.guardrails import Policy
+from chalicelib.identities import Change, Outcome, OwnedEntry, Refusal, user_mapped_for
+from chalicelib.outcomes import observe
 from chalicelib.ownership import ACCESS_ENTRY_QUOTA, ENTRY_SOURCE_TAG
 from chalicelib.ports import AccessEntryStore, ObservedAccessEntry, Observer
 from chalicelib.principals import PrincipalScope

@@ -17,9 +17,8 @@ from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from chalicelib import arns
 from chalicelib.accessentries.rules import refusal_for
-from chalicelib.awsauth.guardrails import Policy
+from chalicelib.guardrails import Policy, deletion_breaker
 from chalicelib.identities import Change, Conflict, Entry, OwnedEntry, Refusal
 from chalicelib.ownership import (
     ACCESS_ENTRY_QUOTA,
@@ -164,7 +163,7 @@ def _wanted(
 
 
 def _protected(entry: ObservedAccessEntry, policy: Policy) -> bool:
-    return entry.key in policy.protected_arns or arns.unpathed(entry.principal_arn).lower() in policy.protected_arns
+    return policy.protects(entry.principal_arn)
 
 
 def _checked(
@@ -179,12 +178,9 @@ def _checked(
     blocking: list[Refusal] = []
     deletes = sum(1 for a in actions if isinstance(a, DeleteEntry))
     ours = sum(1 for e in current.values() if owned(e))
-    if not policy.force_deletions and deletes >= 2 and (deletes > policy.max_deletion_share * ours or deletes >= ours):
-        message = (
-            f"this run would delete {deletes} of {ours} owned access entries "
-            f"(limit {policy.max_deletion_share:.0%}, never all); check IAM, then apply with --force"
-        )
-        blocking.append(Refusal("deletion-breaker", message))
+    breaker = deletion_breaker(ours, deletes, policy, "owned access entries", "delete")
+    if breaker is not None:
+        blocking.append(breaker)
     after = None
     if total is not None:
         after = total + sum(1 for a in actions if isinstance(a, CreateEntry)) - deletes

@@ -16,6 +16,7 @@ from chalicelib.awsauth.ledger import Ledger
 from chalicelib.awsauth.model import ENTRY_KEYS, MAP_ROLES, Entry
 from chalicelib.awsauth.parse import Reading
 from chalicelib.config import RESERVED_USERNAME_PREFIXES
+from chalicelib.guardrails import Policy, deletion_breaker
 from chalicelib.identities import Refusal
 
 # What the API server accepts (a ConfigMap's data; all annotations of an object together), and the
@@ -24,13 +25,6 @@ DATA_LIMIT_BYTES = 1024 * 1024
 ANNOTATIONS_LIMIT_BYTES = 256 * 1024
 SIZE_WARNING_SHARE = 0.8
 NODE_GROUPS = frozenset({"system:bootstrappers", "system:nodes", "system:node-proxier"})
-
-
-@dataclass(frozen=True)
-class Policy:
-    protected_arns: frozenset[str] = frozenset()  # lower case: the service's own mapping, break-glass
-    max_deletion_share: float = 0.5
-    force_deletions: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,9 +99,10 @@ def size_shares(data: Mapping[str, str], annotations: Mapping[str, str]) -> tupl
     return (("data", data_bytes / DATA_LIMIT_BYTES), ("annotations", annotation_bytes / ANNOTATIONS_LIMIT_BYTES))
 
 
-def is_protected(entry: Entry, protected_arns: frozenset[str]) -> bool:
+def is_protected(entry: Entry, policy: Policy) -> bool:
+    """A protected ARN (both backends' rule), or in aws-auth a node or Fargate entry."""
     return (
-        entry.key in protected_arns
+        policy.protects(entry.arn)
         or entry.username.startswith("system:node:")
         or bool(NODE_GROUPS.intersection(entry.groups))
     )
@@ -115,7 +110,7 @@ def is_protected(entry: Entry, protected_arns: frozenset[str]) -> bool:
 
 def _protected_changed(before: Reading, after: Reading, policy: Policy) -> Iterable[Refusal]:
     for key in ENTRY_KEYS:
-        kept = [e for e in before.entries(key) if is_protected(e, policy.protected_arns)]
+        kept = [e for e in before.entries(key) if is_protected(e, policy)]
         now = {e.key: e for e in after.entries(key)}
         for entry in kept:
             if now.get(entry.key) != entry:
@@ -164,12 +159,6 @@ def _sso_entries_rewritten(before: Reading, after: Reading) -> Iterable[Refusal]
 
 
 def _deletion_breaker(owned_before: int, removed: int, policy: Policy) -> Iterable[Refusal]:
-    """One removal is never a mass deletion; two or more may not exceed the share, nor take all."""
-    if policy.force_deletions or removed < 2:
-        return
-    if removed > policy.max_deletion_share * owned_before or removed >= owned_before:
-        yield Refusal(
-            "deletion-breaker",
-            f"this run would remove {removed} of {owned_before} owned entries "
-            f"(limit {policy.max_deletion_share:.0%}, never all); check IAM, then apply with --force",
-        )
+    refused = deletion_breaker(owned_before, removed, policy, "owned entries", "remove")
+    if refused is not None:
+        yield refused

@@ -13,9 +13,10 @@ from typing import Literal
 
 from chalicelib.awsauth import reading as readings
 from chalicelib.awsauth.backups import Backup
-from chalicelib.awsauth.guardrails import Policy, check_current, check_post_image
+from chalicelib.awsauth.guardrails import check_current, check_post_image
 from chalicelib.awsauth.ledger import Ledger, LedgerError
 from chalicelib.awsauth.merge import merge
+from chalicelib.guardrails import Policy
 from chalicelib.identities import Change, Conflict, OwnedEntry, Refusal
 from chalicelib.ownership import (
     BACKUP_HOUR_ANNOTATION,

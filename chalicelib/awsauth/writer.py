@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from chalicelib.awsauth.backups import Backup, Kept, Slot, data_digest, written_by_service
-from chalicelib.awsauth.guardrails import Policy
 from chalicelib.awsauth.ledger import Ledger, LedgerError
 from chalicelib.awsauth.plan import AwsAuthStep, RestoreIntent, SyncIntent, plan_aws_auth
 from chalicelib.errors import CorruptState, Forbidden, NotFound, TransientError, WriteConflict
-from chalicelib.identities import Outcome, OwnedEntry, observe
+from chalicelib.guardrails import Policy
+from chalicelib.identities import Outcome, OwnedEntry
+from chalicelib.outcomes import observe
 from chalicelib.ownership import (
     AWS_AUTH_NAME,
     AWS_AUTH_NAMESPACE,

@@ -26,10 +26,10 @@ from chalicelib.accessreport.model import (
     principal_kind,
 )
 from chalicelib.apply import DisplayOnlyApplier
-from chalicelib.awsauth.guardrails import Policy
 from chalicelib.awsauth.plan import AwsAuthStep, SyncIntent, plan_aws_auth
 from chalicelib.config import DEFAULT_CONFIG_PATH, Config, parse_config
 from chalicelib.desired import desired_state
+from chalicelib.guardrails import Policy
 from chalicelib.identities import OwnedEntry
 from chalicelib.ownership import LEDGER_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from chalicelib.plan import Plan, plan_bindings

@@ -14,7 +14,7 @@ from chalicelib.accessentries.plan import (
     tags_for,
 )
 from chalicelib.accessentries.rules import refusal_for
-from chalicelib.awsauth.guardrails import Policy
+from chalicelib.guardrails import Policy
 from chalicelib.identities import Entry, OwnedEntry
 from chalicelib.ownership import ACCESS_ENTRY_QUOTA
 from chalicelib.ports import ObservedAccessEntry

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from chalicelib.awsauth.guardrails import Policy, check_current, check_post_image
+from chalicelib.awsauth.guardrails import check_current, check_post_image
 from chalicelib.awsauth.ledger import Ledger
 from chalicelib.awsauth.merge import merge
 from chalicelib.awsauth.model import Entry
 from chalicelib.awsauth.parse import read_aws_auth
+from chalicelib.guardrails import Policy
 from tests.unit.awsauth.builders import NODE, document, ledger_of, owned_role, owned_user, role, user
 
 ALICE, BOB, CAROL, DAN = (user(n, "devs") for n in ("alice", "bob", "carol", "dan"))

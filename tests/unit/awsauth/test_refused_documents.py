@@ -10,8 +10,8 @@ import copy
 
 import pytest
 
-from chalicelib.awsauth.guardrails import Policy
 from chalicelib.awsauth.plan import AwsAuthStep, SyncIntent, plan_aws_auth
+from chalicelib.guardrails import Policy
 from chalicelib.ports import ObservedConfigMap
 from tests.unit import yaml_paths
 from tests.unit.awsauth.builders import NODE, document, owned_role, owned_user, role, user
