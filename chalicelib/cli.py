@@ -118,6 +118,14 @@ def _parser() -> argparse.ArgumentParser:
         _report,
     )
     _cluster_options(report)
+    report.add_argument(
+        "--last-used",
+        action="store_true",
+        help="add IAM's last-used record of each principal with access, and flag dormant ones (IAM requests each)",
+    )
+    report.add_argument(
+        "--dormant-days", type=int, default=90, metavar="DAYS", help="with --last-used: dormant after DAYS (90)"
+    )
     actions = report.add_subparsers(dest="action", required=False, metavar="diff")
     diff = actions.add_parser(
         "diff",

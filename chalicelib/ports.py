@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Container, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from chalicelib.identities import IdentityStep
 
@@ -291,3 +291,25 @@ class AccessPolicyReader(Protocol):
     def associated_policies(self, principal_arn: str) -> list[AssociatedPolicy]:
         """Every access policy associated with the principal's access entry (all pages). Never writes."""
         ...
+
+
+@dataclass(frozen=True)
+class LastUsed:
+    """When a principal last used AWS, as IAM records it (role last used; a user's console password
+    or access keys): the latest, or None when IAM has no record."""
+
+    at: str | None  # ISO 8601, UTC
+    how: str = ""  # "role", "console", "access key AKIA…"
+
+
+class IamActivityReader(Protocol):
+    def last_used(self, arn: str) -> LastUsed:
+        """IAM's last-used record of a user or role (read only; NotFound when it does not exist)."""
+        ...
+
+
+@runtime_checkable
+class ActivityShell(Protocol):
+    """A Shell that can also read IAM's last-used records (the access report's ``--last-used``)."""
+
+    def iam_activity(self, role: RoleToAssume | None) -> IamActivityReader: ...

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.accessreport import diff as report_diff
+from chalicelib.accessreport.activity import DEFAULT_DORMANT_DAYS, with_activity
 from chalicelib.accessreport.csvform import render_csv
 from chalicelib.accessreport.model import (
     FINDING_KINDS,
@@ -32,10 +33,18 @@ from chalicelib.accessreport.model import (
 from chalicelib.accessreport.readonly import ReadOnlyCluster, read_only
 from chalicelib.accessreport.render import render_html, render_json
 from chalicelib.config import MAX_CONFIG_BYTES, Cluster, Config, ConfigError, Problem, parse_config
-from chalicelib.errors import NotFound, SyncError, TransientError
+from chalicelib.errors import NotFound, PermanentError, SyncError, TransientError
 from chalicelib.operations import connect, shell_for
 from chalicelib.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE
-from chalicelib.ports import AssociatedPolicy, ClusterPorts, ObservedAccessEntry, RbacReader, RbacSnapshot
+from chalicelib.ports import (
+    ActivityShell,
+    AssociatedPolicy,
+    ClusterPorts,
+    LastUsed,
+    ObservedAccessEntry,
+    RbacReader,
+    RbacSnapshot,
+)
 from chalicelib.reconcile import Options, reconcile_cluster
 from chalicelib.settings import is_remote
 from chalicelib.snapshot import IamSnapshot
@@ -104,7 +113,27 @@ def build(
         read_by=read_by,
         iam_read_at=iam_read_at,
     )
-    return build_report(config, snapshot, clusters, meta)
+    report = build_report(config, snapshot, clusters, meta)
+    if getattr(args, "last_used", False):
+        report = _evidence_of_use(report, shell, config, clock(), getattr(args, "dormant_days", DEFAULT_DORMANT_DAYS))
+    return report
+
+
+def _evidence_of_use(report: AccessReport, shell: object, config: Config, now: datetime, days: int) -> AccessReport:
+    """IAM's last-used record of every principal in IAM that has access (a request or more each)."""
+    if not isinstance(shell, ActivityShell):
+        raise PermanentError("--last-used: this shell cannot read IAM's last-used records")
+    reader = shell.iam_activity(config.iam_role)
+    used: dict[str, LastUsed] = {}
+    errors: dict[str, str] = {}
+    for principal in report.principals:
+        if not principal.in_iam or not principal.cells:
+            continue
+        try:
+            used[principal.arn] = reader.last_used(principal.arn)
+        except SyncError as err:
+            errors[principal.arn] = f"{type(err).__name__}: {err}"
+    return with_activity(report, used, errors, now, days)
 
 
 def read_cluster(

@@ -32,6 +32,8 @@ HEADER = (
     "flags",
     "rules",
     "path",
+    "last used",
+    "dormant",
 )
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
@@ -69,6 +71,8 @@ def render_csv(report: AccessReport) -> str:
                     "; ".join(path.flags),
                     "; ".join(path.rules),
                     path.id,
+                    " ".join(filter(None, (principal.last_used, principal.last_used_how))),
+                    "yes" if principal.dormant else "",
                 )
                 writer.writerow([safe(str(v)) for v in row])
     return out.getvalue()

@@ -26,6 +26,7 @@ STATUS_ORDER = (ACTIVE, PENDING, REMOVING, INEFFECTIVE)  # a role reached severa
 NOT_IN_PLACE = (REMOVING, INEFFECTIVE)  # what a path's rules are not counted for (flags, verbs, risk)
 AWS_AUTH, ACCESS_ENTRY, NOT_MANAGED = "aws-auth", "access entry", "not managed"
 KINDS = ("user", "role", "permission set", "other")
+NEVER = "never"  # Principal.last_used when IAM has no record of a use
 FINDING_KINDS = {
     "cluster-failed": "Clusters not read",
     "incomplete": "Not read: access that may be missing here",
@@ -34,6 +35,7 @@ FINDING_KINDS = {
     "cannot-authenticate": "In IAM, but cannot authenticate",
     "drift": "Drift: what a reconcile would change",
     "risk": "Risky access",
+    "dormant": "Dormant: access not used",
     "foreign": "Mappings eks-iam-sync does not manage",
     "size": "Size against limits",
     "aws-auth": "aws-auth as EKS reads it",
@@ -165,6 +167,9 @@ class Principal:
     mechanisms: tuple[str, ...]  # aws-auth | access entry | not managed
     cells: tuple[Cell, ...]  # only the namespaces it reaches (or will, or will no longer)
     cluster_wide: tuple[str, ...] = ()  # the clusters where it reaches every namespace
+    last_used: str = ""  # ISO 8601 when IAM recorded a use, NEVER when it has no record, "" when not read
+    last_used_how: str = ""  # role | console | access key AKIA…
+    dormant: bool = False  # has access, and no use recorded within the report's dormant days
     flags: tuple[str, ...] = ()
     risk: str = "none"  # rbac.RISKS: of what it can do (or will), none when it reaches nothing
 

@@ -47,6 +47,8 @@ def _document(report: AccessReport) -> dict[str, Any]:
                 "usernames": list(p.usernames),
                 "mechanisms": list(p.mechanisms),
                 "clusterWide": list(p.cluster_wide),
+                "lastUsed": {"at": p.last_used, "how": p.last_used_how} if p.last_used else None,
+                "dormant": p.dormant,
                 "risk": p.risk,
                 "flags": list(p.flags),
                 "access": [

@@ -120,7 +120,8 @@ def matrix_data(report: AccessReport, groups: tuple[tuple[str, str], ...]) -> di
     (ClusterRole names), ``flags`` (risk flags), and per principal ``[name, ARN or [ARN without the
     prefix], kind code, in IAM (1|0), [group option indices], mechanism codes, [[column, [role index,
     status code, ...], [path number, ...], [flag index, ...], granted outside (1|0), index into
-    ``allowed``], ...], risk code, reaches every namespace of a cluster (1|0)]``. ``allowed``: the
+    ``allowed``], ...], risk code, reaches every namespace of a cluster (1|0), last used ('' not
+    read), dormant (1|0)]``. ``allowed``: the
     distinct tables of verbs per resource, ``[[resource[.group][ names], "verb verb"], ...]``."""
     prefix = _common_prefix(p.arn for p in report.principals)
     roles = sorted({role for p in report.principals for c in p.cells for role, _ in c.roles})
@@ -148,7 +149,8 @@ def matrix_data(report: AccessReport, groups: tuple[tuple[str, str], ...]) -> di
             cells.append(found)
         mechanisms = "".join(MECHANISM_CODES[m] for m in p.mechanisms)
         row = [p.name, arn, KIND_CODES[p.kind], int(p.in_iam), sorted(indices), mechanisms, cells]
-        rows.append([*row, RISK_CODES[p.risk], int(bool(p.cluster_wide))])
+        used = f"{p.last_used} ({p.last_used_how})" if p.last_used_how else p.last_used
+        rows.append([*row, RISK_CODES[p.risk], int(bool(p.cluster_wide)), used, int(p.dormant)])
     allowed = [[[_resource(g, r, n), " ".join(v)] for g, r, v, n in table] for table in allowed_index]
     return {"prefix": prefix, "roles": roles, "flags": list(rbac.FLAGS), "allowed": allowed, "rows": rows}
 

@@ -23,6 +23,7 @@ from chalicelib.adapters.configmaps import ConfigMaps
 from chalicelib.adapters.eks import BoundedApiClient, api_client, cluster_access, described_cluster
 from chalicelib.adapters.eks_token import TokenSource
 from chalicelib.adapters.iam import IamReader, iam_client
+from chalicelib.adapters.iam_activity import IamActivity
 from chalicelib.adapters.rbac_reader import RbacReader
 from chalicelib.adapters.rolebindings import ClusterRoles, RoleBindings
 from chalicelib.config import Cluster, RoleToAssume
@@ -42,6 +43,12 @@ class AwsShell:
         if role is None:
             return IamReader(iam_client(self.session))
         return IamReader(iam_client(assumed_session(self.session, role, "reading IAM (iam.roleArn)").session))
+
+    def iam_activity(self, role: RoleToAssume | None) -> IamActivity:
+        """IAM's last-used records (the access report's evidence of use), read as ``iam`` reads IAM."""
+        if role is None:
+            return IamActivity(iam_client(self.session))
+        return IamActivity(iam_client(assumed_session(self.session, role, "reading IAM (iam.roleArn)").session))
 
     def own_arn(self) -> str:
         credentials = self.session.get_credentials()

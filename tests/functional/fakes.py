@@ -46,6 +46,7 @@ from chalicelib.ownership import (
 from chalicelib.ports import (
     AssociatedPolicy,
     ClusterPorts,
+    LastUsed,
     ObservedAccessEntry,
     ObservedBinding,
     ObservedConfigMap,
@@ -161,13 +162,14 @@ class FakeIam(FakePort):
 
     Names are unique case-insensitively, as in IAM; ``requests`` records each scoped read's names."""
 
-    OPERATIONS: ClassVar[tuple[str, ...]] = ("full_snapshot", "scoped_snapshot", "members", "missing")
+    OPERATIONS: ClassVar[tuple[str, ...]] = ("full_snapshot", "scoped_snapshot", "members", "missing", "last_used")
 
     users: dict[str, IamUser] = field(default_factory=dict)  # by lower-case name
     roles: dict[str, IamRole] = field(default_factory=dict)
     groups: dict[str, str] = field(default_factory=dict)  # lower-case name -> name
     requests: list[tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
     account: str = ACCOUNT  # whose IAM this is (another for an identity account read through iam.roleArn)
+    activity: dict[str, LastUsed] = field(default_factory=dict)  # lower-case ARN -> IAM's last-used record
     _ids: Iterator[int] = field(default_factory=itertools.count, repr=False, init=False)
 
     # The port
@@ -187,6 +189,11 @@ class FakeIam(FakePort):
         found_users = [self.users[n.lower()] for n in sorted(set(users)) if n.lower() in self.users]
         found_roles = [self.roles[n.lower()] for n in sorted(set(roles)) if n.lower() in self.roles]
         return IamSnapshot(tuple(found_users), tuple(found_roles))
+
+    def last_used(self, arn: str) -> LastUsed:
+        """The IamActivityReader (the report's --last-used): no record unless ``activity`` has one."""
+        self._enter("last_used", arn)
+        return self.activity.get(arn.lower(), LastUsed(None, ""))
 
     def members(self, group: str) -> list[str]:
         self._enter("members", group)
@@ -724,6 +731,10 @@ class FakeShell(FakePort):
     def own_arn(self) -> str:
         self._enter("own_arn")
         return self.arn
+
+    def iam_activity(self, role: RoleToAssume | None) -> FakeIam:
+        """IAM's last-used records, from the same fake IAM as ``iam``."""
+        return self.iam(role)
 
     def cluster(self, cluster: Cluster) -> ClusterPorts:
         self._enter("cluster", cluster.name)

@@ -89,7 +89,7 @@ def test_matrix_rows_are_compact_and_complete() -> None:
     assert data["prefix"] == f"arn:aws:iam::{ACCOUNT}:" and data["roles"] == [POD_READER]
     rows = {row[0]: row for row in data["rows"]}
     cells = [[0, [0, "a"], [1], [], 0, 0], [1, [0, "a"], [3], [], 0, 0]]
-    assert rows["alice"] == ["alice", ["user/alice"], "u", 1, [0, 1], "a", cells, "l", 0]
+    assert rows["alice"] == ["alice", ["user/alice"], "u", 1, [0, 1], "a", cells, "l", 0, "", 0]
     assert rows["bob"][6] == [[0, [0, "p"], [2], [], 0, 0], [1, [0, "p"], [4], [], 0, 0]]
     assert [p.id for p in report.paths] == ["p1", "p2", "p3", "p4"]
 
@@ -116,7 +116,7 @@ def test_cluster_wide_rows_grants_outside_and_flags_travel_to_the_page() -> None
     report = world.report()
     data = matrix_data(report, _groups(report))
     alice = next(r for r in data["rows"] if r[0] == "alice")
-    assert alice[7:] == ["c", 1]  # critical, and the cluster-wide band
+    assert alice[7:] == ["c", 1, "", 0]  # critical, the cluster-wide band, last use not read
     default = next(c for c in alice[6] if report.columns[c[0]].namespace == "default")
     assert data["flags"][default[3][0]] == rbac.ALL and default[4] == 1
     assert ["*", "*"] in data["allowed"][default[5]]  # cluster-admin: every verb on every resource

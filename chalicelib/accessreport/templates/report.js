@@ -75,6 +75,8 @@
       cells: r[6],
       risk: r[7] || "",
       everywhere: r[8] === 1,
+      lastUsed: r[9] || "",
+      dormant: r[10] === 1,
       columns: columns,
       statuses: statuses,
       allowed: allowed,
@@ -116,6 +118,7 @@
     head.appendChild(document.createTextNode(row.name));
     var notes = KINDS[row.kind] + (row.inIam ? "" : " \u00b7 not in IAM");
     notes += (row.everywhere ? " \u00b7 every namespace" : "") + (RISKS[row.risk] ? " \u00b7 " + RISKS[row.risk] : "");
+    notes += row.dormant ? " \u00b7 dormant" : "";
     head.appendChild(element("small", "", notes));
     if (row.everywhere) {
       tr.className = "cw";
@@ -414,6 +417,9 @@
       nodes.push(element("p", "", "Mapped through: " + (through.join(", ") || "nothing")));
       nodes.push(element("p", "", "Groups: " + (groups.join(", ") || "none")));
       nodes.push(element("p", "", "Reaches " + row.columns.length + " namespace(s)."));
+      if (row.lastUsed) {
+        nodes.push(element("p", row.dormant ? "risk-high" : "", "Last used: " + row.lastUsed + (row.dormant ? " (dormant)" : "") + "."));
+      }
       if (RISKS[row.risk]) {
         nodes.push(element("p", "risk-" + RISKS[row.risk], "Risk: " + RISKS[row.risk] + " (see Risky access under Findings)."));
       }
