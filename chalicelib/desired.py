@@ -24,7 +24,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from chalicelib import arns
-from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS
 from chalicelib.bindings import DesiredBinding, binding_name
 from chalicelib.config import (
     SESSION_TEMPLATES,
@@ -38,7 +37,7 @@ from chalicelib.config import (
     is_privileged_cluster_role,
     username_problem,
 )
-from chalicelib.identities import Entry, OwnedEntry, group_source
+from chalicelib.identities import MAP_ROLES, MAP_USERS, Entry, OwnedEntry, group_source
 from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
 
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

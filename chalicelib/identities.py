@@ -10,6 +10,11 @@ from typing import Any, Literal, Protocol
 
 from chalicelib import arns
 
+# Where aws-auth keeps an identity of each kind (``OwnedEntry.key``): desired state names the kind
+# in these terms for both backends, so they live here, below both.
+MAP_ROLES = "mapRoles"
+MAP_USERS = "mapUsers"
+
 
 @dataclass(frozen=True)
 class Entry:

@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from chalicelib.identities import Entry
+from chalicelib.identities import MAP_ROLES, MAP_USERS, Entry
 
 __all__ = ["ARN_FIELD", "ENTRY_KEYS", "KNOWN_FIELDS", "MAP_ACCOUNTS", "MAP_ROLES", "MAP_USERS", "Entry", "Problem"]
 
-MAP_ROLES = "mapRoles"
-MAP_USERS = "mapUsers"
 MAP_ACCOUNTS = "mapAccounts"
 ARN_FIELD = {MAP_ROLES: "rolearn", MAP_USERS: "userarn"}
 ENTRY_KEYS = (MAP_ROLES, MAP_USERS)
