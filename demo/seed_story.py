@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import boto3
 
-from demo import access_entries
+from demo import access_entries, queued
 from demo.show import say, step, table
 from tests.harness.cloudtrail import iam_event
 from tests.harness.function import cluster_config, deployed
@@ -133,6 +133,7 @@ def main() -> None:
                 one,
             )
             say()
+        queued.act(stack, Path(tmp) / "act-queued", log)
         access_entries.act_two(stack, people, Path(tmp) / "act-2", log)
     LOG.write_text(log.getvalue())
     say(f"done in {time.monotonic() - started:.1f} s; the function's JSON logs and EMF metrics are in {LOG}")
