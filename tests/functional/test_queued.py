@@ -14,7 +14,7 @@ import pytest
 
 from chalicelib import service
 from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.errors import TransientError
+from chalicelib.errors import PermanentError, TransientError
 from chalicelib.settings import WORK_QUEUE_VARIABLE
 from chalicelib.workitems import Message, WorkItem, body, parse
 from tests.functional.conftest import Lambdas
@@ -222,3 +222,23 @@ def test_bad_work_items_fail_alone_and_items_for_removed_clusters_are_dropped(
     assert failed(response) == ["m-0"]
     assert mapped(shell.clusters["fn-east"]) == {user_arn("alice")}
     assert not mapped(shell.clusters["fn-west"])
+
+
+def test_a_coalesced_burst_of_removals_is_one_run_for_the_deletion_breaker(shell: FakeShell, lambdas: Lambdas) -> None:
+    """Removing 2 of 3 owned users one event at a time passes the breaker (one removal is never a mass
+    deletion); the same two removals in one batch are one run, which the breaker refuses: held for an
+    operator (the batch fails, is received again and ends in the event queue's DLQ)."""
+    for name in ("alice", "bob", "carol"):
+        shell.iam_port.add_user(name, groups=[GROUP])
+    assert on_iam_events(lambdas, joins(["alice", "bob", "carol"])) == {"batchItemFailures": []}
+    for name in ("alice", "bob"):
+        shell.iam_port.remove_from_group(name, GROUP)
+    removals = [iam_event("RemoveUserFromGroup", {"groupName": GROUP, "userName": n}) for n in ("alice", "bob")]
+    with pytest.raises(PermanentError, match="deletion-breaker"):
+        on_iam_events(lambdas, removals)
+    for cluster in shell.clusters.values():
+        assert mapped(cluster) == {user_arn(n) for n in ("alice", "bob", "carol")}
+    for removal in removals:  # the direct path, one event per invocation
+        lambdas.send(removal)
+    for cluster in shell.clusters.values():
+        assert mapped(cluster) == {user_arn("carol")}
