@@ -4,6 +4,8 @@ rules in the page. Built from the unit tests' small world (no cluster needed).""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,3 +102,20 @@ def test_an_entry_that_never_matches_is_shown_ineffective(opened: ReportPage) ->
     assert deployer.locator("td.i").first.inner_text().startswith("\u00d7 ")
     page.select_option("#f-s", "i")
     assert shown(page) == ["deployer"]
+
+
+def test_csv_of_the_shown_rows_is_made_in_the_page(opened: ReportPage, tmp_path: Path) -> None:
+    page = opened.page
+    page.fill("#f-q", "alice")
+    with page.expect_download() as download:
+        page.click("#f-csv")
+    saved = tmp_path / "shown.csv"
+    download.value.save_as(saved)
+    rows = list(csv.reader(io.StringIO(saved.read_text(), newline="")))
+    assert rows[0] == ["cluster", "namespace", "principal", "arn", "kind", "status", "ClusterRoles"]
+    assert {(r[1], r[2], r[5]) for r in rows[1:]} == {(ns, "alice", "active") for ns in PROJECTS}
+    assert "secret-reader" in next(r[6] for r in rows[1:] if r[1] == PROJECTS[0])
+    page.fill("#f-q", "")
+    every = page.evaluate("window.accessReport.csv()")
+    assert not [cell for row in csv.reader(io.StringIO(every)) for cell in row if cell[:1] in ("=", "+", "-", "@")]
+    assert opened.requests == [opened.requests[0]]  # the page itself, nothing else

@@ -637,7 +637,44 @@
     drawPrint();
   }
   form.hidden = false;
+  // "CSV of shown rows": one line per principal and namespace of the rows the filters show, made in
+  // the page (no request). A cell that starts like a formula gets a leading ' (as --format csv).
+  function csvCell(value) {
+    var text = String(value);
+    if (/^[=+\-@\t\r]/.test(text)) {
+      text = "'" + text;
+    }
+    return /[",\r\n]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
+  }
+  function shownCsv() {
+    var lines = [["cluster", "namespace", "principal", "arn", "kind", "status", "ClusterRoles"].join(",")];
+    visible.forEach(function (row) {
+      row.cells.forEach(function (cell, j) {
+        var roles = [];
+        for (var r = 0; r < cell[1].length; r += 2) {
+          roles.push(MARKS[cell[1][r + 1]] + data.roles[cell[1][r]]);
+        }
+        var values = [clusterOf[cell[0]], headers[cell[0]].textContent, row.name, row.arn, KINDS[row.kind],
+          { a: "active", p: "pending", r: "removing", i: "ineffective" }[row.statuses[j]], roles.join("; ")];
+        lines.push(values.map(csvCell).join(","));
+      });
+    });
+    return lines.join("\r\n") + "\r\n";
+  }
+  var csvButton = document.getElementById("f-csv");
+  if (csvButton) {
+    csvButton.addEventListener("click", function () {
+      var link = document.createElement("a");
+      link.href = URL.createObjectURL(new Blob([shownCsv()], { type: "text/csv" }));
+      link.download = "access-shown.csv";
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+    });
+  }
+
   window.accessReport = {
+    csv: shownCsv,
     filter: filter,
     rows: rows.length,
     drawn: function () {
