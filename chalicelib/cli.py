@@ -119,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     _cluster_options(report)
     report.add_argument(
+        "--previous", metavar="OLD.json", help="mark in the page the access added since this earlier JSON report"
+    )
+    report.add_argument(
         "--last-used",
         action="store_true",
         help="add IAM's last-used record of each principal with access, and flag dormant ones (IAM requests each)",

@@ -215,14 +215,27 @@ def _policies(
     return found, errors
 
 
-def render(report: AccessReport, form: str) -> str:
+def render(report: AccessReport, form: str, previous: Any = None) -> str:
     if form == "csv":
         return render_csv(report)
-    return render_json(report) if form == "json" else render_html(report)
+    return render_json(report) if form == "json" else render_html(report, previous)
 
 
 class DiffError(Exception):
     """A report that cannot be read or is not an access report."""
+
+
+def _previous(name: str | None) -> Any:
+    """The earlier report (``--previous``) the page marks new access against, checked before any read."""
+    if name is None:
+        return None
+    try:
+        document = json.loads(Path(name).read_text(encoding="utf-8"))
+        report_diff.diff(document, document)  # refuses what is not a report
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, report_diff.NotAReport) as err:
+        reason = str(err).removeprefix("OLD: ")
+        raise ConfigError(name, [Problem("", None, f"--previous: not a readable access report: {reason}")]) from err
+    return document
 
 
 def diff_files(old: str, new: str, form: str = "text") -> tuple[list[str], bool]:
@@ -245,8 +258,9 @@ def diff_files(old: str, new: str, form: str = "text") -> tuple[list[str], bool]
 def write(source: str, args: argparse.Namespace) -> tuple[list[str], bool]:
     """Builds, renders and writes the report (``args.output``, ``-`` for stdout); the lines to show and
     whether every cluster was read."""
+    previous = _previous(getattr(args, "previous", None))
     report = build(source, args)
-    document = render(report, args.format)
+    document = render(report, args.format, previous)
     if args.output == "-":
         print(document, end="", file=args.out)
         where = "stdout"

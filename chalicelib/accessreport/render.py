@@ -15,7 +15,7 @@ import base64
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
+from chalicelib.accessreport import diff as report_diff
 from chalicelib.accessreport import rbac
 from chalicelib.accessreport.model import (
     ACCESS_ENTRY,
@@ -73,7 +74,8 @@ def render_json(report: AccessReport) -> str:
     return json.dumps(as_json(report), indent=2) + "\n"
 
 
-def render_html(report: AccessReport) -> str:
+def render_html(report: AccessReport, previous: Mapping[str, Any] | None = None) -> str:
+    """The page; with ``previous`` (an earlier report's JSON) the access added since is marked new."""
     script = _asset("report.js")
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
     csp = (
@@ -90,6 +92,8 @@ def render_html(report: AccessReport) -> str:
     roles = sorted({(p.cluster, p.cluster_role): p.rules for p in report.paths}.items())
     role_ids = {key: f"r{i + 1}" for i, (key, _) in enumerate(roles)}
     severity = Counter(f.severity for f in report.findings)
+    since = report_diff.diff(previous, as_json(report)) if previous is not None else None
+    added = {(c.cluster, c.namespace, c.principal) for c in since.changes if c.added} if since else set()
     risky = [p for p in report.principals if p.risk == "critical"]
     return _environment.get_template("report.html.j2").render(
         report=report,
@@ -98,7 +102,8 @@ def render_html(report: AccessReport) -> str:
         cluster_wide_counts=Counter(cluster for p in report.principals for cluster in p.cluster_wide),
         model_sha256=as_json(report)[MODEL_DIGEST_KEY],
         meta=report.meta,
-        matrix=matrix_data(report, groups),
+        matrix=matrix_data(report, groups, added),
+        since=since,
         cluster_spans=clusters,
         groups=groups,
         roles=[(role_ids[key], key[0], key[1], rules) for key, rules in roles],
@@ -115,14 +120,18 @@ def render_html(report: AccessReport) -> str:
     )
 
 
-def matrix_data(report: AccessReport, groups: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+def matrix_data(
+    report: AccessReport,
+    groups: tuple[tuple[str, str], ...],
+    added: Collection[tuple[str, str, str]] = (),
+) -> dict[str, Any]:
     """The rows of the matrix, compact: ``prefix`` (the ARN prefix most principals share), ``roles``
-    (ClusterRole names), ``flags`` (risk flags), and per principal ``[name, ARN or [ARN without the
-    prefix], kind code, in IAM (1|0), [group option indices], mechanism codes, [[column, [role index,
-    status code, ...], [path number, ...], [flag index, ...], granted outside (1|0), index into
-    ``allowed``], ...], risk code, reaches every namespace of a cluster (1|0), last used ('' not
-    read), dormant (1|0)]``. ``allowed``: the
-    distinct tables of verbs per resource, ``[[resource[.group][ names], "verb verb"], ...]``."""
+    (ClusterRole names), ``flags`` (risk flags), ``allowed`` (the distinct tables of verbs per
+    resource, ``[[resource[.group][ names], "verb verb"], ...]``), and per principal ``[name, ARN or
+    [ARN without the prefix], kind code, in IAM (1|0), [group option indices], mechanism codes, cells,
+    risk code, reaches every namespace of a cluster (1|0), last used ('' not read), dormant (1|0)]``;
+    a cell is ``[column, [role index, status code, ...], [path number, ...], [flag index, ...],
+    granted outside (1|0), index into allowed, new since the previous report (1|0)]``."""
     prefix = _common_prefix(p.arn for p in report.principals)
     roles = sorted({role for p in report.principals for c in p.cells for role, _ in c.roles})
     role_index = {role: i for i, role in enumerate(roles)}
@@ -145,6 +154,7 @@ def matrix_data(report: AccessReport, groups: tuple[tuple[str, str], ...]) -> di
                 [flag_index[f] for f in cell.flags],
                 int(cell.foreign),
                 allowed_index[cell.allowed],
+                int((report.columns[cell.column].cluster, report.columns[cell.column].namespace, p.arn) in added),
             ]
             cells.append(found)
         mechanisms = "".join(MECHANISM_CODES[m] for m in p.mechanisms)

@@ -144,3 +144,27 @@ def test_provenance_names_the_state_read_and_the_model_digest_checks_out(
     html = page.read_text()
     assert 'id="provenance"' in html and provenance["iamSha256"] not in html  # the page is of the later read
     assert again["provenance"]["iamSha256"] in html and east["aws-auth resourceVersion"] in html
+
+
+def test_the_page_given_the_previous_report_marks_what_is_new(
+    world: FakeShell, config_path: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    old, page = tmp_path / "old.json", tmp_path / "access.html"
+    report(capsys, config_path, "json", old)
+    world.iam_port.add_user("bob", groups=[GROUP])
+    assert main(["apply", "--config", str(config_path)]) == 0
+    capsys.readouterr()
+    argv = ["report", "--config", str(config_path), "--output", str(page), "--previous", str(old)]
+    assert main(argv) == 0
+    html = page.read_text()
+    assert 'id="since"' in html
+    for cluster in ("fn-east", "fn-west"):
+        for namespace in PROJECTS:
+            assert f"+ {cluster}/{namespace} <code>{user_arn('bob')}</code>: {POD_READER}" in html
+    not_a_report = tmp_path / "nope.json"
+    not_a_report.write_text("[]")
+    capsys.readouterr()
+    calls = world.iam_port.calls["full_snapshot"]
+    assert main([*argv[:-1], str(not_a_report)]) == 1
+    assert "--previous: not a readable access report: not an access report" in capsys.readouterr().err
+    assert world.iam_port.calls["full_snapshot"] == calls  # refused before anything was read

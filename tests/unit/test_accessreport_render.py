@@ -88,9 +88,9 @@ def test_matrix_rows_are_compact_and_complete() -> None:
     data = matrix_data(report, groups)
     assert data["prefix"] == f"arn:aws:iam::{ACCOUNT}:" and data["roles"] == [POD_READER]
     rows = {row[0]: row for row in data["rows"]}
-    cells = [[0, [0, "a"], [1], [], 0, 0], [1, [0, "a"], [3], [], 0, 0]]
+    cells = [[0, [0, "a"], [1], [], 0, 0, 0], [1, [0, "a"], [3], [], 0, 0, 0]]
     assert rows["alice"] == ["alice", ["user/alice"], "u", 1, [0, 1], "a", cells, "l", 0, "", 0]
-    assert rows["bob"][6] == [[0, [0, "p"], [2], [], 0, 0], [1, [0, "p"], [4], [], 0, 0]]
+    assert rows["bob"][6] == [[0, [0, "p"], [2], [], 0, 0, 0], [1, [0, "p"], [4], [], 0, 0, 0]]
     assert [p.id for p in report.paths] == ["p1", "p2", "p3", "p4"]
 
 
@@ -146,3 +146,20 @@ def test_a_cell_lists_verbs_per_resource_merged_over_its_paths() -> None:
     document = as_json(report)
     access = next(p for p in document["principals"] if p["name"] == "alice")["access"]
     assert {"apiGroup": "", "resource": "secrets", "verbs": ["get"], "resourceNames": []} in access[0]["allowed"]
+
+
+def test_given_the_previous_report_the_page_marks_what_is_new() -> None:
+    world = World(users=[user("alice", GROUP)]).converge()
+    old = as_json(world.report())
+    world.users.append(user("bob", GROUP))
+    world.converge()
+    world.foreign.append(RbacBinding("oops", "ClusterRole", "cluster-admin", (("Group", KUBERNETES_GROUP),)))
+    report = world.report()
+    html = render_html(report, old)
+    data = json.loads(scripts(html)[0])
+    new = {(r[0], report.columns[c[0]].namespace) for r in data["rows"] for c in r[6] if c[6]}
+    assert ("bob", PROJECTS[0]) in new and ("alice", "default") in new  # bob's access, alice's new cluster-admin
+    assert ("alice", PROJECTS[0]) in new  # cluster-admin added where she had the pod reader
+    assert {name for name, _ in new} == {"alice", "bob"}
+    assert 'id="since"' in html and "new grant outside eks-iam-sync" in html
+    assert 'id="since"' not in render_html(report)

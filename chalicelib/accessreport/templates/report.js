@@ -143,7 +143,7 @@
   // A cell: its ClusterRoles with their status (+ pending, − removing), and the paths behind it.
   function fill(td, cell, status) {
     var pairs = cell[1];
-    td.className = status + (cell[4] ? " x" : "");
+    td.className = status + (cell[4] ? " x" : "") + (cell[6] ? " n" : "");
     td.setAttribute("data-p", cell[2].map(function (n) { return "p" + n; }).join(" "));
     td.setAttribute("data-v", String(cell[5]));
     var flags = cell[3].map(function (i) { return data.flags[i]; });
