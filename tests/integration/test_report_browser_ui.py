@@ -130,3 +130,22 @@ def test_with_scripts_off_a_summary_is_readable(browser: Browser, thirty: Path) 
     for n in range(THIRTY.namespaces):
         assert f"team-ns-{n:02d}" in summary
     page.close()
+
+
+def test_a_cluster_label_stays_in_view_while_its_namespaces_scroll(browser: Browser, tmp_path: Path) -> None:
+    path = tmp_path / "access.html"
+    path.write_text(render_html(two_cluster_report()))
+    page = open_report(browser, path, width=640).page
+    east = page.evaluate("document.querySelector('#m thead th.cl').getBoundingClientRect().width")
+    page.evaluate(f"document.getElementById('scroll').scrollLeft = {int(east) // 2}")  # half of fn-east gone
+    where = page.evaluate(
+        """() => {
+            const corner = document.querySelector('#m .corner').getBoundingClientRect();
+            const label = document.querySelector('#m thead th.cl span').getBoundingClientRect();
+            const cell = document.querySelector('#m thead th.cl').getBoundingClientRect();
+            return [corner.right, label.left, cell.left];
+        }"""
+    )
+    corner_right, label_left, cell_left = where
+    assert cell_left < corner_right  # the column group starts under the principal column
+    assert label_left >= corner_right  # and its label is beside it, readable

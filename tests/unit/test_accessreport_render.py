@@ -66,7 +66,7 @@ def test_the_page_says_when_what_and_from_which_configuration() -> None:
     assert '<time datetime="2026-11-30T12:00:00Z">' in html
     assert f'<code id="config-sha256">{"ab" * 32}</code>' in html
     assert '<th scope="row">bttrm-eks-dev-0</th>' in html and "CONFIG_MAP" not in html  # mode not described
-    assert '<th scope="colgroup" colspan="2" class="cl">bttrm-eks-dev-0</th>' in html
+    assert '<th scope="colgroup" colspan="2" class="cl"><span>bttrm-eks-dev-0</span></th>' in html
     for namespace in PROJECTS:
         assert (
             f'<th scope="col" class="ns" title="cluster bttrm-eks-dev-0" data-c="bttrm-eks-dev-0">{namespace}</th>'

@@ -636,6 +636,8 @@
   if (rows.length <= ALL_AT_ONCE) {
     drawPrint();
   }
+  var corner = table.tHead.rows[0].cells[0];
+  document.documentElement.style.setProperty("--principal-width", corner.offsetWidth + "px");
   form.hidden = false;
   // "CSV of shown rows": one line per principal and namespace of the rows the filters show, made in
   // the page (no request). A cell that starts like a formula gets a leading ' (as --format csv).
