@@ -1,0 +1,114 @@
+"""Checks of a configuration that span several keys (duplicates, usernames against the prefix,
+tag profiles against the allowlist and system namespaces); each yields (key path, message)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from chalicelib.config.schema import SYSTEM_NAMESPACES, Config, is_privileged_cluster_role, username_problem
+
+KeyPath = tuple[str | int, ...]
+
+
+def dotted(path: KeyPath) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def semantic_problems(config: Config) -> Iterator[tuple[KeyPath, str]]:
+    """Checks that span several keys; yields (path, message)."""
+    yield from _duplicates(((("clusters", i, "name"), c.name) for i, c in enumerate(config.clusters)), "cluster")
+    for index, cluster in enumerate(config.clusters):
+        if cluster.external_id is not None and cluster.role_arn is None:
+            yield (
+                ("clusters", index, "externalId"),
+                "externalId is sent when assuming roleArn: give the cluster's roleArn too",
+            )
+    groups = config.identities.groups
+    yield from _duplicates(
+        ((("identities", "groups", i, "iamGroup"), g.iam_group) for i, g in enumerate(groups)), "IAM group"
+    )
+    sets = config.identities.permission_sets
+    yield from _duplicates(
+        ((("identities", "permissionSets", i, "name"), p.name) for i, p in enumerate(sets)), "permission set"
+    )
+    roles = config.identities.roles
+    yield from _duplicates(
+        ((("identities", "roles", i, "iamRole"), r.iam_role.lower()) for i, r in enumerate(roles)),
+        "IAM role (role names are compared case-insensitively, as aws-iam-authenticator matches ARNs)",
+    )
+    allowed = set(config.allow_privileged_cluster_roles)
+    for index, grant in enumerate(config.namespace_grants):
+        if (grant.namespaces is None) == (grant.namespace_selector is None):
+            yield ("namespaceGrants", index), "give exactly one of 'namespaces' or 'namespaceSelector'"
+        if is_privileged_cluster_role(grant.cluster_role) and grant.cluster_role not in allowed:
+            yield (
+                ("namespaceGrants", index, "clusterRole"),
+                f"{grant.cluster_role!r} is privileged: name it in allowPrivilegedClusterRoles to grant it",
+            )
+        for position, namespace in enumerate(grant.namespaces or ()):
+            if namespace in SYSTEM_NAMESPACES and not grant.allow_system_namespaces:
+                yield (
+                    ("namespaceGrants", index, "namespaces", position),
+                    f"{namespace!r} is a system namespace: set allowSystemNamespaces: true on this grant to grant it",
+                )
+    yield from _username_problems(config)
+    yield from _profile_problems(config, allowed)
+
+
+def _username_problems(config: Config) -> Iterator[tuple[KeyPath, str]]:
+    prefix = config.identities.username_prefix
+    for index, role in enumerate(config.identities.roles):
+        problem = username_problem(role.username, prefix) if role.username is not None else None
+        if problem:
+            yield ("identities", "roles", index, "username"), problem
+    for index, permission_set in enumerate(config.identities.permission_sets):
+        problem = username_problem(permission_set.effective_username, prefix)
+        if problem:
+            yield ("identities", "permissionSets", index, "username"), problem
+
+
+def _profile_problems(config: Config, allowed: set[str]) -> Iterator[tuple[KeyPath, str]]:
+    settings = config.tag_grants
+    by_role: dict[str, str] = {}
+    for profile in settings.profiles:
+        full = settings.profile(profile)
+        if full is None:
+            continue
+        role = full.cluster_role
+        if is_privileged_cluster_role(role) and full.allow_system_namespaces:
+            # Whoever may tag a principal would hold kube-system's secrets and service accounts: a grant
+            # like that belongs in namespaceGrants, reviewed with the configuration, not in a tag.
+            yield (
+                ("tagGrants", "profiles", profile, "allowSystemNamespaces"),
+                f"{role!r} is privileged: a tag never grants it in a system namespace, allowPrivilegedClusterRoles "
+                "or not (grant it through namespaceGrants with allowSystemNamespaces)",
+            )
+        elif is_privileged_cluster_role(role) and role not in allowed:
+            yield (
+                ("tagGrants", "profiles", profile),
+                f"{role!r} is privileged: name it in allowPrivilegedClusterRoles to let a tag grant it",
+            )
+        reachable = SYSTEM_NAMESPACES - set(settings.denied_namespaces)
+        if full.allow_system_namespaces and not reachable:
+            yield (
+                ("tagGrants", "profiles", profile, "allowSystemNamespaces"),
+                "every system namespace is in tagGrants.deniedNamespaces, so this opt-in grants nothing: "
+                "take the namespace out of deniedNamespaces or drop allowSystemNamespaces",
+            )
+        if role in by_role:
+            yield (
+                ("tagGrants", "profiles", profile),
+                f"ClusterRole {role!r} is already named by profile {by_role[role]!r}; one profile per ClusterRole",
+            )
+        by_role.setdefault(role, profile)
+
+
+def _duplicates(items: Iterator[tuple[KeyPath, str]], what: str) -> Iterator[tuple[KeyPath, str]]:
+    seen: dict[str, KeyPath] = {}
+    for path, value in items:
+        if value in seen:
+            yield path, f"duplicate {what} {value!r} (first at {dotted(seen[value])})"
+        seen.setdefault(value, path)
