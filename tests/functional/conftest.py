@@ -55,6 +55,15 @@ def shell() -> FakeShell:
     return seed_world()
 
 
+@pytest.fixture(params=["configMap", "accessEntries"])
+def backend(request: pytest.FixtureRequest, shell: FakeShell) -> str:
+    """Each test that asks for it runs on both identity backends (access entries: API_AND_CONFIG_MAP)."""
+    if request.param == "accessEntries":
+        for cluster in shell.clusters.values():
+            cluster.with_access_entries("API_AND_CONFIG_MAP")
+    return str(request.param)
+
+
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[..., Path]:
     """Writes a configuration (the shipped one with the test clusters, keys replaced by keyword)."""

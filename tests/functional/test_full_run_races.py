@@ -18,14 +18,6 @@ from chalicelib.snapshot import IamSnapshot
 from tests.functional.fakes import CLUSTERS, GROUP, NS3, PROFILE, TAG_PREFIX, FakeCluster, FakeShell, user_arn
 
 
-@pytest.fixture(params=["configMap", "accessEntries"])
-def backend(request: pytest.FixtureRequest, shell: FakeShell) -> str:
-    if request.param == "accessEntries":
-        for cluster in shell.clusters.values():
-            cluster.with_access_entries("API_AND_CONFIG_MAP")
-    return str(request.param)
-
-
 @pytest.fixture
 def config_path(write_config: Callable[..., Path], backend: str) -> Path:
     return write_config(cluster_settings={name: {"backend": backend} for name in CLUSTERS})

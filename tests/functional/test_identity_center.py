@@ -24,14 +24,6 @@ def sso_role(suffix: str, name: str = "DevOps") -> str:
     return f"AWSReservedSSO_{name}_{suffix}"
 
 
-@pytest.fixture(params=["configMap", "accessEntries"])
-def backend(request: pytest.FixtureRequest, shell: FakeShell) -> str:
-    if request.param == "accessEntries":
-        for cluster in shell.clusters.values():
-            cluster.with_access_entries("API_AND_CONFIG_MAP")
-    return str(request.param)
-
-
 @pytest.fixture
 def config_path(write_config: Callable[..., Path], backend: str) -> Path:
     return write_config(identities=IDENTITIES, cluster_settings={name: {"backend": backend} for name in CLUSTERS})
