@@ -26,7 +26,7 @@ def browser() -> Iterator[Browser]:
 
 def shown(page: Page) -> list[str]:
     names: list[str] = page.evaluate(
-        "[...document.querySelectorAll('#m tbody tr:not(.spacer)')].map(tr => tr.cells[0].firstChild.nodeValue)"
+        "[...document.querySelectorAll('#m tbody tr:not(.spacer)')].map(tr => tr.cells[0].dataset.name)"
     )
     return names
 
@@ -119,3 +119,30 @@ def test_csv_of_the_shown_rows_is_made_in_the_page(opened: ReportPage, tmp_path:
     every = page.evaluate("window.accessReport.csv()")
     assert not [cell for row in csv.reader(io.StringIO(every)) for cell in row if cell[:1] in ("=", "+", "-", "@")]
     assert opened.requests == [opened.requests[0]]  # the page itself, nothing else
+
+
+def test_a_long_name_keeps_both_ends_and_another_account_is_named(browser: Browser, tmp_path: Path) -> None:
+    world = World(users=[user("alice", GROUP)]).converge()
+    assert world.aws_auth is not None
+    names = [f"AWSReservedSSO_AdministratorAccess_{n:016x}" for n in (0xA1, 0xB2)]
+    entries = "".join(
+        f"- rolearn: arn:aws:iam::210987654321:role/{name}\n  username: admin-{n}\n  groups: [{KUBERNETES_GROUP}]\n"
+        for n, name in enumerate(names)
+    )
+    data = {**world.aws_auth.data, "mapRoles": world.aws_auth.data["mapRoles"] + entries}
+    world.aws_auth = ObservedConfigMap("kube-system", "aws-auth", data, world.aws_auth.annotations, "8")
+    path = tmp_path / "access.html"
+    path.write_text(render_html(world.report()))
+    page = open_report(browser, path).page
+    heads = page.evaluate(
+        """() => [...document.querySelectorAll('#m tbody tr:not(.spacer) th')]
+            .filter(th => th.dataset.name.startsWith('AWSReserved'))
+            .map(th => [th.dataset.name, th.firstChild.nodeValue, th.querySelector('small').textContent])"""
+    )
+    assert [h[0] for h in heads] == names
+    shown_names = [h[1] for h in heads]
+    assert all(s.startswith("AWSReservedSSO_") and "\u2026" in s for s in shown_names)
+    assert shown_names[0] != shown_names[1] and shown_names[0].endswith(names[0][-14:])  # the ends tell them apart
+    assert all("210987654321" in h[2] for h in heads)
+    page.locator("#m tbody th", has_text=shown_names[0]).hover()
+    assert names[0] in page.locator("#chain-body").inner_text()  # the whole name in the chain panel

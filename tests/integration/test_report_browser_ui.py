@@ -43,7 +43,7 @@ def thirty(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def shown(page: Page) -> list[str]:
     names: list[str] = page.evaluate(
-        "[...document.querySelectorAll('#m tbody tr:not(.spacer)')].map(tr => tr.cells[0].firstChild.nodeValue)"
+        "[...document.querySelectorAll('#m tbody tr:not(.spacer)')].map(tr => tr.cells[0].dataset.name)"
     )
     return names
 

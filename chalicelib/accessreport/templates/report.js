@@ -17,6 +17,7 @@
     return;
   }
   var ALL_AT_ONCE = 400;
+  var NAME_MAX = 30; // characters of a principal's name shown whole
   var MARGIN = 30; // rows drawn above and below the view
   var data = JSON.parse(source.textContent);
   var scroller = document.getElementById("scroll");
@@ -63,11 +64,13 @@
       allowed.push(cell[5]);
     });
     var arn = typeof r[1] === "string" ? r[1] : data.prefix + r[1][0];
+    var account = typeof r[1] === "string" ? (arn.split(":")[4] || "") : ""; // not the page's usual account
     return {
       index: index,
       name: r[0],
       arn: arn,
       text: (r[0] + " " + arn).toLowerCase(),
+      account: account,
       kind: r[2],
       inIam: r[3],
       groups: " " + r[4].join(" ") + " ",
@@ -115,8 +118,12 @@
     var head = element("th");
     head.scope = "row";
     head.title = row.arn;
-    head.appendChild(document.createTextNode(row.name));
+    head.setAttribute("data-name", row.name);
+    // Long names (Identity Center's AWSReservedSSO_<set>_<suffix>) differ at the end: the middle goes.
+    var shownName = row.name.length > NAME_MAX ? row.name.slice(0, 15) + "\u2026" + row.name.slice(-14) : row.name;
+    head.appendChild(document.createTextNode(shownName));
     var notes = KINDS[row.kind] + (row.inIam ? "" : " \u00b7 not in IAM");
+    notes += row.account ? " \u00b7 " + row.account : "";
     notes += (row.everywhere ? " \u00b7 every namespace" : "") + (RISKS[row.risk] ? " \u00b7 " + RISKS[row.risk] : "");
     notes += row.dormant ? " \u00b7 dormant" : "";
     head.appendChild(element("small", "", notes));
