@@ -31,7 +31,7 @@ def test_fifo_entries_are_grouped_by_cluster_and_deduplicated_by_body_ten_at_a_t
                 {"Id": m.id, "MessageBody": m.body, "MessageGroupId": m.group, "MessageDeduplicationId": m.dedup}
                 for m in batch
             ]
-            answer = {"Successful": [], "Failed": []}
+            answer: dict[str, list[Any]] = {"Successful": [], "Failed": []}
             stub.add_response("send_message_batch", answer, {"QueueUrl": FIFO, "Entries": entries})
         SqsWorkQueue(FIFO, sqs).send(sent)
         stub.assert_no_pending_responses()
