@@ -22,14 +22,8 @@ from typing import Any
 from chalicelib.accessreport import diff as report_diff
 from chalicelib.accessreport.activity import DEFAULT_DORMANT_DAYS, with_activity
 from chalicelib.accessreport.csvform import render_csv
-from chalicelib.accessreport.model import (
-    FINDING_KINDS,
-    AccessReport,
-    ClusterFailed,
-    ClusterRead,
-    Meta,
-    build_report,
-)
+from chalicelib.accessreport.data import FINDING_KINDS, AccessReport, ClusterFailed, ClusterRead, Meta
+from chalicelib.accessreport.model import build_report
 from chalicelib.accessreport.readonly import ReadOnlyCluster, read_only
 from chalicelib.accessreport.render import render_html, render_json
 from chalicelib.config import MAX_CONFIG_BYTES, Cluster, Config, ConfigError, Problem, parse_config

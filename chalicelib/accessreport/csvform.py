@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 
-from chalicelib.accessreport.model import AccessReport
+from chalicelib.accessreport.data import AccessReport
 
 HEADER = (
     "cluster",

@@ -3,11 +3,16 @@ eks-iam-sync does not manage, sizes against limits, warnings. Pure."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
+from typing import Any
 
 from chalicelib.accessentries.plan import QUOTA_WARNING_SHARE
+from chalicelib.accessreport import rbac
 from chalicelib.accessreport.data import (
     CLUSTER_ADMIN_GROUP,
+    NOT_IN_PLACE,
+    OUTSIDE,
     ClusterRead,
     Finding,
     Measure,
@@ -15,6 +20,7 @@ from chalicelib.accessreport.data import (
 )
 from chalicelib.accessreport.grants import (
     Mapped,
+    PathKey,
     State,
 )
 from chalicelib.awsauth.guardrails import (
@@ -62,6 +68,11 @@ class FindingsOf:
     findings: list[Finding]
     break_glass: set[str]
     read_by: str
+    iam: Any  # the builder's IAM index: .arns, principal key -> ARN as IAM reports it
+    mappings: Mapping[str, list[Mapped]]
+    cell_paths: Mapping[tuple[str, tuple[str, str]], set[PathKey]]
+    path_flags: Mapping[PathKey, tuple[str, ...]]
+    own: Mapping[tuple[str, str], str]
 
     def _finding(
         self, read: ClusterRead, kind: str, severity: str, reason: str, message: str, principal: str = ""
@@ -168,3 +179,34 @@ class FindingsOf:
             severity = "error" if share > 1 else "warning" if share > warning_share(measure) else "info"
             message = f"{measure.what}: {amount(measure.used, measure.unit)} of {amount(measure.limit, measure.unit)}"
             self._finding(read, "size", severity, measure.what.replace(" ", "-"), f"{message} ({share:.1%})")
+
+    def _own_flags(self, key: str, cluster: str) -> set[str]:
+        """What the service's own identity can do beyond its RBAC: rewrite aws-auth (its Role in
+        kube-system), or create access entries (its IAM policy, which the cluster does not show)."""
+        backend = self.own.get((cluster, key))
+        if backend is None:
+            return set()
+        return {rbac.ACCESS_ENTRY_WRITE if backend == "accessEntries" else rbac.AWS_AUTH_WRITE}
+
+    def _risks(self) -> list[Finding]:
+        """One finding per principal and cluster whose access is critical, and the service's own identity always."""
+        flags: dict[tuple[str, str], set[str]] = defaultdict(set)
+        foreign: dict[tuple[str, str], bool] = defaultdict(bool)
+        for (key, column), behind in self.cell_paths.items():
+            for path in behind:
+                if path[3] not in NOT_IN_PLACE:
+                    flags[(column[0], key)].update(self.path_flags[path])
+                    foreign[(column[0], key)] |= path[11]
+        for cluster, key in self.own:
+            flags[(cluster, key)] |= self._own_flags(key, cluster)
+        found = []
+        for (cluster, key), raised in sorted(flags.items()):
+            arn = self.iam.arns.get(key) or self.mappings[key][0].arn
+            named = ", ".join(f for f in rbac.FLAGS if f in raised)
+            if (cluster, key) in self.own:
+                message = f"eks-iam-sync's own identity can: {named}; it can therefore grant access to anyone"
+                found.append(Finding("risk", "error", cluster, "service-identity", message, arn))
+            elif rbac.risk(raised) == "critical":
+                outside = f" ({OUTSIDE})" if foreign[(cluster, key)] else ""
+                found.append(Finding("risk", "error", cluster, "critical", f"can: {named}{outside}", arn))
+        return found

@@ -38,14 +38,11 @@ from chalicelib.accessreport.data import (
     AWS_AUTH,
     FINDING_KINDS,
     INEFFECTIVE,
-    KINDS,
     NOT_IN_PLACE,
     NOT_MANAGED,
-    OUTSIDE,
     PENDING,
     REMOVING,
     ROLE_BINDING,
-    SCHEMA,
     SEVERITIES,
     SOURCES,
     AccessReport,
@@ -55,7 +52,6 @@ from chalicelib.accessreport.data import (
     ClusterSummary,
     Column,
     Finding,
-    Measure,
     Meta,
     Path,
     Principal,
@@ -79,7 +75,6 @@ from chalicelib.accessreport.grants import (
     rule_lines,
     state_after,
 )
-from chalicelib.accessreport.jsonform import as_json
 from chalicelib.awsauth.ledger import Ledger, LedgerError
 from chalicelib.awsauth.model import ENTRY_KEYS, Problem
 from chalicelib.awsauth.parse import read_aws_auth
@@ -95,37 +90,6 @@ from chalicelib.ports import (
     RbacRule,
 )
 from chalicelib.snapshot import IamSnapshot
-
-# The model's public names, wherever they are defined (data, jsonform): what the renderers and tests use.
-__all__ = [
-    "ACCESS_ENTRY",
-    "ACTIVE",
-    "AWS_AUTH",
-    "FINDING_KINDS",
-    "INEFFECTIVE",
-    "KINDS",
-    "NOT_MANAGED",
-    "OUTSIDE",
-    "PENDING",
-    "REMOVING",
-    "SCHEMA",
-    "SEVERITIES",
-    "AccessReport",
-    "Cell",
-    "ClusterFailed",
-    "ClusterRead",
-    "ClusterSummary",
-    "Column",
-    "Finding",
-    "Measure",
-    "Meta",
-    "Path",
-    "Principal",
-    "as_json",
-    "build_report",
-    "principal_key",
-    "principal_kind",
-]
 
 
 def build_report(
@@ -407,37 +371,6 @@ class _Builder(FindingsOf):
         if paths not in self.allowed_of:
             self.allowed_of[paths] = rbac.effective(r for p in paths for r in self.path_rbac[p])
         return self.allowed_of[paths]
-
-    def _own_flags(self, key: str, cluster: str) -> set[str]:
-        """What the service's own identity can do beyond its RBAC: rewrite aws-auth (its Role in
-        kube-system), or create access entries (its IAM policy, which the cluster does not show)."""
-        backend = self.own.get((cluster, key))
-        if backend is None:
-            return set()
-        return {rbac.ACCESS_ENTRY_WRITE if backend == "accessEntries" else rbac.AWS_AUTH_WRITE}
-
-    def _risks(self) -> list[Finding]:
-        """One finding per principal and cluster whose access is critical, and the service's own identity always."""
-        flags: dict[tuple[str, str], set[str]] = defaultdict(set)
-        foreign: dict[tuple[str, str], bool] = defaultdict(bool)
-        for (key, column), behind in self.cell_paths.items():
-            for path in behind:
-                if path[3] not in NOT_IN_PLACE:
-                    flags[(column[0], key)].update(self.path_flags[path])
-                    foreign[(column[0], key)] |= path[11]
-        for cluster, key in self.own:
-            flags[(cluster, key)] |= self._own_flags(key, cluster)
-        found = []
-        for (cluster, key), raised in sorted(flags.items()):
-            arn = self.iam.arns.get(key) or self.mappings[key][0].arn
-            named = ", ".join(f for f in rbac.FLAGS if f in raised)
-            if (cluster, key) in self.own:
-                message = f"eks-iam-sync's own identity can: {named}; it can therefore grant access to anyone"
-                found.append(Finding("risk", "error", cluster, "service-identity", message, arn))
-            elif rbac.risk(raised) == "critical":
-                outside = f" ({OUTSIDE})" if foreign[(cluster, key)] else ""
-                found.append(Finding("risk", "error", cluster, "critical", f"can: {named}{outside}", arn))
-        return found
 
     def _principal(self, key: str, index: Mapping[tuple[str, str], int], path_ids: Mapping[PathKey, str]) -> Principal:
         mappings = self.mappings[key]

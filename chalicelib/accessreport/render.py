@@ -25,7 +25,7 @@ from markupsafe import Markup
 
 from chalicelib.accessreport import diff as report_diff
 from chalicelib.accessreport import rbac
-from chalicelib.accessreport.model import (
+from chalicelib.accessreport.data import (
     ACCESS_ENTRY,
     AWS_AUTH,
     FINDING_KINDS,
@@ -34,8 +34,8 @@ from chalicelib.accessreport.model import (
     SEVERITIES,
     AccessReport,
     Finding,
-    as_json,
 )
+from chalicelib.accessreport.jsonform import as_json
 from chalicelib.accessreport.provenance import MODEL_DIGEST_KEY
 
 MAX_RISKY_NAMED = 50  # in the summary shown when scripts are off

@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 from playwright.sync_api import Browser, Dialog, Page, sync_playwright
 
-from chalicelib.accessreport.model import AccessReport, Meta, build_report
+from chalicelib.accessreport.data import AccessReport, Meta
+from chalicelib.accessreport.model import build_report
 from chalicelib.config import Config, parse_config
 from chalicelib.reconcile import Options, reconcile_cluster
 from chalicelib.reporting import read_cluster

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from chalicelib.accessentries.plan import AccessEntriesStep, plan_access_entries, tags_for
-from chalicelib.accessreport.model import (
+from chalicelib.accessreport.data import (
     ACTIVE,
     PENDING,
     REMOVING,
@@ -20,11 +20,11 @@ from chalicelib.accessreport.model import (
     ClusterRead,
     Meta,
     Principal,
-    as_json,
-    build_report,
     principal_key,
     principal_kind,
 )
+from chalicelib.accessreport.jsonform import as_json
+from chalicelib.accessreport.model import build_report
 from chalicelib.apply import DisplayOnlyApplier
 from chalicelib.awsauth.plan import AwsAuthStep, SyncIntent, plan_aws_auth
 from chalicelib.config import DEFAULT_CONFIG_PATH, Config, parse_config

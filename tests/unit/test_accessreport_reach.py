@@ -6,7 +6,8 @@ the service's own identity rated for what it can do."""
 from __future__ import annotations
 
 from chalicelib.accessreport import rbac
-from chalicelib.accessreport.model import ACTIVE, OUTSIDE, AccessReport, as_json
+from chalicelib.accessreport.data import ACTIVE, OUTSIDE, AccessReport
+from chalicelib.accessreport.jsonform import as_json
 from chalicelib.ports import AssociatedPolicy, ObservedAccessEntry, ObservedConfigMap, RbacBinding, RbacRule
 from tests.unit.test_accessreport_model import (
     ACCOUNT,

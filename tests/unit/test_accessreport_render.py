@@ -10,7 +10,7 @@ import re
 from html import unescape
 
 from chalicelib.accessreport import rbac
-from chalicelib.accessreport.model import as_json
+from chalicelib.accessreport.jsonform import as_json
 from chalicelib.accessreport.render import MAX_FINDINGS_SHOWN, _groups, matrix_data, render_html, render_json
 from chalicelib.ports import ObservedConfigMap, RbacBinding
 from tests.unit.test_accessreport_model import ACCOUNT, GROUP, KUBERNETES_GROUP, POD_READER, PROJECTS, World, user
