@@ -64,6 +64,7 @@ def test_mappings_report_batch_item_failures_from_their_own_queue(template: dict
     events = resources["OnIamEvents"]["Properties"]["Events"]["OnIamEventsSqsEventSource"]["Properties"]
     assert events["BatchSize"] == {"Ref": "EventBatchSize"}
     assert events["MaximumBatchingWindowInSeconds"] == {"Ref": "EventBatchWindowSeconds"}
+    assert events["ScalingConfig"] == {"MaximumConcurrency": 2}
     work = resources["ReconcileCluster"]["Properties"]["Events"]["ReconcileClusterSqsEventSource"]["Properties"]
     assert work["BatchSize"] == 1
     assert work["MaximumBatchingWindowInSeconds"] == {"Ref": "AWS::NoValue"}  # FIFO: no window
