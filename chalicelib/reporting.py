@@ -27,7 +27,7 @@ from chalicelib.accessreport.model import build_report
 from chalicelib.accessreport.readonly import ReadOnlyCluster, read_only
 from chalicelib.accessreport.render import render_html, render_json
 from chalicelib.config import MAX_CONFIG_BYTES, Cluster, Config, ConfigError, Problem, parse_config
-from chalicelib.errors import NotFound, PermanentError, SyncError, TransientError
+from chalicelib.errors import Forbidden, NotFound, PermanentError, SyncError, TransientError
 from chalicelib.operations import connect, shell_for
 from chalicelib.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE
 from chalicelib.ports import (
@@ -204,6 +204,10 @@ def _policies(
             continue
         try:
             found[entry.key] = tuple(ports.access_policies.associated_policies(entry.principal_arn))
+        except Forbidden as err:
+            # The reader may not ask (the functions' own policy does not allow it): the same for every
+            # entry, so one answer for the cluster ("" for every principal) instead of one per entry.
+            return {}, {"": f"{type(err).__name__}: {err}"}
         except SyncError as err:
             errors[entry.key] = f"{type(err).__name__}: {err}"
     return found, errors

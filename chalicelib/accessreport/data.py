@@ -73,7 +73,7 @@ class ClusterRead:
     rbac: RbacSnapshot | None = None  # every RBAC object; None: not read (rbac_error says why)
     rbac_error: str = ""
     policies: Mapping[str, tuple[AssociatedPolicy, ...]] = field(default_factory=dict)  # lower-case ARN -> them
-    policy_errors: Mapping[str, str] = field(default_factory=dict)  # lower-case ARN -> why not read
+    policy_errors: Mapping[str, str] = field(default_factory=dict)  # lower-case ARN ("": all) -> why not read
 
 
 @dataclass(frozen=True)

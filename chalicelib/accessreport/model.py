@@ -179,7 +179,8 @@ class _Builder(FindingsOf):
             message = f"RBAC objects not read ({read.rbac_error}): only the RoleBindings eks-iam-sync owns are shown"
             self._finding(read, "incomplete", "error", "rbac-unread", message)
         for arn, error in sorted(read.policy_errors.items()):
-            self._finding(read, "incomplete", "error", "policies-unread", f"access policies of {arn}: {error}", arn)
+            whose = f"of {arn}" if arn else "of every access entry"
+            self._finding(read, "incomplete", "error", "policies-unread", f"access policies {whose}: {error}", arn)
         self._findings(read, now, effective_now)
         self.summaries.append(self._summary(read, now, effective_now))
 

@@ -106,3 +106,17 @@ def test_a_reader_that_may_not_list_rbac_gets_the_rest_and_is_told(
     assert incomplete == [("fn-east", "rbac-unread")]
     assert set(reach(document, "alice", "fn-east")) == set(PROJECTS)  # only what eks-iam-sync owns
     assert set(reach(document, "mallory", "fn-east")) == EVERY_NAMESPACE  # system:masters needs no RBAC read
+
+
+def test_access_policies_the_reader_may_not_ask_for_are_one_finding(
+    world: FakeShell, config_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entries = world.clusters["fn-west"].access_entries
+    assert entries is not None
+    entries.fail("associated_policies", "forbidden", always=True)
+    code, document = report_json(capsys, config_path)
+    assert code == 0
+    unread = [(f["cluster"], f["principal"]) for f in document["findings"] if f["reason"] == "policies-unread"]
+    assert unread == [("fn-west", "")]  # one, not one per entry
+    assert entries.calls["associated_policies"] == 1
+    assert "fn-west" not in next(p for p in document["principals"] if p["name"] == "cluster-creator")["clusterWide"]
