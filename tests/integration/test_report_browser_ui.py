@@ -9,6 +9,7 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
+import pypdf  # reads the printed PDF's text (requirements-dev)
 import pytest
 from playwright.sync_api import Browser, Page
 
@@ -21,8 +22,6 @@ from tests.harness.browser import (
     synthetic_report,
     two_cluster_report,
 )
-
-pypdf = pytest.importorskip("pypdf")  # requirements-dev: pypdf reads the printed PDF's text
 
 THIRTY = Synthetic(users=120, roles=20, permission_set_roles=4, groups=20, namespaces=30, new_users=4, deleted_users=2)
 LONG = Synthetic(users=900, roles=40, permission_set_roles=4, groups=20, namespaces=30, new_users=4, deleted_users=2)
