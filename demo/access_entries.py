@@ -75,6 +75,7 @@ def act_two(stack: Stack, people: dict[str, Principal], workdir: Path, log: io.S
             describe_entry(people["bob"].arn)
             untouched(plane, aws_auth_before)
             table(plane, SECOND, people, f"kubectl auth can-i ({SECOND})")
+            report_json(workdir / "eks-iam-sync.yaml", BEFORE, log)
             eks_emulator.clear_calls()
             step(
                 10,
@@ -145,11 +146,30 @@ def untouched(plane: ControlPlane, before: tuple[str, dict[str, str]]) -> None:
 
 
 REPORT = Path(tempfile.gettempdir()) / "eks-iam-sync-access.html"
+BEFORE = Path(tempfile.gettempdir()) / "eks-iam-sync-access-before.json"
+AFTER = Path(tempfile.gettempdir()) / "eks-iam-sync-access.json"
+CSV = Path(tempfile.gettempdir()) / "eks-iam-sync-access.csv"
+
+
+def report_json(config: Path, path: Path, log: io.StringIO) -> int:
+    with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        return cli.main(["report", "--config", str(config), "--format", "json", "--output", str(path)])
 
 
 def write_report(config: Path, log: io.StringIO) -> None:
-    """The final state of both clusters as the access report, read with the function's own identity."""
+    """The final state of both clusters as the access report, read with the function's own identity,
+    as a page, JSON and CSV; and what changed since the JSON taken before step 10 (`report diff`)."""
     say("11. eks-iam-sync report: who can reach which namespace, and why (read-only)")
     with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         code = cli.main(["report", "--config", str(config), "--output", str(REPORT)])
+        cli.main(["report", "--config", str(config), "--format", "csv", "--output", str(CSV)])
+    report_json(config, AFTER, log)
     say(f"    {'written' if code == 0 else f'written, exit {code}'}: {REPORT} (open it in a browser)")
+    say(f"    and as JSON and CSV: {AFTER}, {CSV} ({len(CSV.read_text().splitlines()) - 1} rows)")
+    say(f"12. eks-iam-sync report diff: what step 10 changed ({BEFORE.name} -> {AFTER.name})")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(log):
+        changed = cli.main(["report", "diff", str(BEFORE), str(AFTER)])
+    for line in out.getvalue().splitlines()[:12]:
+        say(f"    {line}")
+    say(f"    exit {changed} (0 no change, 2 changes, 1 error)")
