@@ -84,7 +84,7 @@ class Applier:
                 self.observer.error("rolebinding write failed", action=action.describe(), detail=str(err))
                 continue
             result.done.append(action)
-            self.observer.info("rolebinding changed", action=action.verb, binding=action.describe())
+            self.observer.change("rolebinding changed", action=action.verb, binding=action.describe())
         for metric, verbs in (
             ("BindingsCreated", ("create",)),
             ("BindingsUpdated", ("update", "replace")),

@@ -44,15 +44,19 @@ def _terminal_logging() -> Iterator[None]:
     """A terminal is not CloudWatch: no EMF metrics, and only errors from the service's JSON log, on
     stderr, so that stdout carries the command's own output (valid JSON with --output json). Put back
     afterwards, for whoever runs ``main`` in a longer-lived process."""
-    from chalicelib.observability import logger  # noqa: PLC0415
+    from chalicelib.observability import audit_logger, logger  # noqa: PLC0415
 
     saved_metrics, saved_level = os.environ.get("POWERTOOLS_METRICS_DISABLED"), logger.log_level
+    saved_audit = audit_logger.log_level
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "ERROR"))
+    # The command prints what it changed itself; the JSON audit records are the functions' trail.
+    audit_logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "ERROR"))
     try:
         yield
     finally:
         logger.setLevel(saved_level)
+        audit_logger.setLevel(saved_audit)
         if saved_metrics is None:
             os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
         else:

@@ -30,6 +30,14 @@ class _CurrentStdout(io.TextIOBase):
 
 logger = Logger(service=SERVICE, stream=_CurrentStdout())  # type: ignore[arg-type]
 
+# The audit trail: a record of every change the service makes, emitted at INFO whatever the stage's
+# POWERTOOLS_LOG_LEVEL says (prod logs at WARNING), so no stage can run without it. Its own logger,
+# whose level is set here and nowhere else; its records carry "service": "eks-iam-sync-audit".
+AUDIT_SERVICE = f"{SERVICE}-audit"  # not "eks-iam-sync.audit": a child logger would also print through its parent
+audit_logger = Logger(service=AUDIT_SERVICE, level="INFO", stream=_CurrentStdout())  # type: ignore[arg-type]
+# What the handlers add to the service logger that says which event or item a record belongs to.
+_CONTEXT_KEYS = ("correlation_id", "eventName", "actor", "principals", "events", "workItem", "receiveCount")
+
 
 def metrics_enabled() -> bool:
     """Powertools' own switch; single_metric does not consult it, so it is checked here."""
@@ -40,9 +48,10 @@ class LogObserver:
     """The Observer port with Powertools: logs and counts what the shell does. Each metric is
     flushed at once (EMF on stdout), so a count is never lost to a crash and needs no decorator."""
 
-    def __init__(self, cluster: str = "", log: Logger = logger) -> None:
+    def __init__(self, cluster: str = "", log: Logger = logger, audit: Logger = audit_logger) -> None:
         self.cluster = cluster
         self.log = log
+        self.audit = audit
 
     def count(self, name: str, value: float = 1, **dimensions: str) -> None:
         if not metrics_enabled():
@@ -72,6 +81,11 @@ class LogObserver:
 
     def error(self, message: str, **fields: Any) -> None:
         self.log.error(message, extra={"cluster": self.cluster, **fields})
+
+    def change(self, message: str, **fields: Any) -> None:
+        """A change record (the audit trail): with the event's context, whatever the log level."""
+        context = {k: v for k, v in self.log.get_current_keys().items() if k in _CONTEXT_KEYS and v is not None}
+        self.audit.info(message, extra={**context, "cluster": self.cluster, **fields})
 
     @contextmanager
     def _metric(self, name: str, value: float, unit: MetricUnit) -> Iterator[Any]:

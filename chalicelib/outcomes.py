@@ -18,7 +18,7 @@ def observe(outcome: Outcome, observer: Observer, subject: str) -> None:
         return
     for change in outcome.changes:
         why = ": the IAM principal was recreated" if change.action == "recreate" else ""
-        observer.info(
+        observer.change(
             f"{subject} changed{why}",
             action=change.action,
             principal=change.arn,

@@ -68,6 +68,9 @@ class _Quiet:
     def error(self, message: str, **fields: Any) -> None:
         return None
 
+    def change(self, message: str, **fields: Any) -> None:
+        return None  # a report reads through ports that refuse every write: nothing changes
+
 
 def configuration(source: str) -> tuple[Config, str]:
     """The configuration and the SHA-256 of the very text it was parsed from."""

@@ -95,7 +95,7 @@ class AwsAuthWriter:
                 self.sleep(min(self.settings.backoff_cap, self.settings.backoff_base * 2**number) * self.jitter())
                 step = plan_aws_auth(self.read(), step.intent, self.policy)
                 continue
-            self.observer.info("aws-auth written", reason=reason, backup=sequence, attempts=number)
+            self.observer.change("aws-auth written", reason=reason, backup=sequence, attempts=number)
             return self._report(_outcome(step, "written", number, sequence))
         raise TransientError(f"aws-auth changed under every one of {self.settings.max_attempts} attempts")
 

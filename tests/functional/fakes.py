@@ -772,7 +772,7 @@ class FakeShell(FakePort):
 
 @dataclass(frozen=True)
 class LogLine:
-    level: Literal["info", "warning", "error"]
+    level: Literal["info", "warning", "error", "change"]
     message: str
     fields: dict[str, Any]
 
@@ -803,6 +803,9 @@ class RecordingObserver:
 
     def error(self, message: str, **fields: Any) -> None:
         self.lines.append(LogLine("error", message, fields))
+
+    def change(self, message: str, **fields: Any) -> None:
+        self.lines.append(LogLine("change", message, fields))
 
     def counted(self, name: str, **dimensions: str) -> float:
         return self.counts.get(_label(name, dimensions), 0)
