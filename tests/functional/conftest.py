@@ -55,6 +55,13 @@ def shell() -> FakeShell:
     return seed_world()
 
 
+@pytest.fixture
+def iam_reads_per_run() -> int:
+    """How often one invocation reads IAM: once in process (the queued path reads once per cluster's
+    work item, tests/functional/queued_lambdas.py)."""
+    return 1
+
+
 @pytest.fixture(params=["configMap", "accessEntries"])
 def backend(request: pytest.FixtureRequest, shell: FakeShell) -> str:
     """Each test that asks for it runs on both identity backends (access entries: API_AND_CONFIG_MAP)."""

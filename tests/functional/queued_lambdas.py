@@ -5,10 +5,8 @@ in-process handler returns (or raises) them, so that the same assertions hold.""
 
 from __future__ import annotations
 
-import functools
 import inspect
-import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -22,6 +20,7 @@ from chalicelib.ports import Shell
 from chalicelib.settings import WORK_QUEUE_VARIABLE
 from chalicelib.workitems import Message
 from tests.functional.conftest import Lambdas
+from tests.functional.fakes import CLUSTERS
 
 QUEUE_URL = "https://sqs.us-east-2.amazonaws.com/123456789012/eks-iam-sync-functional-work.fifo"
 
@@ -114,32 +113,11 @@ def lambdas(
         yield queued
 
 
-# What differs by design: each cluster's item reads IAM for itself (a worker reconciles one cluster), so
-# the IAM calls of one event or one schedule are one per cluster instead of one per invocation, and a
-# cluster's item that starts after a revocation reads it directly instead of re-reading before writing.
-# Only an assertion on those calls is let through (reported as xfailed); any other assertion fails.
-IAM_CALLS = ("iam_port.calls", "iam_port.requests", "identity.calls")
-DIFFERENT_BY_DESIGN = {
-    "test_add_user_to_group_maps_the_user_in_every_cluster",
-    "test_reconcile_all_repairs_drift_and_leaves_foreign_entries",
-    "test_an_event_reads_the_identity_account_too",
-    "test_a_full_run_that_changes_nothing_reads_iam_once",
-    "test_a_revocation_handled_during_a_full_run_stands",
-}
-
-
-def _iam_calls_differ(test: Callable[..., None]) -> Callable[..., None]:
-    @functools.wraps(test)
-    def run(*args: Any, **kwargs: Any) -> None:
-        try:
-            test(*args, **kwargs)
-        except AssertionError as err:
-            line = traceback.extract_tb(err.__traceback__)[-1].line or ""
-            if not any(call in line for call in IAM_CALLS):
-                raise
-            pytest.xfail(f"IAM is read per cluster's work item: {line}")
-
-    return run
+@pytest.fixture
+def iam_reads_per_run() -> int:
+    """Each cluster's work item reads IAM for itself (a worker reconciles one cluster): one event or
+    one schedule reads IAM once per cluster instead of once per invocation."""
+    return len(CLUSTERS)
 
 
 def through_the_queue(module: ModuleType) -> dict[str, Any]:
@@ -147,9 +125,10 @@ def through_the_queue(module: ModuleType) -> dict[str, Any]:
     other tests."""
     found: dict[str, Any] = {}
     for name, value in vars(module).items():
-        if name.startswith("__") or name == "lambdas":
+        if name.startswith("__") or name in ("lambdas", "iam_reads_per_run"):
             continue
         if name.startswith("test_") and (not callable(value) or "lambdas" not in inspect.signature(value).parameters):
             continue
-        found[name] = _iam_calls_differ(value) if name in DIFFERENT_BY_DESIGN else value
+        found[name] = value
+    found["iam_reads_per_run"] = iam_reads_per_run
     return found

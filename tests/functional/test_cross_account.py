@@ -124,7 +124,7 @@ def test_iam_is_read_in_the_identity_account_as_iam_role_arn(
 
 
 def test_an_event_reads_the_identity_account_too(
-    shell: FakeShell, lambdas: Lambdas, write_config: Callable[..., Path]
+    shell: FakeShell, lambdas: Lambdas, write_config: Callable[..., Path], iam_reads_per_run: int
 ) -> None:
     shell.trusted_roles[IDENTITY_ROLE] = None
     identity = shell.iam_accounts[IDENTITY_ROLE] = FakeIam(account="333333333333")
@@ -136,7 +136,7 @@ def test_an_event_reads_the_identity_account_too(
 
     assert result["status"] == "reconciled"
     assert all(identity_user("carol") in mapped(cluster) for cluster in shell.clusters.values())
-    assert identity.calls["scoped_snapshot"] == 1 and shell.iam_port.calls == {}
+    assert identity.calls["scoped_snapshot"] == iam_reads_per_run and shell.iam_port.calls == {}
 
 
 def test_an_identity_role_that_cannot_be_assumed_stops_the_run_before_any_write(

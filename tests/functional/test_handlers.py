@@ -40,7 +40,7 @@ def ledger(cluster: FakeCluster) -> Ledger:
     return Ledger.parse(cluster.aws_auth.annotations.get(LEDGER_ANNOTATION))
 
 
-def test_add_user_to_group_maps_the_user_in_every_cluster(shell: FakeShell, lambdas) -> None:
+def test_add_user_to_group_maps_the_user_in_every_cluster(shell: FakeShell, lambdas, iam_reads_per_run: int) -> None:
     shell.iam_port.add_user("alice", groups=[GROUP])
     event = iam_event("AddUserToGroup", {"groupName": GROUP, "userName": "alice"})
     result = lambdas.send(event)
@@ -60,7 +60,8 @@ def test_add_user_to_group_maps_the_user_in_every_cluster(shell: FakeShell, lamb
         assert cluster.bindings.calls == {"list_owned_of_groups": 1, "create": len(PROJECTS)}
         assert result["clusters"][name]["roleBindingsDone"] == len(PROJECTS)
     # an event reads only the principals it names
-    assert shell.iam_port.calls == {"scoped_snapshot": 1} and shell.iam_port.requests == [(("alice",), ())]
+    assert shell.iam_port.calls == {"scoped_snapshot": iam_reads_per_run}
+    assert shell.iam_port.requests == [(("alice",), ())] * iam_reads_per_run
 
 
 def test_remove_user_from_group_unmaps_the_user(shell: FakeShell, lambdas) -> None:
@@ -198,7 +199,9 @@ def test_a_stale_event_follows_iam_not_the_event(shell: FakeShell, lambdas) -> N
         assert user_arn("alice") not in users(cluster)
 
 
-def test_reconcile_all_repairs_drift_and_leaves_foreign_entries(shell: FakeShell, lambdas) -> None:
+def test_reconcile_all_repairs_drift_and_leaves_foreign_entries(
+    shell: FakeShell, lambdas, iam_reads_per_run: int
+) -> None:
     shell.iam_port.add_user("alice", groups=[GROUP])
     assert lambdas.reconcile_all()["status"] == "reconciled"
     east = shell.clusters["fn-east"]
@@ -215,7 +218,7 @@ def test_reconcile_all_repairs_drift_and_leaves_foreign_entries(shell: FakeShell
     assert repaired[user_arn("alice")].username == "eks-iam-sync:user:alice"
     assert repaired["arn:aws:iam::123456789012:user/by-hand"].groups == ("ops",)
     assert (PROJECTS[1], GROUP_BINDING) in east.bindings.owned()
-    assert shell.iam_port.calls["full_snapshot"] == 2
+    assert shell.iam_port.calls["full_snapshot"] == 2 * iam_reads_per_run
 
 
 def test_delete_group_uses_the_ledger_to_find_former_members(shell: FakeShell, lambdas) -> None:
