@@ -32,7 +32,6 @@ import boto3
 from moto.iam.models import iam_backends
 
 from chalicelib import runner, service
-from chalicelib.adapters import configmaps
 from chalicelib.config import Cluster
 from chalicelib.errors import SyncError, TransientError
 from chalicelib.ports import ClusterPorts
@@ -43,6 +42,7 @@ from tests.harness.cloudtrail import iam_event
 from tests.harness.function import cluster_config, deployed
 from tests.harness.sqs import Mapping, create_queue, sqs
 from tests.harness.stack import local_stack
+from tests.harness.writes import aws_auth_writes
 
 GROUP = "iam-bttrm-web-ro-group"
 PROJECTS = ("bttrm-web-proj-1-ns", "bttrm-web-proj-2-ns")
@@ -63,25 +63,6 @@ def environment(**variables: str) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-@contextlib.contextmanager
-def counting_aws_auth_writes() -> Iterator[list[str]]:
-    writes: list[str] = []
-    update = configmaps.ConfigMaps.update
-
-    def recording(
-        self: configmaps.ConfigMaps, observed: Any, data: Any, annotations: Any, dry_run: bool = False
-    ) -> Any:
-        if observed.name == "aws-auth" and not dry_run:
-            writes.append(observed.name)
-        return update(self, observed, data, annotations, dry_run)
-
-    configmaps.ConfigMaps.update = recording  # type: ignore[method-assign]
-    try:
-        yield writes
-    finally:
-        configmaps.ConfigMaps.update = update  # type: ignore[method-assign]
 
 
 def burst() -> None:
@@ -116,7 +97,7 @@ def burst() -> None:
                 sqs().send_message_batch(QueueUrl=events.url, Entries=entries)
             with (
                 environment(**{WORK_QUEUE_VARIABLE: work.url}),
-                counting_aws_auth_writes() as writes,
+                aws_auth_writes() as writes,
                 contextlib.redirect_stdout(io.StringIO()),
             ):
                 started = time.perf_counter()
@@ -130,7 +111,7 @@ def burst() -> None:
                 f"  queued: {batches} event batches, {items} work items, {len(writes)} aws-auth writes, "
                 f"{queued_seconds:.1f} s wall, {failures} failures"
             )
-            with counting_aws_auth_writes() as direct_writes, contextlib.redirect_stdout(io.StringIO()):
+            with aws_auth_writes() as direct_writes, contextlib.redirect_stdout(io.StringIO()):
                 started = time.perf_counter()
                 for name in names[-DIRECT_SAMPLE:]:
                     fn.invoke("on_iam_event", iam_event("AddUserToGroup", {"groupName": GROUP, "userName": name}))

@@ -9,13 +9,11 @@ import io
 import json
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from chalicelib.adapters import configmaps
 from chalicelib.settings import WORK_QUEUE_VARIABLE
 from chalicelib.workitems import parse
 from demo.show import say
@@ -23,28 +21,10 @@ from tests.harness.cloudtrail import iam_event
 from tests.harness.function import cluster_config, deployed
 from tests.harness.sqs import Mapping, create_queue, sqs
 from tests.harness.stack import Stack
+from tests.harness.writes import aws_auth_writes
 
 GROUP = "iam-bttrm-web-ro-group"
 BURST = [f"dev-{n}" for n in range(1, 9)]
-
-
-@contextlib.contextmanager
-def aws_auth_writes() -> Iterator[list[str]]:
-    writes: list[str] = []
-    update = configmaps.ConfigMaps.update
-
-    def recording(
-        self: configmaps.ConfigMaps, observed: Any, data: Any, annotations: Any, dry_run: bool = False
-    ) -> Any:
-        if observed.name == "aws-auth" and not dry_run:
-            writes.append(observed.name)
-        return update(self, observed, data, annotations, dry_run)
-
-    configmaps.ConfigMaps.update = recording  # type: ignore[method-assign]
-    try:
-        yield writes
-    finally:
-        configmaps.ConfigMaps.update = update  # type: ignore[method-assign]
 
 
 def act(stack: Stack, workdir: Path, log: io.StringIO) -> None:

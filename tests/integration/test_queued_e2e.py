@@ -20,7 +20,6 @@ import pytest
 import yaml
 from kubernetes import client, utils
 
-from chalicelib.adapters import configmaps
 from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.settings import WORK_QUEUE_VARIABLE
 from chalicelib.workitems import parse
@@ -33,6 +32,7 @@ from tests.harness.principals import iam_user
 from tests.harness.service import MANIFEST, SEED_GROUP, Service, prepare_seed_cluster
 from tests.harness.sqs import Mapping, create_queue, drain, sqs
 from tests.harness.stack import start_cluster
+from tests.harness.writes import aws_auth_writes as counted_writes
 
 pytestmark = pytest.mark.cluster
 
@@ -55,20 +55,10 @@ def mapped(plane: ControlPlane) -> set[str]:
 
 
 @pytest.fixture
-def aws_auth_writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def aws_auth_writes() -> Iterator[list[str]]:
     """The endpoint of every aws-auth write (not the dry runs) the functions send."""
-    writes: list[str] = []
-    update = configmaps.ConfigMaps.update
-
-    def recording(
-        self: configmaps.ConfigMaps, observed: Any, data: Any, annotations: Any, dry_run: bool = False
-    ) -> Any:
-        if observed.name == "aws-auth" and not dry_run:
-            writes.append(self._core.api_client.configuration.host)
-        return update(self, observed, data, annotations, dry_run)
-
-    monkeypatch.setattr(configmaps.ConfigMaps, "update", recording)
-    return writes
+    with counted_writes() as writes:
+        yield writes
 
 
 def send_events(queue_url: str, events: list[dict[str, Any]]) -> None:
