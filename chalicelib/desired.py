@@ -242,35 +242,32 @@ def _rule_bindings(
     refusals: list[Refusal] = []
     skipped: list[str] = []
     for index, grant in enumerate(config.namespace_grants):
-        _grant_bindings(config, index, _namespaces_of(grant, namespaces), namespaces, bindings, refusals, skipped)
+        granted, refused, missing = _grant_bindings(config, index, _namespaces_of(grant, namespaces), namespaces)
+        bindings += granted
+        refusals += refused
+        skipped += missing
     return bindings, refusals, skipped
 
 
 def _grant_bindings(
-    config: Config,
-    index: int,
-    targets: Iterable[str],
-    live: Mapping[str, Mapping[str, str]] | None,
-    bindings: list[DesiredBinding],
-    refusals: list[Refusal],
-    skipped: list[str],
-) -> None:
-    """One namespaceGrants rule in ``targets``: its bindings, or why not (``live`` None: not listed)."""
+    config: Config, index: int, targets: Iterable[str], live: Mapping[str, Mapping[str, str]] | None
+) -> tuple[list[DesiredBinding], list[Refusal], list[str]]:
+    """One namespaceGrants rule in ``targets``: its bindings, refusals and namespaces skipped for not
+    existing yet (``live`` None: namespaces not listed, none skipped)."""
     grant, source = config.namespace_grants[index], f"namespaceGrants[{index}]"
     if not _allowed(config, grant.cluster_role):
-        refusals.append(
-            Refusal(source, grant.cluster_role, "privileged-cluster-role", "add it to allowPrivilegedClusterRoles")
-        )
-        return
+        message = "add it to allowPrivilegedClusterRoles"
+        return [], [Refusal(source, grant.cluster_role, "privileged-cluster-role", message)], []
+    bindings, refusals, skipped = [], [], []
     for namespace in targets:
         if namespace in SYSTEM_NAMESPACES and not grant.allow_system_namespaces:
             message = "a system namespace: set allowSystemNamespaces: true on the grant"
             refusals.append(Refusal(source, f"namespace {namespace}", "system-namespace", message))
-            continue
-        if live is not None and namespace not in live:
+        elif live is not None and namespace not in live:
             skipped.append(f"{source}: namespace {namespace!r} does not exist yet")
-            continue
-        bindings.append(_rule_binding(grant, namespace, source))
+        else:
+            bindings.append(_rule_binding(grant, namespace, source))
+    return bindings, refusals, skipped
 
 
 def grants_of_groups(config: Config, groups: Iterable[str]) -> tuple[int, ...]:
@@ -290,7 +287,9 @@ def group_bindings(
     for index in grants:
         grant = config.namespace_grants[index]
         targets = list(grant.namespaces) if grant.namespaces is not None else sorted(selected.get(index, ()))
-        _grant_bindings(config, index, targets, None, bindings, refusals, [])
+        granted, refused, _ = _grant_bindings(config, index, targets, None)
+        bindings += granted
+        refusals += refused
     return tuple(_dedupe(bindings)), tuple(refusals)
 
 

@@ -31,7 +31,7 @@ from chalicelib.guardrails import Policy
 from chalicelib.plan import BindingAction, DeleteBinding, Plan, plan_bindings
 from chalicelib.ports import ClusterPorts, ClusterRoleReader, Observer
 from chalicelib.principals import EveryoneBut, PrincipalScope
-from chalicelib.snapshot import IamSnapshot
+from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
 
 
 @dataclass(frozen=True)
@@ -146,8 +146,7 @@ def _principals_of(plan: Plan, snapshot: IamSnapshot) -> frozenset[tuple[str, st
         binding = action.observed if isinstance(action, DeleteBinding) else action.desired
         if binding.principal:
             arns_touched.append(binding.principal)
-    spelled = {("user", arns.fold(u.name)): u.name for u in snapshot.users}
-    spelled.update({("role", arns.fold(r.name)): r.name for r in snapshot.roles})
+    spelled = {key: principal.name for key, principal in _by_key(snapshot).items()}
     found = set()
     for arn in arns_touched:
         parsed = arns.parse(arn)
@@ -164,13 +163,15 @@ def _merged(snapshot: IamSnapshot, fresh: IamSnapshot, keys: frozenset[tuple[str
 
 
 def _differing(before: IamSnapshot, after: IamSnapshot, keys: frozenset[tuple[str, str]]) -> list[tuple[str, str]]:
-    def view(snapshot: IamSnapshot) -> dict[tuple[str, str], object]:
-        found: dict[tuple[str, str], object] = {("user", arns.fold(u.name)): u for u in snapshot.users}
-        found.update({("role", arns.fold(r.name)): r for r in snapshot.roles})
-        return {key: found.get(key) for key in keys}
+    old, new = _by_key(before), _by_key(after)
+    return [key for key in sorted(keys) if old.get(key) != new.get(key)]
 
-    old, new = view(before), view(after)
-    return [key for key in sorted(keys) if old[key] != new[key]]
+
+def _by_key(snapshot: IamSnapshot) -> dict[tuple[str, str], IamUser | IamRole]:
+    """The snapshot's principals by (kind, name as IAM compares names)."""
+    found: dict[tuple[str, str], IamUser | IamRole] = {("user", arns.fold(u.name)): u for u in snapshot.users}
+    found.update({("role", arns.fold(r.name)): r for r in snapshot.roles})
+    return found
 
 
 def _keeping_missing_groups(
