@@ -3,8 +3,10 @@ IAM snapshot -> desired state -> plan (identity step + RoleBinding actions) -> a
 
 Everything it reaches goes through ports (``chalicelib.ports``), injected by the service layer:
 the cluster's stores and the identity backend built for it here. ``scope=None`` is a full reconcile
-(namespaces listed, every owned object considered); a PrincipalScope limits every write to those
-principals' entries and bindings.
+(namespaces listed, every owned object considered; what its plan would change is re-read from IAM
+before writing). A PrincipalScope limits identity writes to those principals' entries and their own
+bindings, and completes the namespace grants of the Kubernetes groups they are given (creating what
+is missing, deleting nothing).
 """
 
 from __future__ import annotations
