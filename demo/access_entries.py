@@ -15,7 +15,7 @@ from typing import Any
 
 import boto3
 import yaml
-from kubernetes import client, utils
+from kubernetes import client
 
 from chalicelib import cli
 from demo.show import say, step, table
@@ -25,12 +25,8 @@ from tests.harness.function import cluster_config, deployed
 from tests.harness.kube import ControlPlane
 from tests.harness.principals import Principal, write_aws_auth
 from tests.harness.service import (
-    MANIFEST,
     NODE_ROLE,
-    SEED_CLUSTER_ROLE,
-    SEED_NAMESPACES,
-    ensure_cluster_role,
-    ensure_namespace,
+    bootstrap_access_entry_cluster,
 )
 from tests.harness.stack import CLUSTER, REGION, Stack, start_cluster
 
@@ -97,14 +93,8 @@ def act_two(stack: Stack, people: dict[str, Principal], workdir: Path, log: io.S
 
 def bootstrap(plane: ControlPlane, service_role_arn: str) -> None:
     """What an operator does once for an API_AND_CONFIG_MAP cluster (see the README's deployment guide)."""
-    utils.create_from_yaml(plane.admin(), str(MANIFEST))
-    boto3.client("eks", region_name=REGION).create_access_entry(
-        clusterName=SECOND, principalArn=service_role_arn, username="eks-iam-sync", kubernetesGroups=["eks-iam-sync"]
-    )
+    bootstrap_access_entry_cluster(plane, SECOND, service_role_arn, REGION)
     write_aws_auth(plane, map_roles=[NODE_ROLE])  # EKS keeps node roles in aws-auth in this mode
-    ensure_cluster_role(plane, SEED_CLUSTER_ROLE)
-    for namespace in SEED_NAMESPACES:
-        ensure_namespace(plane, namespace)
 
 
 def two_clusters(stack: Stack) -> str:

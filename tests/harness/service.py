@@ -115,3 +115,22 @@ def prepare_seed_cluster(plane: ControlPlane, service: Service, extra_namespaces
         ensure_namespace(plane, namespace)
     bootstrap_aws_auth(plane, service)
     delete_owned_bindings(plane)
+
+
+def bootstrap_access_entry_cluster(
+    plane: ControlPlane,
+    cluster: str,
+    service_role_arn: str,
+    region: str = "us-east-2",
+    extra_namespaces: tuple[str, ...] = (),
+) -> None:
+    """What an operator does once for a cluster in API or API_AND_CONFIG_MAP mode (the deployment
+    guide): the service's RBAC applied, an access entry for its role in the group that RBAC binds,
+    and the seed's ClusterRole and namespaces."""
+    utils.create_from_yaml(plane.admin(), str(MANIFEST))
+    boto3.client("eks", region_name=region).create_access_entry(
+        clusterName=cluster, principalArn=service_role_arn, username=SERVICE_USERNAME, kubernetesGroups=[SERVICE_GROUP]
+    )
+    ensure_cluster_role(plane, SEED_CLUSTER_ROLE)
+    for namespace in (*SEED_NAMESPACES, *extra_namespaces):
+        ensure_namespace(plane, namespace)

@@ -14,29 +14,26 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-from kubernetes import client, utils
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.cli import main
 from chalicelib.config import DEFAULT_CONFIG_PATH
 from chalicelib.errors import PermanentError
-from chalicelib.ownership import ENTRY_PRINCIPAL_ID_TAG, MANAGED_BY_LABEL, SERVICE_GROUP, SERVICE_USERNAME
+from chalicelib.ownership import ENTRY_PRINCIPAL_ID_TAG, MANAGED_BY_LABEL
 from tests.harness.cloudtrail import iam_event
 from tests.harness.eks_emulator import ACCESS_ENTRY_OPERATIONS, EksEmulator
 from tests.harness.function import Function, cluster_config, deployed
 from tests.harness.kube import ControlPlane
 from tests.harness.principals import Principal, eventually, iam_user, write_aws_auth
 from tests.harness.service import (
-    MANIFEST,
     NODE_ROLE,
-    SEED_CLUSTER_ROLE,
     SEED_GROUP,
     SEED_NAMESPACES,
     Service,
+    bootstrap_access_entry_cluster,
     delete_owned_bindings,
-    ensure_cluster_role,
-    ensure_namespace,
     reset_aws_auth,
     reset_iam_grants,
 )
@@ -78,16 +75,7 @@ def clusters(aws_endpoint: str, eks: EksEmulator, service: Service) -> Iterator[
         found = {}
         for name, mode in ((BOTH, "API_AND_CONFIG_MAP"), (API, "API")):
             plane, _ = start_cluster(stack, aws_endpoint, name, eks=eks, mode=mode)
-            utils.create_from_yaml(plane.admin(), str(MANIFEST))
-            boto3.client("eks", region_name="us-east-2").create_access_entry(
-                clusterName=name,
-                principalArn=service.role_arn,
-                username=SERVICE_USERNAME,
-                kubernetesGroups=[SERVICE_GROUP],
-            )
-            ensure_cluster_role(plane, SEED_CLUSTER_ROLE)
-            for namespace in SEED_NAMESPACES:
-                ensure_namespace(plane, namespace)
+            bootstrap_access_entry_cluster(plane, name, service.role_arn)
             found[name] = EntryCluster(name, plane)
         yield found
 

@@ -21,23 +21,18 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-from kubernetes import client, utils
+from kubernetes import client
 
 from chalicelib.cli import main
 from chalicelib.config import DEFAULT_CONFIG_PATH
-from chalicelib.ownership import SERVICE_GROUP, SERVICE_USERNAME
 from tests.harness.eks_emulator import EksEmulator
 from tests.harness.kube import ControlPlane
 from tests.harness.principals import write_aws_auth
 from tests.harness.service import (
-    MANIFEST,
     NODE_ROLE,
-    SEED_CLUSTER_ROLE,
     SEED_GROUP,
-    SEED_NAMESPACES,
     Service,
-    ensure_cluster_role,
-    ensure_namespace,
+    bootstrap_access_entry_cluster,
     reset_iam_grants,
 )
 from tests.harness.stack import start_cluster
@@ -63,16 +58,7 @@ class World:
 def plane(aws_endpoint: str, eks: EksEmulator, service: Service) -> Iterator[ControlPlane]:
     with ExitStack() as stack:
         found, _ = start_cluster(stack, aws_endpoint, NAME, eks=eks, mode="API_AND_CONFIG_MAP")
-        utils.create_from_yaml(found.admin(), str(MANIFEST))
-        boto3.client("eks", region_name=REGION).create_access_entry(
-            clusterName=NAME,
-            principalArn=service.role_arn,
-            username=SERVICE_USERNAME,
-            kubernetesGroups=[SERVICE_GROUP],
-        )
-        ensure_cluster_role(found, SEED_CLUSTER_ROLE)
-        for namespace in SEED_NAMESPACES:
-            ensure_namespace(found, namespace)
+        bootstrap_access_entry_cluster(found, NAME, service.role_arn, REGION)
         yield found
 
 

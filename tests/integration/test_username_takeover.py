@@ -14,13 +14,12 @@ from pathlib import Path
 import boto3
 import pytest
 import yaml
-from kubernetes import client, utils
+from kubernetes import client
 
 from chalicelib.adapters.iam import IamReader
 from chalicelib.adapters.shell import ports_for
 from chalicelib.config import DEFAULT_CONFIG_PATH, load_config
 from chalicelib.observability import LogObserver
-from chalicelib.ownership import SERVICE_GROUP, SERVICE_USERNAME
 from chalicelib.reconcile import ClusterReport, Options, reconcile_cluster
 from tests.conftest import Environment
 from tests.harness.eks_emulator import EksEmulator
@@ -28,13 +27,9 @@ from tests.harness.function import deployed
 from tests.harness.kube import ControlPlane
 from tests.harness.principals import Principal, can, eventually, forbidden_as, iam_user, role_session
 from tests.harness.service import (
-    MANIFEST,
-    SEED_CLUSTER_ROLE,
     SEED_GROUP,
-    SEED_NAMESPACES,
     Service,
-    ensure_cluster_role,
-    ensure_namespace,
+    bootstrap_access_entry_cluster,
     prepare_seed_cluster,
     reset_iam_grants,
 )
@@ -130,16 +125,7 @@ def api_cluster(aws_endpoint: str, eks: EksEmulator, service: Service) -> Iterat
     """A cluster in API mode: identities are access entries, the service bootstrapped as EKS needs."""
     with ExitStack() as stack:
         plane, _ = start_cluster(stack, aws_endpoint, API_CLUSTER, eks=eks, mode="API")
-        utils.create_from_yaml(plane.admin(), str(MANIFEST))
-        boto3.client("eks", region_name="us-east-2").create_access_entry(
-            clusterName=API_CLUSTER,
-            principalArn=service.role_arn,
-            username=SERVICE_USERNAME,
-            kubernetesGroups=[SERVICE_GROUP],
-        )
-        ensure_cluster_role(plane, SEED_CLUSTER_ROLE)
-        for namespace in (*SEED_NAMESPACES, TAGGED_NS):
-            ensure_namespace(plane, namespace)
+        bootstrap_access_entry_cluster(plane, API_CLUSTER, service.role_arn, extra_namespaces=(TAGGED_NS,))
         yield plane
 
 
