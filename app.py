@@ -7,9 +7,9 @@ from typing import Any
 
 from chalice.app import Chalice, CloudWatchEvent, Rate, SQSEvent
 
-from chalicelib import service
-from chalicelib.events import EVENT_PATTERN
-from chalicelib.settings import schedule_minutes
+from chalicelib.config.settings import schedule_minutes
+from chalicelib.engine.events import EVENT_PATTERN
+from chalicelib.entry import service
 
 # Logging is Powertools' (JSON, correlation ids); Chalice's own setup would claim the same logger name.
 app = Chalice(app_name="eks-iam-sync", configure_logs=False)

@@ -34,7 +34,7 @@ GOAL_RATIO = 1.2
 # What a cold start pays before any event: the handlers' module. Then what the first event that
 # concerns a cluster adds: the runner, and through it the adapters with boto3 and the kubernetes client.
 HANDLERS = ("app",)
-FIRST_EVENT = ("chalicelib.runner", "chalicelib.adapters.shell")
+FIRST_EVENT = ("chalicelib.run.runner", "chalicelib.adapters.shell")
 FLOOR = ("boto3", "kubernetes.client")
 
 TIMER = """

@@ -96,7 +96,7 @@ def membership_events() -> None:
 IRRELEVANT = """
 import json, statistics, sys, time
 import app
-from chalicelib.service import handle_iam_event
+from chalicelib.entry.service import handle_iam_event
 from tests.harness.cloudtrail import iam_event
 event = iam_event("AddUserToGroup", {"groupName": "unrelated-group", "userName": "x"})
 handle_iam_event(event)
@@ -144,7 +144,7 @@ def import_seconds(statement: str, runs: int = 7) -> float:
 def cold_imports() -> None:
     floor = import_seconds("import boto3, kubernetes.client")
     app_only = import_seconds("import app")
-    app_and_client = import_seconds("import app, chalicelib.runner")
+    app_and_client = import_seconds("import app, chalicelib.run.runner")
     print("cold import (new interpreter, .pyc present; median of 7)")
     print(f"  floor: import boto3, kubernetes.client   {floor * 1000:7.1f} ms")
     for label, seconds in (

@@ -21,13 +21,13 @@ from functools import partial
 
 import yaml
 
-from chalicelib.awsauth import reading
-from chalicelib.awsauth.ledger import Ledger, LedgerRecord
-from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS, Entry
-from chalicelib.awsauth.render import render_key
-from chalicelib.awsauth.writer import AwsAuthWriter
-from chalicelib.identities import OwnedEntry
-from chalicelib.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE, LEDGER_ANNOTATION
+from chalicelib.engine.awsauth import reading
+from chalicelib.engine.awsauth.ledger import Ledger, LedgerRecord
+from chalicelib.engine.awsauth.model import MAP_ROLES, MAP_USERS, Entry
+from chalicelib.engine.awsauth.render import render_key
+from chalicelib.engine.awsauth.writer import AwsAuthWriter
+from chalicelib.model.identities import OwnedEntry
+from chalicelib.model.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE, LEDGER_ANNOTATION
 from tests.functional.fakes import RecordingObserver
 from tests.unit.awsauth.fakes import FakeConfigMaps
 

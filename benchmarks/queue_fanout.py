@@ -31,11 +31,12 @@ from typing import Any
 import boto3
 from moto.iam.models import iam_backends
 
-from chalicelib import runner, service
 from chalicelib.config import Cluster
+from chalicelib.config.settings import WORK_QUEUE_VARIABLE
+from chalicelib.entry import service
 from chalicelib.errors import SyncError, TransientError
-from chalicelib.ports import ClusterPorts
-from chalicelib.settings import WORK_QUEUE_VARIABLE
+from chalicelib.model.ports import ClusterPorts
+from chalicelib.run import runner
 from tests.functional.fakes import config_text, seed_world
 from tests.harness.aws import moto_server
 from tests.harness.cloudtrail import iam_event

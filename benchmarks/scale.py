@@ -55,12 +55,12 @@ from kubernetes.client import ApiClient
 from moto.iam.models import iam_backends
 
 from chalicelib.adapters.iam import IamReader
-from chalicelib.awsauth.backups import Backup
-from chalicelib.awsauth.guardrails import DATA_LIMIT_BYTES, size_shares
-from chalicelib.ownership import (
+from chalicelib.config import DEFAULT_BACKUP_COUNT
+from chalicelib.engine.awsauth.backups import Backup
+from chalicelib.engine.awsauth.guardrails import DATA_LIMIT_BYTES, size_shares
+from chalicelib.model.ownership import (
     BACKUP_NAME_PREFIX,
     BACKUP_SEQUENCE_ANNOTATION,
-    DEFAULT_BACKUP_COUNT,
     LEDGER_ANNOTATION,
     MANAGED_BY_SELECTOR,
     backup_name,

@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 import yaml
 
-from chalicelib import yamlbounds
-from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS, Entry
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.awsauth.render import render_key
+from chalicelib.config import yamlbounds
+from chalicelib.engine.awsauth.model import MAP_ROLES, MAP_USERS, Entry
+from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.engine.awsauth.render import render_key
 
 ACCOUNT = "111122223333"
 

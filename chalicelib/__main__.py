@@ -2,6 +2,6 @@
 
 import sys
 
-from chalicelib.cli import main
+from chalicelib.entry.cli import main
 
 sys.exit(main())

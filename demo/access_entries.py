@@ -17,7 +17,7 @@ import boto3
 import yaml
 from kubernetes import client
 
-from chalicelib import cli
+from chalicelib.entry import cli
 from demo.show import say, step, table
 from tests.harness.cloudtrail import iam_event
 from tests.harness.eks_emulator import ACCESS_ENTRY_OPERATIONS, EksEmulator

@@ -14,8 +14,8 @@ from typing import Any
 
 import boto3
 
-from chalicelib.settings import WORK_QUEUE_VARIABLE
-from chalicelib.workitems import parse
+from chalicelib.config.settings import WORK_QUEUE_VARIABLE
+from chalicelib.engine.workitems import parse
 from demo.show import say
 from tests.harness.cloudtrail import iam_event
 from tests.harness.function import cluster_config, deployed

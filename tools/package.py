@@ -9,7 +9,7 @@
   reads (``DROPPED``, the models of AWS services it never calls), entries in a fixed order and time.
 
 Nothing is built until the stage's deploy settings agree with the configuration it deploys
-(``chalicelib.deploy_checks``: the policy's cluster ARNs and partition, VPC, timeouts).
+(``chalicelib.deploy.checks``: the policy's cluster ARNs and partition, VPC, timeouts).
 ``python -m tools.package policy --stage S --write`` renders the stage's policy from its configuration.
 """
 
@@ -31,9 +31,9 @@ from typing import Any
 
 import yaml
 
-from chalicelib import deploy_checks
 from chalicelib.config import Config, ConfigError, load_config
-from chalicelib.settings import is_remote, resolve_source
+from chalicelib.config.settings import is_remote, resolve_source
+from chalicelib.deploy import checks as deploy_checks
 
 ROOT = Path(__file__).resolve().parents[1]
 MERGE_TEMPLATE = Path("infra") / "cloudformation" / "chalice-merge.yaml"
@@ -69,11 +69,11 @@ DROPPED_NAMES = {
     "__pycache__": "bytecode of whatever Python wrote it: compiled again for the runtime",
 }
 DROPPED_SUFFIXES = {".pyi": "type stubs", ".data": "install-time scripts (a wheel's .data directory)"}
-# The handlers' imports, and what the first relevant event imports (chalicelib.runner loads the adapters).
+# The handlers' imports, and what the first relevant event imports (chalicelib.run.runner loads the adapters).
 SMOKE_IMPORTS = (
     "app",
-    "chalicelib.service",
-    "chalicelib.runner",
+    "chalicelib.entry.service",
+    "chalicelib.run.runner",
     "chalicelib.adapters.shell",
     "chalicelib.adapters.queue",
 )

@@ -13,7 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from chalicelib.adapters.bounds import bounded_client
 from chalicelib.errors import Forbidden, NotFound, PermanentError, Rejected, SyncError, TransientError, WriteConflict
-from chalicelib.ports import AssociatedPolicy, ObservedAccessEntry
+from chalicelib.model.ports import AssociatedPolicy, ObservedAccessEntry
 
 T = TypeVar("T")
 _REJECTED = {"InvalidParameterException", "InvalidRequestException", "ResourceLimitExceededException"}

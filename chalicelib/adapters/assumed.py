@@ -31,12 +31,12 @@ from botocore.credentials import (
 )
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from chalicelib import arns
 from chalicelib.adapters.access_entries import translate
 from chalicelib.adapters.bounds import bounded_client
 from chalicelib.adapters.eks_token import TokenSource
 from chalicelib.config import RoleToAssume
 from chalicelib.errors import Forbidden, SyncError, TransientError
+from chalicelib.model import arns
 
 SESSION_NAME = "eks-iam-sync"  # the contract: what CloudTrail in the other account shows, and {{SessionName}}
 # STS's regional endpoint when the source session names no region: the partition's usual one.

@@ -2,7 +2,7 @@
 
 - its attempts: botocore's configuration is built here only (standard retries, as many attempts as
   fit one cluster's budget, the service's connect and read timeouts);
-- its scope (``chalicelib.deadlines``): no request is sent after a transport failure in the same
+- its scope (``chalicelib.model.deadlines``): no request is sent after a transport failure in the same
   cluster, or when one request's bound no longer fits before the invocation's deadline;
 - its total time: urllib3's timeouts (and its ``Timeout(total=...)``) apply per socket read, so an
   endpoint trickling a byte every few seconds keeps a request open for ever. A watchdog thread shuts
@@ -31,9 +31,9 @@ from botocore.exceptions import HTTPClientError
 from urllib3 import HTTPConnectionPool, HTTPSConnectionPool, PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
-from chalicelib import deadlines
-from chalicelib.deadlines import Budget
-from chalicelib.settings import timeouts
+from chalicelib.config.settings import timeouts
+from chalicelib.model import deadlines
+from chalicelib.model.deadlines import Budget
 
 
 def boto_config(**extra: Any) -> BotoConfig:

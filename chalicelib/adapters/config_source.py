@@ -16,8 +16,8 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from chalicelib.adapters.bounds import bounded_client
 from chalicelib.config import MAX_CONFIG_BYTES
+from chalicelib.config.settings import Timeouts, timeouts
 from chalicelib.errors import Forbidden, NotFound, PermanentError, SyncError, TransientError
-from chalicelib.settings import Timeouts, timeouts
 
 CACHE_SECONDS = 60  # a changed configuration is served within a minute; each run costs no extra read
 _s3_cache: dict[str, tuple[float, str]] = {}

@@ -11,7 +11,7 @@ from kubernetes import client
 
 from chalicelib.adapters.kube import call
 from chalicelib.errors import NotFound, WriteConflict
-from chalicelib.ports import ObservedConfigMap
+from chalicelib.model.ports import ObservedConfigMap
 
 
 class ConfigMaps:

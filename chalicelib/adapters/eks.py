@@ -18,13 +18,13 @@ import urllib3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from kubernetes import client
 
-from chalicelib import deadlines
 from chalicelib.adapters.access_entries import eks_client, translate
 from chalicelib.adapters.bounds import bound_pool_manager
 from chalicelib.adapters.eks_token import TokenSource
 from chalicelib.config import Cluster
+from chalicelib.config.settings import Timeouts, timeouts
 from chalicelib.errors import Forbidden, NotFound, TransientError
-from chalicelib.settings import Timeouts, timeouts
+from chalicelib.model import deadlines
 
 DESCRIBE_TTL_SECONDS = 300
 _described: dict[tuple[str, str, str], tuple[float, ClusterAccess]] = {}

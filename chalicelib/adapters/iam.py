@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from chalicelib.adapters.bounds import bounded_client
 from chalicelib.errors import Forbidden, PermanentError, SyncError, TransientError
-from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
+from chalicelib.model.snapshot import IamRole, IamSnapshot, IamUser
 
 _TRANSIENT_CODES = {"Throttling", "ThrottlingException", "ServiceUnavailable", "InternalFailure", "RequestExpired"}
 

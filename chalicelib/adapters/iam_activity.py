@@ -10,10 +10,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import arns
 from chalicelib.adapters.iam import _translate
 from chalicelib.errors import NotFound
-from chalicelib.ports import LastUsed
+from chalicelib.model import arns
+from chalicelib.model.ports import LastUsed
 
 
 class IamActivity:

@@ -12,9 +12,9 @@ from typing import TypeVar
 import urllib3
 from kubernetes.client.rest import ApiException
 
-from chalicelib import deadlines
 from chalicelib.adapters.bounds import transport_failed
 from chalicelib.errors import Forbidden, NotFound, PermanentError, Rejected, SyncError, TransientError, WriteConflict
+from chalicelib.model import deadlines
 
 T = TypeVar("T")
 

@@ -11,8 +11,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.adapters.bounds import bounded_client
+from chalicelib.engine.workitems import Message, batches
 from chalicelib.errors import Forbidden, NotFound, PermanentError, SyncError, TransientError
-from chalicelib.workitems import Message, batches
 
 
 class SqsWorkQueue:

@@ -9,7 +9,7 @@ from typing import Any
 from kubernetes import client
 
 from chalicelib.adapters.kube import call
-from chalicelib.ports import RbacBinding, RbacRole, RbacRule, RbacSnapshot
+from chalicelib.model.ports import RbacBinding, RbacRole, RbacRule, RbacSnapshot
 
 
 class RbacReader:

@@ -9,8 +9,8 @@ from typing import Any
 from kubernetes import client
 
 from chalicelib.adapters.kube import call
-from chalicelib.bindings import DesiredBinding, binding_labels
-from chalicelib.ownership import (
+from chalicelib.model.bindings import DesiredBinding, binding_labels
+from chalicelib.model.ownership import (
     EVENT_ID_ANNOTATION,
     GROUP_LABEL,
     MANAGED_BY_SELECTOR,
@@ -18,7 +18,7 @@ from chalicelib.ownership import (
     PRINCIPAL_LABEL,
     SOURCE_ANNOTATION,
 )
-from chalicelib.ports import ObservedBinding
+from chalicelib.model.ports import ObservedBinding
 
 RBAC_GROUP = "rbac.authorization.k8s.io"
 

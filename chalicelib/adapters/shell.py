@@ -15,7 +15,6 @@ from kubernetes import client
 from kubernetes import config as kubeconfig
 from kubernetes.config.config_exception import ConfigException
 
-from chalicelib import arns
 from chalicelib.adapters.access_entries import AccessEntries, eks_client
 from chalicelib.adapters.assumed import assumed_session
 from chalicelib.adapters.bounds import bounded_client
@@ -27,9 +26,10 @@ from chalicelib.adapters.iam_activity import IamActivity
 from chalicelib.adapters.rbac_reader import RbacReader
 from chalicelib.adapters.rolebindings import ClusterRoles, RoleBindings
 from chalicelib.config import Cluster, RoleToAssume
+from chalicelib.config.settings import timeouts
 from chalicelib.errors import Forbidden, PermanentError, TransientError
-from chalicelib.ports import ClusterPorts
-from chalicelib.settings import timeouts
+from chalicelib.model import arns
+from chalicelib.model.ports import ClusterPorts
 
 TOKENS = TokenSource()
 _own_arns: dict[str, str] = {}

@@ -4,6 +4,7 @@ loader (one YAML text, validated completely before anything runs). Import from h
 from chalicelib.config.loader import MAX_CONFIG_BYTES, load_config, parse_config
 from chalicelib.config.problems import ConfigError, Problem
 from chalicelib.config.schema import (
+    DEFAULT_BACKUP_COUNT,
     DEFAULT_CONFIG_PATH,
     DEFAULT_DENIED_NAMESPACES,
     DEFAULT_PERMISSION_SET_USERNAME,
@@ -48,6 +49,7 @@ from chalicelib.config.schema import (
 )
 
 __all__ = [
+    "DEFAULT_BACKUP_COUNT",
     "DEFAULT_CONFIG_PATH",
     "DEFAULT_DENIED_NAMESPACES",
     "DEFAULT_PERMISSION_SET_USERNAME",

@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError
 from yaml.constructor import SafeConstructor
 
-from chalicelib import yamlbounds
+from chalicelib.config import yamlbounds
 from chalicelib.config.checks import KeyPath, dotted, semantic_problems
 from chalicelib.config.problems import ConfigError, Problem
 from chalicelib.config.schema import PROFILE_AS_NAME, PROFILE_IN_FULL, Config

@@ -14,8 +14,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StrictBool, Tag
 
 from chalicelib.config.problems import ConfigError, Problem
-from chalicelib.ownership import DEFAULT_BACKUP_COUNT
 
+# Backups of aws-auth kept per cluster (a ring of fixed names, see model.ownership.backup_name).
+DEFAULT_BACKUP_COUNT = 10
 DEFAULT_CONFIG_PATH = Path(__file__).parent.parent / "default-config.yaml"
 DEFAULT_DENIED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 SYSTEM_NAMESPACES = frozenset(DEFAULT_DENIED_NAMESPACES)

@@ -17,14 +17,15 @@ from chalice import test as chalice_test
 from chalice.local import LambdaContext
 from chalice.test import Client
 
-from chalicelib import reconcile, runner, service
-from chalicelib.accessentries.backend import AccessEntriesBackend
-from chalicelib.awsauth.writer import AwsAuthWriter
+from chalicelib.adapters.observability import logger
 from chalicelib.config import Config, load_config
-from chalicelib.observability import logger
-from chalicelib.ports import Shell
-from chalicelib.principals import PrincipalScope
-from chalicelib.reconcile import ClusterReport, Options, reconcile_cluster
+from chalicelib.engine.accessentries.backend import AccessEntriesBackend
+from chalicelib.engine.awsauth.writer import AwsAuthWriter
+from chalicelib.entry import service
+from chalicelib.model.ports import Shell
+from chalicelib.model.principals import PrincipalScope
+from chalicelib.run import reconcile, runner
+from chalicelib.run.reconcile import ClusterReport, Options, reconcile_cluster
 from tests.functional.fakes import FakeShell, RecordingObserver, config_text, seed_world
 from tests.harness.cloudtrail import iam_event, scheduled_event
 from tests.isolation import isolated

@@ -1,4 +1,4 @@
-"""In-memory implementations of the ports (chalicelib/ports.py), and the seed world built from them.
+"""In-memory implementations of the ports (chalicelib/model/ports.py), and the seed world built from them.
 
 Each fake keeps the semantics the service relies on from the real thing, not just its signatures:
 resourceVersions and 409s on stale writes, 404 for a missing namespace or object, RoleBindings
@@ -28,11 +28,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import yaml
 
-from chalicelib import arns
-from chalicelib.bindings import DesiredBinding, binding_labels
 from chalicelib.config import DEFAULT_CONFIG_PATH, Cluster, RoleToAssume
 from chalicelib.errors import Forbidden, NotFound, Rejected, SyncError, TransientError, WriteConflict
-from chalicelib.ownership import (
+from chalicelib.model import arns
+from chalicelib.model.bindings import DesiredBinding, binding_labels
+from chalicelib.model.ownership import (
     AWS_AUTH_NAME,
     AWS_AUTH_NAMESPACE,
     EVENT_ID_ANNOTATION,
@@ -43,7 +43,7 @@ from chalicelib.ownership import (
     PRINCIPAL_LABEL,
     SOURCE_ANNOTATION,
 )
-from chalicelib.ports import (
+from chalicelib.model.ports import (
     AssociatedPolicy,
     ClusterPorts,
     LastUsed,
@@ -55,11 +55,11 @@ from chalicelib.ports import (
     RbacRule,
     RbacSnapshot,
 )
-from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
+from chalicelib.model.snapshot import IamRole, IamSnapshot, IamUser
 from tests.unit.awsauth.fakes import FakeConfigMaps
 
 if TYPE_CHECKING:
-    from chalicelib.ports import (
+    from chalicelib.model.ports import (
         AccessEntryStore,
         BindingStore,
         ClusterRoleReader,

@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 
-from chalicelib import runner, service
+from chalicelib.config.settings import WORK_QUEUE_VARIABLE
+from chalicelib.engine.workitems import Message
+from chalicelib.entry import service
 from chalicelib.errors import PermanentError, SyncError, TransientError
-from chalicelib.ports import Shell
-from chalicelib.settings import WORK_QUEUE_VARIABLE
-from chalicelib.workitems import Message
+from chalicelib.model.ports import Shell
+from chalicelib.run import runner
 from tests.functional.conftest import Lambdas
 from tests.functional.fakes import CLUSTERS
 

@@ -9,12 +9,12 @@ from dataclasses import replace
 
 import pytest
 
-from chalicelib import runner
 from chalicelib.config import load_config
 from chalicelib.errors import PermanentError, TransientError
-from chalicelib.ownership import ENTRY_PRINCIPAL_ID_TAG, ENTRY_SOURCE_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE
-from chalicelib.reconcile import Options
-from chalicelib.report import as_json, as_text, succeeded
+from chalicelib.model.ownership import ENTRY_PRINCIPAL_ID_TAG, ENTRY_SOURCE_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from chalicelib.run import runner
+from chalicelib.run.reconcile import Options
+from chalicelib.run.results import as_json, as_text, succeeded
 from tests.functional.fakes import (
     GROUP,
     KUBERNETES_GROUP,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools import Logger
 
-from chalicelib.observability import AUDIT_SERVICE, audit_logger, logger
+from chalicelib.adapters.observability import AUDIT_SERVICE, audit_logger, logger
 from tests.functional.fakes import GROUP, FakeShell, user_arn
 
 

@@ -4,9 +4,9 @@ the service's own writes."""
 
 from __future__ import annotations
 
-from chalicelib.awsauth.ledger import Ledger
-from chalicelib.awsauth.writer import AwsAuthWriter
-from chalicelib.ownership import AWS_AUTH_NAME, LEDGER_ANNOTATION
+from chalicelib.engine.awsauth.ledger import Ledger
+from chalicelib.engine.awsauth.writer import AwsAuthWriter
+from chalicelib.model.ownership import AWS_AUTH_NAME, LEDGER_ANNOTATION
 from tests.functional.fakes import GROUP, NODE_ROLE, NS3, PROFILE, TAG_PREFIX, FakeShell, RecordingObserver, user_arn
 
 TAG = f"{TAG_PREFIX}{NS3}"

@@ -1,4 +1,4 @@
-"""The operator CLI (``chalicelib.cli.main``) on fakes: plan's exit codes (0 none, 2 changes, 1 error)
+"""The operator CLI (``chalicelib.entry.cli.main``) on fakes: plan's exit codes (0 none, 2 changes, 1 error)
 and its JSON, apply (and --force), explain, backups, restore, validate (--live too), rbac, and
 operator errors: one line on stderr, exit 1, no traceback."""
 
@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.cli import main
+from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.entry.cli import main
 from chalicelib.errors import Forbidden
-from chalicelib.ownership import AWS_AUTH_NAME, BACKUP_NAME_PREFIX, backup_name
+from chalicelib.model.ownership import AWS_AUTH_NAME, BACKUP_NAME_PREFIX, backup_name
 from tests.functional.fakes import GROUP, NODE_ROLE, POD_READER, PROJECTS, FakeShell, user_arn
 
 Run = Callable[..., tuple[int, str, str]]

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import runner
-from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.config import load_config
+from chalicelib.engine.awsauth.parse import read_aws_auth
 from chalicelib.errors import Forbidden, PermanentError
-from chalicelib.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from chalicelib.model.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from chalicelib.run import runner
 from tests.functional.conftest import Lambdas
 from tests.functional.fakes import GROUP, ROLE, FakeCluster, FakeIam, FakeShell, role_arn, user_arn
 

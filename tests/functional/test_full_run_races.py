@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.accessentries.plan import owned as entry_owned
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.ownership import PRINCIPAL_ANNOTATION
-from chalicelib.snapshot import IamSnapshot
+from chalicelib.engine.accessentries.plan import owned as entry_owned
+from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.model.ownership import PRINCIPAL_ANNOTATION
+from chalicelib.model.snapshot import IamSnapshot
 from tests.functional.fakes import CLUSTERS, GROUP, NS3, PROFILE, TAG_PREFIX, FakeCluster, FakeShell, user_arn
 
 

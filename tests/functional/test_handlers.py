@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.awsauth.ledger import Ledger
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.bindings import binding_name
+from chalicelib.engine.awsauth.ledger import Ledger
+from chalicelib.engine.awsauth.parse import read_aws_auth
 from chalicelib.errors import PermanentError, TransientError
-from chalicelib.identities import Entry
-from chalicelib.ownership import LEDGER_ANNOTATION
+from chalicelib.model.bindings import binding_name
+from chalicelib.model.identities import Entry
+from chalicelib.model.ownership import LEDGER_ANNOTATION
 from tests.functional.fakes import (
     CLUSTERS,
     GROUP,
@@ -276,7 +276,7 @@ def test_a_cluster_is_not_started_without_time_for_it(shell: FakeShell, lambdas)
 def test_a_tag_event_lists_only_its_principal_s_bindings_and_old_bindings_get_the_label_on_a_full_run(
     shell: FakeShell, lambdas
 ) -> None:
-    from chalicelib.ownership import PRINCIPAL_LABEL, principal_label  # noqa: PLC0415
+    from chalicelib.model.ownership import PRINCIPAL_LABEL, principal_label  # noqa: PLC0415
 
     shell.iam_port.add_user("bob", tags={TAG: PROFILE})
     shell.iam_port.add_user("carol", tags={TAG: PROFILE})

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.accessentries.plan import owned as entry_owned
-from chalicelib.awsauth.parse import read_aws_auth
+from chalicelib.engine.accessentries.plan import owned as entry_owned
+from chalicelib.engine.awsauth.parse import read_aws_auth
 from chalicelib.errors import PermanentError
 from tests.functional.fakes import CLUSTERS, GROUP, SEED, FakeCluster, FakeShell, user_arn
 

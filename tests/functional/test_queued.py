@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from chalicelib import service
-from chalicelib.awsauth.parse import read_aws_auth
+from chalicelib.config.settings import WORK_QUEUE_VARIABLE
+from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.engine.workitems import Message, WorkItem, body, parse
+from chalicelib.entry import service
 from chalicelib.errors import PermanentError, TransientError
-from chalicelib.settings import WORK_QUEUE_VARIABLE
-from chalicelib.workitems import Message, WorkItem, body, parse
 from tests.functional.conftest import Lambdas
 from tests.functional.fakes import CLUSTERS, GROUP, FakeCluster, FakeShell, user_arn
 from tests.harness.cloudtrail import iam_event

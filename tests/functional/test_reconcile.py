@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.awsauth.backups import Backup
-from chalicelib.awsauth.ledger import Ledger
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.bindings import binding_name
+from chalicelib.engine.awsauth.backups import Backup
+from chalicelib.engine.awsauth.ledger import Ledger
+from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.engine.plan import CreateBinding, DeleteBinding, ReplaceBinding, UpdateBinding
 from chalicelib.errors import TransientError
-from chalicelib.ownership import BACKUP_SEQUENCE_ANNOTATION, LEDGER_ANNOTATION, backup_name
-from chalicelib.plan import CreateBinding, DeleteBinding, ReplaceBinding, UpdateBinding
-from chalicelib.principals import PrincipalScope
-from chalicelib.report import succeeded
+from chalicelib.model.bindings import binding_name
+from chalicelib.model.ownership import BACKUP_SEQUENCE_ANNOTATION, LEDGER_ANNOTATION, backup_name
+from chalicelib.model.principals import PrincipalScope
+from chalicelib.run.results import succeeded
 from tests.functional.fakes import (
     GROUP,
     KUBERNETES_GROUP,

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from chalicelib.errors import Forbidden, SyncError, TransientError
-from chalicelib.report import as_json, as_text, changed, failure, succeeded
+from chalicelib.run.results import as_json, as_text, changed, failure, succeeded
 from tests.functional.fakes import GROUP, KUBERNETES_GROUP, NS3, POD_READER, PROFILE, PROJECTS, TAG_PREFIX, user_arn
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.cli import main
-from chalicelib.ports import LastUsed
+from chalicelib.entry.cli import main
+from chalicelib.model.ports import LastUsed
 from tests.functional.fakes import GROUP, ROLE, FakeShell, role_arn, user_arn
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.accessreport.readonly import WriteRefused, read_only
-from chalicelib.cli import main
 from chalicelib.config import Config
-from chalicelib.reconcile import Options, reconcile_cluster
+from chalicelib.entry.accessreport.readonly import WriteRefused, read_only
+from chalicelib.entry.cli import main
+from chalicelib.run.reconcile import Options, reconcile_cluster
 from tests.functional.fakes import (
     GROUP,
     KUBERNETES_GROUP,

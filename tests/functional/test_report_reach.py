@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.cli import main
+from chalicelib.entry.cli import main
 from tests.functional.fakes import GROUP, KUBERNETES_GROUP, NS3, PROJECTS, ROLE, FakeShell, role_arn, user_arn
 from tests.functional.test_report_command import write_calls
 

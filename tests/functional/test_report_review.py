@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.accessreport.csvform import HEADER, safe
-from chalicelib.cli import main
+from chalicelib.entry.accessreport.csvform import HEADER, safe
+from chalicelib.entry.cli import main
 from tests.functional.fakes import GROUP, KUBERNETES_GROUP, POD_READER, PROJECTS, FakeShell, user_arn
 
 FORMULA = "=2+5"  # a valid IAM user name, and a spreadsheet formula

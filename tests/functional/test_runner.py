@@ -10,14 +10,15 @@ import time
 
 import pytest
 
-from chalicelib import deadlines, runner
-from chalicelib.awsauth.parse import read_aws_auth
 from chalicelib.config import Cluster, Config
+from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.engine.events import Trigger, read_event
 from chalicelib.errors import Forbidden, NotFound, PermanentError, SyncError, TransientError
-from chalicelib.events import Trigger, read_event
-from chalicelib.ports import ClusterPorts
-from chalicelib.reconcile import ClusterReport, Options
-from chalicelib.report import as_json
+from chalicelib.model import deadlines
+from chalicelib.model.ports import ClusterPorts
+from chalicelib.run import runner
+from chalicelib.run.reconcile import ClusterReport, Options
+from chalicelib.run.results import as_json
 from tests.functional.fakes import GROUP, FakeCluster, FakeShell, user_arn
 from tests.harness.cloudtrail import iam_event
 

@@ -5,10 +5,10 @@ username: a create and a delete of the owned old one). Foreign entries and bindi
 
 from __future__ import annotations
 
-from chalicelib.awsauth.ledger import Ledger
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.bindings import DesiredBinding, binding_name
-from chalicelib.ownership import LEDGER_ANNOTATION
+from chalicelib.engine.awsauth.ledger import Ledger
+from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.model.bindings import DesiredBinding, binding_name
+from chalicelib.model.ownership import LEDGER_ANNOTATION
 from tests.functional.fakes import GROUP, KUBERNETES_GROUP, NS3, POD_READER, PROFILE, TAG_PREFIX, FakeCluster, user_arn
 
 TAG = f"{TAG_PREFIX}{NS3}"

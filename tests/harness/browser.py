@@ -16,11 +16,11 @@ from typing import Any
 import yaml
 from playwright.sync_api import Browser, Dialog, Page, sync_playwright
 
-from chalicelib.accessreport.data import AccessReport, Meta
-from chalicelib.accessreport.model import build_report
 from chalicelib.config import Config, parse_config
-from chalicelib.reconcile import Options, reconcile_cluster
-from chalicelib.reporting import read_cluster
+from chalicelib.entry.accessreport.data import AccessReport, Meta
+from chalicelib.entry.accessreport.model import build_report
+from chalicelib.entry.reporting import read_cluster
+from chalicelib.run.reconcile import Options, reconcile_cluster
 from tests.functional.fakes import FakeShell, RecordingObserver, role_arn
 
 CHROMIUM = Path(os.environ.get("EKS_IAM_SYNC_CHROMIUM", "/usr/bin/chromium"))

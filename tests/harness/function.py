@@ -17,8 +17,8 @@ from chalice import local as chalice_local
 from chalice import test as chalice_test
 from chalice.test import Client
 
-from chalicelib import service as service_module
 from chalicelib.config import DEFAULT_CONFIG_PATH
+from chalicelib.entry import service as service_module
 from tests.harness.cloudtrail import scheduled_event
 from tests.harness.kube import ControlPlane
 from tests.harness.principals import credentials_env

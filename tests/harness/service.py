@@ -11,7 +11,7 @@ import boto3
 from kubernetes import client, utils
 from kubernetes.client.rest import ApiException
 
-from chalicelib.ownership import MANAGED_BY_SELECTOR, SERVICE_GROUP, SERVICE_USERNAME
+from chalicelib.model.ownership import MANAGED_BY_SELECTOR, SERVICE_GROUP, SERVICE_USERNAME
 from tests.harness.kube import ControlPlane
 from tests.harness.principals import Principal, iam_user, role_session, write_aws_auth
 

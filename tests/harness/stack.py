@@ -26,7 +26,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 from moto.core.models import DEFAULT_ACCOUNT_ID
 
-from chalicelib.ownership import SERVICE_GROUP, SERVICE_USERNAME
+from chalicelib.model.ownership import SERVICE_GROUP, SERVICE_USERNAME
 from tests.harness.authenticator import TokenAuthenticator, WebhookServer
 from tests.harness.aws import moto_server, secret_for
 from tests.harness.eks_emulator import EksEmulator, eks_emulator

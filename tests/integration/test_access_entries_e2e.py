@@ -17,11 +17,11 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.cli import main
 from chalicelib.config import DEFAULT_CONFIG_PATH
+from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.entry.cli import main
 from chalicelib.errors import PermanentError
-from chalicelib.ownership import ENTRY_PRINCIPAL_ID_TAG, MANAGED_BY_LABEL
+from chalicelib.model.ownership import ENTRY_PRINCIPAL_ID_TAG, MANAGED_BY_LABEL
 from tests.harness.cloudtrail import iam_event
 from tests.harness.eks_emulator import ACCESS_ENTRY_OPERATIONS, EksEmulator
 from tests.harness.function import Function, cluster_config, deployed

@@ -14,12 +14,12 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from chalicelib.awsauth.ledger import Ledger
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.bindings import binding_name
 from chalicelib.config import DEFAULT_CONFIG_PATH
+from chalicelib.engine.awsauth.ledger import Ledger
+from chalicelib.engine.awsauth.parse import read_aws_auth
 from chalicelib.errors import PermanentError, TransientError
-from chalicelib.ownership import LEDGER_ANNOTATION, MANAGED_BY_SELECTOR
+from chalicelib.model.bindings import binding_name
+from chalicelib.model.ownership import LEDGER_ANNOTATION, MANAGED_BY_SELECTOR
 from tests.conftest import Environment
 from tests.harness.cloudtrail import iam_event
 from tests.harness.function import Function, cluster_config, deployed

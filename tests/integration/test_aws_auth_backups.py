@@ -10,9 +10,9 @@ import pytest
 from kubernetes import client
 
 from chalicelib.adapters.configmaps import ConfigMaps
-from chalicelib.awsauth.writer import AwsAuthWriter
-from chalicelib.observability import LogObserver
-from chalicelib.ownership import FOREIGN_BACKUP_NAME
+from chalicelib.adapters.observability import LogObserver
+from chalicelib.engine.awsauth.writer import AwsAuthWriter
+from chalicelib.model.ownership import FOREIGN_BACKUP_NAME
 from tests.conftest import CLUSTER_NAME, Environment
 from tests.harness.service import Service, bootstrap_aws_auth, reset_aws_auth
 from tests.unit.awsauth.builders import owned_user, user

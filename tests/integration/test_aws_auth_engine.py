@@ -15,13 +15,13 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from chalicelib.adapters.configmaps import ConfigMaps
-from chalicelib.awsauth.ledger import Ledger
-from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.awsauth.writer import AwsAuthWriter
-from chalicelib.observability import LogObserver
-from chalicelib.ownership import LEDGER_ANNOTATION
-from chalicelib.ports import ObservedConfigMap
+from chalicelib.adapters.observability import LogObserver
+from chalicelib.engine.awsauth.ledger import Ledger
+from chalicelib.engine.awsauth.model import MAP_ROLES, MAP_USERS
+from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.engine.awsauth.writer import AwsAuthWriter
+from chalicelib.model.ownership import LEDGER_ANNOTATION
+from chalicelib.model.ports import ObservedConfigMap
 from tests.conftest import Environment
 from tests.harness.service import reset_aws_auth
 from tests.unit.awsauth.builders import NODE, document, owned_user, user

@@ -12,9 +12,9 @@ import boto3
 import pytest
 from kubernetes import client
 
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.cli import main
-from chalicelib.ownership import MANAGED_BY_SELECTOR
+from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.entry.cli import main
+from chalicelib.model.ownership import MANAGED_BY_SELECTOR
 from tests.conftest import Environment
 from tests.harness.function import cluster_config
 from tests.harness.principals import credentials_env, iam_user

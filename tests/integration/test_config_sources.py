@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
-from chalicelib import service
 from chalicelib.adapters import config_source
-from chalicelib.cli import main
 from chalicelib.config import DEFAULT_CONFIG_PATH, ConfigError
+from chalicelib.entry import service
+from chalicelib.entry.cli import main
 from chalicelib.errors import NotFound, SyncError
 from tests.harness import endpoints
 

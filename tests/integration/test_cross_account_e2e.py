@@ -27,7 +27,7 @@ from moto.sts.models import sts_backends
 
 from chalicelib.config import DEFAULT_CONFIG_PATH
 from chalicelib.errors import PermanentError
-from chalicelib.ownership import MANAGED_BY_LABEL, SERVICE_GROUP, SERVICE_USERNAME
+from chalicelib.model.ownership import MANAGED_BY_LABEL, SERVICE_GROUP, SERVICE_USERNAME
 from tests.conftest import CLUSTER_NAME, CLUSTER_REGION, Environment
 from tests.harness.authenticator import TokenAuthenticator
 from tests.harness.cloudtrail import iam_event

@@ -18,7 +18,7 @@ import boto3
 import pytest
 import yaml
 
-from chalicelib.awsauth.parse import read_aws_auth
+from chalicelib.engine.awsauth.parse import read_aws_auth
 from chalicelib.errors import TransientError
 from tests.conftest import Environment
 from tests.harness import endpoints, function

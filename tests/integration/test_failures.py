@@ -15,7 +15,7 @@ import boto3
 import pytest
 import yaml
 
-from chalicelib.awsauth.parse import read_aws_auth
+from chalicelib.engine.awsauth.parse import read_aws_auth
 from chalicelib.errors import PermanentError, TransientError
 from tests.conftest import Environment
 from tests.harness.function import cluster_config, deployed

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from chalicelib.events import EVENT_PATTERN
-from chalicelib.ownership import SERVICE_GROUP
+from chalicelib.engine.events import EVENT_PATTERN
+from chalicelib.model.ownership import SERVICE_GROUP
 from tests.integration.test_package import packaged_dev, packaged_in_a_vpc
 
 ROOT = Path(__file__).parents[2]

@@ -14,7 +14,7 @@ ROOT = Path(__file__).parents[2]
 def test_an_irrelevant_event_never_imports_the_kubernetes_client() -> None:
     script = (
         "import json, sys, app\n"
-        "from chalicelib.service import handle_iam_event\n"
+        "from chalicelib.entry.service import handle_iam_event\n"
         "from tests.harness.cloudtrail import iam_event\n"
         "result = handle_iam_event(iam_event('AddUserToGroup', {'groupName': 'other', 'userName': 'x'}))\n"
         "print(json.dumps([result['reason'], sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes')]))\n"

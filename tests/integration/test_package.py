@@ -29,7 +29,7 @@ from chalicelib.config import DEFAULT_CONFIG_PATH, load_config
 from tools import package
 
 ROOT = Path(__file__).parents[2]
-FIRST_EVENT = ("app", "chalicelib.runner", "chalicelib.adapters.shell")
+FIRST_EVENT = ("app", "chalicelib.run.runner", "chalicelib.adapters.shell")
 NO_AWS_FILES = {"AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
 
 

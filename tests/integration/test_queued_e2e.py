@@ -20,9 +20,9 @@ import pytest
 import yaml
 from kubernetes import client, utils
 
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.settings import WORK_QUEUE_VARIABLE
-from chalicelib.workitems import parse
+from chalicelib.config.settings import WORK_QUEUE_VARIABLE
+from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.engine.workitems import parse
 from tests.conftest import Environment
 from tests.harness import endpoints
 from tests.harness.cloudtrail import iam_event
@@ -175,7 +175,7 @@ def test_a_hung_cluster_s_item_alone_is_retried_and_reaches_the_dlq(
 def test_an_sqs_batch_of_ignored_events_loads_neither_kubernetes_nor_the_queue_adapter() -> None:
     script = (
         "import json, sys, app\n"
-        "from chalicelib.service import handle_iam_events\n"
+        "from chalicelib.entry.service import handle_iam_events\n"
         "from tests.harness.cloudtrail import iam_event\n"
         "body = json.dumps(iam_event('AddUserToGroup', {'groupName': 'other', 'userName': 'x'}))\n"
         "result = handle_iam_events({'Records': [{'messageId': 'm-0', 'body': body, 'attributes': {}}]})\n"

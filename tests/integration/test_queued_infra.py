@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from app import app
-from chalicelib.events import EVENT_PATTERN
-from chalicelib.settings import WORK_QUEUE_VARIABLE
+from chalicelib.config.settings import WORK_QUEUE_VARIABLE
+from chalicelib.engine.events import EVENT_PATTERN
 from tests.integration.test_infra import listed, load
 from tests.integration.test_package import packaged_dev
 

@@ -12,15 +12,15 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from chalicelib.adapters.iam import IamReader
+from chalicelib.adapters.observability import LogObserver
 from chalicelib.adapters.shell import ports_for
-from chalicelib.awsauth.ledger import Ledger, LedgerRecord
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.bindings import binding_name
 from chalicelib.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config, parse_config
-from chalicelib.observability import LogObserver
-from chalicelib.ownership import LEDGER_ANNOTATION, MANAGED_BY_SELECTOR
-from chalicelib.principals import PrincipalScope
-from chalicelib.reconcile import ClusterReport, Options, reconcile_cluster
+from chalicelib.engine.awsauth.ledger import Ledger, LedgerRecord
+from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.model.bindings import binding_name
+from chalicelib.model.ownership import LEDGER_ANNOTATION, MANAGED_BY_SELECTOR
+from chalicelib.model.principals import PrincipalScope
+from chalicelib.run.reconcile import ClusterReport, Options, reconcile_cluster
 from tests.conftest import Environment
 from tests.harness.principals import Principal, assert_seed_access, can, eventually, iam_user
 from tests.harness.service import (

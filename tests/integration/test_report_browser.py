@@ -27,8 +27,8 @@ import yaml
 from kubernetes import client
 from playwright.sync_api import Browser, Page
 
-from chalicelib.accessreport.render import render_html
-from chalicelib.cli import main
+from chalicelib.entry.accessreport.render import render_html
+from chalicelib.entry.cli import main
 from tests.conftest import Environment
 from tests.harness.browser import ReportPage, Synthetic, chromium, open_report, synthetic_report
 from tests.harness.function import cluster_config

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from chalicelib.accessreport.render import render_html
-from chalicelib.ports import ObservedConfigMap, RbacBinding
+from chalicelib.entry.accessreport.render import render_html
+from chalicelib.model.ports import ObservedConfigMap, RbacBinding
 from tests.harness.browser import ReportPage, chromium, open_report
 from tests.unit.test_accessreport_model import ACCOUNT, GROUP, KUBERNETES_GROUP, PROJECTS, World, user
 

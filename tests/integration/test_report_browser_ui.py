@@ -13,7 +13,7 @@ import pypdf  # reads the printed PDF's text (requirements-dev)
 import pytest
 from playwright.sync_api import Browser, Page
 
-from chalicelib.accessreport.render import render_html
+from chalicelib.entry.accessreport.render import render_html
 from tests.harness.browser import (
     SYNTHETIC_CLUSTER,
     Synthetic,

@@ -23,8 +23,8 @@ import pytest
 import yaml
 from kubernetes import client
 
-from chalicelib.cli import main
 from chalicelib.config import DEFAULT_CONFIG_PATH
+from chalicelib.entry.cli import main
 from tests.harness.eks_emulator import EksEmulator
 from tests.harness.kube import ControlPlane
 from tests.harness.principals import write_aws_auth

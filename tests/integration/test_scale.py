@@ -28,15 +28,15 @@ from kubernetes.client import ApiClient
 from moto.iam.models import iam_backends
 
 from chalicelib.adapters.iam import IamReader
+from chalicelib.adapters.observability import LogObserver
 from chalicelib.adapters.shell import ports_for
-from chalicelib.awsauth.backups import Backup
-from chalicelib.awsauth.guardrails import ANNOTATIONS_LIMIT_BYTES, size_shares
-from chalicelib.awsauth.ledger import Ledger
-from chalicelib.awsauth.model import MAP_USERS
-from chalicelib.config import Config, parse_config
-from chalicelib.observability import LogObserver
-from chalicelib.ownership import DEFAULT_BACKUP_COUNT, LEDGER_ANNOTATION, backup_name
-from chalicelib.reconcile import ClusterReport, Options, reconcile_cluster
+from chalicelib.config import DEFAULT_BACKUP_COUNT, Config, parse_config
+from chalicelib.engine.awsauth.backups import Backup
+from chalicelib.engine.awsauth.guardrails import ANNOTATIONS_LIMIT_BYTES, size_shares
+from chalicelib.engine.awsauth.ledger import Ledger
+from chalicelib.engine.awsauth.model import MAP_USERS
+from chalicelib.model.ownership import LEDGER_ANNOTATION, backup_name
+from chalicelib.run.reconcile import ClusterReport, Options, reconcile_cluster
 from tests.conftest import Environment
 from tests.harness.principals import forbidden_as, iam_user
 from tests.harness.service import Service, prepare_seed_cluster

@@ -17,10 +17,10 @@ import yaml
 from kubernetes import client
 
 from chalicelib.adapters.iam import IamReader
+from chalicelib.adapters.observability import LogObserver
 from chalicelib.adapters.shell import ports_for
 from chalicelib.config import DEFAULT_CONFIG_PATH, load_config
-from chalicelib.observability import LogObserver
-from chalicelib.reconcile import ClusterReport, Options, reconcile_cluster
+from chalicelib.run.reconcile import ClusterReport, Options, reconcile_cluster
 from tests.conftest import Environment
 from tests.harness.eks_emulator import EksEmulator
 from tests.harness.function import deployed

@@ -1,4 +1,4 @@
-"""The access report's model (chalicelib/accessreport/model.py): a pure function of the configuration,
+"""The access report's model (chalicelib/entry/accessreport/model.py): a pure function of the configuration,
 the IAM snapshot and what each cluster holds, checked on small worlds built with the pure engines
 (desired state, the aws-auth and access-entry planners, the RoleBinding planner, the display applier).
 """
@@ -10,8 +10,13 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from chalicelib.accessentries.plan import AccessEntriesStep, plan_access_entries, tags_for
-from chalicelib.accessreport.data import (
+from chalicelib.config import DEFAULT_CONFIG_PATH, Config, parse_config
+from chalicelib.engine.accessentries.plan import AccessEntriesStep, plan_access_entries, tags_for
+from chalicelib.engine.awsauth.plan import AwsAuthStep, SyncIntent, plan_aws_auth
+from chalicelib.engine.desired import desired_state
+from chalicelib.engine.guardrails import Policy
+from chalicelib.engine.plan import Plan, plan_bindings
+from chalicelib.entry.accessreport.data import (
     ACTIVE,
     PENDING,
     REMOVING,
@@ -23,17 +28,11 @@ from chalicelib.accessreport.data import (
     principal_key,
     principal_kind,
 )
-from chalicelib.accessreport.jsonform import as_json
-from chalicelib.accessreport.model import build_report
-from chalicelib.apply import DisplayOnlyApplier
-from chalicelib.awsauth.plan import AwsAuthStep, SyncIntent, plan_aws_auth
-from chalicelib.config import DEFAULT_CONFIG_PATH, Config, parse_config
-from chalicelib.desired import desired_state
-from chalicelib.guardrails import Policy
-from chalicelib.identities import OwnedEntry
-from chalicelib.ownership import LEDGER_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE
-from chalicelib.plan import Plan, plan_bindings
-from chalicelib.ports import (
+from chalicelib.entry.accessreport.jsonform import as_json
+from chalicelib.entry.accessreport.model import build_report
+from chalicelib.model.identities import OwnedEntry
+from chalicelib.model.ownership import LEDGER_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from chalicelib.model.ports import (
     AssociatedPolicy,
     ObservedAccessEntry,
     ObservedBinding,
@@ -43,8 +42,9 @@ from chalicelib.ports import (
     RbacRule,
     RbacSnapshot,
 )
-from chalicelib.reconcile import ClusterReport, choose_backend
-from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
+from chalicelib.model.snapshot import IamRole, IamSnapshot, IamUser
+from chalicelib.run.apply import DisplayOnlyApplier
+from chalicelib.run.reconcile import ClusterReport, choose_backend
 
 ACCOUNT = "123456789012"
 GROUP, KUBERNETES_GROUP = "iam-bttrm-web-ro-group", "rbac-bttrm-web-ro-group"

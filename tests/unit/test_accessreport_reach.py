@@ -5,10 +5,10 @@ the service's own identity rated for what it can do."""
 
 from __future__ import annotations
 
-from chalicelib.accessreport import rbac
-from chalicelib.accessreport.data import ACTIVE, OUTSIDE, AccessReport
-from chalicelib.accessreport.jsonform import as_json
-from chalicelib.ports import AssociatedPolicy, ObservedAccessEntry, ObservedConfigMap, RbacBinding, RbacRule
+from chalicelib.entry.accessreport import rbac
+from chalicelib.entry.accessreport.data import ACTIVE, OUTSIDE, AccessReport
+from chalicelib.entry.accessreport.jsonform import as_json
+from chalicelib.model.ports import AssociatedPolicy, ObservedAccessEntry, ObservedConfigMap, RbacBinding, RbacRule
 from tests.unit.test_accessreport_model import (
     ACCOUNT,
     GROUP,

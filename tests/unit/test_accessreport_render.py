@@ -1,4 +1,4 @@
-"""The access report's rendering (chalicelib/accessreport/render.py): one self-contained page that
+"""The access report's rendering (chalicelib/entry/accessreport/render.py): one self-contained page that
 cannot be made to run anything but its own script, whatever names IAM and aws-auth hold."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import json
 import re
 from html import unescape
 
-from chalicelib.accessreport import rbac
-from chalicelib.accessreport.jsonform import as_json
-from chalicelib.accessreport.render import MAX_FINDINGS_SHOWN, _groups, matrix_data, render_html, render_json
-from chalicelib.ports import ObservedConfigMap, RbacBinding
+from chalicelib.entry.accessreport import rbac
+from chalicelib.entry.accessreport.jsonform import as_json
+from chalicelib.entry.accessreport.render import MAX_FINDINGS_SHOWN, _groups, matrix_data, render_html, render_json
+from chalicelib.model.ports import ObservedConfigMap, RbacBinding
 from tests.unit.test_accessreport_model import ACCOUNT, GROUP, KUBERNETES_GROUP, POD_READER, PROJECTS, World, user
 
 HOSTILE_USERNAME = "</script><script>alert('username')</script>"

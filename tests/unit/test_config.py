@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.cli import main
 from chalicelib.config import DEFAULT_CONFIG_PATH, ConfigError, load_config, parse_config
+from chalicelib.entry.cli import main
 
 VALID = """\
 clusters:

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from chalicelib import deadlines
+from chalicelib.config.settings import Timeouts
 from chalicelib.errors import TransientError
-from chalicelib.settings import Timeouts
+from chalicelib.model import deadlines
 
 
 def test_a_scope_stops_after_its_first_transport_failure_and_only_itself() -> None:

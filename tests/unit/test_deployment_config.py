@@ -1,5 +1,5 @@
 """The Chalice deployment: handler names, stages, and least-privilege policies rendered from the configuration
-(chalicelib.deploy_checks: one source of truth for cluster ARNs, partition-aware)."""
+(chalicelib.deploy.checks: one source of truth for cluster ARNs, partition-aware)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import botocore
 import pytest
 
 from app import app
-from chalicelib import deploy_checks
-from chalicelib.cli import main
 from chalicelib.config import DEFAULT_CONFIG_PATH, load_config, parse_config
-from chalicelib.events import EVENT_PATTERN
+from chalicelib.deploy import checks as deploy_checks
+from chalicelib.engine.events import EVENT_PATTERN
+from chalicelib.entry.cli import main
 
 ROOT = Path(__file__).parents[2]
 CHALICE = ROOT / ".chalice"
@@ -88,7 +88,7 @@ def test_access_entry_actions_are_exactly_those_used_on_the_configured_clusters_
 def test_every_function_has_time_for_at_least_one_cluster_s_budget() -> None:
     """A run does not start a cluster with less than connect + 2 x read timeout left; a function
     configured with less than that could never reconcile anything."""
-    from chalicelib.settings import Timeouts  # noqa: PLC0415
+    from chalicelib.config.settings import Timeouts  # noqa: PLC0415
 
     bounds = Timeouts()
     budget = bounds.connect + 2 * bounds.read

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS, Entry
-from chalicelib.bindings import binding_name
 from chalicelib.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config, parse_config
-from chalicelib.desired import desired_state, grants_of_groups, group_bindings, label_selector, selects
-from chalicelib.ownership import group_label
-from chalicelib.plan import UpdateBinding, plan_bindings
-from chalicelib.ports import ObservedBinding
-from chalicelib.principals import PrincipalScope
-from chalicelib.snapshot import IamRole, IamSnapshot, IamUser
+from chalicelib.engine.awsauth.model import MAP_ROLES, MAP_USERS, Entry
+from chalicelib.engine.desired import desired_state, grants_of_groups, group_bindings, label_selector, selects
+from chalicelib.engine.plan import UpdateBinding, plan_bindings
+from chalicelib.model.bindings import binding_name
+from chalicelib.model.ownership import group_label
+from chalicelib.model.ports import ObservedBinding
+from chalicelib.model.principals import PrincipalScope
+from chalicelib.model.snapshot import IamRole, IamSnapshot, IamUser
 
 SEED = load_config(DEFAULT_CONFIG_PATH)
 TWO_GROUPS = parse_config(

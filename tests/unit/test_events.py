@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from chalicelib.config import DEFAULT_CONFIG_PATH, load_config
-from chalicelib.events import EVENT_NAMES, EVENT_PATTERN, Ignored, Trigger, read_event
-from chalicelib.principals import PrincipalScope
+from chalicelib.engine.events import EVENT_NAMES, EVENT_PATTERN, Ignored, Trigger, read_event
+from chalicelib.model.principals import PrincipalScope
 from tests.harness.cloudtrail import iam_event
 
 SEED = load_config(DEFAULT_CONFIG_PATH)

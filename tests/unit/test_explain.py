@@ -4,9 +4,9 @@ case only); Kubernetes usernames exactly, as the API server compares them."""
 from __future__ import annotations
 
 from chalicelib.config import DEFAULT_CONFIG_PATH, load_config
-from chalicelib.desired import desired_state
-from chalicelib.explain import explain
-from chalicelib.snapshot import IamSnapshot, IamUser
+from chalicelib.engine.desired import desired_state
+from chalicelib.engine.explain import explain
+from chalicelib.model.snapshot import IamSnapshot, IamUser
 
 SEED = load_config(DEFAULT_CONFIG_PATH)
 KATE = IamUser("kate", "arn:aws:iam::111122223333:user/kate", ("iam-bttrm-web-ro-group",))

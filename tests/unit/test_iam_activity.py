@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 
 from chalicelib.adapters.iam_activity import IamActivity
 from chalicelib.errors import Forbidden, NotFound
-from chalicelib.ports import LastUsed
+from chalicelib.model.ports import LastUsed
 
 ACCOUNT = "123456789012"
 

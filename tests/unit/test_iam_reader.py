@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from chalicelib.adapters.iam import IamReader, iam_client
 from chalicelib.errors import PermanentError, TransientError
-from chalicelib.snapshot import IamRole, IamUser
+from chalicelib.model.snapshot import IamRole, IamUser
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import pytest
 from botocore.stub import Stubber
 
 from chalicelib.adapters.queue import SqsWorkQueue, _region_of
+from chalicelib.engine.workitems import full_run_items, messages
 from chalicelib.errors import Forbidden, NotFound, TransientError
-from chalicelib.workitems import full_run_items, messages
 
 FIFO = "https://sqs.eu-west-1.amazonaws.com/123456789012/eks-iam-sync-dev-work.fifo"
 STANDARD = "https://sqs.eu-west-1.amazonaws.com/123456789012/eks-iam-sync-dev-work"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chalicelib.cli import main
 from chalicelib.config import DEFAULT_CONFIG_PATH, load_config
-from chalicelib.rbac_manifest import render_manifest
+from chalicelib.deploy.rbac_manifest import render_manifest
+from chalicelib.entry.cli import main
 
 SHIPPED = Path(__file__).parents[2] / "infra" / "kubernetes" / "rbac.yaml"
 
@@ -86,7 +86,7 @@ def test_the_manifest_grants_exactly_the_verbs_the_adapters_call() -> None:
         ("namespaces", "list", True),
         ("clusterroles", "get", True),
     }, (
-        "an adapter calls something new: grant it in chalicelib/rbac_manifest.py and regenerate infra/kubernetes/rbac.yaml"
+        "an adapter calls something new: grant it in chalicelib/deploy/rbac_manifest.py and regenerate infra/kubernetes/rbac.yaml"
     )
     # A namespaced call is granted by the kube-system Role (configmaps) or the ClusterRole (rolebindings, anywhere).
     granted = manifest_grants()

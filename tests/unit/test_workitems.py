@@ -7,9 +7,8 @@ import json
 
 import pytest
 
-from chalicelib.events import Trigger
-from chalicelib.principals import PrincipalScope
-from chalicelib.workitems import (
+from chalicelib.engine.events import Trigger
+from chalicelib.engine.workitems import (
     MAX_PRINCIPALS_PER_ITEM,
     BadWorkItem,
     WorkItem,
@@ -21,6 +20,7 @@ from chalicelib.workitems import (
     messages,
     parse,
 )
+from chalicelib.model.principals import PrincipalScope
 
 
 def trigger(event_id: str, users: tuple[str, ...] = (), roles: tuple[str, ...] = (), **kwargs: object) -> Trigger:

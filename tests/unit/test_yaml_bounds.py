@@ -12,10 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import yamlbounds
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.awsauth.writer import AwsAuthWriter
-from chalicelib.config import MAX_CONFIG_BYTES, ConfigError, load_config, parse_config
+from chalicelib.config import MAX_CONFIG_BYTES, ConfigError, load_config, parse_config, yamlbounds
+from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.engine.awsauth.writer import AwsAuthWriter
 from tests.unit import yaml_paths
 from tests.unit.awsauth.builders import owned_user, user
 from tests.unit.awsauth.fakes import FakeConfigMaps

@@ -1,12 +1,12 @@
-"""Run a test on each YAML event source of chalicelib.yamlbounds: libyaml and the pure PyYAML fallback."""
+"""Run a test on each YAML event source of chalicelib.config.yamlbounds: libyaml and the pure PyYAML fallback."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
 
-from chalicelib import yamlbounds
-from chalicelib.awsauth import reading
+from chalicelib.config import yamlbounds
+from chalicelib.engine.awsauth import reading
 
 PATHS = ("libyaml", "pure")
 

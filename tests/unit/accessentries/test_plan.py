@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.accessentries.plan import (
+from chalicelib.engine.accessentries.plan import (
     CreateEntry,
     DeleteEntry,
     RecreateEntry,
@@ -13,12 +13,12 @@ from chalicelib.accessentries.plan import (
     plan_access_entries,
     tags_for,
 )
-from chalicelib.accessentries.rules import refusal_for
-from chalicelib.guardrails import Policy
-from chalicelib.identities import Entry, OwnedEntry
-from chalicelib.ownership import ACCESS_ENTRY_QUOTA
-from chalicelib.ports import ObservedAccessEntry
-from chalicelib.principals import PrincipalScope
+from chalicelib.engine.accessentries.rules import refusal_for
+from chalicelib.engine.guardrails import Policy
+from chalicelib.model.identities import Entry, OwnedEntry
+from chalicelib.model.ownership import ACCESS_ENTRY_QUOTA
+from chalicelib.model.ports import ObservedAccessEntry
+from chalicelib.model.principals import PrincipalScope
 
 ACCOUNT = "111122223333"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import yaml
 
-from chalicelib.awsauth.ledger import Ledger, LedgerRecord
-from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS, Entry
-from chalicelib.identities import OwnedEntry
+from chalicelib.engine.awsauth.ledger import Ledger, LedgerRecord
+from chalicelib.engine.awsauth.model import MAP_ROLES, MAP_USERS, Entry
+from chalicelib.model.identities import OwnedEntry
 
 ACCOUNT = "111122223333"
 NODE = Entry(

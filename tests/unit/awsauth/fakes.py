@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from chalicelib.errors import WriteConflict
-from chalicelib.ports import ObservedConfigMap
+from chalicelib.model.ports import ObservedConfigMap
 
 
 @dataclass

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from chalicelib.awsauth.guardrails import check_current, check_post_image
-from chalicelib.awsauth.ledger import Ledger
-from chalicelib.awsauth.merge import merge
-from chalicelib.awsauth.model import Entry
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.guardrails import Policy
+from chalicelib.engine.awsauth.guardrails import check_current, check_post_image
+from chalicelib.engine.awsauth.ledger import Ledger
+from chalicelib.engine.awsauth.merge import merge
+from chalicelib.engine.awsauth.model import Entry
+from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.engine.guardrails import Policy
 from tests.unit.awsauth.builders import NODE, document, ledger_of, owned_role, owned_user, role, user
 
 ALICE, BOB, CAROL, DAN = (user(n, "devs") for n in ("alice", "bob", "carol", "dan"))
@@ -87,7 +87,7 @@ def test_size_limit() -> None:
 
 
 def test_size_budget_warns_past_80_percent_and_refuses_past_the_api_server_s_limits() -> None:
-    from chalicelib.awsauth.guardrails import ANNOTATIONS_LIMIT_BYTES, DATA_LIMIT_BYTES, size_shares  # noqa: PLC0415
+    from chalicelib.engine.awsauth.guardrails import ANNOTATIONS_LIMIT_BYTES, DATA_LIMIT_BYTES, size_shares  # noqa: PLC0415
 
     empty = read_aws_auth({})
     padding = {"mapAccounts": "[]\n", "x-notes": "#" * int(DATA_LIMIT_BYTES * 0.85)}

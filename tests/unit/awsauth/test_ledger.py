@@ -9,9 +9,9 @@ import zlib
 
 import pytest
 
-from chalicelib.awsauth.ledger import MAX_LEDGER_BYTES, Ledger, LedgerError, LedgerRecord
-from chalicelib.awsauth.writer import AwsAuthWriter
-from chalicelib.ownership import LEDGER_ANNOTATION
+from chalicelib.engine.awsauth.ledger import MAX_LEDGER_BYTES, Ledger, LedgerError, LedgerRecord
+from chalicelib.engine.awsauth.writer import AwsAuthWriter
+from chalicelib.model.ownership import LEDGER_ANNOTATION
 from tests.unit.awsauth.builders import NODE, document, owned_user, user
 from tests.unit.awsauth.fakes import FakeConfigMaps
 from tests.unit.awsauth.test_writer import Counting
@@ -84,7 +84,7 @@ def test_a_ledger_that_inflates_beyond_any_real_one_is_refused() -> None:
 
 
 def test_a_backup_of_aws_auth_near_its_limit_fits_in_a_configmap_and_old_backups_still_read() -> None:
-    from chalicelib.awsauth.backups import Backup  # noqa: PLC0415
+    from chalicelib.engine.awsauth.backups import Backup  # noqa: PLC0415
 
     big = {
         "mapUsers": "".join(

@@ -7,12 +7,12 @@ import random
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.awsauth.ledger import Ledger
-from chalicelib.awsauth.merge import merge
-from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS, Entry
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.awsauth.render import render_key
-from chalicelib.identities import OwnedEntry
+from chalicelib.engine.awsauth.ledger import Ledger
+from chalicelib.engine.awsauth.merge import merge
+from chalicelib.engine.awsauth.model import MAP_ROLES, MAP_USERS, Entry
+from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.engine.awsauth.render import render_key
+from chalicelib.model.identities import OwnedEntry
 from tests.unit.awsauth.builders import NODE, document, ledger_of, owned_role, owned_user, role, user
 
 ALICE, BOB = user("alice", "devs"), user("bob", "devs")

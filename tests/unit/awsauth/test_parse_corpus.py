@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from chalicelib import yamlbounds
-from chalicelib.awsauth.model import MAP_ACCOUNTS, MAP_ROLES, MAP_USERS
-from chalicelib.awsauth.parse import KeyReading, read_aws_auth, read_key
+from chalicelib.config import yamlbounds
+from chalicelib.engine.awsauth.model import MAP_ACCOUNTS, MAP_ROLES, MAP_USERS
+from chalicelib.engine.awsauth.parse import KeyReading, read_aws_auth, read_key
 from tests.unit import yaml_paths
 
 NODE = "arn:aws:iam::111122223333:role/eks-node"

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.awsauth import parse, reading
-from chalicelib.awsauth.model import MAP_ACCOUNTS, MAP_ROLES, MAP_USERS
-from chalicelib.awsauth.writer import AwsAuthWriter
+from chalicelib.engine.awsauth import parse, reading
+from chalicelib.engine.awsauth.model import MAP_ACCOUNTS, MAP_ROLES, MAP_USERS
+from chalicelib.engine.awsauth.writer import AwsAuthWriter
 from tests.unit.awsauth.builders import NODE, document, owned_user, role, user
 from tests.unit.awsauth.fakes import FakeConfigMaps
 from tests.unit.awsauth.test_parse_corpus import CORPUS

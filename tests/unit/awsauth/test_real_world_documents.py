@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.awsauth.writer import AwsAuthWriter
+from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.engine.awsauth.writer import AwsAuthWriter
 from tests.unit import yaml_paths
 from tests.unit.awsauth.builders import NODE, document, owned_role, owned_user, role, user
 from tests.unit.awsauth.fakes import FakeConfigMaps

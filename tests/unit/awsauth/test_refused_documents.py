@@ -10,9 +10,9 @@ import copy
 
 import pytest
 
-from chalicelib.awsauth.plan import AwsAuthStep, SyncIntent, plan_aws_auth
-from chalicelib.guardrails import Policy
-from chalicelib.ports import ObservedConfigMap
+from chalicelib.engine.awsauth.plan import AwsAuthStep, SyncIntent, plan_aws_auth
+from chalicelib.engine.guardrails import Policy
+from chalicelib.model.ports import ObservedConfigMap
 from tests.unit import yaml_paths
 from tests.unit.awsauth.builders import NODE, document, owned_role, owned_user, role, user
 

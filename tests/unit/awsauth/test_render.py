@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from chalicelib.awsauth.render import quote
+from chalicelib.engine.awsauth.render import quote
 
 
 @pytest.mark.parametrize(

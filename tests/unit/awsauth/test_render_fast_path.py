@@ -3,7 +3,7 @@ rules render, for every code point alone and inside text."""
 
 from __future__ import annotations
 
-from chalicelib.awsauth import render
+from chalicelib.engine.awsauth import render
 
 
 def by_the_rules(text: str) -> str:

@@ -6,12 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.awsauth.ledger import Ledger
-from chalicelib.awsauth.model import MAP_USERS
-from chalicelib.awsauth.parse import read_aws_auth
-from chalicelib.awsauth.writer import AwsAuthWriter, WriterSettings
+from chalicelib.engine.awsauth.ledger import Ledger
+from chalicelib.engine.awsauth.model import MAP_USERS
+from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.engine.awsauth.writer import AwsAuthWriter, WriterSettings
 from chalicelib.errors import Forbidden, NotFound, TransientError
-from chalicelib.ownership import LEDGER_ANNOTATION
+from chalicelib.model.ownership import LEDGER_ANNOTATION
 from tests.unit.awsauth.builders import NODE, document, owned_role, owned_user, role, user
 from tests.unit.awsauth.fakes import FakeConfigMaps
 

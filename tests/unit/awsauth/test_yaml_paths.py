@@ -1,7 +1,7 @@
 """The two YAML event sources (libyaml, and pure PyYAML where libyaml is missing) give one reading.
 
 libyaml is used wherever PyYAML has it, each key is composed once, and wherever the two scanners
-would differ the pure reader's verdict stands (chalicelib/yamlbounds.py). The merge property test's
+would differ the pure reader's verdict stands (chalicelib/config/yamlbounds.py). The merge property test's
 generated documents (two-generation parity) and token soup built from what YAML treats specially are
 read on both paths and must read identically, problems and lines included."""
 
@@ -13,13 +13,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from chalicelib import yamlbounds
-from chalicelib.awsauth.ledger import Ledger
-from chalicelib.awsauth.merge import merge
-from chalicelib.awsauth.model import MAP_ROLES, MAP_USERS
-from chalicelib.awsauth.parse import Reading, read_aws_auth, read_key
-from chalicelib.config import ConfigError, parse_config
-from chalicelib.identities import OwnedEntry
+from chalicelib.config import ConfigError, parse_config, yamlbounds
+from chalicelib.engine.awsauth.ledger import Ledger
+from chalicelib.engine.awsauth.merge import merge
+from chalicelib.engine.awsauth.model import MAP_ROLES, MAP_USERS
+from chalicelib.engine.awsauth.parse import Reading, read_aws_auth, read_key
+from chalicelib.model.identities import OwnedEntry
 from tests.unit import yaml_paths
 from tests.unit.awsauth.builders import NODE, document, role, user
 from tests.unit.awsauth.test_merge import scenarios

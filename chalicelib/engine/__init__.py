@@ -1,0 +1,1 @@
+"""The pure engines: events to principals, desired state, plans, the two identity backends."""

@@ -1,0 +1,126 @@
+"""The ownership ledger: which aws-auth entries eks-iam-sync created, and why.
+
+It lives in an annotation of the aws-auth ConfigMap, not inside the entries (tools that re-marshal
+the lists strip in-band marks) and not in another object (so one update with one resourceVersion
+changes entries and ledger together). Tools that rewrite ``data`` keep annotations.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.engine.awsauth.model import ENTRY_KEYS, MAP_ROLES, MAP_USERS
+from chalicelib.errors import CorruptState
+from chalicelib.model import arns
+from chalicelib.model.identities import group_source, user_mapped_for
+
+LEDGER_VERSION = 2
+MAX_LEDGER_BYTES = 32 * 1024 * 1024  # inflated; aws-auth itself is at most 1 MiB
+# A configured group's part of a source ("identities.groups[dev]"); IAM group names hold no "]".
+_GROUP_PART = re.compile(re.escape(group_source("")[:-1]) + r"[^\]]*\]", re.IGNORECASE)
+
+
+class LedgerError(CorruptState):
+    """The ledger annotation exists but cannot be read: nothing may be written until it is fixed."""
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    arn: str
+    key: str  # mapRoles | mapUsers
+    source: str  # the configuration rule or IAM tag that produced the entry
+
+    def to_json(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"arn": self.arn, "key": self.key, "source": self.source}
+        return record
+
+
+@dataclass(frozen=True)
+class Ledger:
+    records: Mapping[str, LedgerRecord] = field(default_factory=dict)  # by lower-case ARN
+
+    @classmethod
+    def of(cls, records: Iterable[LedgerRecord]) -> Ledger:
+        return cls({r.arn.lower(): r for r in records})
+
+    def owns(self, arn: str) -> bool:
+        return arn.lower() in self.records
+
+    def members_of(self, groups: Iterable[str]) -> set[str]:
+        """Names of the users mapped because they were in one of these IAM groups, as their ARNs spell them."""
+        groups = tuple(groups)
+        return {name for r in self.records.values() if (name := user_mapped_for(r.arn, r.source, groups))}
+
+    def answers_like(self, other: Ledger) -> bool:
+        """Whether both ledgers answer alike what the ledger is read for: which entries the service
+        owns (ARN as spelled, key) and, for ``members_of``, the configured IAM groups each was mapped
+        for. The rest of a source (a tag grant, a configured role) is informational: a change there
+        alone does not justify a write of aws-auth (and a backup, and a resourceVersion)."""
+        return self._answers() == other._answers()
+
+    def _answers(self) -> dict[str, tuple[str, str, frozenset[str]]]:
+        return {
+            arn: (r.arn, r.key, frozenset(part.lower() for part in _GROUP_PART.findall(r.source)))
+            for arn, r in self.records.items()
+        }
+
+    def serialize(self) -> str:
+        """Version 2: ARNs and an index into the distinct sources, zlib-compressed and base64-encoded,
+        so that the ledger of 5 000 entries stays far below the 256 KiB Kubernetes allows for all
+        annotations together (version 1 passed it at ~2 200 entries). CloudTrail event ids are not
+        kept here (they are incompressible): each change's log line and RoleBinding carry them."""
+        ordered = [self.records[k] for k in sorted(self.records)]
+        sources = sorted({r.source for r in ordered})
+        source_index = {source: i for i, source in enumerate(sources)}
+        rows = [[r.arn, source_index[r.source]] for r in ordered]
+        inner = json.dumps({"sources": sources, "entries": rows}, separators=(",", ":"))
+        packed = base64.b64encode(zlib.compress(inner.encode(), 9)).decode()
+        return json.dumps({"version": LEDGER_VERSION, "zlib": packed}, separators=(",", ":"))
+
+    @classmethod
+    def parse(cls, text: str | None) -> Ledger:
+        """Reads version 2 and the uncompressed version 1 (upgraded in place by the next write)."""
+        if not text:
+            return cls()
+        try:
+            document = json.loads(text)
+            version = document.get("version")
+            if version == 1:
+                records = [_record(r["arn"], r["source"], r["key"]) for r in document["entries"]]
+            elif version == LEDGER_VERSION:
+                records = _unpack(document["zlib"])
+            else:
+                raise LedgerError(f"unsupported ledger version {version!r}")
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError, zlib.error) as err:
+            raise LedgerError(f"the ownership ledger is unreadable: {err}") from err
+        for record in records:
+            if record.key not in ENTRY_KEYS:
+                raise LedgerError(f"the ownership ledger names an unknown key {record.key!r}")
+        return cls.of(records)
+
+
+def _unpack(packed: str) -> list[LedgerRecord]:
+    inflater = zlib.decompressobj()
+    inner = inflater.decompress(base64.b64decode(packed, validate=True), MAX_LEDGER_BYTES)
+    if inflater.unconsumed_tail:
+        raise LedgerError(f"the ownership ledger inflates beyond {MAX_LEDGER_BYTES} bytes")
+    document = json.loads(inner)
+    sources = document["sources"]
+    return [_record(arn, sources[source], key_for(str(arn))) for arn, source in document["entries"]]
+
+
+def _record(arn: object, source: object, key: object) -> LedgerRecord:
+    if not all(isinstance(v, str) for v in (arn, source, key)):
+        raise LedgerError("the ownership ledger has a record of the wrong shape")
+    return LedgerRecord(str(arn), str(key), str(source))
+
+
+def key_for(arn: str) -> str:
+    """Where aws-auth keeps a principal's entry: roles in mapRoles, users in mapUsers."""
+    return MAP_ROLES if arns.kind_of(arn) == "role" else MAP_USERS

@@ -1,0 +1,68 @@
+"""Why can (or can't) this principal reach that namespace? Pure: answers from the desired state, the
+observed aws-auth and the rules of the ClusterRoles involved."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from chalicelib.engine.desired import DesiredState, Refusal
+from chalicelib.model import arns
+from chalicelib.model.bindings import DesiredBinding
+from chalicelib.model.identities import OwnedEntry
+
+
+@dataclass(frozen=True)
+class Grant:
+    binding: DesiredBinding
+    via: str  # "group rbac-x (namespaceGrants[0])" or "tag eks-access/ns=p"
+    can: tuple[str, ...] = ()  # "pods: get, list, watch"
+
+
+@dataclass(frozen=True)
+class Explanation:
+    owned: OwnedEntry
+    in_place: bool  # the cluster maps the principal exactly as desired (aws-auth entry or access entry)
+    grants: tuple[Grant, ...] = ()
+    refusals: tuple[Refusal, ...] = field(default=())
+
+
+def explain(
+    query: str,
+    desired: DesiredState,
+    in_place: Callable[[OwnedEntry], bool],
+    rules: Mapping[str, Sequence[str]] | None = None,
+) -> list[Explanation]:
+    """``query``: an IAM ARN (a role session ARN too), an IAM user or role name, or a Kubernetes username.
+    ``in_place`` tells whether the cluster maps an owned entry as desired (the backend knows how)."""
+    rules = rules or {}
+    found = []
+    for owned in desired.identities:
+        if not _matches(query, owned):
+            continue
+        entry = owned.entry
+        grants = []
+        for binding in desired.bindings:
+            if binding.subject_kind == "Group" and binding.subject_name in entry.groups:
+                via = f"group {binding.subject_name} ({binding.source})"
+            elif binding.subject_kind == "User" and binding.subject_name == entry.username:
+                via = binding.source
+            else:
+                continue
+            grants.append(Grant(binding, via, tuple(rules.get(binding.cluster_role, ()))))
+        refusals = tuple(r for r in desired.refusals if arns.fold(r.principal) == arns.fold(owned.iam_arn))
+        found.append(Explanation(owned, in_place(owned), tuple(grants), refusals))
+    return found
+
+
+def refusals_for(query: str, desired: DesiredState) -> list[Refusal]:
+    wanted = arns.fold(query)
+    return [r for r in desired.refusals if wanted in (arns.fold(r.principal), arns.fold(arns.name_of(r.principal)))]
+
+
+def _matches(query: str, owned: OwnedEntry) -> bool:
+    """IAM ARNs and names as IAM compares them (ASCII case folded); a Kubernetes username exactly,
+    as the API server compares it."""
+    wanted = arns.fold(arns.canonical(query))
+    entry = owned.entry
+    return wanted in (arns.fold(entry.arn), arns.fold(owned.iam_arn), arns.fold(owned.name)) or query == entry.username

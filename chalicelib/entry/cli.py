@@ -1,0 +1,341 @@
+"""The operator command line: `eks-iam-sync COMMAND` (also `python -m chalicelib`).
+
+Same code paths as the Lambdas: AWS credentials from the standard chain, clusters reached with an
+EKS token + DescribeCluster (or a kubeconfig context when given). `plan` exits like
+`terraform plan -detailed-exitcode`: 0 no changes, 2 changes, 1 error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from chalicelib.config import Config, ConfigError
+from chalicelib.config.settings import config_source
+from chalicelib.deploy import checks as deploy_checks
+from chalicelib.deploy.rbac_manifest import render_manifest
+
+EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    args.out = sys.stdout
+    from chalicelib.errors import SyncError  # noqa: PLC0415
+
+    with _terminal_logging(), contextlib.redirect_stdout(sys.stderr):
+        try:
+            result: int = args.run(args)
+        except SyncError as err:
+            # An operator error (credentials, kubeconfig, a corrupt backup): one line, no traceback.
+            print(f"eks-iam-sync: error: {err}", file=sys.stderr)
+            return EXIT_ERROR
+    return result
+
+
+@contextlib.contextmanager
+def _terminal_logging() -> Iterator[None]:
+    """A terminal is not CloudWatch: no EMF metrics, and only errors from the service's JSON log, on
+    stderr, so that stdout carries the command's own output (valid JSON with --output json). Put back
+    afterwards, for whoever runs ``main`` in a longer-lived process."""
+    from chalicelib.adapters.observability import audit_logger, logger  # noqa: PLC0415
+
+    saved_metrics, saved_level = os.environ.get("POWERTOOLS_METRICS_DISABLED"), logger.log_level
+    saved_audit = audit_logger.log_level
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "ERROR"))
+    # The command prints what it changed itself; the JSON audit records are the functions' trail.
+    audit_logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "ERROR"))
+    try:
+        yield
+    finally:
+        logger.setLevel(saved_level)
+        audit_logger.setLevel(saved_audit)
+        if saved_metrics is None:
+            os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)
+        else:
+            os.environ["POWERTOOLS_METRICS_DISABLED"] = saved_metrics
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eks-iam-sync", description="Keep Amazon EKS access in step with AWS IAM.")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    def command(name: str, summary: str, run: Any, config_positional: bool = False) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=summary, description=summary)
+        where = "the YAML file (default: $EKS_IAM_SYNC_CONFIG or the shipped example)"
+        sub.add_argument("--config", dest="config_option", metavar="FILE", help=where)
+        if config_positional:
+            sub.add_argument("config", nargs="?", help=f"{where}; same as --config")
+        sub.set_defaults(run=run, config=None)
+        return sub
+
+    validate = command(
+        "validate", "Check a configuration file (and, with --live, IAM and the clusters).", _validate, True
+    )
+    _cluster_options(validate)
+    validate.add_argument(
+        "--live", action="store_true", help="also check IAM groups/roles, ClusterRoles and namespaces"
+    )
+    validate.add_argument(
+        "--deploy",
+        metavar="STAGE",
+        help="also check the Chalice stage's deploy settings in .chalice/ (the policy's cluster ARNs and partition, "
+        "VPC, timeouts) against the configuration (default: the stage's EKS_IAM_SYNC_CONFIG)",
+    )
+    command("rbac", "Print the service's own least-privilege RBAC manifest for a configuration.", _rbac, True)
+    plan = command(
+        "plan", "Show what a full reconcile would change; write nothing. Exit 0 none, 2 changes, 1 error.", _plan
+    )
+    _cluster_options(plan)
+    plan.add_argument("--output", choices=["text", "json"], default="text")
+    apply = command("apply", "Run a full reconcile now (same guardrails as the Lambda).", _apply)
+    _cluster_options(apply)
+    apply.add_argument("--force", action="store_true", help="lift the deletion breaker (and only it)")
+    apply.add_argument("--output", choices=["text", "json"], default="text")
+    explain = command("explain", "Why can (or can't) a principal reach a namespace?", _explain)
+    _cluster_options(explain)
+    explain.add_argument("principal", help="an IAM ARN, an IAM user or role name, or a Kubernetes username")
+    migrate = command(
+        "migrate",
+        "Move the principals the service maps from aws-auth to EKS access entries (one cluster).",
+        _migrate,
+    )
+    _cluster_options(migrate)
+    migrate.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
+    backups = command("backups", "List the kept versions of aws-auth.", _backups)
+    _cluster_options(backups)
+    restore = command("restore", "Bring back a kept version of aws-auth, through the guardrails.", _restore)
+    _cluster_options(restore)
+    restore.add_argument("version", type=int, help="the backup's sequence number (see `backups`)")
+    restore.add_argument("--force", action="store_true", help="restore even over a document EKS cannot read")
+    report = command(
+        "report",
+        "Write who can reach which namespace, and why, as one self-contained HTML page (or JSON, CSV); read-only. "
+        "`report diff OLD.json NEW.json`: what changed between two JSON reports (exit 0 none, 2 changes, 1 error).",
+        _report,
+    )
+    _cluster_options(report)
+    report.add_argument(
+        "--previous", metavar="OLD.json", help="mark in the page the access added since this earlier JSON report"
+    )
+    report.add_argument(
+        "--last-used",
+        action="store_true",
+        help="add IAM's last-used record of each principal with access, and flag dormant ones (IAM requests each)",
+    )
+    report.add_argument(
+        "--dormant-days", type=int, default=90, metavar="DAYS", help="with --last-used: dormant after DAYS (90)"
+    )
+    actions = report.add_subparsers(dest="action", required=False, metavar="diff")
+    diff = actions.add_parser(
+        "diff",
+        help="what changed between two reports (--format json): exit 0 none, 2 changes, 1 error",
+        description="Access added and removed per principal and namespace, and new grants made outside "
+        "eks-iam-sync, between two reports written with --format json. Exit 0 none, 2 changes, 1 error.",
+    )
+    diff.add_argument("old", metavar="OLD.json")
+    diff.add_argument("new", metavar="NEW.json")
+    diff.add_argument("--format", dest="diff_format", choices=["text", "json"], default="text")
+    report.add_argument(
+        "--output", metavar="FILE", help="where to write it ('-': stdout; default access.html|.json|.csv)"
+    )
+    report.add_argument(
+        "--format",
+        choices=["html", "json", "csv"],
+        default=None,
+        help="html (default), json or csv; diff: text or json",
+    )
+    return parser
+
+
+def _cluster_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cluster", help="only this configured cluster")
+    parser.add_argument("--kubeconfig", help="reach the cluster through this kubeconfig instead of an EKS token")
+    parser.add_argument("--context", help="the kubeconfig context (with --kubeconfig)")
+
+
+class Style:
+    """ANSI colour when writing to a terminal (and NO_COLOR is unset)."""
+
+    def __init__(self, stream: Any = sys.stdout) -> None:
+        self.on = hasattr(stream, "isatty") and stream.isatty() and "NO_COLOR" not in os.environ
+
+    def __call__(self, text: str, colour: str) -> str:
+        codes = {"green": "32", "red": "31", "yellow": "33", "bold": "1", "dim": "2"}
+        return f"\033[{codes[colour]}m{text}\033[0m" if self.on else text
+
+    def line(self, text: str) -> str:
+        colour = {"+": "green", "-": "red", "~": "yellow", "!": "yellow"}.get(text[:1])
+        return self(text, colour) if colour else text
+
+
+def progress(message: str) -> None:
+    if sys.stderr.isatty():
+        print(f"… {message}", file=sys.stderr, flush=True)
+
+
+def _load(args: argparse.Namespace) -> tuple[str, Config | None]:
+    path = args.config_option or args.config or config_source()
+    try:
+        from chalicelib.entry.service import read_config  # noqa: PLC0415 - Powertools only when a command runs
+
+        config = read_config(path)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        print(f"{path}: invalid ({len(err.problems)} problem{'s' * (len(err.problems) != 1)})", file=sys.stderr)
+        return path, None
+    cluster = getattr(args, "cluster", None)
+    if cluster and cluster not in {c.name for c in config.clusters}:
+        known = ", ".join(c.name for c in config.clusters)
+        print(f"eks-iam-sync: error: --cluster {cluster!r} is not in {path} (configured: {known})", file=sys.stderr)
+        return path, None
+    return path, config
+
+
+def _validate(args: argparse.Namespace) -> int:
+    if args.deploy and not (args.config_option or args.config):
+        args.config = deploy_checks.stage_source(Path.cwd(), args.deploy)
+    path, config = _load(args)
+    if config is None:
+        return EXIT_ERROR
+    print(f"{path}: valid: {config.summary()}", file=args.out)
+    if args.deploy:
+        problems = deploy_checks.project_problems(Path.cwd(), args.deploy, config)
+        for problem in problems:
+            print(f"deploy: {problem}", file=sys.stderr)
+        verdict = "ok" if not problems else f"{len(problems)} problem(s)"
+        print(f"deploy checks ({args.deploy}): {verdict}", file=args.out)
+        if problems:
+            return EXIT_ERROR
+    if not args.live:
+        return EXIT_OK
+    from chalicelib.entry.operations import live_problems  # noqa: PLC0415 - the kubernetes client only when needed
+
+    problems = live_problems(config, args)
+    for problem in problems:
+        print(f"live: {problem}", file=sys.stderr)
+    print(f"live checks: {'ok' if not problems else f'{len(problems)} problem(s)'}", file=args.out)
+    return EXIT_ERROR if problems else EXIT_OK
+
+
+def _rbac(args: argparse.Namespace) -> int:
+    _, config = _load(args)
+    if config is None:
+        return EXIT_ERROR
+    print(render_manifest(config), end="", file=args.out)
+    return EXIT_OK
+
+
+def _plan(args: argparse.Namespace) -> int:
+    return _reconcile(args, dry_run=True, force=False)
+
+
+def _apply(args: argparse.Namespace) -> int:
+    if args.force:
+        print("warning: --force lifts the deletion breaker for this run", file=sys.stderr)
+    return _reconcile(args, dry_run=False, force=args.force)
+
+
+def _reconcile(args: argparse.Namespace, dry_run: bool, force: bool) -> int:
+    _, config = _load(args)
+    if config is None:
+        return EXIT_ERROR
+    from chalicelib.entry import operations  # noqa: PLC0415
+    from chalicelib.run import results as report  # noqa: PLC0415
+
+    progress("reading IAM (full snapshot) and the clusters")
+    results = operations.full_reconcile(config, args, dry_run=dry_run, force=force)
+    if args.output == "json":
+        print(json.dumps({name: report.as_json(r) for name, r in results.items()}, indent=2), file=args.out)
+    else:
+        style = Style(args.out)
+        for name, result in results.items():
+            for line in report.as_text(name, result, dry_run):
+                print(style.line(line), file=args.out)
+    failed = any(not report.succeeded(r) for r in results.values())
+    if failed:
+        return EXIT_ERROR
+    changed = any(report.changed(r) for r in results.values())
+    return EXIT_CHANGES if dry_run and changed else EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from chalicelib.entry import operations  # noqa: PLC0415
+
+    return _report_lines(args, "reading IAM and the clusters", operations.explain_text)
+
+
+def _backups(args: argparse.Namespace) -> int:
+    _, config = _load(args)
+    if config is None:
+        return EXIT_ERROR
+    from chalicelib.entry import operations  # noqa: PLC0415
+
+    lines, complete = operations.backups_text(config, args)
+    for line in lines:
+        print(line, file=args.out)
+    return EXIT_OK if complete else EXIT_ERROR
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from chalicelib.entry import operations  # noqa: PLC0415
+
+    return _report_lines(args, "reading IAM, aws-auth and the access entries", operations.migrate)
+
+
+def _report_lines(
+    args: argparse.Namespace, doing: str, run: Callable[[Config, argparse.Namespace], tuple[list[str], bool]]
+) -> int:
+    """A command whose result is lines of text and a verdict: exit 0 when it holds, 1 when not."""
+    _, config = _load(args)
+    if config is None:
+        return EXIT_ERROR
+    progress(doing)
+    lines, ok = run(config, args)
+    style = Style(args.out)
+    for line in lines:
+        print(style.line(line), file=args.out)
+    return EXIT_OK if ok else EXIT_ERROR
+
+
+def _report_diff(args: argparse.Namespace) -> int:
+    from chalicelib.entry import reporting  # noqa: PLC0415
+
+    try:
+        lines, changed = reporting.diff_files(args.old, args.new, args.diff_format)
+    except reporting.DiffError as err:
+        print(f"eks-iam-sync report diff: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    for line in lines:
+        print(line, file=args.out)
+    return EXIT_CHANGES if changed else EXIT_OK
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from chalicelib.entry import operations  # noqa: PLC0415
+
+    return _report_lines(args, f"restoring backup {args.version}", operations.restore)
+
+
+def _report(args: argparse.Namespace) -> int:
+    if args.action == "diff":
+        return _report_diff(args)
+    args.format = args.format or "html"
+    source, config = _load(args)
+    if config is None:
+        return EXIT_ERROR
+    from chalicelib.entry import reporting  # noqa: PLC0415
+
+    args.output = args.output or f"access.{args.format}"
+    progress("reading IAM and the clusters (read-only)")
+    lines, ok = reporting.write(source, args)
+    for line in lines:
+        print(line, file=sys.stderr if args.output == "-" else args.out)
+    return EXIT_OK if ok else EXIT_ERROR

@@ -1,0 +1,306 @@
+"""The access report's service layer (``eks-iam-sync report``): reads IAM and each cluster through the
+same ports and ``Shell`` as every other command, strictly read-only, and renders the report.
+
+Read-only, twice over: each cluster's drift is the plan of a display-only reconcile
+(``Options(dry_run=True)`` -> ``DisplayOnlyApplier``, which holds no store), and every port the run and
+the report read through is wrapped so that a write is refused before it reaches the store
+(``accessreport.readonly``). The configuration is read once; its SHA-256 is of exactly those bytes,
+so ``sha256sum`` of the file matches the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from chalicelib.config import MAX_CONFIG_BYTES, Cluster, Config, ConfigError, Problem, parse_config
+from chalicelib.config.settings import is_remote
+from chalicelib.entry.accessreport import diff as report_diff
+from chalicelib.entry.accessreport.activity import DEFAULT_DORMANT_DAYS, with_activity
+from chalicelib.entry.accessreport.csvform import render_csv
+from chalicelib.entry.accessreport.data import FINDING_KINDS, AccessReport, ClusterFailed, ClusterRead, Meta
+from chalicelib.entry.accessreport.model import build_report
+from chalicelib.entry.accessreport.readonly import ReadOnlyCluster, read_only
+from chalicelib.entry.accessreport.render import render_html, render_json
+from chalicelib.entry.operations import connect, shell_for
+from chalicelib.errors import Forbidden, NotFound, PermanentError, SyncError, TransientError
+from chalicelib.model.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE
+from chalicelib.model.ports import (
+    ActivityShell,
+    AssociatedPolicy,
+    ClusterPorts,
+    LastUsed,
+    ObservedAccessEntry,
+    RbacReader,
+    RbacSnapshot,
+)
+from chalicelib.model.snapshot import IamSnapshot
+from chalicelib.run.reconcile import Options, reconcile_cluster
+
+FORMATS = ("html", "json", "csv")
+API_MODES = ("API", "API_AND_CONFIG_MAP")
+
+
+class _Quiet:
+    """The Observer of a report: it reports in the page, not in logs or metrics."""
+
+    def count(self, name: str, value: float = 1, **dimensions: str) -> None:
+        return None
+
+    def milliseconds(self, name: str, value: float) -> None:
+        return None
+
+    def percent(self, name: str, value: float, **dimensions: str) -> None:
+        return None
+
+    def info(self, message: str, **fields: Any) -> None:
+        return None
+
+    def warning(self, message: str, **fields: Any) -> None:
+        return None
+
+    def error(self, message: str, **fields: Any) -> None:
+        return None
+
+    def change(self, message: str, **fields: Any) -> None:
+        return None  # a report reads through ports that refuse every write: nothing changes
+
+
+def configuration(source: str) -> tuple[Config, str]:
+    """The configuration and the SHA-256 of the very text it was parsed from."""
+    if is_remote(source):
+        from chalicelib.adapters.config_source import read_source  # noqa: PLC0415 - boto3 only when needed
+
+        raw = read_source(source).encode()
+    else:
+        try:
+            raw = Path(source).read_bytes()
+        except OSError as err:
+            raise ConfigError(source, [Problem("", None, f"cannot read the file: {err}")]) from err
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(source, [Problem("", None, f"the file is over {MAX_CONFIG_BYTES // 1024} KiB")])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(source, [Problem("", None, f"cannot read the file: {err}")]) from err
+    return parse_config(text, source), hashlib.sha256(raw).hexdigest()
+
+
+def build(
+    source: str, args: argparse.Namespace, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> AccessReport:
+    config, digest = configuration(source)
+    shell = shell_for(args)
+    reached = connect(config, args, shell)
+    snapshot = shell.iam(config.iam_role).full_snapshot()
+    iam_read_at = _iso(clock())
+    read_by = shell.own_arn()
+    clusters = [read_cluster(config, config.cluster(name), ports, snapshot, read_by) for name, ports in reached.items()]
+    meta = Meta(
+        generated_at=_iso(clock()),
+        config_source=source,
+        config_sha256=digest,
+        version=_version(),
+        read_by=read_by,
+        iam_read_at=iam_read_at,
+    )
+    report = build_report(config, snapshot, clusters, meta)
+    if getattr(args, "last_used", False):
+        report = _evidence_of_use(report, shell, config, clock(), getattr(args, "dormant_days", DEFAULT_DORMANT_DAYS))
+    return report
+
+
+def _evidence_of_use(report: AccessReport, shell: object, config: Config, now: datetime, days: int) -> AccessReport:
+    """IAM's last-used record of every principal in IAM that has access (a request or more each)."""
+    if not isinstance(shell, ActivityShell):
+        raise PermanentError("--last-used: this shell cannot read IAM's last-used records")
+    reader = shell.iam_activity(config.iam_role)
+    used: dict[str, LastUsed] = {}
+    errors: dict[str, str] = {}
+    for principal in report.principals:
+        if not principal.in_iam or not principal.cells:
+            continue
+        try:
+            used[principal.arn] = reader.last_used(principal.arn)
+        except SyncError as err:
+            errors[principal.arn] = f"{type(err).__name__}: {err}"
+    return with_activity(report, used, errors, now, days)
+
+
+def read_cluster(
+    config: Config, cluster: Cluster, reached: ClusterPorts | SyncError, snapshot: IamSnapshot, read_by: str
+) -> ClusterRead | ClusterFailed:
+    """One cluster, read once through read-only ports: the display-only reconcile, then what the
+    report adds (aws-auth, every access entry, the owned RoleBindings, the rules of their ClusterRoles)."""
+    if isinstance(reached, SyncError):
+        return _failed(cluster, reached)
+    ports = read_only(reached)
+    options = Options(dry_run=True, own_arns=frozenset({read_by}), reason="eks-iam-sync report")
+    mode = reached.authentication_mode
+    try:
+        run = reconcile_cluster(config, ports.ports, snapshot, _Quiet(), None, options)
+        if not run.applied.display_only:
+            raise AssertionError("the report computed with an applier that writes")
+        aws_auth = ports.config_maps.read(AWS_AUTH_NAMESPACE, AWS_AUTH_NAME) if mode != "API" else None
+        entries = ports.access_entries.all() if ports.access_entries is not None and mode in API_MODES else None
+        bindings = tuple(ports.bindings.list_owned())
+        namespaces = ports.bindings.namespaces()
+    except SyncError as err:
+        return _failed(cluster, err)
+    rbac, rbac_error = _rbac(ports.rbac)
+    policies, policy_errors = _policies(ports, entries)
+    rules: dict[str, tuple[str, ...]] = {}
+    errors: dict[str, str] = {}
+    for role in sorted({b.cluster_role for b in run.desired.bindings} | {b.cluster_role for b in bindings}):
+        try:
+            rules[role] = tuple(ports.cluster_roles.rules(role))
+        except NotFound:
+            errors[role] = "no such ClusterRole: it grants nothing until it exists"
+        except SyncError as err:
+            errors[role] = str(err)
+    return ClusterRead(
+        cluster.name,
+        cluster.region,
+        mode,
+        run,
+        aws_auth,
+        entries,
+        bindings,
+        rules,
+        errors,
+        len(namespaces),
+        tuple(sorted(namespaces)),
+        rbac,
+        rbac_error,
+        policies,
+        policy_errors,
+    )
+
+
+def _rbac(reader: RbacReader | None) -> tuple[RbacSnapshot | None, str]:
+    """Every RBAC object, or why not: a reader without list on them (the service's own RBAC lists only
+    its RoleBindings) still gets the rest of the report, which then says what it could not see."""
+    if reader is None:
+        return None, "no RBAC reader for this cluster"
+    try:
+        return reader.snapshot(), ""
+    except SyncError as err:
+        return None, f"{type(err).__name__}: {err}"
+
+
+def _policies(
+    ports: ReadOnlyCluster, entries: tuple[ObservedAccessEntry, ...] | None
+) -> tuple[dict[str, tuple[AssociatedPolicy, ...]], dict[str, str]]:
+    """The access policies of every STANDARD access entry (EKS refuses the question for node entries)."""
+    found: dict[str, tuple[AssociatedPolicy, ...]] = {}
+    errors: dict[str, str] = {}
+    if ports.access_policies is None or entries is None:
+        return found, errors
+    for entry in entries:
+        if entry.type != "STANDARD":
+            continue
+        try:
+            found[entry.key] = tuple(ports.access_policies.associated_policies(entry.principal_arn))
+        except Forbidden as err:
+            # The reader may not ask (the functions' own policy does not allow it): the same for every
+            # entry, so one answer for the cluster ("" for every principal) instead of one per entry.
+            return {}, {"": f"{type(err).__name__}: {err}"}
+        except SyncError as err:
+            errors[entry.key] = f"{type(err).__name__}: {err}"
+    return found, errors
+
+
+def render(report: AccessReport, form: str, previous: Any = None) -> str:
+    if form == "csv":
+        return render_csv(report)
+    return render_json(report) if form == "json" else render_html(report, previous)
+
+
+class DiffError(Exception):
+    """A report that cannot be read or is not an access report."""
+
+
+def _previous(name: str | None) -> Any:
+    """The earlier report (``--previous``) the page marks new access against, checked before any read."""
+    if name is None:
+        return None
+    try:
+        document = json.loads(Path(name).read_text(encoding="utf-8"))
+        report_diff.diff(document, document)  # refuses what is not a report
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, report_diff.NotAReport) as err:
+        reason = str(err).removeprefix("OLD: ")
+        raise ConfigError(name, [Problem("", None, f"--previous: not a readable access report: {reason}")]) from err
+    return document
+
+
+def diff_files(old: str, new: str, form: str = "text") -> tuple[list[str], bool]:
+    """The lines of ``report diff`` (text, or one JSON document) and whether anything changed."""
+    documents = []
+    for name in (old, new):
+        try:
+            documents.append(json.loads(Path(name).read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise DiffError(f"cannot read {name}: {err}") from err
+    try:
+        found = report_diff.diff(*documents)
+    except report_diff.NotAReport as err:
+        raise DiffError(str(err).replace("OLD", old, 1).replace("NEW", new, 1)) from err
+    if form == "json":
+        return [json.dumps(report_diff.as_json(found), indent=2)], not found.empty
+    return report_diff.as_text(found), not found.empty
+
+
+def write(source: str, args: argparse.Namespace) -> tuple[list[str], bool]:
+    """Builds, renders and writes the report (``args.output``, ``-`` for stdout); the lines to show and
+    whether every cluster was read."""
+    previous = _previous(getattr(args, "previous", None))
+    report = build(source, args)
+    document = render(report, args.format, previous)
+    if args.output == "-":
+        print(document, end="", file=args.out)
+        where = "stdout"
+    else:
+        Path(args.output).write_text(document, encoding="utf-8")
+        where = args.output
+    size = len(document.encode())
+    lines = [f"access report ({args.format}): {where} ({size / 1024:.1f} KiB)"]
+    lines += summary(report)
+    return lines, not report.failed
+
+
+def summary(report: AccessReport) -> list[str]:
+    lines = []
+    for cluster in report.clusters:
+        if cluster.status == "failed":
+            lines.append(f"! cluster {cluster.name}: FAILED: {cluster.error}")
+        else:
+            lines.append(f"  cluster {cluster.name}: read ({cluster.authentication_mode or 'mode not described'})")
+    lines.append(
+        f"  {len(report.principals)} principals, {len(report.columns)} namespaces, {len(report.paths)} grant paths"
+    )
+    counted = [(kind, len(report.findings_of(kind))) for kind in FINDING_KINDS]
+    lines.append(f"  findings: {', '.join(f'{n} {kind}' for kind, n in counted if n) or 'none'}")
+    lines.append(f"  configuration {report.meta.config_source} sha256 {report.meta.config_sha256}")
+    return lines
+
+
+def _failed(cluster: Cluster, err: SyncError) -> ClusterFailed:
+    kind = "transient" if isinstance(err, TransientError) else "permanent"
+    return ClusterFailed(cluster.name, cluster.region, f"{type(err).__name__}: {err}", kind)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("eks-iam-sync")
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,1 @@
+"""Domain data and the ports: who, what and where, no I/O."""

@@ -1,0 +1,64 @@
+"""A RoleBinding the service wants: plain data, its name and its labels. Below the ports (the
+BindingStore writes these) and desired state (which computes them)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+from chalicelib.model import arns
+from chalicelib.model.ownership import (
+    GROUP_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    PRINCIPAL_LABEL,
+    group_label,
+    principal_label,
+)
+
+_UNSAFE_IN_NAME = re.compile(r"[/%]")
+BINDING_PREFIX = "eks-iam-sync"
+
+
+@dataclass(frozen=True)
+class DesiredBinding:
+    namespace: str
+    name: str
+    cluster_role: str
+    subject_kind: str  # Group | User
+    subject_name: str
+    source: str  # "namespaceGrants[0]" or "tag eks-access/ns=profile"
+    principal: str | None = None  # the IAM ARN behind a tag grant
+    event_id: str | None = field(default=None, compare=False)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.namespace, self.name)
+
+    @property
+    def principal_label(self) -> str | None:
+        return principal_label(arns.kind_of(self.principal), arns.name_of(self.principal)) if self.principal else None
+
+    @property
+    def group_label(self) -> str | None:
+        """A namespace grant's binding is found by its Kubernetes group (an event lists only those)."""
+        return group_label(self.subject_name) if self.subject_kind == "Group" and not self.principal else None
+
+
+def binding_labels(binding: DesiredBinding) -> dict[str, str]:
+    labels = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
+    if binding.principal_label:
+        labels[PRINCIPAL_LABEL] = binding.principal_label
+    if binding.group_label:
+        labels[GROUP_LABEL] = binding.group_label
+    return labels
+
+
+def binding_name(kind: str, subject: str, role: str) -> str:
+    """Readable and deterministic: eks-iam-sync:<kind>:<subject>:<role>, hashed only when too long."""
+    name = _UNSAFE_IN_NAME.sub("-", f"{BINDING_PREFIX}:{kind}:{subject}:{role}")
+    if len(name) <= 253:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return f"{name[:240]}-{digest}"

@@ -1,0 +1,163 @@
+"""The vocabulary of identity mapping, shared by every identity backend (aws-auth, access entries):
+an IAM principal mapped to a Kubernetes username and groups, the entries the service wants, the
+changes and conflicts a plan holds, refusals, and what carrying a step out achieved. Plain data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from chalicelib.model import arns
+
+# Where aws-auth keeps an identity of each kind (``OwnedEntry.key``): desired state names the kind
+# in these terms for both backends, so they live here, below both.
+MAP_ROLES = "mapRoles"
+MAP_USERS = "mapUsers"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One mapping as the consumer loads it. ``extra`` keeps fields the consumer ignores (foreign
+    aws-auth entries only) in their original order, so rewriting a key never drops them."""
+
+    arn: str
+    username: str
+    groups: tuple[str, ...] = ()
+    extra: tuple[tuple[str, Any], ...] = field(default=(), compare=True, hash=False)
+
+    @property
+    def key(self) -> str:
+        return self.arn.lower()
+
+    def core(self) -> Entry:
+        """What the consumer uses: the entry without the fields it ignores."""
+        return Entry(self.arn, self.username, self.groups)
+
+    def describe(self) -> str:
+        return f"{self.arn} -> {self.username!r} {list(self.groups)}"
+
+
+def group_source(group: str) -> str:
+    """The source recorded for an identity mapped because of a configured IAM group."""
+    return f"identities.groups[{group}]"
+
+
+def user_mapped_for(arn: str, source: str, groups: Iterable[str]) -> str | None:
+    """The user's name when this record (its ARN and source) was made for one of ``groups``."""
+    wanted = {group_source(g).lower() for g in groups}
+    if arns.kind_of(arn) != "user" or not any(w in source.lower() for w in wanted):
+        return None
+    return arns.name_of(arn)
+
+
+@dataclass(frozen=True)
+class OwnedEntry:
+    """An entry eks-iam-sync wants, and the rule or tag behind it.
+
+    ``key`` is where aws-auth keeps it (mapRoles | mapUsers). ``principal_arn`` is the IAM ARN as IAM
+    reports it, path included (access entries need it; aws-auth needs roles path-free, ``entry.arn``),
+    and ``principal_id`` its unique id (AIDA…/AROA…) when known.
+    """
+
+    key: str
+    entry: Entry
+    source: str
+    principal_arn: str = ""
+    principal_id: str = ""
+
+    @property
+    def iam_arn(self) -> str:
+        return self.principal_arn or self.entry.arn
+
+    @property
+    def name(self) -> str:
+        return arns.name_of(self.entry.arn)
+
+
+@dataclass(frozen=True)
+class Change:
+    action: Literal["add", "update", "remove", "recreate"]
+    key: str  # mapRoles | mapUsers | accessEntry
+    before: Entry | None
+    after: Entry | None
+    source: str
+
+    @property
+    def arn(self) -> str:
+        entry = self.after or self.before
+        if entry is None:
+            raise ValueError("a change without an entry")
+        return entry.arn
+
+    def describe(self) -> str:
+        if self.action == "add" and self.after:
+            return f"+ {self.key} {self.after.describe()}  ({self.source})"
+        if self.action == "remove" and self.before:
+            return f"- {self.key} {self.before.describe()}  ({self.source})"
+        before = self.before.describe() if self.before else "?"
+        after = self.after.describe() if self.after else "?"
+        verb = " (recreated: the IAM principal was recreated)" if self.action == "recreate" else ""
+        return f"~ {self.key} {before}  =>  {after}  ({self.source}){verb}"
+
+
+@dataclass(frozen=True)
+class Conflict:
+    key: str
+    foreign: Entry
+    wanted: OwnedEntry
+
+    def describe(self) -> str:
+        return (
+            f"! {self.key} {self.foreign.arn} is mapped by someone else ({self.foreign.describe()}); "
+            f"{self.wanted.source} wants {self.wanted.entry.describe()}: left as it is"
+        )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A write the service will not make; ``reason`` is stable (a metric dimension)."""
+
+    reason: str
+    message: str
+    principal: str = ""  # the IAM ARN it concerns, when it concerns one
+
+    def render(self) -> str:
+        return f"refused ({self.reason}): {self.message}"
+
+
+class IdentityStep(Protocol):
+    """One backend's part of a plan: what it observed led to this."""
+
+    @property
+    def status(self) -> Literal["unchanged", "refused", "write"]: ...
+    @property
+    def changes(self) -> tuple[Change, ...]: ...
+    @property
+    def conflicts(self) -> tuple[Conflict, ...]: ...
+    @property
+    def refusals(self) -> tuple[Refusal, ...]: ...
+    @property
+    def warnings(self) -> tuple[str, ...]: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of an identity step: written, left unchanged, refused, or (display only) planned."""
+
+    status: Literal["unchanged", "written", "planned", "refused"]
+    changes: tuple[Change, ...] = ()
+    conflicts: tuple[Conflict, ...] = ()
+    refusals: tuple[Refusal, ...] = ()
+    warnings: tuple[str, ...] = ()
+    attempts: int = 1
+    backup_sequence: int | None = None
+
+    @classmethod
+    def of(cls, step: IdentityStep, status: Literal["unchanged", "written", "planned", "refused"]) -> Outcome:
+        return cls(status, step.changes, step.conflicts, step.refusals, step.warnings)
+
+
+def preview(step: IdentityStep) -> Outcome:
+    """What applying ``step`` would report, without applying it (the display-only path)."""
+    return Outcome.of(step, "planned" if step.status == "write" else step.status)

@@ -1,0 +1,1 @@
+"""Running a reconciliation: the imperative shell (runner), reconcile, apply, results."""

@@ -1,0 +1,108 @@
+"""Renders the result of a run, once, for every audience: the Lambda's return value and the CLI's
+``--output json`` share ``as_json``; the CLI's text and the demo use ``as_text``. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.engine.plan import BindingAction, DeleteBinding
+from chalicelib.errors import SyncError, TransientError
+from chalicelib.model.identities import Change, Entry
+from chalicelib.run.reconcile import ClusterReport
+
+Result = ClusterReport | SyncError
+BACKEND_LABELS = {"configMap": "aws-auth", "accessEntries": "access entries"}
+# Refused grants that mean the configuration no longer matches IAM: failures, so that they alarm.
+ALARMING_GRANT_REFUSALS = frozenset({"configured-group-missing"})
+
+
+def succeeded(result: Result) -> bool:
+    """The CLI's verdict and the Lambdas' are one: a cluster succeeded when it has no failure."""
+    return failure(result) is None
+
+
+def failure(result: Result) -> str | None:
+    """Why a cluster's run did not achieve what it should have, or None when it did."""
+    if isinstance(result, SyncError):
+        return f"{type(result).__name__}: {result}"
+    applied = result.applied
+    reasons = [r.render() for r in applied.identities.refusals]
+    reasons += [r.render() for r in result.desired.refusals if r.reason in ALARMING_GRANT_REFUSALS]
+    reasons += applied.bindings.refused + applied.bindings.failed
+    return "; ".join(reasons) if reasons else None
+
+
+def changed(result: Result) -> bool:
+    return isinstance(result, ClusterReport) and result.changed
+
+
+def as_json(result: Result) -> dict[str, Any]:
+    if isinstance(result, SyncError):
+        kind = "transient" if isinstance(result, TransientError) else "permanent"
+        return {"status": "failed", "error": str(result), "errorKind": kind, "errorType": type(result).__name__}
+    outcome, bindings = result.applied.identities, result.applied.bindings
+    return {
+        "status": "changes" if result.changed else "no-changes",
+        "backend": result.backend,
+        "identities": {
+            "status": outcome.status,
+            "changes": [_change(c) for c in outcome.changes],
+            "conflicts": [c.describe() for c in outcome.conflicts],
+            "refusals": [{"reason": r.reason, "message": r.message} for r in outcome.refusals],
+            "warnings": list(outcome.warnings),
+            **({"backup": outcome.backup_sequence} if outcome.backup_sequence else {}),
+        },
+        "roleBindings": [_binding(a) for a in result.plan.bindings],
+        "roleBindingsDone": len(bindings.done),
+        "grantRefusals": [
+            {"principal": r.principal, "subject": r.subject, "reason": r.reason, "message": r.message}
+            for r in result.desired.refusals
+        ],
+        "skipped": list(result.desired.skipped),
+        "problems": bindings.problems,
+    }
+
+
+def as_text(name: str, result: Result, display_only: bool = False) -> list[str]:
+    if isinstance(result, SyncError):
+        return [f"cluster {name}: FAILED: {result}"]
+    outcome, bindings = result.applied.identities, result.applied.bindings
+    lines = [
+        f"cluster {name}: " + ("changes" if result.changed else "no changes") + (" (plan)" if display_only else "")
+    ]
+    lines.append(f"  {BACKEND_LABELS.get(result.backend, result.backend)}: {outcome.status}")
+    lines += [f"  {c.describe()}" for c in outcome.changes]
+    lines += [f"  {c.describe()}" for c in outcome.conflicts]
+    lines += [f"  ! {r.render()}" for r in outcome.refusals]
+    lines.append(f"  rolebindings: {len(result.plan.bindings)} change(s)")
+    lines += [f"  {a.describe()}" for a in result.plan.bindings]
+    lines += [f"  ! {r.render()}" for r in result.desired.refusals]
+    lines += [f"  ! skipped: {s}" for s in result.desired.skipped]
+    lines += [f"  ! {p}" for p in bindings.problems]
+    return lines
+
+
+def _change(change: Change) -> dict[str, Any]:
+    return {
+        "action": change.action,
+        "key": change.key,
+        "arn": change.arn,
+        "before": _entry(change.before),
+        "after": _entry(change.after),
+        "source": change.source,
+        "text": change.describe(),
+    }
+
+
+def _entry(entry: Entry | None) -> dict[str, Any] | None:
+    return None if entry is None else {"arn": entry.arn, "username": entry.username, "groups": list(entry.groups)}
+
+
+def _binding(action: BindingAction) -> dict[str, Any]:
+    namespace, name = action.key
+    found: dict[str, Any] = {"action": action.verb, "namespace": namespace, "name": name, "text": action.describe()}
+    if isinstance(action, DeleteBinding):
+        return {**found, "clusterRole": action.observed.cluster_role, "subject": None, "source": action.observed.source}
+    desired = action.desired
+    subject = f"{desired.subject_kind}/{desired.subject_name}"
+    return {**found, "clusterRole": desired.cluster_role, "subject": subject, "source": desired.source}
