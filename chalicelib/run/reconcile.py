@@ -32,8 +32,9 @@ from chalicelib.errors import Forbidden, NotFound, PermanentError
 from chalicelib.model import arns
 from chalicelib.model.ports import ClusterPorts, ClusterRoleReader, Observer
 from chalicelib.model.principals import EveryoneBut, PrincipalScope
-from chalicelib.model.snapshot import IamRole, IamSnapshot, IamUser
+from chalicelib.model.snapshot import IamSnapshot
 from chalicelib.run.apply import Applied, Applier, DisplayOnlyApplier
+from chalicelib.run.scope import identity_scope, principals_by_key, reread_scope, touched_principals
 
 
 @dataclass(frozen=True)
@@ -47,10 +48,6 @@ class Options:
     # A full run's fresh IAM read (a scope: those principals; None: everyone), so that what it is
     # about to change is re-read first and an event handled meanwhile is never undone.
     reread: Callable[[PrincipalScope | None], IamSnapshot] | None = field(default=None, compare=False)
-
-
-# Above this many principals to re-read, one full IAM read costs less than reading each.
-REREAD_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -116,18 +113,12 @@ def _reread(
     """A full run's snapshot may be minutes old when it reaches a cluster, and an event may have
     revoked (or granted) since: the principals the plan would change are read again, and the plan
     is made from what IAM says now. Level-triggered, so the newest read always wins."""
-    touched = _principals_of(plan, snapshot)
+    touched = touched_principals(plan, snapshot)
     if not touched:
         return snapshot
     keys = frozenset((kind, arns.fold(name)) for kind, name in touched)
-    if len(touched) > REREAD_LIMIT:
-        fresh = reread(None)
-    else:
-        # Spelled as IAM (or, for a principal gone from it, the entry) spells them: a lookup by
-        # name may be case-sensitive, and a principal not found is taken for deleted.
-        users = [name for kind, name in touched if kind == "user"]
-        roles = [name for kind, name in touched if kind == "role"]
-        fresh = _merged(snapshot, reread(PrincipalScope.of(users, roles)), keys)
+    scope = reread_scope(touched)
+    fresh = reread(None) if scope is None else _merged(snapshot, reread(scope), keys)
     changed = _differing(snapshot, fresh, keys)
     observer.info("principals re-read before writing", principals=len(touched), changed=len(changed))
     if changed:
@@ -140,23 +131,6 @@ def _reread(
     return snapshot
 
 
-def _principals_of(plan: Plan, snapshot: IamSnapshot) -> frozenset[tuple[str, str]]:
-    """(kind, name) of every principal whose entry or own binding the plan changes, the name as the
-    snapshot spells it (else as its ARN does)."""
-    arns_touched = [change.arn for change in plan.identities.changes]
-    for action in plan.bindings:
-        binding = action.observed if isinstance(action, DeleteBinding) else action.desired
-        if binding.principal:
-            arns_touched.append(binding.principal)
-    spelled = {key: principal.name for key, principal in _by_key(snapshot).items()}
-    found = set()
-    for arn in arns_touched:
-        parsed = arns.parse(arn)
-        if parsed is not None and parsed.kind in ("user", "role"):
-            found.add((parsed.kind, spelled.get((parsed.kind, arns.fold(parsed.name)), parsed.name)))
-    return frozenset(found)
-
-
 def _merged(snapshot: IamSnapshot, fresh: IamSnapshot, keys: frozenset[tuple[str, str]]) -> IamSnapshot:
     """``snapshot`` with the principals of ``keys`` as ``fresh`` has them (absent there: deleted since)."""
     users = [u for u in snapshot.users if ("user", arns.fold(u.name)) not in keys] + list(fresh.users)
@@ -165,15 +139,8 @@ def _merged(snapshot: IamSnapshot, fresh: IamSnapshot, keys: frozenset[tuple[str
 
 
 def _differing(before: IamSnapshot, after: IamSnapshot, keys: frozenset[tuple[str, str]]) -> list[tuple[str, str]]:
-    old, new = _by_key(before), _by_key(after)
+    old, new = principals_by_key(before), principals_by_key(after)
     return [key for key in sorted(keys) if old.get(key) != new.get(key)]
-
-
-def _by_key(snapshot: IamSnapshot) -> dict[tuple[str, str], IamUser | IamRole]:
-    """The snapshot's principals by (kind, name as IAM compares names)."""
-    found: dict[tuple[str, str], IamUser | IamRole] = {("user", arns.fold(u.name)): u for u in snapshot.users}
-    found.update({("role", arns.fold(r.name)): r for r in snapshot.roles})
-    return found
 
 
 def _keeping_missing_groups(
@@ -184,15 +151,14 @@ def _keeping_missing_groups(
 ) -> PrincipalScope | EveryoneBut | None:
     """A configured group IAM no longer has (renamed, deleted by mistake) must not revoke everyone it
     mapped: its former members are left out of the run until the configuration names the group again."""
-    if not desired.missing_groups:
-        return scope
-    kept = frozenset(name.lower() for name in identities.members_of(desired.missing_groups))
-    observer.error(
-        "configured IAM groups missing: their members' mappings are kept",
-        groups=list(desired.missing_groups),
-        kept=len(kept),
-    )
-    return EveryoneBut(kept) if scope is None else scope.without(kept)
+    narrowed, kept = identity_scope(scope, desired.missing_groups, identities.members_of)
+    if desired.missing_groups:
+        observer.error(
+            "configured IAM groups missing: their members' mappings are kept",
+            groups=list(desired.missing_groups),
+            kept=len(kept),
+        )
+    return narrowed
 
 
 def _scoped_bindings(

@@ -32,6 +32,7 @@ from chalicelib.model.principals import PrincipalScope
 from chalicelib.model.snapshot import IamSnapshot
 from chalicelib.run.reconcile import ClusterReport, Options, identity_backend, reconcile_cluster
 from chalicelib.run.results import as_json, failure
+from chalicelib.run.scope import resolve_scope
 
 # X-Ray (aws_xray_sdk costs ~180 ms to import: created here, on the path that talks to clusters,
 # not in the handlers' import). Off outside Lambda and wherever POWERTOOLS_TRACE_DISABLED=true.
@@ -70,15 +71,16 @@ def run_event(
     shell = shell or make_shell()
     if trigger.renamed_groups:
         raise _renamed(trigger)
-    clusters: Mapping[str, Reach] = reachable(config, shell, only)
-    scope = trigger.scope
-    for group in trigger.groups_to_read:
-        scope = scope.with_users(shell.iam(config.iam_role).members(group))
-    if trigger.deleted_groups:
-        clusters = connect(config, shell, only, deadline=deadline)
-        former = _former_members(config, clusters, trigger.deleted_groups, deadline)
-        scope = scope.with_users(former)
-    snapshot = shell.iam(config.iam_role).scoped_snapshot(scope.names("user"), scope.names("role"))
+    # A deleted group's former members are read from the clusters: reached before the loop then.
+    reached = connect(config, shell, only, deadline=deadline) if trigger.deleted_groups else None
+    clusters: Mapping[str, Reach] = reached if reached is not None else reachable(config, shell, only)
+    iam = shell.iam(config.iam_role)
+    scope = resolve_scope(
+        trigger,
+        members=iam.members,
+        former_members=lambda groups: _former_members(config, reached or {}, groups, deadline),
+    )
+    snapshot = iam.scoped_snapshot(scope.names("user"), scope.names("role"))
     options = Options(
         event_id=trigger.event_id,
         own_arns=frozenset({shell.own_arn()}),
