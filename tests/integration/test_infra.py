@@ -114,16 +114,20 @@ def listed(value: Any) -> list[Any]:
 def test_each_function_logs_to_its_own_group_with_retention_and_may_write_only_there(packaged: Path) -> None:
     template = load(packaged / "template.yaml")
     resources = template["Resources"]
-    assert template["Parameters"]["LogRetentionDays"]["Default"] == 90
+    assert template["Parameters"]["LogRetentionDays"]["Default"] == 365
     for function, group, role in (
         ("OnIamEvent", "OnIamEventLogGroup", "OnIamEventRole"),
         ("ReconcileAll", "ReconcileAllLogGroup", "ReconcileAllRole"),
+        ("OnIamEvents", "OnIamEventsLogGroup", "OnIamEventRole"),
+        ("ReconcileCluster", "ReconcileClusterLogGroup", "ReconcileAllRole"),
     ):
         assert resources[function]["Properties"]["LoggingConfig"] == {"LogGroup": {"Ref": group}}
+        assert resources[group]["DeletionPolicy"] == resources[group]["UpdateReplacePolicy"] == "Retain"
         log_group = resources[group]["Properties"]
         assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
-        name = log_group["LogGroupName"]["Fn::Sub"]
-        assert name.startswith("/aws/lambda/eks-iam-sync-${Stage}-")
+        name, names = log_group["LogGroupName"]["Fn::Sub"]
+        assert name.startswith("/aws/lambda/eks-iam-sync-${Stage}-") and name.endswith("-${Install}")
+        assert names == {"Install": {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}}
         logs = [s for s in inline_policies(template, role) if any(a.startswith("logs:") for a in listed(s["Action"]))]
         assert logs and all(not a.endswith("*") for s in logs for a in listed(s["Action"]))
         for resource in (r for s in logs for r in listed(s["Resource"])):
@@ -256,3 +260,65 @@ def test_only_named_principals_may_set_or_remove_the_grant_tags() -> None:
     from chalicelib.config import TagGrants  # noqa: PLC0415
 
     assert TagGrants().tag_prefix == template["Parameters"]["TagPrefix"]["Default"]
+
+
+# --- the packaged stack deployed into moto's CloudFormation ---------------------------------------------------
+# moto creates the roles, policies, queues, log groups, SNS topics and the dashboard, and passes over what it
+# does not model (the SAM functions, alarms, event invoke configs): it checks references, conditions and
+# intrinsic functions as CloudFormation resolves them, and the DeletionPolicy of what it deletes.
+
+
+def deploy(template: Path, stack: str, region: str = "us-east-2", **parameters: str) -> dict[str, Any]:
+    """Creates the stack in moto (AWS_ENDPOINT_URL) and returns its description once complete."""
+    import boto3  # noqa: PLC0415 - boto3 against the session's moto server
+
+    cloudformation = boto3.client("cloudformation", region_name=region)
+    cloudformation.create_stack(
+        StackName=stack,
+        TemplateBody=template.read_text(),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
+    )
+    [described] = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    assert described["StackStatus"] == "CREATE_COMPLETE", described.get("StackStatusReason")
+    return dict(described)
+
+
+def log_group_names(prefix: str, region: str = "us-east-2") -> set[str]:
+    import boto3  # noqa: PLC0415
+
+    pages = (
+        boto3.client("logs", region_name=region)
+        .get_paginator("describe_log_groups")
+        .paginate(logGroupNamePrefix=prefix)
+    )
+    return {g["logGroupName"] for page in pages for g in page["logGroups"]}
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse")
+def test_the_audit_trail_outlives_the_stack_and_the_stack_can_be_created_again(
+    packaged: Path, aws_endpoint: str
+) -> None:
+    import boto3  # noqa: PLC0415
+
+    prefix = "/aws/lambda/eks-iam-sync-dev-"
+    before = log_group_names(prefix)
+    first = deploy(packaged / "template.yaml", "eks-iam-sync-dev-retain", LogRetentionDays="731")
+    install = first["StackId"].split("/")[2]
+    created = log_group_names(prefix) - before
+    assert created == {
+        f"{prefix}{f}-{install}" for f in ("on-iam-event", "reconcile-all", "on-iam-events", "reconcile-cluster")
+    }
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in first["Outputs"]}
+    assert set(outputs["LogGroups"].split(",")) == created
+    groups = boto3.client("logs", region_name="us-east-2").describe_log_groups(logGroupNamePrefix=prefix)["logGroups"]
+    assert {g["retentionInDays"] for g in groups if g["logGroupName"] in created} == {731}
+
+    cloudformation = boto3.client("cloudformation", region_name="us-east-2")
+    cloudformation.delete_stack(StackName="eks-iam-sync-dev-retain")
+    assert created <= log_group_names(prefix), "the audit trail went with the stack"
+
+    second = deploy(packaged / "template.yaml", "eks-iam-sync-dev-retain")  # the same name again: no clash
+    again = log_group_names(prefix) - before - created
+    assert len(again) == 4 and all(name.endswith(second["StackId"].split("/")[2]) for name in again)
+    cloudformation.delete_stack(StackName="eks-iam-sync-dev-retain")
