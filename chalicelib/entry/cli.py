@@ -1,8 +1,10 @@
 """The operator command line: `eks-iam-sync COMMAND` (also `python -m chalicelib`).
 
 Same code paths as the Lambdas: AWS credentials from the standard chain, clusters reached with an
-EKS token + DescribeCluster (or a kubeconfig context when given). `plan` exits like
-`terraform plan -detailed-exitcode`: 0 no changes, 2 changes, 1 error.
+EKS token + DescribeCluster (or a kubeconfig context when given). Arguments in, exit codes out: each
+command (``entry.commands``) returns a result and ``entry.output`` renders it, as text or, with
+``--output json``, one JSON document on stdout. `plan` exits like `terraform plan -detailed-exitcode`:
+0 no changes, 2 changes, 1 error.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.config import Config, ConfigError
 from chalicelib.config.settings import config_source
 from chalicelib.deploy import checks as deploy_checks
-from chalicelib.deploy.rbac_manifest import render_manifest
+
+if TYPE_CHECKING:
+    from chalicelib.entry.commands.common import Reach
+    from chalicelib.entry.output import CommandResult
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -74,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
         if config_positional:
             sub.add_argument("config", nargs="?", help=f"{where}; same as --config")
         sub.set_defaults(run=run, config=None)
+        if name != "report":  # report's --output is the file it writes (--format: html, json or csv)
+            _output_option(sub)
         return sub
 
     validate = command(
@@ -94,11 +101,9 @@ def _parser() -> argparse.ArgumentParser:
         "plan", "Show what a full reconcile would change; write nothing. Exit 0 none, 2 changes, 1 error.", _plan
     )
     _cluster_options(plan)
-    plan.add_argument("--output", choices=["text", "json"], default="text")
     apply = command("apply", "Run a full reconcile now (same guardrails as the Lambda).", _apply)
     _cluster_options(apply)
     apply.add_argument("--force", action="store_true", help="lift the deletion breaker (and only it)")
-    apply.add_argument("--output", choices=["text", "json"], default="text")
     explain = command("explain", "Why can (or can't) a principal reach a namespace?", _explain)
     _cluster_options(explain)
     explain.add_argument("principal", help="an IAM ARN, an IAM user or role name, or a Kubernetes username")
@@ -115,6 +120,12 @@ def _parser() -> argparse.ArgumentParser:
     _cluster_options(restore)
     restore.add_argument("version", type=int, help="the backup's sequence number (see `backups`)")
     restore.add_argument("--force", action="store_true", help="restore even over a document EKS cannot read")
+    restore.add_argument("--dry-run", action="store_true", help="show what the restore would change; write nothing")
+    _report_parser(command)
+    return parser
+
+
+def _report_parser(command: Any) -> None:
     report = command(
         "report",
         "Write who can reach which namespace, and why, as one self-contained HTML page (or JSON, CSV); read-only. "
@@ -142,17 +153,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     diff.add_argument("old", metavar="OLD.json")
     diff.add_argument("new", metavar="NEW.json")
-    diff.add_argument("--format", dest="diff_format", choices=["text", "json"], default="text")
+    diff.add_argument("--output", dest="diff_output", choices=["text", "json"], default="text", help="text or json")
+    diff.add_argument("--format", dest="diff_output", choices=["text", "json"], help="the same as --output")
     report.add_argument(
-        "--output", metavar="FILE", help="where to write it ('-': stdout; default access.html|.json|.csv)"
+        "--output",
+        metavar="FILE",
+        help="where to write the report ('-': stdout, the document alone; default access.html|.json|.csv)",
     )
     report.add_argument(
         "--format",
         choices=["html", "json", "csv"],
         default=None,
-        help="html (default), json or csv; diff: text or json",
+        help="html (default), json or csv; `--format json --output -` prints the JSON report on stdout",
     )
-    return parser
+
+
+def _output_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--output",
+        choices=["text", "json"],
+        default="text",
+        help="text (default) or json: one JSON document on stdout, nothing else",
+    )
 
 
 def _cluster_options(parser: argparse.ArgumentParser) -> None:
@@ -181,55 +203,78 @@ def progress(message: str) -> None:
         print(f"… {message}", file=sys.stderr, flush=True)
 
 
-def _load(args: argparse.Namespace) -> tuple[str, Config | None]:
-    path = args.config_option or args.config or config_source()
-    try:
-        from chalicelib.entry.service import read_config  # noqa: PLC0415 - Powertools only when a command runs
+def _emit(args: argparse.Namespace, result: CommandResult, form: str = "text", styled: bool = True) -> None:
+    """Writes a command's result: one JSON document on stdout, or its text (stdout and stderr, in order;
+    ``styled``: coloured by a line's first character on a terminal)."""
+    from chalicelib.entry import output  # noqa: PLC0415 - every command's modules, only once one ran
 
-        config = read_config(path)
+    if form == "json":
+        print(json.dumps(output.as_json(result), indent=2), file=args.out)
+        return
+    style = Style(args.out)
+    for stream, text in output.as_text(result):
+        if stream == "err":
+            print(text, end="", file=sys.stderr)
+        elif styled and text.endswith("\n"):
+            print(style.line(text[:-1]), file=args.out)
+        else:
+            print(text, end="", file=args.out)
+
+
+def _reach(args: argparse.Namespace) -> Reach:
+    from chalicelib.entry.commands.common import Reach  # noqa: PLC0415
+
+    return Reach(args.cluster, args.kubeconfig, args.context)
+
+
+def _read(args: argparse.Namespace) -> tuple[str, Config | ConfigError]:
+    path = args.config_option or args.config or config_source()
+    from chalicelib.entry.service import read_config  # noqa: PLC0415 - Powertools only when a command runs
+
+    try:
+        return path, read_config(path)
     except ConfigError as err:
-        print(err, file=sys.stderr)
-        print(f"{path}: invalid ({len(err.problems)} problem{'s' * (len(err.problems) != 1)})", file=sys.stderr)
+        return path, err
+
+
+def _load(args: argparse.Namespace) -> tuple[str, Config | None]:
+    path, config = _read(args)
+    if isinstance(config, ConfigError):
+        print(config, file=sys.stderr)
+        print(f"{path}: invalid ({len(config.problems)} problem{'s' * (len(config.problems) != 1)})", file=sys.stderr)
         return path, None
+    return path, config if _known_cluster(args, path, config) else None
+
+
+def _known_cluster(args: argparse.Namespace, path: str, config: Config) -> bool:
     cluster = getattr(args, "cluster", None)
     if cluster and cluster not in {c.name for c in config.clusters}:
         known = ", ".join(c.name for c in config.clusters)
         print(f"eks-iam-sync: error: --cluster {cluster!r} is not in {path} (configured: {known})", file=sys.stderr)
-        return path, None
-    return path, config
+        return False
+    return True
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from chalicelib.entry.commands.validate import validate  # noqa: PLC0415
+
     if args.deploy and not (args.config_option or args.config):
         args.config = deploy_checks.stage_source(Path.cwd(), args.deploy)
-    path, config = _load(args)
-    if config is None:
+    path, config = _read(args)
+    if isinstance(config, Config) and not _known_cluster(args, path, config):
         return EXIT_ERROR
-    print(f"{path}: valid: {config.summary()}", file=args.out)
-    if args.deploy:
-        problems = deploy_checks.project_problems(Path.cwd(), args.deploy, config)
-        for problem in problems:
-            print(f"deploy: {problem}", file=sys.stderr)
-        verdict = "ok" if not problems else f"{len(problems)} problem(s)"
-        print(f"deploy checks ({args.deploy}): {verdict}", file=args.out)
-        if problems:
-            return EXIT_ERROR
-    if not args.live:
-        return EXIT_OK
-    from chalicelib.entry.operations import live_problems  # noqa: PLC0415 - the kubernetes client only when needed
-
-    problems = live_problems(config, args)
-    for problem in problems:
-        print(f"live: {problem}", file=sys.stderr)
-    print(f"live checks: {'ok' if not problems else f'{len(problems)} problem(s)'}", file=args.out)
-    return EXIT_ERROR if problems else EXIT_OK
+    result = validate(path, config, args.deploy, _reach(args) if args.live else None, Path.cwd())
+    _emit(args, result, args.output, styled=False)
+    return EXIT_OK if result.ok else EXIT_ERROR
 
 
 def _rbac(args: argparse.Namespace) -> int:
     _, config = _load(args)
     if config is None:
         return EXIT_ERROR
-    print(render_manifest(config), end="", file=args.out)
+    from chalicelib.entry.commands.rbac import rbac  # noqa: PLC0415
+
+    _emit(args, rbac(config), args.output, styled=False)
     return EXIT_OK
 
 
@@ -247,95 +292,86 @@ def _reconcile(args: argparse.Namespace, dry_run: bool, force: bool) -> int:
     _, config = _load(args)
     if config is None:
         return EXIT_ERROR
-    from chalicelib.entry import operations  # noqa: PLC0415
-    from chalicelib.run import results as report  # noqa: PLC0415
+    from chalicelib.entry.commands.plan_apply import reconcile  # noqa: PLC0415
 
     progress("reading IAM (full snapshot) and the clusters")
-    results = operations.full_reconcile(config, args, dry_run=dry_run, force=force)
-    if args.output == "json":
-        print(json.dumps({name: report.as_json(r) for name, r in results.items()}, indent=2), file=args.out)
-    else:
-        style = Style(args.out)
-        for name, result in results.items():
-            for line in report.as_text(name, result, dry_run):
-                print(style.line(line), file=args.out)
-    failed = any(not report.succeeded(r) for r in results.values())
-    if failed:
+    result = reconcile(config, _reach(args), dry_run=dry_run, force=force)
+    _emit(args, result, args.output)
+    if not result.ok:
         return EXIT_ERROR
-    changed = any(report.changed(r) for r in results.values())
-    return EXIT_CHANGES if dry_run and changed else EXIT_OK
+    return EXIT_CHANGES if dry_run and result.changed else EXIT_OK
 
 
 def _explain(args: argparse.Namespace) -> int:
-    from chalicelib.entry import operations  # noqa: PLC0415
+    _, config = _load(args)
+    if config is None:
+        return EXIT_ERROR
+    from chalicelib.entry.commands.explain import explain_principal  # noqa: PLC0415
 
-    return _report_lines(args, "reading IAM and the clusters", operations.explain_text)
+    progress("reading IAM and the clusters")
+    result = explain_principal(config, _reach(args), args.principal)
+    _emit(args, result, args.output)
+    return EXIT_OK if result.found else EXIT_ERROR
 
 
 def _backups(args: argparse.Namespace) -> int:
     _, config = _load(args)
     if config is None:
         return EXIT_ERROR
-    from chalicelib.entry import operations  # noqa: PLC0415
+    from chalicelib.entry.commands.backups import backups  # noqa: PLC0415
 
-    lines, complete = operations.backups_text(config, args)
-    for line in lines:
-        print(line, file=args.out)
-    return EXIT_OK if complete else EXIT_ERROR
+    result = backups(config, _reach(args))
+    _emit(args, result, args.output, styled=False)
+    return EXIT_OK if result.complete else EXIT_ERROR
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from chalicelib.entry import operations  # noqa: PLC0415
-
-    return _report_lines(args, "reading IAM, aws-auth and the access entries", operations.migrate)
-
-
-def _report_lines(
-    args: argparse.Namespace, doing: str, run: Callable[[Config, argparse.Namespace], tuple[list[str], bool]]
-) -> int:
-    """A command whose result is lines of text and a verdict: exit 0 when it holds, 1 when not."""
     _, config = _load(args)
     if config is None:
         return EXIT_ERROR
-    progress(doing)
-    lines, ok = run(config, args)
-    style = Style(args.out)
-    for line in lines:
-        print(style.line(line), file=args.out)
-    return EXIT_OK if ok else EXIT_ERROR
+    from chalicelib.entry.commands.migrate import Migrated, migrate  # noqa: PLC0415
 
-
-def _report_diff(args: argparse.Namespace) -> int:
-    from chalicelib.entry import reporting  # noqa: PLC0415
-
-    try:
-        lines, changed = reporting.diff_files(args.old, args.new, args.diff_format)
-    except reporting.DiffError as err:
-        print(f"eks-iam-sync report diff: error: {err}", file=sys.stderr)
-        return EXIT_ERROR
-    for line in lines:
-        print(line, file=args.out)
-    return EXIT_CHANGES if changed else EXIT_OK
+    progress("reading IAM, aws-auth and the access entries")
+    result = migrate(config, _reach(args), args.dry_run)
+    _emit(args, result, args.output)
+    return EXIT_OK if isinstance(result, Migrated) and result.ok else EXIT_ERROR
 
 
 def _restore(args: argparse.Namespace) -> int:
-    from chalicelib.entry import operations  # noqa: PLC0415
+    _, config = _load(args)
+    if config is None:
+        return EXIT_ERROR
+    from chalicelib.entry.commands.restore import Restored, restore  # noqa: PLC0415
 
-    return _report_lines(args, f"restoring backup {args.version}", operations.restore)
+    progress(f"restoring backup {args.version}")
+    result = restore(config, _reach(args), args.version, force=args.force, dry_run=args.dry_run)
+    _emit(args, result, args.output)
+    return EXIT_OK if isinstance(result, Restored) and result.ok else EXIT_ERROR
+
+
+def _report_diff(args: argparse.Namespace) -> int:
+    from chalicelib.entry.commands.report_diff import DiffError, diff_files  # noqa: PLC0415
+
+    try:
+        result = diff_files(args.old, args.new)
+    except DiffError as err:
+        print(f"eks-iam-sync report diff: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    _emit(args, result, args.diff_output, styled=False)
+    return EXIT_CHANGES if result.changed else EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:
     if args.action == "diff":
         return _report_diff(args)
-    args.format = args.format or "html"
+    form = args.format or "html"
     source, config = _load(args)
     if config is None:
         return EXIT_ERROR
-    from chalicelib.entry import reporting  # noqa: PLC0415
+    from chalicelib.entry.commands.report import ReportOptions, write  # noqa: PLC0415
 
-    args.output = args.output or f"access.{args.format}"
+    options = ReportOptions(form, args.output or f"access.{form}", args.previous, args.last_used, args.dormant_days)
     progress("reading IAM and the clusters (read-only)")
-    lines, ok = reporting.write(source, args)
-    for line in lines:
-        print(line, file=sys.stderr if args.output == "-" else args.out)
-    return EXIT_OK if ok else EXIT_ERROR
+    result = write(source, _reach(args), options)
+    _emit(args, result, styled=False)
+    return EXIT_OK if result.ok else EXIT_ERROR

@@ -158,6 +158,15 @@ class Outcome:
         return cls(status, step.changes, step.conflicts, step.refusals, step.warnings)
 
 
+@dataclass(frozen=True)
+class CurrentMapping:
+    """How an identity backend maps one principal now (``IdentityBackend.mapping_of``): the mapping
+    as that backend holds it, and whether it is exactly the one the service wants."""
+
+    entry: Entry
+    as_desired: bool
+
+
 def preview(step: IdentityStep) -> Outcome:
     """What applying ``step`` would report, without applying it (the display-only path)."""
     return Outcome.of(step, "planned" if step.status == "write" else step.status)

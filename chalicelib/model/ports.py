@@ -5,7 +5,7 @@ functional tests implement them in memory. The core and ``reconcile`` depend onl
 
 - ``IamPort``: the IAM snapshot (stage 2).
 - ``ConfigMapStore``, ``BindingStore``, ``ClusterRoleReader``: one cluster's objects.
-- ``IdentityBackend``: where identities are mapped (aws-auth today; EKS access entries plug in here).
+- ``IdentityBackend``: where identities are mapped (aws-auth or EKS access entries).
 - ``Shell``: the factory the service layer asks for all of the above, per cluster.
 - ``Observer``: logs and metrics (Powertools in Lambda).
 """
@@ -21,7 +21,7 @@ from chalicelib.model.identities import IdentityStep
 if TYPE_CHECKING:
     from chalicelib.config import Cluster, RoleToAssume
     from chalicelib.model.bindings import DesiredBinding
-    from chalicelib.model.identities import Outcome, OwnedEntry
+    from chalicelib.model.identities import CurrentMapping, Outcome, OwnedEntry
     from chalicelib.model.snapshot import IamSnapshot
 
 Step = TypeVar("Step", bound="IdentityStep")
@@ -223,6 +223,11 @@ class IdentityBackend(Protocol[Step]):
 
     def members_of(self, groups: Iterable[str]) -> set[str]:
         """Names of the users mapped because of these IAM groups (once the groups are gone)."""
+        ...
+
+    def mapping_of(self, principal: OwnedEntry) -> CurrentMapping | None:
+        """How this cluster maps the principal now through this backend, whoever wrote it; None when
+        it does not map it at all. Reads; never writes."""
         ...
 
 

@@ -48,6 +48,13 @@ class DisplayOnlyApplier:
         return Applied(preview(plan.identities), BindingResult(done=list(plan.bindings)), display_only=True)
 
 
+def applier(
+    dry_run: bool, identities: IdentityBackend[Any], bindings: BindingStore, observer: Observer
+) -> Applier | DisplayOnlyApplier:
+    """The applier for a run: the display-only one, which holds no store, for a dry run."""
+    return DisplayOnlyApplier() if dry_run else Applier(identities, bindings, observer)
+
+
 @dataclass
 class Applier:
     identities: IdentityBackend[Any]

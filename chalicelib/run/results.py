@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.engine.desired import Refusal as GrantRefusal
 from chalicelib.engine.plan import BindingAction, DeleteBinding
 from chalicelib.errors import SyncError, TransientError
-from chalicelib.model.identities import Change, Entry
+from chalicelib.model.identities import Change, Entry, Outcome
 from chalicelib.run.reconcile import ClusterReport
 
 Result = ClusterReport | SyncError
@@ -44,22 +45,24 @@ def as_json(result: Result) -> dict[str, Any]:
     return {
         "status": "changes" if result.changed else "no-changes",
         "backend": result.backend,
-        "identities": {
-            "status": outcome.status,
-            "changes": [_change(c) for c in outcome.changes],
-            "conflicts": [c.describe() for c in outcome.conflicts],
-            "refusals": [{"reason": r.reason, "message": r.message} for r in outcome.refusals],
-            "warnings": list(outcome.warnings),
-            **({"backup": outcome.backup_sequence} if outcome.backup_sequence else {}),
-        },
+        "identities": outcome_json(outcome),
         "roleBindings": [_binding(a) for a in result.plan.bindings],
         "roleBindingsDone": len(bindings.done),
-        "grantRefusals": [
-            {"principal": r.principal, "subject": r.subject, "reason": r.reason, "message": r.message}
-            for r in result.desired.refusals
-        ],
+        "grantRefusals": [refusal_json(r) for r in result.desired.refusals],
         "skipped": list(result.desired.skipped),
         "problems": bindings.problems,
+    }
+
+
+def outcome_json(outcome: Outcome) -> dict[str, Any]:
+    """An identity step's outcome (a reconcile's, a restore's, a migration's two)."""
+    return {
+        "status": outcome.status,
+        "changes": [_change(c) for c in outcome.changes],
+        "conflicts": [c.describe() for c in outcome.conflicts],
+        "refusals": [{"reason": r.reason, "message": r.message} for r in outcome.refusals],
+        "warnings": list(outcome.warnings),
+        **({"backup": outcome.backup_sequence} if outcome.backup_sequence else {}),
     }
 
 
@@ -87,14 +90,20 @@ def _change(change: Change) -> dict[str, Any]:
         "action": change.action,
         "key": change.key,
         "arn": change.arn,
-        "before": _entry(change.before),
-        "after": _entry(change.after),
+        "before": entry_json(change.before),
+        "after": entry_json(change.after),
         "source": change.source,
         "text": change.describe(),
     }
 
 
-def _entry(entry: Entry | None) -> dict[str, Any] | None:
+def refusal_json(refusal: GrantRefusal) -> dict[str, Any]:
+    """A grant the desired state refused (a tag naming a denied namespace, a privileged ClusterRole)."""
+    r = refusal
+    return {"principal": r.principal, "subject": r.subject, "reason": r.reason, "message": r.message}
+
+
+def entry_json(entry: Entry | None) -> dict[str, Any] | None:
     return None if entry is None else {"arn": entry.arn, "username": entry.username, "groups": list(entry.groups)}
 
 

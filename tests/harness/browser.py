@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Dialog, Page, sync_playwright
 from chalicelib.config import Config, parse_config
 from chalicelib.entry.accessreport.data import AccessReport, Meta
 from chalicelib.entry.accessreport.model import build_report
-from chalicelib.entry.reporting import read_cluster
+from chalicelib.entry.commands.report import read_cluster
 from chalicelib.run.reconcile import Options, reconcile_cluster
 from tests.functional.fakes import FakeShell, RecordingObserver, role_arn
 

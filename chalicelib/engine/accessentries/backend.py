@@ -34,7 +34,7 @@ from chalicelib.engine.guardrails import Policy
 from chalicelib.engine.outcomes import observe
 from chalicelib.errors import Forbidden, NotFound, PermanentError, TransientError, WriteConflict
 from chalicelib.model import arns
-from chalicelib.model.identities import Change, Outcome, OwnedEntry, Refusal, user_mapped_for
+from chalicelib.model.identities import Change, CurrentMapping, Outcome, OwnedEntry, Refusal, user_mapped_for
 from chalicelib.model.ownership import ACCESS_ENTRY_QUOTA, ENTRY_SOURCE_TAG
 from chalicelib.model.ports import AccessEntryStore, ObservedAccessEntry, Observer
 from chalicelib.model.principals import PrincipalScope
@@ -70,6 +70,14 @@ class AccessEntriesBackend:
             if owned(entry)
             and (name := user_mapped_for(entry.principal_arn, entry.tags.get(ENTRY_SOURCE_TAG, ""), groups))
         }
+
+    def mapping_of(self, principal: OwnedEntry) -> CurrentMapping | None:
+        """The principal's access entry (by its IAM ARN, path included), whoever made it."""
+        found = self.store.describe(principal.iam_arn)
+        if found is None:
+            return None
+        entry = as_entry(found)
+        return CurrentMapping(entry, entry == desired_entry(principal))
 
     def verify(self, wanted: OwnedEntry) -> bool:
         """Whether the principal's entry exists as desired, waiting out EKS's propagation delay."""

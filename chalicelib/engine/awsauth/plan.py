@@ -16,6 +16,8 @@ from chalicelib.engine.awsauth.backups import Backup
 from chalicelib.engine.awsauth.guardrails import check_current, check_post_image
 from chalicelib.engine.awsauth.ledger import Ledger, LedgerError
 from chalicelib.engine.awsauth.merge import merge
+from chalicelib.engine.awsauth.model import ENTRY_KEYS
+from chalicelib.engine.awsauth.parse import Reading
 from chalicelib.engine.guardrails import Policy
 from chalicelib.model.identities import Change, Conflict, OwnedEntry, Refusal
 from chalicelib.model.ownership import (
@@ -136,9 +138,34 @@ def _plan_restore(observed: ObservedConfigMap | None, intent: RestoreIntent, pol
     )
     if not verdict.allowed:
         return AwsAuthStep(intent, "refused", observed, refusals=verdict.refusals, warnings=verdict.warnings)
+    changes = _restored_changes(reading, readings.read(backup.data), f"backup {backup.sequence}")
     return AwsAuthStep(
-        intent, "write", observed, dict(backup.data), backup.ledger, warnings=verdict.warnings, sizes=verdict.sizes
+        intent,
+        "write",
+        observed,
+        dict(backup.data),
+        backup.ledger,
+        changes,
+        warnings=verdict.warnings,
+        sizes=verdict.sizes,
     )
+
+
+def _restored_changes(before: Reading, after: Reading, source: str) -> tuple[Change, ...]:
+    """The entries a restore adds, updates and removes (as EKS reads them), so that it can be shown
+    before it is made (``restore --dry-run``) and counted after."""
+    changes = []
+    for key in ENTRY_KEYS:
+        old = {e.key: e.core() for e in before.entries(key)}
+        new = {e.key: e.core() for e in after.entries(key)}
+        for arn in sorted(old.keys() | new.keys()):
+            was, will = old.get(arn), new.get(arn)
+            if was != will:
+                action: Literal["add", "update", "remove"] = (
+                    "add" if was is None else "remove" if will is None else "update"
+                )
+                changes.append(Change(action, key, was, will, source))
+    return tuple(changes)
 
 
 def _annotations_after(observed: ObservedConfigMap | None, ledger: str) -> dict[str, str]:

@@ -16,13 +16,15 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from chalicelib.config import DEFAULT_BACKUP_COUNT
+from chalicelib.engine.awsauth import reading as readings
 from chalicelib.engine.awsauth.backups import Backup, Kept, Slot, data_digest, written_by_service
 from chalicelib.engine.awsauth.ledger import Ledger, LedgerError
+from chalicelib.engine.awsauth.model import ENTRY_KEYS
 from chalicelib.engine.awsauth.plan import AwsAuthStep, RestoreIntent, SyncIntent, plan_aws_auth
 from chalicelib.engine.guardrails import Policy
 from chalicelib.engine.outcomes import observe
 from chalicelib.errors import CorruptState, Forbidden, NotFound, TransientError, WriteConflict
-from chalicelib.model.identities import Outcome, OwnedEntry
+from chalicelib.model.identities import CurrentMapping, Outcome, OwnedEntry
 from chalicelib.model.ownership import (
     AWS_AUTH_NAME,
     AWS_AUTH_NAMESPACE,
@@ -76,6 +78,13 @@ class AwsAuthWriter:
             return Ledger.parse(observed.annotations.get(LEDGER_ANNOTATION) if observed else None).members_of(groups)
         except LedgerError:
             return set()  # the next write refuses the unreadable ledger, with its reason
+
+    def mapping_of(self, principal: OwnedEntry) -> CurrentMapping | None:
+        """The principal's aws-auth entry (mapRoles or mapUsers, by its path-free ARN), as EKS reads it."""
+        observed = self.read()
+        reading = readings.read(observed.data if observed else None)
+        found = {e.key: e.core() for key in ENTRY_KEYS for e in reading.entries(key)}.get(principal.entry.key)
+        return None if found is None else CurrentMapping(found, found == principal.entry.core())
 
     def plan_restore(self, sequence: int, force: bool = False) -> AwsAuthStep:
         return plan_aws_auth(self.read(), RestoreIntent(self.backup(sequence), force), self.policy)

@@ -338,3 +338,27 @@ def test_a_foreign_slot_the_rbac_manifest_does_not_allow_does_not_stop_the_write
     assert w.sync([owned_user(ALICE)]).status == "written"
     assert observer.counts["BackupsNotKept[foreign]"] == 1
     assert [b.sequence for b in w.backups()] == [1]
+
+
+def test_mapping_of_answers_how_aws_auth_maps_a_principal_whoever_wrote_it() -> None:
+    by_hand = user("alice", "other")
+    store = seeded(document(roles=[NODE], users=[by_hand]))
+    w, _, _ = writer(store)
+    found = w.mapping_of(owned_user(ALICE))
+    assert found is not None and found.entry == by_hand and not found.as_desired
+    assert w.mapping_of(owned_user(BOB)) is None
+    w.sync([owned_user(BOB)])
+    written = list(store.writes)
+    found = w.mapping_of(owned_user(BOB))
+    assert found is not None and found.entry == BOB and found.as_desired
+    assert store.writes == written  # mapping_of only reads
+
+
+def test_a_restore_step_lists_the_entries_it_adds_and_removes() -> None:
+    store = seeded(document(roles=[NODE], users=[ALICE]))
+    w, _, _ = writer(store)
+    w.sync([owned_user(BOB)])  # backup 1 holds alice by hand; now bob is mapped too
+    step = w.plan_restore(1)
+    assert step.status == "write"
+    assert [(c.action, c.arn) for c in step.changes] == [("remove", BOB.arn)]
+    assert [c.source for c in step.changes] == ["backup 1"]

@@ -1,5 +1,6 @@
-"""The access report's service layer (``eks-iam-sync report``): reads IAM and each cluster through the
-same ports and ``Shell`` as every other command, strictly read-only, and renders the report.
+"""``report``: who can reach which namespace, and why. Reads IAM and each cluster through the same
+ports and ``Shell`` as every other command, strictly read-only, renders the report (HTML, JSON or CSV)
+and writes it to its file; ``-`` leaves the document in the result for the CLI to print.
 
 Read-only, twice over: each cluster's drift is the plan of a display-only reconcile
 (``Options(dry_run=True)`` -> ``DisplayOnlyApplier``, which holds no store), and every port the run and
@@ -10,10 +11,10 @@ so ``sha256sum`` of the file matches the report.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -24,11 +25,11 @@ from chalicelib.config.settings import is_remote
 from chalicelib.entry.accessreport import diff as report_diff
 from chalicelib.entry.accessreport.activity import DEFAULT_DORMANT_DAYS, with_activity
 from chalicelib.entry.accessreport.csvform import render_csv
-from chalicelib.entry.accessreport.data import FINDING_KINDS, AccessReport, ClusterFailed, ClusterRead, Meta
+from chalicelib.entry.accessreport.data import AccessReport, ClusterFailed, ClusterRead, Meta
 from chalicelib.entry.accessreport.model import build_report
 from chalicelib.entry.accessreport.readonly import ReadOnlyCluster, read_only
 from chalicelib.entry.accessreport.render import render_html, render_json
-from chalicelib.entry.operations import connect, shell_for
+from chalicelib.entry.commands.common import Reach, connect, shell_for
 from chalicelib.errors import Forbidden, NotFound, PermanentError, SyncError, TransientError
 from chalicelib.model.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE
 from chalicelib.model.ports import (
@@ -45,6 +46,30 @@ from chalicelib.run.reconcile import Options, reconcile_cluster
 
 FORMATS = ("html", "json", "csv")
 API_MODES = ("API", "API_AND_CONFIG_MAP")
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    form: str = "html"  # html | json | csv
+    destination: str = "access.html"  # a file, or "-": stdout (the CLI prints ``Written.document``)
+    previous: str | None = None  # an earlier JSON report whose access the page marks as not new
+    last_used: bool = False
+    dormant_days: int = DEFAULT_DORMANT_DAYS
+
+
+@dataclass(frozen=True)
+class Written:
+    """A report rendered and written (or, for ``-``, to be printed): the document and what it found."""
+
+    form: str
+    destination: str
+    document: str
+    report: AccessReport
+
+    @property
+    def ok(self) -> bool:
+        """Every cluster was read."""
+        return not self.report.failed
 
 
 class _Quiet:
@@ -93,11 +118,14 @@ def configuration(source: str) -> tuple[Config, str]:
 
 
 def build(
-    source: str, args: argparse.Namespace, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    source: str,
+    reach: Reach,
+    options: ReportOptions,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> AccessReport:
     config, digest = configuration(source)
-    shell = shell_for(args)
-    reached = connect(config, args, shell)
+    shell = shell_for(reach)
+    reached = connect(config, reach, shell)
     snapshot = shell.iam(config.iam_role).full_snapshot()
     iam_read_at = _iso(clock())
     read_by = shell.own_arn()
@@ -111,8 +139,8 @@ def build(
         iam_read_at=iam_read_at,
     )
     report = build_report(config, snapshot, clusters, meta)
-    if getattr(args, "last_used", False):
-        report = _evidence_of_use(report, shell, config, clock(), getattr(args, "dormant_days", DEFAULT_DORMANT_DAYS))
+    if options.last_used:
+        report = _evidence_of_use(report, shell, config, clock(), options.dormant_days)
     return report
 
 
@@ -222,10 +250,6 @@ def render(report: AccessReport, form: str, previous: Any = None) -> str:
     return render_json(report) if form == "json" else render_html(report, previous)
 
 
-class DiffError(Exception):
-    """A report that cannot be read or is not an access report."""
-
-
 def _previous(name: str | None) -> Any:
     """The earlier report (``--previous``) the page marks new access against, checked before any read."""
     if name is None:
@@ -239,55 +263,14 @@ def _previous(name: str | None) -> Any:
     return document
 
 
-def diff_files(old: str, new: str, form: str = "text") -> tuple[list[str], bool]:
-    """The lines of ``report diff`` (text, or one JSON document) and whether anything changed."""
-    documents = []
-    for name in (old, new):
-        try:
-            documents.append(json.loads(Path(name).read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise DiffError(f"cannot read {name}: {err}") from err
-    try:
-        found = report_diff.diff(*documents)
-    except report_diff.NotAReport as err:
-        raise DiffError(str(err).replace("OLD", old, 1).replace("NEW", new, 1)) from err
-    if form == "json":
-        return [json.dumps(report_diff.as_json(found), indent=2)], not found.empty
-    return report_diff.as_text(found), not found.empty
-
-
-def write(source: str, args: argparse.Namespace) -> tuple[list[str], bool]:
-    """Builds, renders and writes the report (``args.output``, ``-`` for stdout); the lines to show and
-    whether every cluster was read."""
-    previous = _previous(getattr(args, "previous", None))
-    report = build(source, args)
-    document = render(report, args.format, previous)
-    if args.output == "-":
-        print(document, end="", file=args.out)
-        where = "stdout"
-    else:
-        Path(args.output).write_text(document, encoding="utf-8")
-        where = args.output
-    size = len(document.encode())
-    lines = [f"access report ({args.format}): {where} ({size / 1024:.1f} KiB)"]
-    lines += summary(report)
-    return lines, not report.failed
-
-
-def summary(report: AccessReport) -> list[str]:
-    lines = []
-    for cluster in report.clusters:
-        if cluster.status == "failed":
-            lines.append(f"! cluster {cluster.name}: FAILED: {cluster.error}")
-        else:
-            lines.append(f"  cluster {cluster.name}: read ({cluster.authentication_mode or 'mode not described'})")
-    lines.append(
-        f"  {len(report.principals)} principals, {len(report.columns)} namespaces, {len(report.paths)} grant paths"
-    )
-    counted = [(kind, len(report.findings_of(kind))) for kind in FINDING_KINDS]
-    lines.append(f"  findings: {', '.join(f'{n} {kind}' for kind, n in counted if n) or 'none'}")
-    lines.append(f"  configuration {report.meta.config_source} sha256 {report.meta.config_sha256}")
-    return lines
+def write(source: str, reach: Reach, options: ReportOptions) -> Written:
+    """Builds and renders the report and writes it to ``options.destination`` (not ``-``: stdout is the CLI's)."""
+    previous = _previous(options.previous)
+    report = build(source, reach, options)
+    document = render(report, options.form, previous)
+    if options.destination != "-":
+        Path(options.destination).write_text(document, encoding="utf-8")
+    return Written(options.form, options.destination, document, report)
 
 
 def _failed(cluster: Cluster, err: SyncError) -> ClusterFailed:

@@ -1,0 +1,92 @@
+"""``explain PRINCIPAL``: why can (or can't) a principal reach a namespace? Per cluster: which identity
+backend maps it and whether the mapping is in place (asked of the backend, ``mapping_of``), the rule or
+tag behind it, every RoleBinding that applies and what its ClusterRole allows; and, on an
+``API_AND_CONFIG_MAP`` cluster, an aws-auth mapping of the same principal that the access entry
+shadows (or that still maps it, before the entry exists)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.adapters.observability import LogObserver
+from chalicelib.config import Config
+from chalicelib.engine.desired import Refusal, desired_state
+from chalicelib.engine.explain import Explanation, explain, refusals_for
+from chalicelib.entry.commands.common import Failed, Reach, connect, shell_for
+from chalicelib.errors import SyncError
+from chalicelib.model.identities import CurrentMapping, Entry, OwnedEntry
+from chalicelib.model.ports import ClusterPorts
+from chalicelib.model.snapshot import IamSnapshot
+from chalicelib.run.reconcile import Options, aws_auth_writer, guardrail_policy, identity_backend
+
+
+@dataclass(frozen=True)
+class Mapped:
+    explanation: Explanation
+    current: Entry | None  # how the backend maps the principal now (None: not at all)
+    also_in_aws_auth: Entry | None = None  # API_AND_CONFIG_MAP: aws-auth maps it too, through the other backend
+
+
+@dataclass(frozen=True)
+class ClusterExplained:
+    cluster: str
+    backend: str  # configMap | accessEntries
+    authentication_mode: str | None
+    mappings: tuple[Mapped, ...]
+    refusals: tuple[Refusal, ...] = ()  # nothing maps the principal: the grants refused to it
+
+
+@dataclass(frozen=True)
+class Explained:
+    principal: str
+    clusters: tuple[ClusterExplained | Failed, ...]
+
+    @property
+    def found(self) -> bool:
+        return any(isinstance(c, ClusterExplained) and c.mappings for c in self.clusters)
+
+
+def explain_principal(config: Config, reach: Reach, principal: str) -> Explained:
+    shell = shell_for(reach)
+    snapshot = shell.iam(config.iam_role).full_snapshot()
+    clusters: list[ClusterExplained | Failed] = []
+    for name, ports in connect(config, reach, shell).items():
+        if isinstance(ports, SyncError):
+            clusters.append(Failed.of(name, ports))
+            continue
+        try:
+            clusters.append(_explain_cluster(config, principal, snapshot, ports))
+        except SyncError as err:
+            clusters.append(Failed.of(name, err))
+    return Explained(principal, tuple(clusters))
+
+
+def _explain_cluster(config: Config, principal: str, snapshot: IamSnapshot, ports: ClusterPorts) -> ClusterExplained:
+    observer = LogObserver(ports.name)
+    backend = identity_backend(config, ports, Options(), observer)
+    desired = desired_state(config, snapshot, ports.bindings.namespaces())
+    current: dict[OwnedEntry, CurrentMapping | None] = {}
+
+    def in_place(owned: OwnedEntry) -> bool:
+        current[owned] = backend.mapping_of(owned)
+        found = current[owned]
+        return found is not None and found.as_desired
+
+    rules = {role: _rules(ports, role) for role in sorted({b.cluster_role for b in desired.bindings})}
+    explanations = explain(principal, desired, in_place, rules)
+    shadowing = backend.name == "accessEntries" and ports.authentication_mode == "API_AND_CONFIG_MAP"
+    aws_auth = aws_auth_writer(config, ports, guardrail_policy(config, Options()), observer) if shadowing else None
+    mappings = []
+    for item in explanations:
+        now = current.get(item.owned)
+        also = aws_auth.mapping_of(item.owned) if aws_auth else None
+        mappings.append(Mapped(item, now.entry if now else None, also.entry if also else None))
+    refusals = () if explanations else tuple(refusals_for(principal, desired))
+    return ClusterExplained(ports.name, backend.name, ports.authentication_mode, tuple(mappings), refusals)
+
+
+def _rules(ports: ClusterPorts, role: str) -> tuple[str, ...]:
+    try:
+        return tuple(ports.cluster_roles.rules(role))
+    except SyncError as err:
+        return (f"(cannot read ClusterRole {role}: {err})",)

@@ -1,0 +1,40 @@
+"""``plan`` and ``apply``: a full reconcile of every configured cluster (or one), display only or
+written, with the Lambdas' stages and guardrails; whoever runs it is protected like the service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chalicelib.config import Config
+from chalicelib.entry.commands.common import Reach, connect, shell_for
+from chalicelib.run import runner
+from chalicelib.run.reconcile import Options
+from chalicelib.run.results import Result, changed, succeeded
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    dry_run: bool
+    clusters: tuple[tuple[str, Result], ...]  # (name, its report or why it failed), in configured order
+
+    @property
+    def ok(self) -> bool:
+        return all(succeeded(r) for _, r in self.clusters)
+
+    @property
+    def changed(self) -> bool:
+        return any(changed(r) for _, r in self.clusters)
+
+
+def reconcile(config: Config, reach: Reach, dry_run: bool, force: bool = False) -> Reconciled:
+    shell = shell_for(reach)
+    reached = connect(config, reach, shell)
+    view = runner.IamView(shell.iam(config.iam_role))
+    options = Options(
+        dry_run=dry_run,
+        force_deletions=force,
+        own_arns=frozenset({shell.own_arn()}),  # whoever runs this must not lock themselves out
+        reason="eks-iam-sync plan" if dry_run else "eks-iam-sync apply",
+    )
+    results = runner.reconcile_clusters(config, reached, view, None, options)
+    return Reconciled(dry_run, tuple(results.items()))
