@@ -10,21 +10,29 @@ What it serves, and how faithfully (shared/docs/access-entries.md has the rules)
   an assumed role's session acts in the role's account), does not see them.
 - The access-entry API: Create/Describe/List/Update/DeleteAccessEntry, Associate/Disassociate/
   ListAssociatedAccessPolicies, ListAccessPolicies, and Tag/Untag/ListTagsForResource on entry (and
-  cluster) ARNs, with EKS's validation rules, error codes, pagination and the per-cluster quota.
+  cluster) ARNs, with EKS's validation rules, error codes, pagination and the per-cluster quota; the
+  access-policy calls only on STANDARD entries, as in EKS.
 - An entry records the principal's IAM unique id at creation, read from moto's in-process IAM by
   default (``principal_id``): a principal deleted and recreated under the same ARN leaves it stale.
 
 Operations, methods and URIs are the ones in ``OPERATIONS``; request members are read by name and
 location from botocore's EKS model, and tests check the table and every response against the model.
 
-Test hooks: ``calls`` (every request: operation, cluster, principal, outcome, response body),
+Test hooks: ``calls`` (every request: operation, cluster, principal, outcome, response body;
+``calls_to("AssociateAccessPolicy", cluster=...)`` counts one operation's calls),
 ``delay_new_entries`` (EKS is eventually consistent: a new entry answers 404 and does not
 authenticate for a while), ``fail_next`` (the next call to an operation answers an error), and
 ``source(cluster)``, the access-entry source the test authenticator reads (tests/harness/authenticator.py).
 
-Not emulated: authorization by access policies (stored and listed, but the test apiserver
-authorizes with RBAC only, so only ``kubernetesGroups`` grant anything), request signatures, the
-cluster-creator admin entry EKS adds at CreateCluster, node groups and the rest of EKS.
+Access policies: associations are kept per entry exactly as EKS keeps them (one per policy; a
+second AssociateAccessPolicy of the same policy replaces its scope in that one call — see
+``_associate_access_policy`` for the documentation quoted), the catalogue ``ListAccessPolicies``
+answers is tests/harness/access_policies.py's (with the documented permissions of the policies
+people are granted), and ``authorizing_associations`` gives the associations behind a caller the
+authenticator mapped from an entry.
+
+Not emulated: request signatures, the cluster-creator admin entry EKS adds at CreateCluster, node
+groups and the rest of EKS.
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from botocore.model import OperationModel, ServiceModel, Shape
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iam.models import get_account_id_from, iam_backends
 
+from tests.harness.access_policies import CATALOGUE, Association, policy_arn
 from tests.harness.authenticator import AUTHENTICATION_MODES, AccessEntryMapping, strip_role_path
 
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_EKS"
@@ -98,17 +107,8 @@ ENTRY_TYPES = NODE_TYPES | {"STANDARD"}
 RESERVED_USERNAME_PREFIXES = ("system:", "eks:", "aws:", "amazon:", "iam:")
 ENTRY_QUOTA = 3000  # per cluster, not adjustable
 MAX_TAGS, MAX_TAG_KEY, MAX_TAG_VALUE = 50, 128, 256
-POLICY_PREFIX = "arn:aws:eks::aws:cluster-access-policy/"
-ACCESS_POLICIES = tuple(
-    (name, POLICY_PREFIX + name)
-    for name in (
-        "AmazonEKSAdminPolicy",
-        "AmazonEKSAdminViewPolicy",
-        "AmazonEKSClusterAdminPolicy",
-        "AmazonEKSEditPolicy",
-        "AmazonEKSViewPolicy",
-    )
-)
+ACCESS_POLICIES = tuple((name, policy_arn(name)) for name in CATALOGUE)  # (name, ARN), ListAccessPolicies
+STANDARD_ONLY = 'This operation can only be performed on Access Entries with a type of "STANDARD".'
 CONFIG_MAP_REFUSAL = (
     "The cluster's authentication mode must be set to one of [API, API_AND_CONFIG_MAP] to perform this operation."
 )
@@ -395,6 +395,55 @@ class EksEmulator:
     def source(self, cluster: str) -> ClusterAccessEntries:
         return ClusterAccessEntries(self, cluster)
 
+    # -- access-policy associations, for tests and the authorizer --------------------------------
+
+    def associations(self, cluster: str, principal_arn: str) -> list[Association]:
+        """The entry's associations (by policy ARN), propagated or not; [] without an entry."""
+        entry = self.entry_for(cluster, principal_arn)
+        if entry is None:
+            return []
+        return [
+            Association(a.policy_arn, a.scope_type, tuple(a.namespaces))
+            for a in sorted(entry.policies.values(), key=lambda a: a.policy_arn)
+        ]
+
+    def add_association(
+        self,
+        cluster: str,
+        principal_arn: str,
+        policy: str,
+        scope_type: str = "cluster",
+        namespaces: tuple[str, ...] = (),
+    ) -> None:
+        """Associates as another writer would, on any entry type (EKS itself associates
+        AmazonEKSAutoNodePolicy with Auto Mode's ``EC2`` entries, which the API refuses to list for
+        callers): test setup for associations the service must leave alone. Not logged as a call."""
+        with self._lock:
+            state = self._cluster(cluster)
+            entry = state.entries.get(principal_arn)
+            if entry is None:
+                raise ValueError(f"no access entry for {principal_arn} in {cluster}")
+            now = self.clock()
+            entry.policies[policy] = PolicyAssociation(policy, scope_type, list(namespaces), now, now)
+
+    def authorizing_associations(self, cluster: str, canonical_arn: str, unique_id: str) -> list[Association] | None:
+        """The associations that apply to a caller the authenticator mapped from an access entry: the
+        propagated entry whose principal has this unique id and (role path stripped) this canonical
+        ARN, as the authenticator matches it. None when no entry maps the caller (an aws-auth
+        mapping, a stale or still propagating entry, a CONFIG_MAP cluster, an unknown cluster)."""
+        with self._lock:
+            state = self._clusters.get(cluster)
+            if state is None or state.mode == "CONFIG_MAP":
+                return None
+            now = self.clock()
+            for entry in state.entries.values():
+                same = strip_role_path(entry.principal_arn).lower() == canonical_arn.lower()
+                if same and entry.principal_id == unique_id and not _pending(entry, now):
+                    return [
+                        Association(a.policy_arn, a.scope_type, tuple(a.namespaces)) for a in entry.policies.values()
+                    ]
+            return None
+
     # -- test hooks ------------------------------------------------------------------------------
 
     @property
@@ -550,6 +599,12 @@ class EksEmulator:
                 f"The specified access entry resource is not found: {principal_arn}.",
                 state.name,
             )
+        return entry
+
+    def _standard_entry(self, state: ClusterState, principal_arn: str) -> AccessEntry:
+        entry = self._entry(state, principal_arn)
+        if entry.type != "STANDARD":
+            raise _invalid(STANDARD_ONLY, state.name)
         return entry
 
     # -- clusters --------------------------------------------------------------------------------
@@ -735,32 +790,45 @@ class EksEmulator:
         return {}
 
     def _associate_access_policy(self, params: dict[str, Any], region: str | None) -> dict[str, Any]:
+        """One association per (entry, policy); associating a policy the entry already has REPLACES
+        its scope in this one call: the association stays (``associatedAt`` kept, ``modifiedAt``
+        moved), and at no moment does the entry lack it.
+
+        The sources. botocore's model (eks 2017-11-01, ``AssociateAccessPolicy``): "Associates an
+        access policy and its scope to an access entry", refers to the user guide's "Associating and
+        disassociating access policies to and from access entries", and its ``AccessScope`` says of
+        ``namespaces``: "A value is required if you specified namespace for Type". That page
+        (docs.aws.amazon.com/eks/latest/userguide/access-policies.html): "you can only associate each
+        policy to an access entry once"; "You can change the access scope for an access policy after
+        you associate it to an access entry. If you've scoped the access policy to Kubernetes
+        namespaces, you can add and remove namespaces for the association, as necessary"; and, under
+        the CLI steps: "If you later want to change the scope of an associated access policy, run the
+        previous command again with the new scope. For example, if you wanted to remove
+        my-namespace2, you'd run the command again using type=namespace,namespaces=my-namespace1 only.
+        If you wanted to change the scope from namespace to cluster, you'd run the command again using
+        type=cluster". The EKS API reference for AssociateAccessPolicy says no more than botocore.
+
+        Refusals, in EKS's order: the cluster and its mode, the entry (404, also while it
+        propagates), its type ("You can assign one or more access policies to access entries of type
+        STANDARD"; EKS answers InvalidParameterException with ``STANDARD_ONLY``, as reported from
+        the ACK controller's calls on a node role's entry), then the policy ARN and the scope."""
         state = self._entry_cluster(params, region)
-        entry = self._entry(state, params["principalArn"])
+        entry = self._standard_entry(state, params["principalArn"])
         policy = str(params.get("policyArn", ""))
-        if policy not in dict((arn, name) for name, arn in ACCESS_POLICIES):
+        if policy not in {arn for _, arn in ACCESS_POLICIES}:
             raise _invalid(f"The specified policyArn is invalid: {policy}.", state.name)
-        if entry.type in NODE_TYPES:
-            raise _invalid(f"Access policies cannot be associated with access entries of type {entry.type}.")
-        scope = params.get("accessScope") or {}
-        scope_type, namespaces = scope.get("type"), list(scope.get("namespaces") or [])
-        if scope_type == "namespace" and not namespaces:
-            raise _invalid("An accessScope of type namespace needs at least one namespace.", state.name)
-        if scope_type == "cluster" and namespaces:
-            raise _invalid("An accessScope of type cluster cannot have namespaces.", state.name)
-        if scope_type not in ("cluster", "namespace"):
-            raise _invalid(f"The accessScope type {scope_type} is invalid.", state.name)
+        scope_type, namespaces = _scope(params.get("accessScope"), state.name)
         now = self.clock()
         found = entry.policies.get(policy)
         if found is None:
             found = entry.policies[policy] = PolicyAssociation(policy, scope_type, namespaces, now, now)
-        else:  # associating again replaces the scope
+        else:  # associating again replaces the scope, in place
             found.scope_type, found.namespaces, found.modified_at = scope_type, namespaces, now
         return {"clusterName": state.name, "principalArn": entry.principal_arn, "associatedAccessPolicy": found.view()}
 
     def _disassociate_access_policy(self, params: dict[str, Any], region: str | None) -> dict[str, Any]:
         state = self._entry_cluster(params, region)
-        entry = self._entry(state, params["principalArn"])
+        entry = self._standard_entry(state, params["principalArn"])
         if entry.policies.pop(params["policyArn"], None) is None:
             raise EksError(
                 "ResourceNotFoundException", f"The policy {params['policyArn']} is not associated.", state.name
@@ -768,8 +836,11 @@ class EksEmulator:
         return {}
 
     def _list_associated_access_policies(self, params: dict[str, Any], region: str | None) -> dict[str, Any]:
+        """Pages of 1-100 (default 100) by policy ARN. On an entry that is not STANDARD, EKS answers
+        400 InvalidParameterException ``STANDARD_ONLY`` (an error botocore's model does not declare
+        for this operation; seen by the ACK controller reading a node role's entry)."""
         state = self._entry_cluster(params, region)
-        entry = self._entry(state, params["principalArn"])
+        entry = self._standard_entry(state, params["principalArn"])
         associations = sorted(entry.policies.values(), key=lambda a: a.policy_arn)
         page, token = _page(associations, lambda a: a.policy_arn, params.get("maxResults"), params.get("nextToken"))
         return _without_none(
@@ -850,6 +921,21 @@ def _principal(arn: str, cluster: str) -> tuple[str, str, str]:
     if kind == "role" and rest.startswith("aws-service-role/"):
         raise _invalid("The specified principalArn is invalid: service-linked roles are not supported.", cluster)
     return kind, account, rest.rsplit("/", 1)[-1]
+
+
+def _scope(scope: Any, cluster: str) -> tuple[str, list[str]]:
+    """(type, namespaces) of an accessScope EKS accepts, else InvalidParameterException."""
+    scope = scope if isinstance(scope, dict) else {}
+    scope_type, namespaces = scope.get("type"), list(scope.get("namespaces") or [])
+    if scope_type not in ("cluster", "namespace"):
+        raise _invalid(f"The accessScope type {scope_type} is invalid.", cluster)
+    if scope_type == "namespace" and not namespaces:
+        raise _invalid("An accessScope of type namespace needs at least one namespace.", cluster)
+    if scope_type == "cluster" and namespaces:
+        raise _invalid("An accessScope of type cluster cannot have namespaces.", cluster)
+    if any(not isinstance(n, str) or not n for n in namespaces):
+        raise _invalid("A namespace in accessScope cannot be empty.", cluster)
+    return scope_type, namespaces
 
 
 def _check_groups(groups: list[str], cluster: str) -> None:

@@ -24,12 +24,14 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.conftest import Environment
+from tests.harness.access_policies import CATALOGUE, Association
 from tests.harness.authenticator import AccessEntryMapping, TokenAuthenticator
 from tests.harness.aws import secret_for
 from tests.harness.eks_emulator import (
     ACCESS_ENTRY_OPERATIONS,
     CONFIG_MAP_REFUSAL,
     OPERATIONS,
+    STANDARD_ONLY,
     EksEmulator,
     moto_principal_id,
 )
@@ -284,7 +286,20 @@ def test_node_type_entries(eks: EksEmulator, eks_client: EKSClient, cluster: str
             clusterName=cluster, principalArn=node, policyArn=VIEW, accessScope={"type": "cluster"}
         )
     )
-    assert no_policy[:2] == ("InvalidParameterException", 400)
+    assert no_policy[:2] == ("InvalidParameterException", 400) and no_policy[2]["message"] == STANDARD_ONLY
+    for entry in (node, fargate):
+        target: dict[str, Any] = {"clusterName": cluster, "principalArn": entry}
+        listed = error_of(lambda: eks_client.list_associated_access_policies(**target))  # noqa: B023
+        dropped = error_of(lambda: eks_client.disassociate_access_policy(**target, policyArn=VIEW))  # noqa: B023
+        for code, status, body in (listed, dropped):
+            assert (code, status, body["message"], body["clusterName"]) == (
+                "InvalidParameterException",
+                400,
+                STANDARD_ONLY,
+                cluster,
+            )
+    eks.add_association(cluster, node, POLICY + "AmazonEKSAutoNodePolicy")  # as EKS's own writer would
+    assert [a.policy_name for a in eks.associations(cluster, node)] == ["AmazonEKSAutoNodePolicy"]
 
 
 def invalid_creates(user: Principal, service_linked: str) -> dict[str, dict[str, Any]]:
@@ -545,6 +560,10 @@ def arn_of(i: int) -> str:
     return f"arn:aws:iam::{ACCOUNT}:user/u{i:03d}"
 
 
+def pages_of(size: int, total: int) -> list[int]:
+    return [min(size, total - start) for start in range(0, total, size)]
+
+
 def test_list_access_entries_pages_through_250_entries(private: Callable[..., Private]) -> None:
     p = private()
     for i in range(250):
@@ -591,9 +610,94 @@ def test_list_access_entries_pages_through_250_entries(private: Callable[..., Pr
         **target, PaginationConfig={"PageSize": 2}
     )
     sizes = [len(x["associatedAccessPolicies"]) for x in associated]
-    assert sizes == [2, 2, 1]
-    policies = list(p.client.get_paginator("list_access_policies").paginate(PaginationConfig={"PageSize": 2}))
-    assert [len(x["accessPolicies"]) for x in policies] == [2, 2, 1]
+    assert sizes == pages_of(2, len(CATALOGUE))
+    policies = list(p.client.get_paginator("list_access_policies").paginate(PaginationConfig={"PageSize": 5}))
+    assert [len(x["accessPolicies"]) for x in policies] == pages_of(5, len(CATALOGUE))
+    assert sorted(x["name"] for page in policies for x in page["accessPolicies"]) == sorted(CATALOGUE)
+
+
+def test_associating_a_policy_again_replaces_its_scope_in_one_call(private: Callable[..., Private]) -> None:
+    """As the user guide says: "If you later want to change the scope of an associated access policy,
+    run the previous command again with the new scope" — the association is never absent."""
+    p = private()
+    target: dict[str, Any] = {"clusterName": p.cluster, "principalArn": arn_of(1)}
+    p.client.create_access_entry(**target)
+    p.emulator.clear_calls()
+    first = p.client.associate_access_policy(
+        **target, policyArn=VIEW, accessScope={"type": "namespace", "namespaces": ["a"]}
+    )["associatedAccessPolicy"]
+    p.clock.now += 60
+    second = p.client.associate_access_policy(
+        **target, policyArn=VIEW, accessScope={"type": "namespace", "namespaces": ["a", "b", "team-*"]}
+    )["associatedAccessPolicy"]
+    assert second["accessScope"] == {"type": "namespace", "namespaces": ["a", "b", "team-*"]}
+    assert (
+        second["associatedAt"] == first["associatedAt"]
+        and (second["modifiedAt"] - first["modifiedAt"]).total_seconds() == 60
+    )
+    listed = p.client.list_associated_access_policies(**target)["associatedAccessPolicies"]
+    assert len(listed) == 1 and listed[0]["accessScope"] == second["accessScope"]
+    assert p.emulator.associations(p.cluster, arn_of(1)) == [Association(VIEW, "namespace", ("a", "b", "team-*"))]
+    p.client.associate_access_policy(**target, policyArn=VIEW, accessScope={"type": "cluster"})
+    assert p.emulator.associations(p.cluster, arn_of(1)) == [Association(VIEW, "cluster", ())]
+    assert [c.operation for c in p.emulator.calls] == [
+        "AssociateAccessPolicy",
+        "AssociateAccessPolicy",
+        "ListAssociatedAccessPolicies",
+        "AssociateAccessPolicy",
+    ]
+    assert len(p.emulator.calls_to("DisassociateAccessPolicy")) == 0
+
+    p.client.disassociate_access_policy(**target, policyArn=VIEW)
+    assert p.emulator.associations(p.cluster, arn_of(1)) == []
+    assert len(p.emulator.calls_to("DisassociateAccessPolicy", cluster=p.cluster)) == 1
+
+
+def test_association_refusals(private: Callable[..., Private]) -> None:
+    p = private()
+    target: dict[str, Any] = {"clusterName": p.cluster, "principalArn": arn_of(1)}
+    p.client.create_access_entry(**target)
+    unchecked = client_for(p.emulator, Config(parameter_validation=False, retries={"total_max_attempts": 1}))
+    scopes: dict[str, Any] = {
+        "namespace scope without namespaces": {"type": "namespace"},
+        "namespace scope with an empty list": {"type": "namespace", "namespaces": []},
+        "cluster scope with namespaces": {"type": "cluster", "namespaces": ["a"]},
+        "an unknown scope type": {"type": "everything"},
+        "an empty namespace": {"type": "namespace", "namespaces": ["a", ""]},
+    }
+    for case, scope in scopes.items():
+        refused = error_of(lambda: unchecked.associate_access_policy(**target, policyArn=VIEW, accessScope=scope))  # noqa: B023
+        assert refused[:2] == ("InvalidParameterException", 400) and refused[2]["clusterName"] == p.cluster, case
+    for bad in (POLICY + "AmazonEKSNoSuchPolicy", "AmazonEKSViewPolicy", "arn:aws:iam::aws:policy/ReadOnlyAccess"):
+        refused = error_of(
+            lambda: p.client.associate_access_policy(**target, policyArn=bad, accessScope={"type": "cluster"})  # noqa: B023
+        )
+        assert refused[:2] == ("InvalidParameterException", 400), bad
+    nobody: dict[str, Any] = {"clusterName": p.cluster, "principalArn": arn_of(2)}
+    for call in (
+        lambda: p.client.associate_access_policy(**nobody, policyArn=VIEW, accessScope={"type": "cluster"}),
+        lambda: p.client.list_associated_access_policies(**nobody),
+        lambda: p.client.disassociate_access_policy(**nobody, policyArn=VIEW),
+    ):
+        assert error_of(call)[:2] == ("ResourceNotFoundException", 404)
+    assert p.emulator.associations(p.cluster, arn_of(1)) == []  # nothing refused was stored
+    for name in CATALOGUE[:3]:
+        p.client.associate_access_policy(**target, policyArn=POLICY + name, accessScope={"type": "cluster"})
+    first = p.client.list_associated_access_policies(**target, maxResults=2)
+    rest = p.client.list_associated_access_policies(**target, nextToken=first["nextToken"])
+    assert [len(first["associatedAccessPolicies"]), len(rest["associatedAccessPolicies"])] == [2, 1]
+    assert "nextToken" not in rest
+    assert error_of(lambda: p.client.list_associated_access_policies(**target, nextToken="bogus"))[:2] == (
+        "InvalidParameterException",
+        400,
+    )
+
+
+def test_the_access_policy_catalogue(eks_client: EKSClient) -> None:
+    listed = {p["name"]: p["arn"] for p in eks_client.list_access_policies()["accessPolicies"]}
+    assert listed == {name: POLICY + name for name in CATALOGUE}
+    for name in ("View", "Edit", "Admin", "AdminView", "ClusterAdmin"):
+        assert f"AmazonEKS{name}Policy" in listed
 
 
 def test_the_entry_quota(private: Callable[..., Private]) -> None:
@@ -701,6 +805,16 @@ def _container_problems(value: Any, shape: Shape, where: str) -> list[str]:
     return found
 
 
+# Errors EKS answers that botocore's model does not declare for the operation: on an entry that is not
+# STANDARD, ListAssociatedAccessPolicies (reported by the ACK controller reading a node role's entry:
+# "InvalidParameterException: This operation can only be performed on Access Entries with a type of
+# \"STANDARD\".", 400) and, by the same rule, DisassociateAccessPolicy.
+UNDECLARED_ERRORS = {
+    ("ListAssociatedAccessPolicies", "InvalidParameterException"),
+    ("DisassociateAccessPolicy", "InvalidParameterException"),
+}
+
+
 def test_every_response_is_what_the_model_says_the_operation_returns(private: Callable[..., Private]) -> None:
     p = private(entry_quota=2)
     c, eks_client = p.cluster, p.client
@@ -739,6 +853,12 @@ def test_every_response_is_what_the_model_says_the_operation_returns(private: Ca
     eks_client.create_access_entry(clusterName=c, principalArn=arn_of(4))
     for failure in failing:
         error_of(failure)
+    eks_client.delete_access_entry(clusterName=c, principalArn=arn_of(4))
+    node: dict[str, Any] = {"clusterName": c, "principalArn": f"arn:aws:iam::{ACCOUNT}:role/node"}
+    eks_client.create_access_entry(**node, type="EC2_LINUX")
+    error_of(lambda: eks_client.list_associated_access_policies(**node))
+    error_of(lambda: eks_client.disassociate_access_policy(**node, policyArn=VIEW))
+    error_of(lambda: eks_client.associate_access_policy(**node, policyArn=VIEW, accessScope={"type": "cluster"}))
     p.emulator.add_cluster("model-cm", region=REGION, endpoint="https://127.0.0.1:1", ca_data="Q0E=", mode="CONFIG_MAP")
     error_of(lambda: eks_client.list_access_entries(clusterName="model-cm"))
     p.emulator.fail_next("DescribeCluster")
@@ -761,6 +881,9 @@ def test_every_response_is_what_the_model_says_the_operation_returns(private: Ca
             assert problems(call.response, operation.output_shape, call.operation) == []
             continue
         declared = {shape.name: shape for shape in operation.error_shapes}
+        if (call.operation, call.error_code) in UNDECLARED_ERRORS:
+            assert (call.status, call.response["message"]) == (400, STANDARD_ONLY), call
+            continue
         assert call.error_code in declared, (call.operation, call.error_code)
         error = declared[call.error_code]
         assert error.metadata["error"]["httpStatusCode"] == call.status, call
