@@ -36,7 +36,7 @@ from chalicelib.config.settings import WORK_QUEUE_VARIABLE
 from chalicelib.entry import service
 from chalicelib.errors import SyncError, TransientError
 from chalicelib.model.ports import ClusterPorts
-from chalicelib.run import runner
+from chalicelib.run.runtime import Runtime, installed
 from tests.functional.fakes import config_text, seed_world
 from tests.harness.aws import moto_server
 from tests.harness.cloudtrail import iam_event
@@ -154,9 +154,8 @@ def fanout() -> None:
         return reach(cluster)
 
     shell.cluster = slow  # type: ignore[method-assign]
-    made = runner.make_shell
-    runner.make_shell = lambda: shell
     with (
+        installed(Runtime(shell=lambda: shell)),
         tempfile.TemporaryDirectory() as tmp,
         moto_server(),
         environment(
@@ -187,7 +186,6 @@ def fanout() -> None:
         with contextlib.suppress(SyncError):  # the hung cluster fails the serial run, after all others were tried
             service.reconcile_all()
         serial_seconds = time.perf_counter() - started
-    runner.make_shell = made
     failed = sum(len(r["batchItemFailures"]) for r in responses)
     calls = -(-CLUSTERS // 10)
     print(

@@ -25,13 +25,17 @@ from chalicelib.deploy import checks as deploy_checks
 if TYPE_CHECKING:
     from chalicelib.entry.commands.common import Reach
     from chalicelib.entry.output import CommandResult
+    from chalicelib.run.runtime import Runtime
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, runtime: Runtime | None = None) -> int:
+    """``runtime``: the effects the commands run with (default: the current one, AWS's unless the host
+    installed another)."""
     args = _parser().parse_args(argv)
     args.out = sys.stdout
+    args.runtime = runtime
     from chalicelib.errors import SyncError  # noqa: PLC0415
 
     with _terminal_logging(), contextlib.redirect_stdout(sys.stderr):
@@ -224,7 +228,7 @@ def _emit(args: argparse.Namespace, result: CommandResult, form: str = "text", s
 def _reach(args: argparse.Namespace) -> Reach:
     from chalicelib.entry.commands.common import Reach  # noqa: PLC0415
 
-    return Reach(args.cluster, args.kubeconfig, args.context)
+    return Reach(args.cluster, args.kubeconfig, args.context, args.runtime)
 
 
 def _read(args: argparse.Namespace) -> tuple[str, Config | ConfigError]:

@@ -11,6 +11,7 @@ is missing, deleting nothing).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -48,6 +49,8 @@ class Options:
     # A full run's fresh IAM read (a scope: those principals; None: everyone), so that what it is
     # about to change is re-read first and an event handled meanwhile is never undone.
     reread: Callable[[PrincipalScope | None], IamSnapshot] | None = field(default=None, compare=False)
+    # How the identity backends wait out their backoff (the Runtime's sleep).
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
 
 
 @dataclass(frozen=True)
@@ -209,14 +212,21 @@ def identity_backend(
     protected, and so is the role the service reaches this cluster as (a cluster in another account)."""
     policy = guardrail_policy(config, options, ports.caller_arn)
     if choose_backend(config.cluster(ports.name), ports.authentication_mode) == "configMap":
-        return aws_auth_writer(config, ports, policy, observer)
+        return aws_auth_writer(config, ports, policy, observer, options.sleep)
     if ports.access_entries is None:
         raise PermanentError(f"cluster {ports.name}: the EKS access-entry API is not reachable from here")
-    return AccessEntriesBackend(ports.access_entries, observer, policy)
+    return AccessEntriesBackend(ports.access_entries, observer, policy, sleep=options.sleep)
 
 
-def aws_auth_writer(config: Config, ports: ClusterPorts, policy: Policy, observer: Observer) -> AwsAuthWriter:
-    return AwsAuthWriter(ports.config_maps, observer, policy, WriterSettings(backups=config.aws_auth.backups))
+def aws_auth_writer(
+    config: Config,
+    ports: ClusterPorts,
+    policy: Policy,
+    observer: Observer,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AwsAuthWriter:
+    settings = WriterSettings(backups=config.aws_auth.backups)
+    return AwsAuthWriter(ports.config_maps, observer, policy, settings, sleep=sleep)
 
 
 def guardrail_policy(config: Config, options: Options, caller_arn: str | None = None) -> Policy:

@@ -20,33 +20,25 @@ from typing import Any
 
 from aws_lambda_powertools import Tracer
 
-from chalicelib.adapters.observability import SERVICE, LogObserver
+from chalicelib.adapters.observability import SERVICE
 from chalicelib.config import Config
 from chalicelib.config.settings import timeouts
 from chalicelib.engine.events import Trigger
 from chalicelib.engine.workitems import WorkItem
 from chalicelib.errors import PermanentError, SyncError, TransientError
 from chalicelib.model import deadlines
-from chalicelib.model.ports import ClusterPorts, IamPort, Shell
+from chalicelib.model.ports import ClusterPorts, IamPort, Observer, Shell
 from chalicelib.model.principals import PrincipalScope
 from chalicelib.model.snapshot import IamSnapshot
 from chalicelib.run.reconcile import ClusterReport, Options, identity_backend, reconcile_cluster
 from chalicelib.run.results import as_json, failure
+from chalicelib.run.runtime import Runtime
 from chalicelib.run.scope import resolve_scope
 
 # X-Ray (aws_xray_sdk costs ~180 ms to import: created here, on the path that talks to clusters,
 # not in the handlers' import). Off outside Lambda and wherever POWERTOOLS_TRACE_DISABLED=true.
 tracer = Tracer(service=SERVICE)
 
-
-def default_shell() -> Shell:
-    from chalicelib.adapters.shell import AwsShell  # noqa: PLC0415 - boto3 sessions only when a run needs them
-
-    return AwsShell()
-
-
-# What the handlers build their ports with; the functional tests give it in-memory fakes.
-make_shell: Callable[[], Shell] = default_shell
 
 # A cluster as the loop receives it: its ports, the error that prevented them, or how to reach it —
 # called inside the cluster's own scope, so that AssumeRole and DescribeCluster count against its
@@ -61,24 +53,20 @@ class UnexpectedError(PermanentError):
 
 @tracer.capture_method
 def run_event(
-    config: Config,
-    trigger: Trigger,
-    shell: Shell | None = None,
-    deadline: float | None = None,
-    only: str | None = None,
+    config: Config, trigger: Trigger, runtime: Runtime, deadline: float | None = None, only: str | None = None
 ) -> dict[str, Any]:
     """``only``: that one cluster (a work item's), whose ledger alone names a deleted group's members."""
-    shell = shell or make_shell()
+    shell = runtime.shell()
     if trigger.renamed_groups:
-        raise _renamed(trigger)
+        raise refuse_renamed(trigger, runtime.observer(""))
     # A deleted group's former members are read from the clusters: reached before the loop then.
-    reached = connect(config, shell, only, deadline=deadline) if trigger.deleted_groups else None
+    reached = connect(config, shell, runtime, only, deadline) if trigger.deleted_groups else None
     clusters: Mapping[str, Reach] = reached if reached is not None else reachable(config, shell, only)
     iam = shell.iam(config.iam_role)
     scope = resolve_scope(
         trigger,
         members=iam.members,
-        former_members=lambda groups: _former_members(config, reached or {}, groups, deadline),
+        former_members=lambda groups: _former_members(config, reached or {}, groups, runtime, deadline),
     )
     snapshot = iam.scoped_snapshot(scope.names("user"), scope.names("role"))
     options = Options(
@@ -87,32 +75,25 @@ def run_event(
         reason=f"{trigger.event_name} {trigger.event_id}",
         rebinds=trigger.rebinds,
     )
-    return lambda_result(reconcile_clusters(config, clusters, snapshot, scope, options, deadline))
+    return lambda_result(reconcile_clusters(config, clusters, snapshot, scope, options, runtime, deadline))
 
 
 @tracer.capture_method
 def run_full(
-    config: Config, shell: Shell | None = None, deadline: float | None = None, only: str | None = None
+    config: Config, runtime: Runtime, deadline: float | None = None, only: str | None = None
 ) -> dict[str, Any]:
-    shell = shell or make_shell()
+    shell = runtime.shell()
     clusters = reachable(config, shell, only)
-    view = IamView(shell.iam(config.iam_role))
+    view = IamView(shell.iam(config.iam_role), clock=runtime.clock)
     options = Options(own_arns=frozenset({shell.own_arn()}))
-    return lambda_result(reconcile_clusters(config, clusters, view, None, options, deadline))
+    return lambda_result(reconcile_clusters(config, clusters, view, None, options, runtime, deadline))
 
 
-def run_item(
-    config: Config, item: WorkItem, shell: Shell | None = None, deadline: float | None = None
-) -> dict[str, Any]:
+def run_item(config: Config, item: WorkItem, runtime: Runtime, deadline: float | None = None) -> dict[str, Any]:
     """One work item: its cluster alone, a full run or the item's principals, read again from IAM."""
     if item.everyone:
-        return run_full(config, shell, deadline, only=item.cluster)
-    return run_event(config, item.trigger(), shell, deadline, only=item.cluster)
-
-
-def refuse_renamed(trigger: Trigger) -> PermanentError:
-    """The refusal of a configured group's rename (logged, counted): for a batch to fail that record alone."""
-    return _renamed(trigger)
+        return run_full(config, runtime, deadline, only=item.cluster)
+    return run_event(config, item.trigger(), runtime, deadline, only=item.cluster)
 
 
 class IamView:
@@ -147,7 +128,7 @@ def _reacher(shell: Shell, cluster: Any) -> Callable[[], ClusterPorts]:
 
 
 def connect(
-    config: Config, shell: Shell, only: str | None = None, deadline: float | None = None
+    config: Config, shell: Shell, runtime: Runtime, only: str | None = None, deadline: float | None = None
 ) -> dict[str, ClusterPorts | SyncError]:
     """The ports of each configured cluster (``only`` one, when named), or the error that prevents
     them, each reached in its own scope; for what needs every cluster before the loop."""
@@ -155,14 +136,14 @@ def connect(
     for name, reach in reachable(config, shell, only).items():
         with deadlines.scope(f"cluster {name}", deadline):
             try:
-                _check_time_left(deadline)
+                _check_time_left(deadline, runtime.clock)
                 reached[name] = _reached(reach)
             except SyncError as err:
                 reached[name] = err
             except MemoryError:
                 raise
             except Exception as err:
-                reached[name] = _unexpected(LogObserver(name), err)
+                reached[name] = _unexpected(runtime.observer(name), err)
     return reached
 
 
@@ -172,6 +153,7 @@ def reconcile_clusters(
     snapshot: IamSnapshot | IamView,
     scope: PrincipalScope | None,
     options: Options,
+    runtime: Runtime,
     deadline: float | None = None,
 ) -> dict[str, ClusterReport | SyncError]:
     """Each cluster in turn, in its own scope; a failure is returned in its place, never stopping
@@ -179,14 +161,15 @@ def reconcile_clusters(
     leaves less than one cluster's budget, and stops, request by request, at its first transport
     failure or when one request's bound no longer fits: it is retried instead."""
     results: dict[str, ClusterReport | SyncError] = {}
+    options = replace(options, sleep=runtime.sleep)
     for name, reach in clusters.items():
-        observer = LogObserver(name)
-        started = time.monotonic()
+        observer = runtime.observer(name)
+        started = runtime.clock()
         with deadlines.scope(f"cluster {name}", deadline):
             try:
                 if isinstance(reach, SyncError):
                     raise reach
-                _check_time_left(deadline)
+                _check_time_left(deadline, runtime.clock)
                 ports = _reached(reach)
                 if isinstance(snapshot, IamView):
                     current, run = snapshot.current(), replace(options, reread=snapshot.reread)
@@ -211,7 +194,7 @@ def reconcile_clusters(
             except Exception as err:  # KeyboardInterrupt and SystemExit are not Exceptions: they still stop the run
                 results[name] = _unexpected(observer, err)
             finally:
-                observer.milliseconds("ReconcileDuration", (time.monotonic() - started) * 1000)
+                observer.milliseconds("ReconcileDuration", (runtime.clock() - started) * 1000)
     return results
 
 
@@ -221,7 +204,7 @@ def _reached(reach: Reach) -> ClusterPorts:
     return reach() if callable(reach) else reach
 
 
-def _unexpected(observer: LogObserver, err: Exception) -> UnexpectedError:
+def _unexpected(observer: Observer, err: Exception) -> UnexpectedError:
     """Logged with the traceback's innermost frames (a RecursionError's is a thousand deep), counted."""
     observer.error(
         "reconcile failed: unexpected error (a bug: please report it with this log line)",
@@ -246,25 +229,24 @@ def lambda_result(results: dict[str, ClusterReport | SyncError]) -> dict[str, An
     return {name: as_json(result) for name, result in results.items()}
 
 
-def _renamed(trigger: Trigger) -> PermanentError:
+def refuse_renamed(trigger: Trigger, observer: Observer) -> PermanentError:
     """A configured group was renamed: nobody is revoked (full runs keep its members), and the
-    operator is told, loudly, what to change."""
+    operator is told, loudly, what to change (logged, counted; a batch fails that record alone)."""
     message = "; ".join(
         f"configured IAM group {old!r} was renamed to {new!r} by {trigger.actor or 'someone'} in event "
         f"{trigger.event_id}: update the configuration (identities.groups[].iamGroup)"
         for old, new in trigger.renamed_groups
     )
-    observer = LogObserver()
     observer.error("configured group renamed", detail=message)
     observer.count("Refusals", reason="configured-group-renamed")
     return PermanentError(message)
 
 
-def _check_time_left(deadline: float | None) -> None:
+def _check_time_left(deadline: float | None, clock: Callable[[], float]) -> None:
     if deadline is None:
         return
     budget = timeouts().budget
-    left = deadline - time.monotonic()
+    left = deadline - clock()
     if left < budget:
         raise TransientError(
             f"not tried: {left:.0f} s left in this invocation, under one cluster's budget ({budget:.0f} s)"
@@ -272,20 +254,25 @@ def _check_time_left(deadline: float | None) -> None:
 
 
 def _former_members(
-    config: Config, clusters: dict[str, ClusterPorts | SyncError], groups: tuple[str, ...], deadline: float | None
+    config: Config,
+    clusters: dict[str, ClusterPorts | SyncError],
+    groups: tuple[str, ...],
+    runtime: Runtime,
+    deadline: float | None,
 ) -> frozenset[str]:
     """A deleted group's members can no longer be listed: what the service recorded says whom it mapped."""
     users: set[str] = set()  # as the ledger or the entries spell them
     for name, ports in clusters.items():
         if isinstance(ports, SyncError):
             continue
+        observer = runtime.observer(name)
         with deadlines.scope(f"cluster {name}", deadline):
             try:
-                users |= identity_backend(config, ports, Options(), LogObserver(name)).members_of(groups)
+                users |= identity_backend(config, ports, Options(sleep=runtime.sleep), observer).members_of(groups)
             except SyncError as err:
-                LogObserver(name).warning("former members of a deleted group not read", detail=str(err))
+                observer.warning("former members of a deleted group not read", detail=str(err))
             except MemoryError:
                 raise
             except Exception as err:  # the cluster's own run will fail the same way, counted there
-                LogObserver(name).warning("former members of a deleted group not read", detail=repr(err)[:500])
+                observer.warning("former members of a deleted group not read", detail=repr(err)[:500])
     return frozenset(users)

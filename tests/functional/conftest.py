@@ -19,13 +19,11 @@ from chalice.test import Client
 
 from chalicelib.adapters.observability import logger
 from chalicelib.config import Config, load_config
-from chalicelib.engine.accessentries.backend import AccessEntriesBackend
-from chalicelib.engine.awsauth.writer import AwsAuthWriter
 from chalicelib.entry import service
 from chalicelib.model.ports import Shell
 from chalicelib.model.principals import PrincipalScope
-from chalicelib.run import reconcile, runner
 from chalicelib.run.reconcile import ClusterReport, Options, reconcile_cluster
+from chalicelib.run.runtime import Runtime, installed
 from tests.functional.fakes import FakeShell, RecordingObserver, config_text, seed_world
 from tests.harness.cloudtrail import iam_event, scheduled_event
 from tests.isolation import isolated
@@ -96,16 +94,34 @@ def config(config_path: Path) -> Config:
 
 
 @pytest.fixture
-def use_shell(monkeypatch: pytest.MonkeyPatch, shell: FakeShell) -> list[Shell]:
-    """Every shell the service layer builds is the fake; the list grows by one per build."""
-    made: list[Shell] = []
+def sleeps() -> list[float]:
+    """The identity backends' backoff (aws-auth conflicts, access-entry propagation), recorded
+    instead of slept: the runtime's sleep."""
+    return []
+
+
+@pytest.fixture
+def shells_made() -> list[Shell]:
+    """Every shell the runtime built, in order."""
+    return []
+
+
+@pytest.fixture
+def runtime(shell: FakeShell, sleeps: list[float], shells_made: list[Shell]) -> Runtime:
+    """The fake world's runtime: every shell is the fake (recorded), backoff is recorded, not slept."""
 
     def make() -> Shell:
-        made.append(shell)
+        shells_made.append(shell)
         return shell
 
-    monkeypatch.setattr(runner, "make_shell", make)
-    return made
+    return Runtime(shell=make, sleep=sleeps.append)
+
+
+@pytest.fixture
+def use_shell(runtime: Runtime, shells_made: list[Shell]) -> Iterator[list[Shell]]:
+    """The handlers and the CLI run with the fake runtime; the list grows by one per shell built."""
+    with installed(runtime):
+        yield shells_made
 
 
 @dataclass
@@ -156,29 +172,14 @@ def lambdas(
         yield lambdas
 
 
-@pytest.fixture(autouse=True)
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The identity backends' backoff (aws-auth conflicts, access-entry propagation), recorded instead
-    of slept. reconcile offers no seam for their clock, so its factory is wrapped."""
-    slept: list[float] = []
-    build = reconcile.identity_backend
-
-    def without_sleeping(*args: Any, **kwargs: Any) -> Any:
-        backend = build(*args, **kwargs)
-        if isinstance(backend, AwsAuthWriter | AccessEntriesBackend):
-            backend.sleep = slept.append
-        return backend
-
-    monkeypatch.setattr(reconcile, "identity_backend", without_sleeping)
-    return slept
-
-
 @dataclass
 class Reconciler:
-    """reconcile_cluster on one fake cluster, as the service's own identity, with an observer to read."""
+    """reconcile_cluster on one fake cluster, as the service's own identity, with an observer to read
+    and the backoff recorded in ``sleeps``."""
 
     shell: FakeShell
     config: Config
+    sleeps: list[float]
     observers: list[RecordingObserver] = field(default_factory=list)
 
     def __call__(
@@ -192,7 +193,7 @@ class Reconciler:
         snapshot = iam.full_snapshot() if scope is None else iam.scoped_snapshot(scope.users, scope.roles)
         observer = RecordingObserver()
         self.observers.append(observer)
-        settings = Options(own_arns=frozenset({self.shell.arn}), **options)
+        settings = Options(own_arns=frozenset({self.shell.arn}), sleep=self.sleeps.append, **options)
         ports = self.shell.clusters[cluster].ports()
         return reconcile_cluster(config or self.config, ports, snapshot, observer, scope, settings)
 
@@ -202,5 +203,5 @@ class Reconciler:
 
 
 @pytest.fixture
-def reconciler(shell: FakeShell, config: Config) -> Reconciler:
-    return Reconciler(shell, config)
+def reconciler(shell: FakeShell, config: Config, sleeps: list[float]) -> Reconciler:
+    return Reconciler(shell, config, sleeps)

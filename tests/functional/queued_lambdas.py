@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -16,10 +16,10 @@ import pytest
 
 from chalicelib.config.settings import WORK_QUEUE_VARIABLE
 from chalicelib.engine.workitems import Message
-from chalicelib.entry import service
 from chalicelib.errors import PermanentError, SyncError, TransientError
 from chalicelib.model.ports import Shell
 from chalicelib.run import runner
+from chalicelib.run.runtime import Runtime, installed
 from tests.functional.conftest import Lambdas
 from tests.functional.fakes import CLUSTERS
 
@@ -73,7 +73,7 @@ class QueuedLambdas(Lambdas):
 
 @pytest.fixture
 def lambdas(
-    tmp_path: Path, config_path: Path, use_shell: list[Shell], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, config_path: Path, runtime: Runtime, use_shell: list[Shell], monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[QueuedLambdas]:
     from chalice import test as chalice_test  # noqa: PLC0415
     from chalice.test import Client  # noqa: PLC0415
@@ -97,7 +97,6 @@ def lambdas(
     monkeypatch.setenv(WORK_QUEUE_VARIABLE, QUEUE_URL)
     with Client(app, stage_name="functional", project_dir=str(project)) as client:
         queued = QueuedLambdas(client, use_shell)
-        monkeypatch.setattr(service, "make_work_queue", lambda url: queued.queue)
         run_item = runner.run_item
 
         def recording(*args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -111,7 +110,8 @@ def lambdas(
 
         monkeypatch.setattr(runner, "run_item", recording)
         monkeypatch.setattr(chalice_test, "LambdaContext", queued.context)
-        yield queued
+        with installed(replace(runtime, work_queue=lambda url: queued.queue)):
+            yield queued
 
 
 @pytest.fixture

@@ -136,10 +136,10 @@ def test_the_report_names_the_backend_used(reconciler, west) -> None:
     assert "  access entries: written" in as_text("fn-west", report)
 
 
-def test_a_backend_the_cluster_cannot_honour_fails_that_cluster_only(shell, west, write_config) -> None:
+def test_a_backend_the_cluster_cannot_honour_fails_that_cluster_only(runtime, shell, west, write_config) -> None:
     config = load_config(write_config(cluster_settings={"fn-west": {"backend": "configMap"}}))
     results = runner.reconcile_clusters(
-        config, runner.connect(config, shell), shell.iam_port.full_snapshot(), None, Options()
+        config, runner.connect(config, shell, runtime), shell.iam_port.full_snapshot(), None, Options(), runtime
     )
     failed = as_json(results["fn-west"])
     assert failed["status"] == "failed" and failed["errorKind"] == "permanent"

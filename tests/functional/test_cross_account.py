@@ -14,6 +14,7 @@ from chalicelib.engine.awsauth.parse import read_aws_auth
 from chalicelib.errors import Forbidden, PermanentError
 from chalicelib.model.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from chalicelib.run import runner
+from chalicelib.run.runtime import Runtime
 from tests.functional.conftest import Lambdas
 from tests.functional.fakes import GROUP, ROLE, FakeCluster, FakeIam, FakeShell, role_arn, user_arn
 
@@ -47,7 +48,7 @@ def west_as(role: str, external_id: str | None = EXTERNAL_ID, **settings: object
 
 
 def test_a_cluster_in_another_account_is_reached_as_its_role_which_is_protected_there_only(
-    shell: FakeShell, alice: str, write_config: Callable[..., Path]
+    runtime: Runtime, shell: FakeShell, alice: str, write_config: Callable[..., Path]
 ) -> None:
     shell.trusted_roles[OTHER_ACCOUNT_ROLE] = EXTERNAL_ID
     owned = {MANAGED_BY_LABEL: MANAGED_BY_VALUE}
@@ -55,7 +56,7 @@ def test_a_cluster_in_another_account_is_reached_as_its_role_which_is_protected_
         cluster.with_access_entries("API").put(OTHER_ACCOUNT_ROLE, "eks-iam-sync", ("eks-iam-sync",), owned)
     config = load_config(write_config(**west_as(OTHER_ACCOUNT_ROLE)))
 
-    result = runner.run_full(config, shell)
+    result = runner.run_full(config, runtime)
 
     assert shell.assumed == [(OTHER_ACCOUNT_ROLE, EXTERNAL_ID)]
     west, east = shell.clusters["fn-west"].access_entries, shell.clusters["fn-east"].access_entries
@@ -68,17 +69,17 @@ def test_a_cluster_in_another_account_is_reached_as_its_role_which_is_protected_
 
 
 def test_the_assumed_role_s_aws_auth_mapping_is_never_removed(
-    shell: FakeShell, write_config: Callable[..., Path]
+    runtime: Runtime, shell: FakeShell, write_config: Callable[..., Path]
 ) -> None:
     cluster_role = role_arn(ROLE)  # fn-west is reached as the configured role: mapped and owned there
     shell.trusted_roles[cluster_role] = None
     config = load_config(write_config(**west_as(cluster_role, external_id=None)))
-    runner.run_full(config, shell)
+    runner.run_full(config, runtime)
     assert cluster_role in mapped(shell.clusters["fn-west"]) and cluster_role in mapped(shell.clusters["fn-east"])
 
     shell.iam_port.delete_role(ROLE)
     with pytest.raises(PermanentError, match=r"cluster fn-west: .*protected-entry-changed"):
-        runner.run_full(config, shell)
+        runner.run_full(config, runtime)
     assert cluster_role in mapped(shell.clusters["fn-west"])  # refused there, not removed
     assert cluster_role not in mapped(shell.clusters["fn-east"])  # removed where it is nobody's identity
 
@@ -91,13 +92,18 @@ def test_the_assumed_role_s_aws_auth_mapping_is_never_removed(
     ],
 )
 def test_a_cluster_whose_role_cannot_be_assumed_fails_alone(
-    shell: FakeShell, alice: str, write_config: Callable[..., Path], trusted: dict[str, str | None], why: str
+    runtime: Runtime,
+    shell: FakeShell,
+    alice: str,
+    write_config: Callable[..., Path],
+    trusted: dict[str, str | None],
+    why: str,
 ) -> None:
     shell.trusted_roles.update(trusted)
     config = load_config(write_config(**west_as(OTHER_ACCOUNT_ROLE)))
 
     with pytest.raises(PermanentError) as raised:
-        runner.run_full(config, shell)
+        runner.run_full(config, runtime)
 
     message = str(raised.value)
     assert message.startswith("reconcile failed for cluster fn-west: Forbidden: sts:AssumeRole"), why
@@ -107,7 +113,7 @@ def test_a_cluster_whose_role_cannot_be_assumed_fails_alone(
 
 
 def test_iam_is_read_in_the_identity_account_as_iam_role_arn(
-    shell: FakeShell, alice: str, write_config: Callable[..., Path]
+    runtime: Runtime, shell: FakeShell, alice: str, write_config: Callable[..., Path]
 ) -> None:
     shell.trusted_roles[IDENTITY_ROLE] = None
     identity = shell.iam_accounts[IDENTITY_ROLE] = FakeIam(account="333333333333")
@@ -115,7 +121,7 @@ def test_iam_is_read_in_the_identity_account_as_iam_role_arn(
     identity.add_user("carol", groups=[GROUP])
     config = load_config(write_config(iam={"roleArn": IDENTITY_ROLE}))
 
-    runner.run_full(config, shell)
+    runner.run_full(config, runtime)
 
     for cluster in shell.clusters.values():
         assert identity_user("carol") in mapped(cluster)
@@ -140,9 +146,9 @@ def test_an_event_reads_the_identity_account_too(
 
 
 def test_an_identity_role_that_cannot_be_assumed_stops_the_run_before_any_write(
-    shell: FakeShell, alice: str, write_config: Callable[..., Path]
+    runtime: Runtime, shell: FakeShell, alice: str, write_config: Callable[..., Path]
 ) -> None:
     config = load_config(write_config(iam={"roleArn": IDENTITY_ROLE, "externalId": "wrong-id"}))
     with pytest.raises(Forbidden, match="sts:AssumeRole arn:aws:iam::333333333333:role/eks-iam-sync-iam-reader"):
-        runner.run_full(config, shell)
+        runner.run_full(config, runtime)
     assert shell.writes() == {name: [] for name in shell.clusters}

@@ -6,8 +6,8 @@ on_iam_event and reconcile_all send work items instead of reconciling when the q
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -15,8 +15,9 @@ import pytest
 from chalicelib.config.settings import WORK_QUEUE_VARIABLE
 from chalicelib.engine.awsauth.parse import read_aws_auth
 from chalicelib.engine.workitems import Message, WorkItem, body, parse
-from chalicelib.entry import service
 from chalicelib.errors import PermanentError, TransientError
+from chalicelib.model.ports import Shell
+from chalicelib.run.runtime import Runtime, installed
 from tests.functional.conftest import Lambdas
 from tests.functional.fakes import CLUSTERS, GROUP, FakeCluster, FakeShell, user_arn
 from tests.harness.cloudtrail import iam_event
@@ -44,11 +45,17 @@ class InMemoryQueue:
 
 
 @pytest.fixture
-def queue(monkeypatch: pytest.MonkeyPatch) -> InMemoryQueue:
+def queue(monkeypatch: pytest.MonkeyPatch, runtime: Runtime, use_shell: list[Shell]) -> Iterator[InMemoryQueue]:
+    """The work queue the runtime sends to, at the URL the environment names."""
     memory = InMemoryQueue()
     monkeypatch.setenv(WORK_QUEUE_VARIABLE, QUEUE_URL)
-    monkeypatch.setattr(service, "make_work_queue", lambda url: memory if url == QUEUE_URL else None)
-    return memory
+
+    def work_queue(url: str) -> InMemoryQueue:
+        assert url == QUEUE_URL
+        return memory
+
+    with installed(replace(runtime, work_queue=work_queue)):
+        yield memory
 
 
 def sqs_event(lambdas: Lambdas, bodies: Sequence[str], queue_name: str) -> dict[str, Any]:

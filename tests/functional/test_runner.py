@@ -19,6 +19,7 @@ from chalicelib.model.ports import ClusterPorts
 from chalicelib.run import runner
 from chalicelib.run.reconcile import ClusterReport, Options
 from chalicelib.run.results import as_json
+from chalicelib.run.runtime import Runtime
 from tests.functional.fakes import GROUP, FakeCluster, FakeShell, user_arn
 from tests.harness.cloudtrail import iam_event
 
@@ -36,9 +37,9 @@ def alice(shell: FakeShell) -> str:
 def reconcile_each(shell: FakeShell, config: Config) -> dict[str, ClusterReport | SyncError]:
     """What the handlers and the CLI both do: every cluster in turn, each failure in its place."""
     options = Options(own_arns=frozenset({shell.arn}))
-    return runner.reconcile_clusters(
-        config, runner.connect(config, shell), shell.iam_port.full_snapshot(), None, options
-    )
+    runtime = Runtime(shell=lambda: shell, sleep=lambda seconds: None)
+    snapshot = shell.iam_port.full_snapshot()
+    return runner.reconcile_clusters(config, runner.connect(config, shell, runtime), snapshot, None, options, runtime)
 
 
 def test_a_cluster_the_shell_cannot_reach_is_failed_in_its_place(shell, config, alice) -> None:
@@ -54,10 +55,10 @@ def test_a_cluster_the_shell_cannot_reach_is_failed_in_its_place(shell, config, 
     assert shell.clusters["fn-east"].calls() == {}
 
 
-def test_a_permanent_failure_is_raised_once_every_cluster_was_tried(shell, config, alice) -> None:
+def test_a_permanent_failure_is_raised_once_every_cluster_was_tried(runtime, shell, config, alice) -> None:
     shell.fail("cluster", Forbidden("eks:DescribeCluster: AccessDeniedException"), target="fn-east", always=True)
     with pytest.raises(PermanentError) as raised:
-        runner.run_full(config, shell)
+        runner.run_full(config, runtime)
     assert (
         str(raised.value)
         == "reconcile failed for cluster fn-east: Forbidden: eks:DescribeCluster: AccessDeniedException"
@@ -72,59 +73,59 @@ def test_a_permanent_failure_during_a_reconcile_is_returned_in_its_place(shell, 
     assert isinstance(results["fn-west"], ClusterReport) and alice in mapped_users(shell.clusters["fn-west"])
 
 
-def test_a_transient_failure_is_raised_after_every_cluster_was_tried(shell, config, alice) -> None:
+def test_a_transient_failure_is_raised_after_every_cluster_was_tried(runtime, shell, config, alice) -> None:
     shell.clusters["fn-east"].bindings.fail("list_owned", "timeout")  # the first cluster in the configuration
     with pytest.raises(TransientError, match=r"^reconcile failed for cluster fn-east: TransientError: read timed out$"):
-        runner.run_full(config, shell)
+        runner.run_full(config, runtime)
     assert alice in mapped_users(shell.clusters["fn-west"])
     assert shell.clusters["fn-west"].bindings.writes  # fn-west's bindings were applied too
-    assert runner.run_full(config, shell)["fn-east"]["status"] == "changes"  # the retry succeeds
+    assert runner.run_full(config, runtime)["fn-east"]["status"] == "changes"  # the retry succeeds
 
 
-def test_any_transient_failure_makes_the_whole_run_retryable(shell, config, alice) -> None:
+def test_any_transient_failure_makes_the_whole_run_retryable(runtime, shell, config, alice) -> None:
     shell.fail("cluster", TransientError("connection refused"), target="fn-east", always=True)
     shell.fail("cluster", Forbidden("AccessDeniedException"), target="fn-west", always=True)
     with pytest.raises(TransientError) as raised:
-        runner.run_full(config, shell)
+        runner.run_full(config, runtime)
     assert "cluster fn-east: TransientError: connection refused" in str(raised.value)
     assert "cluster fn-west: Forbidden: AccessDeniedException" in str(raised.value)
 
 
-def test_an_event_run_reads_only_its_principals_and_writes_with_the_event_id(shell, config, alice) -> None:
+def test_an_event_run_reads_only_its_principals_and_writes_with_the_event_id(runtime, shell, config, alice) -> None:
     event = iam_event("AddUserToGroup", {"groupName": GROUP, "userName": "alice"}, event_id="evt-1")
     trigger = read_event(event, config)
     assert isinstance(trigger, Trigger)
-    result = runner.run_event(config, trigger, shell)
+    result = runner.run_event(config, trigger, runtime)
     assert {r["status"] for r in result.values()} == {"changes"}
     assert shell.iam_port.requests == [(("alice",), ())] and "full_snapshot" not in shell.iam_port.calls
     for cluster in shell.clusters.values():
         assert all(b.annotations["eks-iam-sync.io/event-id"] == "evt-1" for b in cluster.bindings.owned().values())
 
 
-def test_delete_group_finds_former_members_in_reachable_clusters_only(shell, config, alice) -> None:
-    runner.run_full(config, shell)
+def test_delete_group_finds_former_members_in_reachable_clusters_only(runtime, shell, config, alice) -> None:
+    runner.run_full(config, runtime)
     shell.iam_port.delete_group(GROUP)
     shell.fail("cluster", NotFound("cluster fn-west not found"), target="fn-west", always=True)
     trigger = read_event(iam_event("DeleteGroup", {"groupName": GROUP}), config)
     assert isinstance(trigger, Trigger)
     with pytest.raises(PermanentError, match="cluster fn-west: NotFound"):
-        runner.run_event(config, trigger, shell)
+        runner.run_event(config, trigger, runtime)
     assert shell.iam_port.requests[-1] == (("alice",), ())
     assert alice not in mapped_users(shell.clusters["fn-east"])
     assert alice in mapped_users(shell.clusters["fn-west"])  # left for the retry or the schedule
 
 
-def test_a_failed_iam_read_stops_the_run_before_any_write(shell, config, alice) -> None:
+def test_a_failed_iam_read_stops_the_run_before_any_write(runtime, shell, config, alice) -> None:
     shell.iam_port.fail("full_snapshot", "transient")
     with pytest.raises(TransientError, match="503"):
-        runner.run_full(config, shell)
+        runner.run_full(config, runtime)
     assert shell.writes() == {name: [] for name in shell.clusters}
 
 
-def test_a_caller_without_credentials_stops_the_run_before_any_write(shell, config) -> None:
+def test_a_caller_without_credentials_stops_the_run_before_any_write(runtime, shell, config) -> None:
     shell.fail("own_arn", Forbidden("no AWS credentials found"))
     with pytest.raises(Forbidden, match="no AWS credentials"):
-        runner.run_full(config, shell)
+        runner.run_full(config, runtime)
     assert shell.writes() == {name: [] for name in shell.clusters}
 
 
@@ -134,7 +135,7 @@ def emitted(out: str, name: str) -> list[dict[str, object]]:
 
 
 def test_an_unexpected_error_in_one_cluster_fails_that_cluster_counted_and_named_never_the_others(
-    shell, config, alice, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    runtime, shell, config, alice, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """aws-auth nested thousands deep, or any bug: not a SyncError, and it must not escape the loop."""
     monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED")
@@ -144,7 +145,7 @@ def test_an_unexpected_error_in_one_cluster_fails_that_cluster_counted_and_named
 
     monkeypatch.setattr(shell.clusters["fn-east"].config_maps, "read", too_deep)  # the first cluster
     with pytest.raises(PermanentError) as raised:
-        runner.run_full(config, shell)
+        runner.run_full(config, runtime)
     assert str(raised.value) == (
         "reconcile failed for cluster fn-east: UnexpectedError: "
         "unexpected RecursionError: maximum recursion depth exceeded while composing a node"
@@ -159,7 +160,7 @@ def test_an_unexpected_error_in_one_cluster_fails_that_cluster_counted_and_named
 
 
 def test_an_unexpected_error_reaching_a_cluster_fails_only_that_cluster(
-    shell: FakeShell, config, alice, monkeypatch
+    runtime, shell: FakeShell, config, alice, monkeypatch
 ) -> None:
     reach = shell.cluster
 
@@ -172,31 +173,33 @@ def test_an_unexpected_error_reaching_a_cluster_fails_only_that_cluster(
     with pytest.raises(
         PermanentError, match=r"^reconcile failed for cluster fn-east: UnexpectedError: unexpected KeyE"
     ):
-        runner.run_full(config, shell)
+        runner.run_full(config, runtime)
     assert alice in mapped_users(shell.clusters["fn-west"])
 
 
 @pytest.mark.parametrize("fatal", [KeyboardInterrupt, SystemExit, MemoryError])
-def test_what_must_stop_the_run_still_stops_it(shell, config, alice, monkeypatch, fatal: type[BaseException]) -> None:
+def test_what_must_stop_the_run_still_stops_it(
+    runtime, shell, config, alice, monkeypatch, fatal: type[BaseException]
+) -> None:
     def stop(namespace: str, name: str) -> None:
         raise fatal()
 
     monkeypatch.setattr(shell.clusters["fn-east"].config_maps, "read", stop)
     with pytest.raises(fatal):
-        runner.run_full(config, shell)
+        runner.run_full(config, runtime)
     assert shell.clusters["fn-west"].writes() == []  # nothing after it ran
 
 
-def test_clusters_are_reached_inside_the_loop_under_the_deadline(shell, config, alice) -> None:
+def test_clusters_are_reached_inside_the_loop_under_the_deadline(runtime, shell, config, alice) -> None:
     """AssumeRole and DescribeCluster (the shell's ``cluster``) count against the deadline: with
     less than one cluster's budget left, no cluster is even reached, and each is failed, retryable."""
     with pytest.raises(TransientError) as raised:
-        runner.run_full(config, shell, deadline=time.monotonic() + 1)
+        runner.run_full(config, runtime, deadline=time.monotonic() + 1)
     assert shell.calls["cluster"] == 0
     assert str(raised.value).count("not tried: ") == len(config.clusters)
 
 
-def test_each_cluster_runs_in_a_scope_of_its_own(shell: FakeShell, config, alice, monkeypatch) -> None:
+def test_each_cluster_runs_in_a_scope_of_its_own(runtime, shell: FakeShell, config, alice, monkeypatch) -> None:
     """The adapters record a transport failure in the current scope and check it before every
     request (tests/integration/test_deadlines.py): the runner gives each cluster its own, so one
     cluster's failure stops its next request and never the next cluster's."""
@@ -215,5 +218,5 @@ def test_each_cluster_runs_in_a_scope_of_its_own(shell: FakeShell, config, alice
     with pytest.raises(
         TransientError, match="cluster fn-east: TransientError: cluster fn-east: stopped after a transport"
     ):
-        runner.run_full(config, shell)
+        runner.run_full(config, runtime)
     assert calls == ["namespaces"] and alice in mapped_users(shell.clusters["fn-west"])

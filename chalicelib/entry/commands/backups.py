@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.adapters.observability import LogObserver
 from chalicelib.config import Config
 from chalicelib.engine.awsauth.backups import Slot
 from chalicelib.engine.awsauth.parse import read_aws_auth
-from chalicelib.entry.commands.common import Failed, Reach, connect, shell_for
+from chalicelib.entry.commands.common import Failed, Reach, connect, runtime_for, shell_for
 from chalicelib.errors import SyncError
 from chalicelib.model.identities import MAP_ROLES, MAP_USERS
 from chalicelib.run.reconcile import Options, aws_auth_writer, guardrail_policy
@@ -58,7 +57,7 @@ def backups(config: Config, reach: Reach) -> Backups:
             continue
         try:
             policy = guardrail_policy(config, Options(), ports.caller_arn)
-            kept = aws_auth_writer(config, ports, policy, LogObserver(name)).kept()
+            kept = aws_auth_writer(config, ports, policy, runtime_for(reach).observer(name)).kept()
         except SyncError as err:
             found.append(Failed.of(name, err))
             continue

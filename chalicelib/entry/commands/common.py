@@ -3,21 +3,24 @@ context), and the results every command uses for a cluster it could not reach or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from chalicelib.config import Config
 from chalicelib.errors import SyncError, TransientError
 from chalicelib.model.ports import ClusterPorts, Shell
 from chalicelib.run import runner
+from chalicelib.run.runtime import Runtime, current_runtime
 
 
 @dataclass(frozen=True)
 class Reach:
-    """``--cluster``, ``--kubeconfig``, ``--context``: which configured clusters, reached how."""
+    """``--cluster``, ``--kubeconfig``, ``--context``: which configured clusters, reached how; and the
+    runtime the command runs with (``cli.main``'s; by default the current one)."""
 
     cluster: str | None = None
     kubeconfig: str | None = None
     context: str | None = None
+    runtime: Runtime | None = None
 
 
 @dataclass(frozen=True)
@@ -42,16 +45,26 @@ class Declined:
     message: str
 
 
-def shell_for(reach: Reach) -> Shell:
+def runtime_for(reach: Reach) -> Runtime:
+    """The command's runtime, its shell reaching the kubeconfig's context when one is named."""
+    runtime = reach.runtime or current_runtime()
     if reach.kubeconfig or reach.context:
-        from chalicelib.adapters.shell import KubeconfigShell  # noqa: PLC0415 - the kubernetes client only when needed
+        return replace(runtime, shell=lambda: _kubeconfig_shell(reach))
+    return runtime
 
-        return KubeconfigShell(reach.kubeconfig, reach.context)
-    return runner.make_shell()
+
+def _kubeconfig_shell(reach: Reach) -> Shell:
+    from chalicelib.adapters.shell import KubeconfigShell  # noqa: PLC0415 - the kubernetes client only when needed
+
+    return KubeconfigShell(reach.kubeconfig, reach.context)
+
+
+def shell_for(reach: Reach) -> Shell:
+    return runtime_for(reach).shell()
 
 
 def connect(config: Config, reach: Reach, shell: Shell) -> dict[str, ClusterPorts | SyncError]:
     named = [c for c in config.clusters if reach.cluster in (None, c.name)]
     if (reach.kubeconfig or reach.context) and len(named) != 1:
         raise SystemExit("with --kubeconfig/--context, name the configured cluster it reaches with --cluster")
-    return runner.connect(config, shell, reach.cluster)
+    return runner.connect(config, shell, runtime_for(reach), reach.cluster)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.adapters.observability import LogObserver
 from chalicelib.config import Config
 from chalicelib.engine.desired import Refusal, desired_state
 from chalicelib.engine.explain import Explanation, explain, refusals_for
-from chalicelib.entry.commands.common import Failed, Reach, connect, shell_for
+from chalicelib.entry.commands.common import Failed, Reach, connect, runtime_for
 from chalicelib.errors import SyncError
 from chalicelib.model.identities import CurrentMapping, Entry, OwnedEntry
-from chalicelib.model.ports import ClusterPorts
+from chalicelib.model.ports import ClusterPorts, Observer
 from chalicelib.model.snapshot import IamSnapshot
 from chalicelib.run.reconcile import Options, aws_auth_writer, guardrail_policy, identity_backend
 
@@ -47,7 +46,8 @@ class Explained:
 
 
 def explain_principal(config: Config, reach: Reach, principal: str) -> Explained:
-    shell = shell_for(reach)
+    runtime = runtime_for(reach)
+    shell = runtime.shell()
     snapshot = shell.iam(config.iam_role).full_snapshot()
     clusters: list[ClusterExplained | Failed] = []
     for name, ports in connect(config, reach, shell).items():
@@ -55,14 +55,15 @@ def explain_principal(config: Config, reach: Reach, principal: str) -> Explained
             clusters.append(Failed.of(name, ports))
             continue
         try:
-            clusters.append(_explain_cluster(config, principal, snapshot, ports))
+            clusters.append(_explain_cluster(config, principal, snapshot, ports, runtime.observer(name)))
         except SyncError as err:
             clusters.append(Failed.of(name, err))
     return Explained(principal, tuple(clusters))
 
 
-def _explain_cluster(config: Config, principal: str, snapshot: IamSnapshot, ports: ClusterPorts) -> ClusterExplained:
-    observer = LogObserver(ports.name)
+def _explain_cluster(
+    config: Config, principal: str, snapshot: IamSnapshot, ports: ClusterPorts, observer: Observer
+) -> ClusterExplained:
     backend = identity_backend(config, ports, Options(), observer)
     desired = desired_state(config, snapshot, ports.bindings.namespaces())
     current: dict[OwnedEntry, CurrentMapping | None] = {}

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.adapters.observability import LogObserver
 from chalicelib.config import Cluster, Config
 from chalicelib.engine.accessentries.backend import AccessEntriesBackend
 from chalicelib.engine.accessentries.plan import AccessEntriesStep
 from chalicelib.engine.desired import desired_state
 from chalicelib.engine.plan import Plan
-from chalicelib.entry.commands.common import Declined, Failed, Reach, connect, shell_for
+from chalicelib.entry.commands.common import Declined, Failed, Reach, connect, runtime_for
 from chalicelib.errors import SyncError
 from chalicelib.model.identities import Entry, Outcome, OwnedEntry
 from chalicelib.model.ports import ClusterPorts
@@ -36,7 +35,8 @@ class Migrated:
 
 
 def migrate(config: Config, reach: Reach, dry_run: bool) -> Migrated | Failed | Declined:
-    shell = shell_for(reach)
+    runtime = runtime_for(reach)
+    shell = runtime.shell()
     reached = connect(config, reach, shell)
     if len(reached) != 1 or not reach.cluster:
         return Declined("migrate works on one cluster: name it with --cluster")
@@ -47,10 +47,11 @@ def migrate(config: Config, reach: Reach, dry_run: bool) -> Migrated | Failed | 
     if refused:
         return Declined(f"cluster {name}: {refused}")
     assert ports.access_entries is not None  # checked by _migration_refusal
-    observer = LogObserver(name)
+    observer = runtime.observer(name)
     options = Options(own_arns=frozenset({shell.own_arn()}), dry_run=dry_run, reason="eks-iam-sync migrate")
     desired = desired_state(config, shell.iam(config.iam_role).full_snapshot(), ports.bindings.namespaces())
-    entries = AccessEntriesBackend(ports.access_entries, observer, guardrail_policy(config, options, ports.caller_arn))
+    policy = guardrail_policy(config, options, ports.caller_arn)
+    entries = AccessEntriesBackend(ports.access_entries, observer, policy, sleep=runtime.sleep)
     step = entries.plan(desired.identities, None)
     created = applier(dry_run, entries, ports.bindings, observer).apply(Plan(step), options.reason).identities
     moved = _entries_in_place(entries, desired.identities, step, verify=not dry_run)
@@ -58,7 +59,7 @@ def migrate(config: Config, reach: Reach, dry_run: bool) -> Migrated | Failed | 
     # Everything the service owns in aws-auth goes, except what still has no entry; the deletion
     # breaker is lifted (removing them all is the point), every other guardrail holds.
     policy = guardrail_policy(config, Options(own_arns=options.own_arns, force_deletions=True), ports.caller_arn)
-    writer = aws_auth_writer(config, ports, policy, observer)
+    writer = aws_auth_writer(config, ports, policy, observer, runtime.sleep)
     removal = Plan(writer.plan((), _AllBut(frozenset(o.entry.key for o in kept))))
     removed = applier(dry_run, writer, ports.bindings, observer).apply(removal, options.reason).identities
     return Migrated(name, dry_run, created, tuple(o.entry for o in kept), removed)

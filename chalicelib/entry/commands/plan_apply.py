@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.config import Config
-from chalicelib.entry.commands.common import Reach, connect, shell_for
+from chalicelib.entry.commands.common import Reach, connect, runtime_for
 from chalicelib.run import runner
 from chalicelib.run.reconcile import Options
 from chalicelib.run.results import Result, changed, succeeded
@@ -27,14 +27,15 @@ class Reconciled:
 
 
 def reconcile(config: Config, reach: Reach, dry_run: bool, force: bool = False) -> Reconciled:
-    shell = shell_for(reach)
+    runtime = runtime_for(reach)
+    shell = runtime.shell()
     reached = connect(config, reach, shell)
-    view = runner.IamView(shell.iam(config.iam_role))
+    view = runner.IamView(shell.iam(config.iam_role), clock=runtime.clock)
     options = Options(
         dry_run=dry_run,
         force_deletions=force,
         own_arns=frozenset({shell.own_arn()}),  # whoever runs this must not lock themselves out
         reason="eks-iam-sync plan" if dry_run else "eks-iam-sync apply",
     )
-    results = runner.reconcile_clusters(config, reached, view, None, options)
+    results = runner.reconcile_clusters(config, reached, view, None, options, runtime)
     return Reconciled(dry_run, tuple(results.items()))

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from chalicelib.adapters.observability import LogObserver
 from chalicelib.config import Config
 from chalicelib.engine.plan import Plan
-from chalicelib.entry.commands.common import Declined, Failed, Reach, connect, shell_for
+from chalicelib.entry.commands.common import Declined, Failed, Reach, connect, runtime_for
 from chalicelib.errors import NotFound, SyncError
 from chalicelib.model.identities import Outcome
 from chalicelib.run.apply import applier
@@ -29,7 +28,8 @@ class Restored:
 
 
 def restore(config: Config, reach: Reach, version: int, force: bool, dry_run: bool) -> Restored | Failed | Declined:
-    shell = shell_for(reach)
+    runtime = runtime_for(reach)
+    shell = runtime.shell()
     reached = connect(config, reach, shell)
     if len(reached) != 1:
         return Declined("restore works on one cluster: name it with --cluster")
@@ -38,8 +38,9 @@ def restore(config: Config, reach: Reach, version: int, force: bool, dry_run: bo
         return Failed.of(name, ports)
     # Restores protect what the Lambdas protect (break-glass entries), and whoever runs them.
     options = Options(own_arns=frozenset({shell.own_arn()}), dry_run=dry_run, reason=f"restore of backup {version}")
-    observer = LogObserver(name)
-    writer = aws_auth_writer(config, ports, guardrail_policy(config, options, ports.caller_arn), observer)
+    observer = runtime.observer(name)
+    policy = guardrail_policy(config, options, ports.caller_arn)
+    writer = aws_auth_writer(config, ports, policy, observer, runtime.sleep)
     try:
         plan = Plan(writer.plan_restore(version, force=force))
     except NotFound as err:
