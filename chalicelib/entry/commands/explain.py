@@ -7,6 +7,7 @@ shadows (or that still maps it, before the entry exists)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from chalicelib.config import Config
 from chalicelib.engine.desired import Refusal, desired_state
@@ -14,7 +15,7 @@ from chalicelib.engine.explain import Explanation, explain, refusals_for
 from chalicelib.entry.commands.common import Failed, Reach, connect, runtime_for
 from chalicelib.errors import SyncError
 from chalicelib.model.identities import CurrentMapping, Entry, OwnedEntry
-from chalicelib.model.ports import ClusterPorts, Observer
+from chalicelib.model.ports import ClusterPorts, IdentityBackend, Observer
 from chalicelib.model.snapshot import IamSnapshot
 from chalicelib.run.reconcile import Options, aws_auth_writer, guardrail_policy, identity_backend
 
@@ -64,7 +65,7 @@ def explain_principal(config: Config, reach: Reach, principal: str) -> Explained
 def _explain_cluster(
     config: Config, principal: str, snapshot: IamSnapshot, ports: ClusterPorts, observer: Observer
 ) -> ClusterExplained:
-    backend = identity_backend(config, ports, Options(), observer)
+    backend: IdentityBackend[Any] = identity_backend(config, ports, Options(), observer)  # asked through the port
     desired = desired_state(config, snapshot, ports.bindings.namespaces())
     current: dict[OwnedEntry, CurrentMapping | None] = {}
 
