@@ -1,5 +1,6 @@
-"""Why can (or can't) this principal reach that namespace? Pure: answers from the desired state, the
-observed aws-auth and the rules of the ClusterRoles involved."""
+"""Why can (or can't) this principal reach that namespace? Pure: answers from the desired state,
+whether the cluster's identity backend maps each owned entry as desired (the caller asks the backend,
+``IdentityBackend.mapping_of``) and the rules of the ClusterRoles involved."""
 
 from __future__ import annotations
 
