@@ -247,11 +247,15 @@ class TokenAuthenticator:
             "username": username,
             "uid": f"aws-iam-authenticator:{identity.account}:{identity.user_id}",
             "groups": groups,
+            # As EKS fills them (seen with `kubectl rbac-tool whoami` on EKS): the authorization
+            # webhook (authorizer.py) finds the caller's access entry from these.
             "extra": {
                 "arn": [identity.arn],
                 "canonicalArn": [identity.canonical_arn],
                 "sessionName": [identity.session_name],
                 "accessKeyId": [identity.access_key_id],
+                "principalId": [identity.user_id],
+                "sigs.k8s.io/aws-iam-authenticator/principalId": [identity.user_id],
             },
         }
 

@@ -27,9 +27,9 @@ authenticate for a while), ``fail_next`` (the next call to an operation answers 
 Access policies: associations are kept per entry exactly as EKS keeps them (one per policy; a
 second AssociateAccessPolicy of the same policy replaces its scope in that one call — see
 ``_associate_access_policy`` for the documentation quoted), the catalogue ``ListAccessPolicies``
-answers is tests/harness/access_policies.py's (with the documented permissions of the policies
-people are granted), and ``authorizing_associations`` gives the associations behind a caller the
-authenticator mapped from an entry.
+answers is tests/harness/access_policies.py's, and ``authorizing_associations`` is what the
+integration tier's authorization webhook (tests/harness/authorizer.py) reads, so an association
+grants its documented permissions on a control plane started with ``access_policies=True``.
 
 Not emulated: request signatures, the cluster-creator admin entry EKS adds at CreateCluster, node
 groups and the rest of EKS.

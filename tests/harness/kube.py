@@ -1,5 +1,6 @@
 """A real control plane for tests: etcd (Debian's etcd-server) + kube-apiserver 1.20 built from
-Debian's source package, RBAC on, an admin token, and a token webhook for EKS tokens.
+Debian's source package, RBAC on, an admin token, a token webhook for EKS tokens and, optionally, an
+authorization webhook for EKS access policies.
 
 Binaries are looked up in $KUBEBUILDER_ASSETS, then on PATH, then in ~/.cache/eks-iam-sync/bin; when
 missing, ``build-kube-apiserver.sh`` obtains them (once, cached).
@@ -22,6 +23,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from kubernetes import client
+
+from tests.harness.authorizer import AccessPolicyAuthorizer
 
 HERE = Path(__file__).parent
 CACHE_BIN = Path(os.environ.get("EKS_IAM_SYNC_CACHE", Path.home() / ".cache" / "eks-iam-sync")) / "bin"
@@ -58,6 +61,7 @@ class ControlPlane:
     endpoint: str
     ca_file: Path
     workdir: Path
+    authorizer: AccessPolicyAuthorizer | None = None  # the access-policy webhook's, when it runs
 
     @property
     def ca_data(self) -> str:
@@ -119,14 +123,32 @@ def _service_account_key(path: Path) -> None:
     )
 
 
-def _webhook_kubeconfig(path: Path, url: str) -> None:
+def _webhook_kubeconfig(path: Path, url: str, name: str = "eks-token-webhook") -> None:
     path.write_text(
         "apiVersion: v1\nkind: Config\n"
-        f"clusters:\n- name: eks-token-webhook\n  cluster:\n    server: {url}\n"
+        f"clusters:\n- name: {name}\n  cluster:\n    server: {url}\n"
         "users:\n- name: apiserver\n  user: {}\n"
-        "contexts:\n- name: webhook\n  context:\n    cluster: eks-token-webhook\n    user: apiserver\n"
+        f"contexts:\n- name: webhook\n  context:\n    cluster: {name}\n    user: apiserver\n"
         "current-context: webhook\n"
     )
+
+
+def _authorization_flags(workdir: Path, url: str | None) -> list[str]:
+    """RBAC alone, or (with the access-policy webhook's URL) Webhook then RBAC, as EKS chains them."""
+    if url is None:
+        return ["--authorization-mode=RBAC"]
+    config = workdir / "authorization-webhook.kubeconfig"
+    _webhook_kubeconfig(config, url, "eks-access-policy-webhook")
+    return [
+        "--authorization-mode=Webhook,RBAC",
+        f"--authorization-webhook-config-file={config}",
+        "--authorization-webhook-version=v1",
+        # A changed association must be seen by the next request, as on EKS ("policy changes apply
+        # from the next request"): 1 ms, as for the token webhook (0s does not turn a cache off in
+        # 1.20). A probe that asks every 100 ms then sees every moment of a scope change.
+        "--authorization-webhook-cache-authorized-ttl=1ms",
+        "--authorization-webhook-cache-unauthorized-ttl=1ms",
+    ]
 
 
 def _wait_ready(plane: ControlPlane, processes: list[_Process], timeout: float = 60) -> None:
@@ -150,8 +172,9 @@ def _wait_ready(plane: ControlPlane, processes: list[_Process], timeout: float =
     raise RuntimeError(f"kube-apiserver not ready after {timeout} s: {last}")
 
 
-def start_control_plane(stack: ExitStack, webhook_url: str) -> ControlPlane:
-    """Starts etcd and kube-apiserver on free ports; both are stopped when ``stack`` closes."""
+def start_control_plane(stack: ExitStack, webhook_url: str, authorization_url: str | None = None) -> ControlPlane:
+    """Starts etcd and kube-apiserver on free ports; both are stopped when ``stack`` closes. With
+    ``authorization_url`` (tests/harness/authorizer.py's webhook) the apiserver asks it before RBAC."""
     etcd_bin, apiserver_bin = ensure_binaries()
     workdir = Path(tempfile.mkdtemp(prefix="eks-iam-sync-kube-"))
     stack.callback(shutil.rmtree, workdir, ignore_errors=True)
@@ -193,7 +216,7 @@ def start_control_plane(stack: ExitStack, webhook_url: str) -> ControlPlane:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={sa_key}",
             f"--service-account-signing-key-file={sa_key}",
-            "--authorization-mode=RBAC",
+            *_authorization_flags(workdir, authorization_url),
             f"--token-auth-file={tokens}",
             f"--authentication-token-webhook-config-file={webhook_config}",
             "--authentication-token-webhook-version=v1",

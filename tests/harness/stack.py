@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 
 import boto3
 from kubernetes import client
@@ -28,6 +29,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from chalicelib.model.ownership import SERVICE_GROUP, SERVICE_USERNAME
 from tests.harness.authenticator import TokenAuthenticator, WebhookServer
+from tests.harness.authorizer import AccessPolicyAuthorizer, AuthorizationWebhook
 from tests.harness.aws import moto_server, secret_for
 from tests.harness.eks_emulator import EksEmulator, eks_emulator
 from tests.harness.kube import ControlPlane, start_control_plane
@@ -45,11 +47,19 @@ def start_cluster(
     mode: str = "CONFIG_MAP",
     region: str = REGION,
     account: str = DEFAULT_ACCOUNT_ID,
+    access_policies: bool = False,
 ) -> tuple[ControlPlane, TokenAuthenticator]:
     """A control plane whose token webhook maps callers from its own live aws-auth and, when the
     cluster is registered in ``eks`` (in ``account``: only that account's credentials see it), from
     its access entries as ``mode`` says. Without ``eks`` the cluster is CONFIG_MAP and unknown to
-    DescribeCluster."""
+    DescribeCluster.
+
+    ``access_policies=True`` (needs ``eks``) also authorizes by the entries' access-policy
+    associations, as EKS does: the apiserver runs ``--authorization-mode=Webhook,RBAC`` with
+    tests/harness/authorizer.py's webhook (its ``AccessPolicyAuthorizer`` is ``plane.authorizer``).
+    Off by default: RBAC alone decides, and no request pays for the extra webhook round trip."""
+    if access_policies and eks is None:
+        raise ValueError("access_policies needs the EKS emulator (eks=...)")
     admin: list[client.ApiClient] = []
 
     def read_aws_auth() -> dict[str, str]:
@@ -64,7 +74,12 @@ def start_cluster(
     authenticator = TokenAuthenticator(cluster, aws_endpoint, read_aws_auth, secret_for)
     webhook = WebhookServer(authenticator).start()
     stack.callback(webhook.stop)
-    plane = start_control_plane(stack, webhook.url)
+    authorization: AuthorizationWebhook | None = None
+    if access_policies and eks is not None:
+        authorization = AuthorizationWebhook(AccessPolicyAuthorizer(partial(eks.authorizing_associations, cluster)))
+        stack.callback(authorization.start().stop)
+    plane = start_control_plane(stack, webhook.url, authorization.url if authorization else None)
+    plane.authorizer = authorization.authorizer if authorization else None
     admin.append(plane.admin())
     if eks is not None:
         eks.add_cluster(
