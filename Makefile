@@ -28,12 +28,14 @@ browser:
 test: $(STAMP) binaries browser
 	$(PY) -m pytest
 
-## ruff (lint + format), mypy (strict) and the import contracts of .importlinter (the architecture)
+## ruff (lint + format, McCabe <= 10), mypy (strict), the import contracts of .importlinter (the
+## architecture) and no module of chalicelib over 400 lines
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(PY) -m tools.module_size
 
 ## dist/$(STAGE)/deployment.zip (bytecode for the runtime) and template.yaml (merged, cfn-lint clean); docs/deployment.md
 STAGE ?= dev

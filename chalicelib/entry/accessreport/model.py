@@ -3,7 +3,7 @@ what is wrong or about to change. Pure: built from what the service layer read f
 cluster, and from the display-only reconcile of that cluster (the same desired state and plan as
 ``eks-iam-sync plan``; its drift is ``report.as_json`` of that plan).
 
-Three states are compared, per cluster (``grants``):
+Three states are compared, per cluster (``observed``: now; ``grants``: after, and the grants of each):
 
 - **now**: the mappings the cluster holds (aws-auth entries, access entries; which of them EKS uses
   follows the authentication mode) and everything that grants to them: the owned RoleBindings as
@@ -30,10 +30,6 @@ from dataclasses import replace
 
 from chalicelib.config import Config
 from chalicelib.engine.accessentries.plan import KEY as ACCESS_ENTRY_KEY
-from chalicelib.engine.accessentries.plan import owned
-from chalicelib.engine.awsauth.ledger import Ledger, LedgerError
-from chalicelib.engine.awsauth.model import ENTRY_KEYS, Problem
-from chalicelib.engine.awsauth.parse import read_aws_auth
 from chalicelib.entry.accessreport import provenance, rbac
 from chalicelib.entry.accessreport.data import (
     ACCESS_ENTRY,
@@ -47,7 +43,6 @@ from chalicelib.entry.accessreport.data import (
     REMOVING,
     ROLE_BINDING,
     SEVERITIES,
-    SOURCES,
     AccessReport,
     Cell,
     ClusterFailed,
@@ -71,18 +66,13 @@ from chalicelib.entry.accessreport.grants import (
     PathKey,
     State,
     grants_in,
-    never_matches,
-    outside_grants,
-    policy_grants,
-    role_rules,
     rule_lines,
     state_after,
 )
+from chalicelib.entry.accessreport.observed import state_now
+from chalicelib.entry.accessreport.origins import managed_origin
 from chalicelib.model import arns
 from chalicelib.model.ownership import (
-    ENTRY_PRINCIPAL_ID_TAG,
-    ENTRY_SOURCE_TAG,
-    LEDGER_ANNOTATION,
     SERVICE_GROUP,
     SERVICE_USERNAME,
 )
@@ -185,49 +175,12 @@ class _Builder(FindingsOf):
         self.summaries.append(self._summary(read, now, effective_now))
 
     def _now(self, read: ClusterRead) -> State:
-        aws_auth: dict[str, Mapped] = {}
-        problems: tuple[Problem, ...] = ()
-        if read.aws_auth is not None:
-            try:
-                ledger = Ledger.parse(read.aws_auth.annotations.get(LEDGER_ANNOTATION))
-            except LedgerError as err:
-                ledger = Ledger()
-                self._finding(read, "aws-auth", "error", "ledger-unreadable", f"{err}: every entry shown as unmanaged")
-            reading = read_aws_auth(read.aws_auth.data)
-            problems = reading.problems
-            for where in ENTRY_KEYS:
-                for entry in reading.entries(where):  # what EKS loads; of duplicates, the last wins
-                    record = ledger.records.get(entry.key)
-                    key = principal_key(entry.arn)
-                    source = record.source if record else ""
-                    never = never_matches(where, entry.arn, entry.username)
-                    mapping = Mapped(key, entry.arn, entry.username, entry.groups, where, bool(record), source, never)
-                    aws_auth[key] = mapping
-        access: dict[str, Mapped] = {}
-        stale: set[str] = set()
-        for described in read.access_entries or ():
-            key = principal_key(described.principal_arn)
-            managed = owned(described)
-            source = described.tags.get(ENTRY_SOURCE_TAG, "") if managed else ""
-            arn, username, groups = described.principal_arn, described.username, tuple(described.kubernetes_groups)
-            access[key] = Mapped(key, arn, username, groups, ACCESS_ENTRY_KEY, managed, source)
-            recorded, current = described.tags.get(ENTRY_PRINCIPAL_ID_TAG), self.iam.ids.get(key)
-            if managed and recorded and current and recorded != current:
-                stale.add(key)
-        bindings = {
-            b.key: Grant(
-                b.namespace,
-                b.name,
-                b.cluster_role,
-                b.subjects,
-                b.source,
-                rules=role_rules(read, b.cluster_role, b.namespace),
+        now, ledger_error = state_now(read, self.iam.ids)
+        if ledger_error is not None:
+            self._finding(
+                read, "aws-auth", "error", "ledger-unreadable", f"{ledger_error}: every entry shown as unmanaged"
             )
-            for b in read.bindings
-        }
-        bindings.update(outside_grants(read))
-        bindings.update(policy_grants(read, access))
-        return State(aws_auth, access, frozenset(stale), bindings, problems)
+        return now
 
     def _grant(
         self, read: ClusterRead, status: str, mapping: Mapped, binding: Grant, subject_kind: str, subject: str
@@ -274,31 +227,8 @@ class _Builder(FindingsOf):
             return f"{mapping.label} for {mapping.arn}"
         key = (mapping.source, binding.source, subject_kind, subject)
         if key not in self.origins:
-            self.origins[key] = self._managed_origin(mapping, binding, subject_kind, subject)
+            self.origins[key] = managed_origin(self.config, mapping, binding, subject_kind, subject)
         return self.origins[key]
-
-    def _managed_origin(self, mapping: Mapped, binding: Grant, subject_kind: str, subject: str) -> str:
-        if not mapping.managed:
-            return f"{mapping.label} for {mapping.arn}"
-        if subject_kind == "User":
-            tags = [s.strip() for s in binding.source.split(";") if s.strip().startswith("tag ")]
-            return ", ".join(f"IAM {t}" for t in tags) or f"Kubernetes user {subject}"
-        identities = self.config.identities
-        found: list[str] = []
-        for kind, name in SOURCES.findall(mapping.source):
-            if kind == "groups" and any(
-                g.iam_group == name and subject in g.kubernetes_groups for g in identities.groups
-            ):
-                found.append(f"IAM group {name}")
-            elif kind == "roles" and any(
-                r.iam_role == name and subject in r.kubernetes_groups for r in identities.roles
-            ):
-                found.append(f"IAM role {name} (identities.roles)")
-            elif kind == "permissionSets" and any(
-                p.name == name and subject in p.kubernetes_groups for p in identities.permission_sets
-            ):
-                found.append(f"permission set {name} (identities.permissionSets)")
-        return ", ".join(found) or mapping.source or "eks-iam-sync"
 
     # Findings of one cluster
 
