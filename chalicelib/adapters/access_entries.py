@@ -55,7 +55,8 @@ class AccessEntries:
         )
 
     def associated_policies(self, principal_arn: str) -> list[AssociatedPolicy]:
-        """The access policies of the principal's entry (the access report's read; all pages)."""
+        """The access policies of the principal's entry (all pages): the report's read, and a plan's for an
+        owned entry that has or should have policies."""
 
         def every_page() -> list[AssociatedPolicy]:
             found: list[AssociatedPolicy] = []
@@ -73,6 +74,26 @@ class AccessEntries:
                     return found
 
         return self._call(f"ListAssociatedAccessPolicies {principal_arn}", every_page)
+
+    def associate(self, principal_arn: str, policy_arn: str, namespaces: tuple[str, ...]) -> None:
+        """AssociateAccessPolicy: associating a policy again replaces its scope, in this one call."""
+        scope: dict[str, Any] = (
+            {"type": "namespace", "namespaces": list(namespaces)} if namespaces else {"type": "cluster"}
+        )
+        self._call(
+            f"AssociateAccessPolicy {principal_arn} {policy_arn}",
+            lambda: self._eks.associate_access_policy(
+                clusterName=self.cluster, principalArn=principal_arn, policyArn=policy_arn, accessScope=scope
+            ),
+        )
+
+    def disassociate(self, principal_arn: str, policy_arn: str) -> None:
+        self._call(
+            f"DisassociateAccessPolicy {principal_arn} {policy_arn}",
+            lambda: self._eks.disassociate_access_policy(
+                clusterName=self.cluster, principalArn=principal_arn, policyArn=policy_arn
+            ),
+        )
 
     def create(self, principal_arn: str, username: str, groups: tuple[str, ...], tags: Mapping[str, str]) -> None:
         self._call(

@@ -5,7 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from chalicelib.config.schema import SYSTEM_NAMESPACES, Config, is_privileged_cluster_role, username_problem
+from chalicelib.config.accesspolicies import (
+    CATALOGUE,
+    CATALOGUE_DATE,
+    PRIVILEGED_AT_CLUSTER_SCOPE,
+    parse_policy,
+    partition_of,
+    policy_name,
+    wildcard_matches,
+)
+from chalicelib.config.schema import (
+    SYSTEM_NAMESPACES,
+    AccessPolicyRule,
+    Config,
+    is_privileged_cluster_role,
+)
+from chalicelib.config.usernames import username_problem
 
 KeyPath = tuple[str | int, ...]
 
@@ -56,6 +71,7 @@ def semantic_problems(config: Config) -> Iterator[tuple[KeyPath, str]]:
                 )
     yield from _username_problems(config)
     yield from _profile_problems(config, allowed)
+    yield from _access_policy_problems(config)
 
 
 def _username_problems(config: Config) -> Iterator[tuple[KeyPath, str]]:
@@ -77,7 +93,13 @@ def _profile_problems(config: Config, allowed: set[str]) -> Iterator[tuple[KeyPa
         full = settings.profile(profile)
         if full is None:
             continue
-        role = full.cluster_role
+        if (full.cluster_role is None) == (full.access_policy is None):
+            yield ("tagGrants", "profiles", profile), "give exactly one of 'clusterRole' or 'accessPolicy'"
+            continue
+        if full.access_policy is not None:
+            yield from _profile_policy_problems(config, profile, full.access_policy, full.allow_system_namespaces)
+            continue
+        role = full.cluster_role or ""
         if is_privileged_cluster_role(role) and full.allow_system_namespaces:
             # Whoever may tag a principal would hold kube-system's secrets and service accounts: a grant
             # like that belongs in namespaceGrants, reviewed with the configuration, not in a tag.
@@ -104,6 +126,73 @@ def _profile_problems(config: Config, allowed: set[str]) -> Iterator[tuple[KeyPa
                 f"ClusterRole {role!r} is already named by profile {by_role[role]!r}; one profile per ClusterRole",
             )
         by_role.setdefault(role, profile)
+
+
+def _access_policy_problems(config: Config) -> Iterator[tuple[KeyPath, str]]:
+    ids = config.identities
+    kinds: list[tuple[str, tuple[tuple[AccessPolicyRule, ...], ...]]] = [
+        ("groups", tuple(g.access_policies for g in ids.groups)),
+        ("roles", tuple(r.access_policies for r in ids.roles)),
+        ("permissionSets", tuple(p.access_policies for p in ids.permission_sets)),
+    ]
+    for kind, rules_of in kinds:
+        for index, rules in enumerate(rules_of):
+            for position, rule in enumerate(rules):
+                yield from _rule_problems(config, ("identities", kind, index, "accessPolicies", position), rule)
+    for position, value in enumerate(config.allow_privileged_access_policies):
+        yield from _policy_name_problems(config, ("allowPrivilegedAccessPolicies", position), value)
+
+
+def _rule_problems(config: Config, path: KeyPath, rule: AccessPolicyRule) -> Iterator[tuple[KeyPath, str]]:
+    if rule.namespaces is not None and rule.namespace_selector is not None:
+        yield path, "give at most one of 'namespaces' or 'namespaceSelector' (neither: cluster scope)"
+    if rule.namespaces == ():
+        yield (*path, "namespaces"), "give at least one namespace, or leave 'namespaces' out for cluster scope"
+    yield from _policy_name_problems(config, (*path, "policy"), rule.policy)
+    if rule.name in CATALOGUE and not config.policy_allowed(rule.name, rule.cluster_scope):
+        scope = "at cluster scope " if rule.cluster_scope and rule.name in PRIVILEGED_AT_CLUSTER_SCOPE else ""
+        yield (
+            (*path, "policy"),
+            f"{rule.name!r} {scope}is privileged: name it in allowPrivilegedAccessPolicies to grant it"
+            + (", or scope it to namespaces" if rule.cluster_scope and config.policy_allowed(rule.name, False) else ""),
+        )
+    for position, namespace in enumerate(rule.namespaces or ()):
+        covered = sorted(s for s in SYSTEM_NAMESPACES if wildcard_matches(namespace, s))
+        if covered and not rule.allow_system_namespaces:
+            yield (
+                (*path, "namespaces", position),
+                f"{namespace!r} covers the system namespace {covered[0]!r}: set allowSystemNamespaces: true on this "
+                "rule to grant it",
+            )
+
+
+def _profile_policy_problems(config: Config, profile: str, policy: str, system: bool) -> Iterator[tuple[KeyPath, str]]:
+    path: KeyPath = ("tagGrants", "profiles", profile, "accessPolicy")
+    yield from _policy_name_problems(config, path, policy)
+    name = policy_name(policy)
+    if name in CATALOGUE and not config.policy_allowed(name, False):
+        yield path, f"{name!r} is privileged: name it in allowPrivilegedAccessPolicies to let a tag grant it"
+    elif system and name in PRIVILEGED_AT_CLUSTER_SCOPE:
+        yield (
+            ("tagGrants", "profiles", profile, "allowSystemNamespaces"),
+            f"{name!r} grants write access: a tag never grants it in a system namespace",
+        )
+
+
+def _policy_name_problems(config: Config, path: KeyPath, value: str) -> Iterator[tuple[KeyPath, str]]:
+    parsed = parse_policy(value)
+    if parsed is None:
+        return
+    name, partition = parsed
+    if name not in CATALOGUE:
+        yield (
+            path,
+            f"{name!r} is not an EKS access policy (the catalogue of {CATALOGUE_DATE}); "
+            "`eks-iam-sync validate --live` compares the catalogue with EKS's ListAccessPolicies",
+        )
+    partitions = sorted({partition_of(c.region) for c in config.clusters})
+    if partition is not None and partition not in partitions:
+        yield path, f"{value!r} is in partition {partition!r}; the clusters are in {', '.join(partitions)}"
 
 
 def _duplicates(items: Iterator[tuple[KeyPath, str]], what: str) -> Iterator[tuple[KeyPath, str]]:

@@ -13,7 +13,21 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StrictBool, Tag
 
+from chalicelib.config.accesspolicies import (
+    RBAC_EQUIVALENTS,
+    is_privileged_policy,
+    is_scope_namespace,
+    parse_policy,
+    policy_name,
+)
 from chalicelib.config.problems import ConfigError, Problem
+from chalicelib.config.usernames import (
+    DEFAULT_PERMISSION_SET_USERNAME,
+    DEFAULT_USERNAME_PREFIX,
+    printable,
+    valid_username,
+    valid_username_prefix,
+)
 
 # Backups of aws-auth kept per cluster (a ring of fixed names, see model.ownership.backup_name).
 DEFAULT_BACKUP_COUNT = 10
@@ -21,16 +35,6 @@ DEFAULT_CONFIG_PATH = Path(__file__).parent.parent / "default-config.yaml"
 DEFAULT_DENIED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 SYSTEM_NAMESPACES = frozenset(DEFAULT_DENIED_NAMESPACES)
 PRIVILEGED_CLUSTER_ROLES = frozenset({"cluster-admin", "admin"})
-RESERVED_USERNAME_PREFIXES = ("system:", "eks:", "aws:", "amazon:", "iam:")
-
-# The namespace of Kubernetes usernames the service owns: every username it writes is under it (or a
-# per-session template), so no foreign RoleBinding or ClusterRoleBinding can name it by accident or
-# by design. Valid for access entries (no reserved prefix) and aws-auth (no template).
-DEFAULT_USERNAME_PREFIX = "eks-iam-sync:"
-# What follows the prefix in a username the service makes from an IAM name: <prefix>user:<name>,
-# <prefix>role:<name>. An explicit username must not take this form, or it could be another's.
-GENERATED_USERNAME_KINDS = ("user", "role")
-SESSION_TEMPLATES = re.compile(r"\{\{SessionName(Raw)?\}\}")
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # IAM names are ASCII; \w would also accept look-alikes such as the Kelvin sign (U+212A), which
@@ -38,8 +42,6 @@ _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 IAM_NAME_CHARS = "A-Za-z0-9_+=,.@-"
 _IAM_NAME = re.compile(rf"^[{IAM_NAME_CHARS}]{{1,128}}$", re.ASCII)
 _PERMISSION_SET_NAME = re.compile(rf"^[{IAM_NAME_CHARS}]{{1,32}}$", re.ASCII)
-_USERNAME_PREFIX = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,62}:$", re.ASCII)
-DEFAULT_PERMISSION_SET_USERNAME = "sso:{{SessionName}}"
 _EKS_CLUSTER_NAME = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$", re.ASCII)
 _TAG_KEY_CHARS = re.compile(r"^[\w.:/=+@ -]*$")
@@ -71,70 +73,29 @@ def _namespace(value: str) -> str:
     return value
 
 
-def _printable(value: str, what: str) -> str:
-    if not value.strip():
-        raise ValueError(f"a {what} must not be empty")
-    if value != value.strip():
-        raise ValueError(f"{value!r}: a {what} must not start or end with whitespace")
-    if any(not char.isprintable() for char in value):
-        raise ValueError(f"{value!r}: a {what} must not contain control or invisible characters")
-    return value
-
-
 def _kubernetes_group(value: str) -> str:
-    _printable(value, "Kubernetes group")
+    printable(value, "Kubernetes group")
     if value.lower().startswith("system:"):
         raise ValueError(f"{value!r}: 'system:' groups (system:masters above all) are never granted, in any case")
     return value
 
 
-def _username(value: str) -> str:
-    _printable(value, "username")
-    if value.lower().startswith(RESERVED_USERNAME_PREFIXES):
-        raise ValueError(f"{value!r} starts with a reserved prefix {RESERVED_USERNAME_PREFIXES}")
-    return value
-
-
-def _username_prefix(value: str) -> str:
-    if not _USERNAME_PREFIX.fullmatch(value):
+def _access_policy(value: str) -> str:
+    if parse_policy(value) is None:
         raise ValueError(
-            f"{value!r} is not a username prefix: 1 to 64 of A-Z a-z 0-9 . _ @ : -, ending in ':' "
-            f"(the default is {DEFAULT_USERNAME_PREFIX!r})"
+            f"{value!r} is not an EKS access policy: a name (AmazonEKSViewPolicy) or "
+            "arn:<partition>:eks::aws:cluster-access-policy/<name>"
         )
-    if value.lower().startswith(RESERVED_USERNAME_PREFIXES):
-        raise ValueError(f"{value!r} starts with a prefix EKS reserves {RESERVED_USERNAME_PREFIXES}")
     return value
 
 
-def generated_username(prefix: str, kind: str, name: str) -> str:
-    """The username of an IAM user or role mapped by name: under the service's prefix, with its kind,
-    so neither a foreign subject nor a user and a role of the same name can share it."""
-    return f"{prefix}{kind}:{name}"
-
-
-def username_problem(username: str, prefix: str) -> str | None:
-    """Why an explicit username could equal a subject the service does not own, or None.
-
-    Allowed: a name under the service's prefix that is not of a generated form (those name the
-    principals the service maps by name), or a per-session template after a literal namespace
-    (``sso:{{SessionName}}``: each session its own name, never a fixed subject).
-    """
-    if username.startswith(prefix):
-        rest = username[len(prefix) :]
-        if rest.startswith(tuple(f"{kind}:" for kind in GENERATED_USERNAME_KINDS)):
-            return (
-                f"{username!r}: {prefix}user:<name> and {prefix}role:<name> are the usernames of the principals "
-                "the service maps by name; another principal given one would hold their grants"
-            )
-        return None
-    template = SESSION_TEMPLATES.search(username)
-    if template and ":" in username[: template.start()]:
-        return None
-    return (
-        f"{username!r} could be a subject the service does not own (a RoleBinding or ClusterRoleBinding made by "
-        f"someone else would then apply to these sessions): start it with usernamePrefix {prefix!r}, use a "
-        "session template after a namespace of its own ('sso:{{SessionName}}'), or leave it out"
-    )
+def _scope_namespace(value: str) -> str:
+    if not is_scope_namespace(value):
+        raise ValueError(
+            f"{value!r} is not a namespace of an access scope: a namespace name, or a prefix ending in '*' "
+            "(team-a-*); for every namespace give no namespaces (cluster scope)"
+        )
+    return value
 
 
 def _pem_base64(value: str) -> str:
@@ -155,7 +116,7 @@ def _https_url(value: str) -> str:
 
 Namespace = Annotated[str, AfterValidator(_namespace)]
 KubernetesGroup = Annotated[str, AfterValidator(_kubernetes_group)]
-Username = Annotated[str, AfterValidator(_username)]
+Username = Annotated[str, AfterValidator(valid_username)]
 IamName = Annotated[str, _matches(_IAM_NAME, "IAM name")]
 RbacName = Annotated[str, _matches(_RBAC_NAME, "ClusterRole name")]
 LabelKey = Annotated[str, _matches(_LABEL_KEY, "label key")]
@@ -207,41 +168,6 @@ class Cluster(_Model):
         return RoleToAssume(self.role_arn, self.external_id) if self.role_arn else None
 
 
-class GroupIdentity(_Model):
-    iam_group: IamName = Field(alias="iamGroup")
-    kubernetes_groups: tuple[KubernetesGroup, ...] = Field(default=(), alias="kubernetesGroups")
-
-
-class RoleIdentity(_Model):
-    iam_role: IamName = Field(alias="iamRole")
-    # None: <usernamePrefix>role:<the role's name>.
-    username: Username | None = None
-    kubernetes_groups: tuple[KubernetesGroup, ...] = Field(default=(), alias="kubernetesGroups")
-
-
-class PermissionSetIdentity(_Model):
-    """An IAM Identity Center permission set: every role IAM Identity Center provisions for it
-    (``AWSReservedSSO_<name>_<suffix>`` under ``/aws-reserved/sso.amazonaws.com/``), by name."""
-
-    name: Annotated[str, _matches(_PERMISSION_SET_NAME, "permission set name")]
-    kubernetes_groups: tuple[KubernetesGroup, ...] = Field(default=(), alias="kubernetesGroups")
-    username: Username | None = None
-
-    @property
-    def effective_username(self) -> str:
-        # The person's session name (their Identity Center user), valid for aws-auth and access entries.
-        return self.username or DEFAULT_PERMISSION_SET_USERNAME
-
-
-class Identities(_Model):
-    username_prefix: Annotated[str, AfterValidator(_username_prefix)] = Field(
-        default=DEFAULT_USERNAME_PREFIX, alias="usernamePrefix"
-    )
-    groups: tuple[GroupIdentity, ...] = ()
-    roles: tuple[RoleIdentity, ...] = ()
-    permission_sets: tuple[PermissionSetIdentity, ...] = Field(default=(), alias="permissionSets")
-
-
 class LabelSelectorRequirement(_Model):
     key: LabelKey
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
@@ -251,6 +177,66 @@ class LabelSelectorRequirement(_Model):
 class NamespaceSelector(_Model):
     match_labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, alias="matchLabels")
     match_expressions: tuple[LabelSelectorRequirement, ...] = Field(default=(), alias="matchExpressions")
+
+
+class AccessPolicyRule(_Model):
+    """An EKS access policy an identity rule grants: ``{policy, namespaces | namespaceSelector}``; neither
+    is cluster scope. ``policy`` is a name or the full ``arn:<partition>:eks::aws:cluster-access-policy/<name>``."""
+
+    policy: Annotated[str, AfterValidator(_access_policy)]
+    namespaces: tuple[Annotated[str, AfterValidator(_scope_namespace)], ...] | None = None
+    namespace_selector: NamespaceSelector | None = Field(default=None, alias="namespaceSelector")
+    # Scopes naming kube-system, kube-public or kube-node-lease (or a prefix covering one) only when opted into.
+    allow_system_namespaces: StrictBool = Field(default=False, alias="allowSystemNamespaces")
+
+    @property
+    def name(self) -> str:
+        return policy_name(self.policy)
+
+    @property
+    def cluster_scope(self) -> bool:
+        return self.namespaces is None and self.namespace_selector is None
+
+
+AccessPolicies = tuple[AccessPolicyRule, ...]
+
+
+class GroupIdentity(_Model):
+    iam_group: IamName = Field(alias="iamGroup")
+    kubernetes_groups: tuple[KubernetesGroup, ...] = Field(default=(), alias="kubernetesGroups")
+    access_policies: AccessPolicies = Field(default=(), alias="accessPolicies")
+
+
+class RoleIdentity(_Model):
+    iam_role: IamName = Field(alias="iamRole")
+    # None: <usernamePrefix>role:<the role's name>.
+    username: Username | None = None
+    kubernetes_groups: tuple[KubernetesGroup, ...] = Field(default=(), alias="kubernetesGroups")
+    access_policies: AccessPolicies = Field(default=(), alias="accessPolicies")
+
+
+class PermissionSetIdentity(_Model):
+    """An IAM Identity Center permission set: every role IAM Identity Center provisions for it
+    (``AWSReservedSSO_<name>_<suffix>`` under ``/aws-reserved/sso.amazonaws.com/``), by name."""
+
+    name: Annotated[str, _matches(_PERMISSION_SET_NAME, "permission set name")]
+    kubernetes_groups: tuple[KubernetesGroup, ...] = Field(default=(), alias="kubernetesGroups")
+    username: Username | None = None
+    access_policies: AccessPolicies = Field(default=(), alias="accessPolicies")
+
+    @property
+    def effective_username(self) -> str:
+        # The person's session name (their Identity Center user), valid for aws-auth and access entries.
+        return self.username or DEFAULT_PERMISSION_SET_USERNAME
+
+
+class Identities(_Model):
+    username_prefix: Annotated[str, AfterValidator(valid_username_prefix)] = Field(
+        default=DEFAULT_USERNAME_PREFIX, alias="usernamePrefix"
+    )
+    groups: tuple[GroupIdentity, ...] = ()
+    roles: tuple[RoleIdentity, ...] = ()
+    permission_sets: tuple[PermissionSetIdentity, ...] = Field(default=(), alias="permissionSets")
 
 
 class NamespaceGrant(_Model):
@@ -263,9 +249,11 @@ class NamespaceGrant(_Model):
 
 
 class TagProfile(_Model):
-    """A tag grant profile in full: ``{clusterRole: edit, allowSystemNamespaces: true}``."""
+    """A tag grant profile in full: ``{clusterRole: edit, allowSystemNamespaces: true}``, or an EKS access
+    policy instead of the ClusterRole (``{accessPolicy: AmazonEKSViewPolicy}``: the tag's namespace is its scope)."""
 
-    cluster_role: RbacName = Field(alias="clusterRole")
+    cluster_role: RbacName | None = Field(default=None, alias="clusterRole")
+    access_policy: Annotated[str, AfterValidator(_access_policy)] | None = Field(default=None, alias="accessPolicy")
     # Tags grant into kube-system, kube-public and kube-node-lease only through a profile that says so.
     allow_system_namespaces: StrictBool = Field(default=False, alias="allowSystemNamespaces")
 
@@ -298,7 +286,11 @@ class TagGrants(_Model):
         return found
 
     def cluster_roles(self) -> set[str]:
-        return {p.cluster_role for name in self.profiles if (p := self.profile(name)) is not None}
+        return {p.cluster_role for name in self.profiles if (p := self.profile(name)) and p.cluster_role}
+
+    def access_policies(self) -> set[str]:
+        """The names of the access policies the profiles grant."""
+        return {policy_name(p.access_policy) for name in self.profiles if (p := self.profile(name)) and p.access_policy}
 
 
 _ARN = re.compile(rf"^arn:aws[a-z-]*:(iam|sts)::\d{{12}}:[/{IAM_NAME_CHARS}]+$", re.ASCII)
@@ -320,6 +312,31 @@ class Config(_Model):
     iam: IamSettings | None = None
     # cluster-admin and system: ClusterRoles are refused in grants unless named here.
     allow_privileged_cluster_roles: tuple[RbacName, ...] = Field(default=(), alias="allowPrivilegedClusterRoles")
+    # AmazonEKSClusterAdminPolicy, Admin or Edit at cluster scope, and policies not made for people.
+    allow_privileged_access_policies: tuple[Annotated[str, AfterValidator(_access_policy)], ...] = Field(
+        default=(), alias="allowPrivilegedAccessPolicies"
+    )
+
+    def policy_allowed(self, name: str, cluster_scope: bool) -> bool:
+        """Whether an access policy may be granted at this scope (privileged ones only when allowlisted)."""
+        allowed = {policy_name(p) for p in self.allow_privileged_access_policies}
+        return not is_privileged_policy(name, cluster_scope) or name in allowed
+
+    def access_policy_rules(self) -> list[tuple[str, AccessPolicyRule]]:
+        """(source, rule) of every identity rule's access policies, in configuration order."""
+        found: list[tuple[str, AccessPolicyRule]] = []
+        ids = self.identities
+        for group in ids.groups:
+            found += [(f"identities.groups[{group.iam_group}]", r) for r in group.access_policies]
+        for role in ids.roles:
+            found += [(f"identities.roles[{role.iam_role}]", r) for r in role.access_policies]
+        for permission_set in ids.permission_sets:
+            found += [(f"identities.permissionSets[{permission_set.name}]", r) for r in permission_set.access_policies]
+        return found
+
+    def granted_access_policies(self) -> set[str]:
+        """The names of every access policy a rule or a tag profile grants."""
+        return {r.name for _, r in self.access_policy_rules()} | self.tag_grants.access_policies()
 
     @property
     def iam_role(self) -> RoleToAssume | None:
@@ -347,8 +364,12 @@ class Config(_Model):
 
 
 def grantable_cluster_roles(config: Config) -> list[str]:
-    """Every ClusterRole a rule or a profile may bind: the service's RBAC allows `bind` on exactly these."""
-    return sorted({g.cluster_role for g in config.namespace_grants} | config.tag_grants.cluster_roles())
+    """Every ClusterRole a rule or a profile may bind: the service's RBAC allows `bind` on exactly these.
+    On a cluster that may use aws-auth, an access policy is granted through its RBAC equivalent."""
+    roles = {g.cluster_role for g in config.namespace_grants} | config.tag_grants.cluster_roles()
+    if any(c.backend != "accessEntries" for c in config.clusters):
+        roles |= {RBAC_EQUIVALENTS[p] for p in config.granted_access_policies() if p in RBAC_EQUIVALENTS}
+    return sorted(roles)
 
 
 def is_privileged_cluster_role(name: str) -> bool:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.config import Cluster, Config
+from chalicelib.config import Cluster, Config, partition_of
 from chalicelib.config.settings import (
     CONFIG_PATH_VARIABLE,
     CONNECT_TIMEOUT_VARIABLE,
@@ -23,23 +23,12 @@ from chalicelib.config.settings import (
     is_remote,
     resolve_source,
 )
+from chalicelib.deploy.accesspolicies import access_policy_statements, is_generated
 from chalicelib.model.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
 APP_NAME = "eks-iam-sync"
 CHALICE_DIR = ".chalice"
 FUNCTIONS = ("on_iam_event", "reconcile_all")
-
-# Region prefix -> partition, most specific first (botocore's partitions.json says the same; a unit test
-# holds the two together). A role reaches only its own partition, so one deployment serves one partition.
-_PARTITIONS = (
-    ("us-gov-", "aws-us-gov"),
-    ("us-isob-", "aws-iso-b"),
-    ("us-isof-", "aws-iso-f"),
-    ("us-iso-", "aws-iso"),
-    ("eu-isoe-", "aws-iso-e"),
-    ("eusc-", "aws-eusc"),
-    ("cn-", "aws-cn"),
-)
 
 # What Lambda needs to attach a function to a VPC (the actions of AWSLambdaVPCAccessExecutionRole without
 # its logs:* on every log group). EC2 scopes none of them usefully by resource for this use.
@@ -64,10 +53,6 @@ GENERATED_SIDS = (
     "UseVpcNetworkInterfaces",
     "WriteLogs",  # before WriteOwnLogs: logs:* on every log group; replaced, never kept
 )
-
-
-def partition_of(region: str) -> str:
-    return next((partition for prefix, partition in _PARTITIONS if region.startswith(prefix)), "aws")
 
 
 def cluster_arn(cluster: Cluster) -> str:
@@ -192,6 +177,7 @@ def render_policy(stage: Stage, config: Config) -> dict[str, Any]:
                 "Resource": entries,
                 "Condition": {"StringEquals": {f"aws:ResourceTag/{MANAGED_BY_LABEL}": MANAGED_BY_VALUE}},
             },
+            *access_policy_statements(config, entries, partition),
         ]
     if roles:
         statements.append(
@@ -230,9 +216,13 @@ def render_policy(stage: Stage, config: Config) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def _generated(sid: object) -> bool:
+    return sid in GENERATED_SIDS or is_generated(sid)
+
+
 def merged_policy(generated: Mapping[str, Any], existing: Mapping[str, Any] | None) -> dict[str, Any]:
     """The generated statements, then the operator's own (any Sid not generated here) from ``existing``."""
-    own = [s for s in (existing or {}).get("Statement", []) if s.get("Sid") not in GENERATED_SIDS]
+    own = [s for s in (existing or {}).get("Statement", []) if not _generated(s.get("Sid"))]
     return {"Version": generated["Version"], "Statement": [*generated["Statement"], *own]}
 
 
@@ -248,7 +238,7 @@ def policy_problems(policy: Mapping[str, Any], expected: Mapping[str, Any], conf
         got = have.get(want["Sid"])
         problems += [f"statement {want['Sid']} is missing"] if got is None else _statement_problems(want, got, names)
     generated = {s["Sid"] for s in expected["Statement"]}
-    for sid in sorted(str(s) for s in have if s in GENERATED_SIDS and s not in generated):
+    for sid in sorted(str(s) for s in have if _generated(s) and s not in generated):
         problems.append(f"statement {sid} is not needed by this stage")
     if partitions:
         problems += _partition_problems(policy, partitions[0])

@@ -2,7 +2,9 @@
 
 ``bind`` is granted only on the ClusterRoles the configuration may grant, by name, so the API
 server's escalation prevention refuses any other roleRef even if the service tried. ConfigMap
-access is by name too: aws-auth and the backup ring. No wildcard, no system:masters.
+access is by name too: aws-auth and the backup ring. No wildcard in the service's own rules, no
+system:masters. The manifest also ships ``eks-iam-sync-admin-view``, the read-all ClusterRole that
+stands for AmazonEKSAdminViewPolicy on aws-auth clusters (bound to nobody by the manifest).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from chalicelib.config import Config, grantable_cluster_roles
+from chalicelib.config import ADMIN_VIEW_CLUSTER_ROLE, Config, grantable_cluster_roles
 from chalicelib.model.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE, SERVICE_GROUP, backup_names
 
 RBAC = "rbac.authorization.k8s.io/v1"
@@ -54,6 +56,7 @@ def manifest_documents(config: Config) -> list[dict[str, Any]]:
             "metadata": {"name": NAME, "labels": LABELS},
             "rules": cluster_rules,
         },
+        admin_view_cluster_role(),
         {
             "apiVersion": RBAC,
             "kind": "ClusterRoleBinding",
@@ -84,6 +87,18 @@ def manifest_documents(config: Config) -> list[dict[str, Any]]:
             "subjects": subjects,
         },
     ]
+
+
+def admin_view_cluster_role() -> dict[str, Any]:
+    """AmazonEKSAdminViewPolicy's equivalent on an aws-auth cluster: read every resource, secrets
+    included (Kubernetes has no built-in role for it). Bound only where the configuration grants
+    AdminView; the service may bind it only then (``bind`` by name, above)."""
+    return {
+        "apiVersion": RBAC,
+        "kind": "ClusterRole",
+        "metadata": {"name": ADMIN_VIEW_CLUSTER_ROLE, "labels": LABELS},
+        "rules": [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]}],
+    }
 
 
 def render_manifest(config: Config) -> str:

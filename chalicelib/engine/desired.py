@@ -24,20 +24,29 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from chalicelib.config import (
-    SESSION_TEMPLATES,
     SYSTEM_NAMESPACES,
+    AccessPolicyRule,
     Config,
     NamespaceGrant,
     NamespaceSelector,
     PermissionSetIdentity,
     RoleIdentity,
     generated_username,
-    is_privileged_cluster_role,
     username_problem,
 )
+from chalicelib.engine.policies import GrantRefusal, Live, policy_bindings, rule_grants, selects
+from chalicelib.engine.tags import allowed_cluster_role, tag_grants
 from chalicelib.model import arns
 from chalicelib.model.bindings import DesiredBinding, binding_name
-from chalicelib.model.identities import MAP_ROLES, MAP_USERS, Entry, OwnedEntry, group_source
+from chalicelib.model.identities import (
+    MAP_ROLES,
+    MAP_USERS,
+    Entry,
+    OwnedEntry,
+    PolicyGrant,
+    group_source,
+    merged_grants,
+)
 from chalicelib.model.snapshot import IamRole, IamSnapshot, IamUser
 
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -61,6 +70,15 @@ class DesiredState:
     refusals: tuple[Refusal, ...] = ()
     skipped: tuple[str, ...] = ()  # bindings left out because their namespace does not exist (yet)
     missing_groups: tuple[str, ...] = ()  # configured IAM groups a full snapshot does not hold
+    # aws-auth clusters only (EKS cannot associate access policies there): the identities' access
+    # policies as RoleBindings of their RBAC equivalents, and what cannot be granted that way.
+    policy_bindings: tuple[DesiredBinding, ...] = ()
+    policy_refusals: tuple[Refusal, ...] = ()
+
+    def for_aws_auth(self) -> DesiredState:
+        """The state an aws-auth cluster applies: access policies through their RBAC equivalents."""
+        bindings = _dedupe([*self.bindings, *self.policy_bindings])
+        return replace(self, bindings=tuple(bindings), refusals=self.refusals + self.policy_refusals)
 
 
 def desired_state(
@@ -68,12 +86,16 @@ def desired_state(
     snapshot: IamSnapshot,
     namespaces: Mapping[str, Mapping[str, str]] | None = None,
     event_id: str | None = None,
+    policy_namespaces: Live | None = None,
 ) -> DesiredState:
+    """``policy_namespaces``: the live namespaces for access-policy selectors and wildcards when
+    ``namespaces`` is None (a scoped run; ``policies.needs_namespaces`` says when they are needed)."""
+    live = namespaces if namespaces is not None else policy_namespaces
     entries: list[OwnedEntry] = []
     bindings: list[DesiredBinding] = []
     refusals: list[Refusal] = []
     for user in snapshot.users:
-        entry, granted, refused = _user(config, user)
+        entry, granted, refused = _user(config, user, live)
         entries += entry
         bindings += granted
         refusals += refused
@@ -84,7 +106,7 @@ def desired_state(
                 message = "another role has the same name; STS drops paths"
                 refusals.append(Refusal(role.arn, role.name, "roles-share-a-name", message))
             continue
-        entry, granted, refused = _role(config, role)
+        entry, granted, refused = _role(config, role, live)
         entries += entry
         bindings += granted
         refusals += refused
@@ -101,10 +123,18 @@ def desired_state(
         for group in missing
     ]
     bindings = _dedupe(rule_bindings + bindings)
+    equivalents, not_equivalent = policy_bindings(entries, live)
     if event_id:
         bindings = [replace(b, event_id=event_id) for b in bindings]
+        equivalents = [replace(b, event_id=event_id) for b in equivalents]
     return DesiredState(
-        tuple(entries), tuple(bindings), tuple(refusals + rule_refusals), tuple(skipped), tuple(missing)
+        tuple(entries),
+        tuple(bindings),
+        tuple(refusals + rule_refusals),
+        tuple(skipped),
+        tuple(missing),
+        tuple(equivalents),
+        tuple(Refusal(*r) for r in not_equivalent),
     )
 
 
@@ -114,22 +144,47 @@ def _missing_groups(config: Config, snapshot: IamSnapshot) -> list[str]:
     return [g.iam_group for g in config.identities.groups if g.iam_group.lower() not in snapshot.groups]
 
 
-def _user(config: Config, user: IamUser) -> tuple[list[OwnedEntry], list[DesiredBinding], list[Refusal]]:
+def _user(
+    config: Config, user: IamUser, live: Live | None
+) -> tuple[list[OwnedEntry], list[DesiredBinding], list[Refusal]]:
     wanted = {arns.fold(g.iam_group): g for g in config.identities.groups}
     matched = [wanted[arns.fold(g)] for g in user.groups if arns.fold(g) in wanted]
     groups = tuple(sorted({k for g in matched for k in g.kubernetes_groups}))
     # Anyone who may create users and add them to a configured group chooses the name: under the
     # service's prefix it can never be a subject someone else bound (User ops-admin -> cluster-admin).
     username = generated_username(config.identities.username_prefix, "user", user.name)
-    granted, refused = _tag_grants(config, user.tags, user.arn, username)
-    if not matched and not granted:
+    granted, tagged, tag_refused = tag_grants(config, user.tags, user.arn, username)
+    refused = [Refusal(*r) for r in tag_refused]
+    if not matched and not granted and not tagged:
         return [], [], refused
-    sources = [group_source(g.iam_group) for g in matched] + (["tagGrants"] if granted else [])
-    entry = OwnedEntry(MAP_USERS, Entry(user.arn, username, groups), ", ".join(sources), user.arn, user.id)
-    return [entry], granted, refused
+    policies, policy_refused = _policies([(group_source(g.iam_group), g.access_policies) for g in matched], live)
+    sources = [group_source(g.iam_group) for g in matched] + (["tagGrants"] if granted or tagged else [])
+    entry = OwnedEntry(
+        MAP_USERS,
+        Entry(user.arn, username, groups),
+        ", ".join(sources),
+        user.arn,
+        user.id,
+        merged_grants(policies + tagged),
+    )
+    return [entry], granted, refused + policy_refused
 
 
-def _role(config: Config, role: IamRole) -> tuple[list[OwnedEntry], list[DesiredBinding], list[Refusal]]:
+def _policies(
+    rules: list[tuple[str, tuple[AccessPolicyRule, ...]]], live: Live | None
+) -> tuple[list[PolicyGrant], list[Refusal]]:
+    grants: list[PolicyGrant] = []
+    refusals: list[GrantRefusal] = []
+    for source, found in rules:
+        made, refused = rule_grants(found, source, live)
+        grants += made
+        refusals += refused
+    return grants, [Refusal(*r) for r in refusals]
+
+
+def _role(
+    config: Config, role: IamRole, live: Live | None
+) -> tuple[list[OwnedEntry], list[DesiredBinding], list[Refusal]]:
     configured = _configured_role(config, role)
     prefix = config.identities.username_prefix
     explicit = configured.username if isinstance(configured, RoleIdentity) else None
@@ -140,13 +195,23 @@ def _role(config: Config, role: IamRole) -> tuple[list[OwnedEntry], list[Desired
     problem = username_problem(explicit, prefix) if explicit else None
     if problem:
         return [], [], [Refusal(role.arn, explicit or "", "username-collision", problem)]
-    granted, refused = _tag_grants(config, role.tags, role.arn, username)
-    if configured is None and not granted:
+    granted, tagged, tag_refused = tag_grants(config, role.tags, role.arn, username)
+    refused = [Refusal(*r) for r in tag_refused]
+    if configured is None and not granted and not tagged:
         return [], [], refused
     groups = tuple(sorted(set(configured.kubernetes_groups))) if configured else ()
-    sources = ([configured_source(configured)] if configured else []) + (["tagGrants"] if granted else [])
-    entry = OwnedEntry(MAP_ROLES, Entry(role.unpathed_arn, username, groups), ", ".join(sources), role.arn, role.id)
-    return [entry], granted, refused
+    rules = [(configured_source(configured), configured.access_policies)] if configured else []
+    policies, policy_refused = _policies(rules, live)
+    sources = ([configured_source(configured)] if configured else []) + (["tagGrants"] if granted or tagged else [])
+    entry = OwnedEntry(
+        MAP_ROLES,
+        Entry(role.unpathed_arn, username, groups),
+        ", ".join(sources),
+        role.arn,
+        role.id,
+        merged_grants(policies + tagged),
+    )
+    return [entry], granted, refused + policy_refused
 
 
 def _configured_role(config: Config, role: IamRole) -> RoleIdentity | PermissionSetIdentity | None:
@@ -177,64 +242,6 @@ def _roles_sharing_a_name(roles: Iterable[IamRole]) -> set[str]:
     return {arn for arn, count in seen.items() if count > 1}
 
 
-def _tag_grants(
-    config: Config, tags: Mapping[str, str], principal: str, username: str
-) -> tuple[list[DesiredBinding], list[Refusal]]:
-    grants, refusals = [], []
-    settings = config.tag_grants
-    for key, profile in sorted(tags.items()):
-        if not key.startswith(settings.tag_prefix):
-            continue
-        namespace = key[len(settings.tag_prefix) :]
-        subject = f"{key}={profile}"
-        refused = _tag_refusal(config, namespace, profile, username)
-        if refused is not None:
-            refusals.append(Refusal(principal, subject, *refused))
-            continue
-        full = settings.profile(profile)
-        assert full is not None  # _tag_refusal refuses an unknown profile
-        grants.append(
-            DesiredBinding(
-                namespace=namespace,
-                name=binding_name("tag", username, profile),
-                cluster_role=full.cluster_role,
-                subject_kind="User",
-                subject_name=username,
-                source=f"tag {subject}",
-                principal=principal,
-            )
-        )
-    return grants, refusals
-
-
-def _tag_refusal(config: Config, namespace: str, profile: str, username: str) -> tuple[str, str] | None:  # noqa: PLR0911 - one return per reason, in order
-    """Why the tag ``<prefix><namespace>=<profile>`` grants nothing (reason, message), or None."""
-    settings = config.tag_grants
-    full = settings.profile(profile)
-    system = namespace in SYSTEM_NAMESPACES
-    if namespace in ("", "*") or namespace.startswith("*"):
-        return "cluster-wide", "a tag grant is one namespace; cluster-wide grants are never made"
-    if len(namespace) > 63 or not _NAMESPACE.match(namespace):
-        return "invalid-namespace", f"{namespace!r} is not a valid namespace name"
-    if namespace in settings.denied_namespaces:
-        return "denied-namespace", f"namespace {namespace!r} is in deniedNamespaces"
-    if full is None:
-        return "unknown-profile", f"profile {profile!r} is not one of {sorted(settings.profiles)}"
-    if system and not full.allow_system_namespaces:
-        # A floor under deniedNamespaces: a list customised without kube-system must not open it.
-        return "system-namespace", f"a system namespace: profile {profile!r} does not set allowSystemNamespaces"
-    if not _allowed(config, full.cluster_role) or (system and is_privileged_cluster_role(full.cluster_role)):
-        return "privileged-cluster-role", f"profile {profile!r} names {full.cluster_role!r}"
-    if SESSION_TEMPLATES.search(username):
-        # A RoleBinding names one user; each session of this role has its own name.
-        return "session-username", f"the username {username!r} is per session: grant through kubernetesGroups"
-    return None
-
-
-def _allowed(config: Config, cluster_role: str) -> bool:
-    return not is_privileged_cluster_role(cluster_role) or cluster_role in config.allow_privileged_cluster_roles
-
-
 def _rule_bindings(
     config: Config, namespaces: Mapping[str, Mapping[str, str]] | None
 ) -> tuple[list[DesiredBinding], list[Refusal], list[str]]:
@@ -255,7 +262,7 @@ def _grant_bindings(
     """One namespaceGrants rule in ``targets``: its bindings, refusals and namespaces skipped for not
     existing yet (``live`` None: namespaces not listed, none skipped)."""
     grant, source = config.namespace_grants[index], f"namespaceGrants[{index}]"
-    if not _allowed(config, grant.cluster_role):
+    if not allowed_cluster_role(config, grant.cluster_role):
         message = "add it to allowPrivilegedClusterRoles"
         return [], [Refusal(source, grant.cluster_role, "privileged-cluster-role", message)], []
     bindings, refusals, skipped = [], [], []
@@ -319,22 +326,6 @@ def _namespaces_of(grant: NamespaceGrant, live: Mapping[str, Mapping[str, str]] 
     if live is None or grant.namespace_selector is None:
         return []
     return sorted(name for name, labels in live.items() if selects(grant.namespace_selector, labels))
-
-
-def selects(selector: NamespaceSelector, labels: Mapping[str, str]) -> bool:
-    if any(labels.get(k) != v for k, v in selector.match_labels.items()):
-        return False
-    for expression in selector.match_expressions:
-        present = expression.key in labels
-        value = labels.get(expression.key)
-        if (
-            (expression.operator == "In" and value not in expression.values)
-            or (expression.operator == "NotIn" and present and value in expression.values)
-            or (expression.operator == "Exists" and not present)
-            or (expression.operator == "DoesNotExist" and present)
-        ):
-            return False
-    return True
 
 
 def _rule_binding(grant: NamespaceGrant, namespace: str, source: str) -> DesiredBinding:

@@ -51,6 +51,41 @@ def user_mapped_for(arn: str, source: str, groups: Iterable[str]) -> str | None:
     return arns.name_of(arn)
 
 
+# The key of an access-policy association's change (access entries only).
+POLICY_KEY = "accessPolicy"
+
+
+@dataclass(frozen=True)
+class PolicyGrant:
+    """An EKS access policy an identity holds, by name: cluster scope when ``namespaces`` is empty,
+    else those namespaces (a name, or a prefix ending in '*'), sorted. ``source``: the rules behind it."""
+
+    policy: str
+    namespaces: tuple[str, ...] = ()
+    source: str = field(default="", compare=False)
+
+    @property
+    def cluster_scope(self) -> bool:
+        return not self.namespaces
+
+    def describe(self) -> str:
+        return f"{self.policy} " + ("cluster" if self.cluster_scope else f"namespaces {list(self.namespaces)}")
+
+
+def merged_grants(grants: Iterable[PolicyGrant]) -> tuple[PolicyGrant, ...]:
+    """One grant per policy: namespaces merged, cluster scope wins; sources joined; sorted by policy."""
+    by_policy: dict[str, list[PolicyGrant]] = {}
+    for grant in grants:
+        by_policy.setdefault(grant.policy, []).append(grant)
+    merged = []
+    for policy, found in sorted(by_policy.items()):
+        sources = ", ".join(dict.fromkeys(g.source for g in found if g.source))
+        wide = any(g.cluster_scope for g in found)
+        namespaces = () if wide else tuple(sorted({n for g in found for n in g.namespaces}))
+        merged.append(PolicyGrant(policy, namespaces, sources))
+    return tuple(merged)
+
+
 @dataclass(frozen=True)
 class OwnedEntry:
     """An entry eks-iam-sync wants, and the rule or tag behind it.
@@ -65,6 +100,9 @@ class OwnedEntry:
     source: str
     principal_arn: str = ""
     principal_id: str = ""
+    # EKS access policies the identity holds (access entries associate them; aws-auth clusters bind
+    # their RBAC equivalents instead, see DesiredState.policy_bindings).
+    access_policies: tuple[PolicyGrant, ...] = ()
 
     @property
     def iam_arn(self) -> str:
@@ -91,6 +129,8 @@ class Change:
         return entry.arn
 
     def describe(self) -> str:
+        if self.key == POLICY_KEY:
+            return self._describe_policy()
         if self.action == "add" and self.after:
             return f"+ {self.key} {self.after.describe()}  ({self.source})"
         if self.action == "remove" and self.before:
@@ -99,6 +139,13 @@ class Change:
         after = self.after.describe() if self.after else "?"
         verb = " (recreated: the IAM principal was recreated)" if self.action == "recreate" else ""
         return f"~ {self.key} {before}  =>  {after}  ({self.source}){verb}"
+
+    def _describe_policy(self) -> str:
+        """An association: ``before``/``after`` carry the policy as username and the namespaces as groups."""
+        sign = {"add": "+", "remove": "-"}.get(self.action, "~")
+        scopes = [e for e in (self.before, self.after) if e is not None]
+        shown = "  =>  ".join(("cluster" if not e.groups else f"namespaces {list(e.groups)}") for e in scopes)
+        return f"{sign} {self.key} {self.arn}: {scopes[-1].username} {shown}  ({self.source})"
 
 
 @dataclass(frozen=True)

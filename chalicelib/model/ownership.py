@@ -84,3 +84,6 @@ SERVICE_USERNAME = "eks-iam-sync"
 ENTRY_PRINCIPAL_ID_TAG = "eks-iam-sync/principal-id"
 ENTRY_SOURCE_TAG = "eks-iam-sync/source"
 ACCESS_ENTRY_QUOTA = 3000  # per cluster, not adjustable
+# The access policies the service associated with an owned entry (short names, space-separated):
+# associations cannot be tagged, so this record says which entries have any to read and keep in step.
+ENTRY_POLICIES_TAG = "eks-iam-sync/access-policies"

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from chalicelib.config import Cluster, Config, grants_everything
+from chalicelib.config import Cluster, Config, grants_everything, partition_of
 from chalicelib.engine.accessentries.backend import AccessEntriesBackend
 from chalicelib.engine.awsauth.writer import AwsAuthWriter, WriterSettings
 from chalicelib.engine.desired import (
@@ -29,6 +29,7 @@ from chalicelib.engine.desired import (
 )
 from chalicelib.engine.guardrails import Policy
 from chalicelib.engine.plan import BindingAction, DeleteBinding, Plan, plan_bindings
+from chalicelib.engine.policies import POLICY_BINDING_SOURCE, needs_namespaces
 from chalicelib.errors import Forbidden, NotFound, PermanentError
 from chalicelib.model import arns
 from chalicelib.model.ports import ClusterPorts, ClusterRoleReader, Observer
@@ -76,14 +77,24 @@ def reconcile_cluster(
 ) -> ClusterReport:
     options = options or Options()
     namespaces = ports.bindings.namespaces() if scope is None else None
+    # Access-policy selectors and wildcards are resolved against the live namespaces in a scoped run too.
+    policy_namespaces = ports.bindings.namespaces() if scope is not None and needs_namespaces(config) else None
     identities = identity_backend(config, ports, options, observer)
-    desired = desired_state(config, snapshot, namespaces, options.event_id)
+    if identities.name == "configMap" and config.access_policy_rules():
+        # A membership changes a rule's access policies, whose RBAC equivalents are the principal's own bindings.
+        options = replace(options, rebinds=True)
+
+    def desired_from(iam: IamSnapshot) -> DesiredState:
+        found = desired_state(config, iam, namespaces, options.event_id, policy_namespaces)
+        return found.for_aws_auth() if identities.name == "configMap" else found
+
+    desired = desired_from(snapshot)
     identity_scope = _keeping_missing_groups(desired, identities, scope, observer)
     desired, plan = _planned(config, ports, identities, desired, identity_scope, scope, options)
     if scope is None and options.reread is not None and plan.changed:
         fresh = _reread(snapshot, plan, options.reread, observer)
         if fresh is not snapshot:
-            desired = desired_state(config, fresh, namespaces, options.event_id)
+            desired = desired_from(fresh)
             desired, plan = _planned(config, ports, identities, desired, identity_scope, scope, options)
     _report_desired(desired, observer)
     bindings, refused = _without_unbounded_roles(config, plan.bindings, ports.cluster_roles, observer)
@@ -215,7 +226,8 @@ def identity_backend(
         return aws_auth_writer(config, ports, policy, observer, options.sleep)
     if ports.access_entries is None:
         raise PermanentError(f"cluster {ports.name}: the EKS access-entry API is not reachable from here")
-    return AccessEntriesBackend(ports.access_entries, observer, policy, sleep=options.sleep)
+    partition = partition_of(config.cluster(ports.name).region)
+    return AccessEntriesBackend(ports.access_entries, observer, policy, sleep=options.sleep, partition=partition)
 
 
 def aws_auth_writer(
@@ -263,7 +275,9 @@ def _without_unbounded_roles(
 ) -> tuple[tuple[BindingAction, ...], tuple[Refusal, ...]]:
     """Defence in depth: a binding that would grant a ClusterRole whose rules hold '*' (read live, as a
     role can change after the configuration was validated) is refused unless the role is allowed."""
-    roles = {a.desired.cluster_role for a in actions if not isinstance(a, DeleteBinding)}
+    # An access policy's RBAC equivalent (the read-all ClusterRole of AdminView reads '*') was judged as the
+    # policy it stands for (allowPrivilegedAccessPolicies); every other binding by its ClusterRole's rules.
+    roles = {a.desired.cluster_role for a in actions if not isinstance(a, DeleteBinding) and not _equivalent(a)}
     unbounded = set()
     for role in sorted(roles - set(config.allow_privileged_cluster_roles)):
         try:
@@ -275,7 +289,7 @@ def _without_unbounded_roles(
             continue  # not in the service's RBAC (rbac.yaml): the API server refuses to bind it anyway
     kept, refused = [], []
     for action in actions:
-        if isinstance(action, DeleteBinding) or action.desired.cluster_role not in unbounded:
+        if isinstance(action, DeleteBinding) or _equivalent(action) or action.desired.cluster_role not in unbounded:
             kept.append(action)
             continue
         role = action.desired.cluster_role
@@ -284,6 +298,11 @@ def _without_unbounded_roles(
         observer.error("grant refused", subject=role, reason="privileged-cluster-role", detail=message)
         observer.count("Refusals", reason="privileged-cluster-role")
     return tuple(kept), tuple(refused)
+
+
+def _equivalent(action: BindingAction) -> bool:
+    """Whether the binding is an access policy's RBAC equivalent (an aws-auth cluster's)."""
+    return not isinstance(action, DeleteBinding) and action.desired.source.startswith(POLICY_BINDING_SOURCE)
 
 
 def _report_desired(desired: DesiredState, observer: Observer) -> None:

@@ -527,6 +527,8 @@ class FakeAccessEntries(FakePort):
         "tag",
         "delete",
         "associated_policies",
+        "associate",
+        "disassociate",
     )
 
     cluster: str = "cluster"
@@ -536,18 +538,37 @@ class FakeAccessEntries(FakePort):
     policies: dict[str, list[AssociatedPolicy]] = field(default_factory=dict)  # by lower-case principal ARN
 
     def associated_policies(self, principal_arn: str) -> list[AssociatedPolicy]:
-        """The AccessPolicyReader (the report's read): like EKS, 404 without an entry."""
+        """Like EKS: 404 without an entry, and an error for an entry that is not STANDARD."""
         self._enter("associated_policies", principal_arn)
-        self._existing(principal_arn)
+        if self._existing(principal_arn).type != "STANDARD":
+            raise Rejected(f"InvalidRequestException: {principal_arn}: access policies are for STANDARD entries only")
         return list(self.policies.get(principal_arn.lower(), []))
 
-    def associate(self, principal_arn: str, policy: str, namespaces: tuple[str, ...] = ()) -> None:
-        """Someone associates an access policy (cluster scope without namespaces); again replaces the scope."""
+    def associate(self, principal_arn: str, policy_arn: str, namespaces: tuple[str, ...] = ()) -> None:
+        """Like EKS: associating a policy again replaces its scope in this one call (cluster scope
+        without namespaces); 404 without an entry."""
+        self._enter("associate", principal_arn)
+        self._associate(principal_arn, policy_arn, namespaces)
+        self.writes.append(f"associate {principal_arn} {policy_arn.rsplit('/', 1)[-1]} {list(namespaces)}")
+
+    def disassociate(self, principal_arn: str, policy_arn: str) -> None:
+        self._enter("disassociate", principal_arn)
         self._existing(principal_arn)
-        arn = f"arn:aws:eks::aws:cluster-access-policy/{policy}"
+        found = self.policies.get(principal_arn.lower(), [])
+        if not any(p.policy_arn == policy_arn for p in found):
+            raise NotFound(f"ResourceNotFoundException: {policy_arn} is not associated with {principal_arn}")
+        self.policies[principal_arn.lower()] = [p for p in found if p.policy_arn != policy_arn]
+        self.writes.append(f"disassociate {principal_arn} {policy_arn.rsplit('/', 1)[-1]}")
+
+    def associate_by_hand(self, principal_arn: str, policy: str, namespaces: tuple[str, ...] = ()) -> None:
+        """Someone else associates an access policy (by name, cluster scope without namespaces)."""
+        self._associate(principal_arn, f"arn:aws:eks::aws:cluster-access-policy/{policy}", namespaces)
+
+    def _associate(self, principal_arn: str, arn: str, namespaces: tuple[str, ...]) -> None:
+        self._existing(principal_arn)
         kept = [p for p in self.policies.get(principal_arn.lower(), []) if p.policy_arn != arn]
         scope = "namespace" if namespaces else "cluster"
-        self.policies[principal_arn.lower()] = [*kept, AssociatedPolicy(arn, scope, namespaces)]
+        self.policies[principal_arn.lower()] = [*kept, AssociatedPolicy(arn, scope, tuple(namespaces))]
 
     def list_principals(self) -> list[str]:
         self._enter("list_principals")

@@ -52,7 +52,7 @@ def world(shell: FakeShell, config_path: Path, use_shell: Any, capsys: pytest.Ca
     assert east.rbac is not None
     east.rbac.bind_cluster_wide("platform-admins", "cluster-admin", (("Group", KUBERNETES_GROUP),))
     west_entries.put(CREATOR, CREATOR)
-    west_entries.associate(CREATOR, "AmazonEKSClusterAdminPolicy")
+    west_entries.associate_by_hand(CREATOR, "AmazonEKSClusterAdminPolicy")
     return shell
 
 

@@ -6,8 +6,9 @@ import pytest
 
 from chalicelib.config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config, parse_config
 from chalicelib.engine.awsauth.model import MAP_ROLES, MAP_USERS, Entry
-from chalicelib.engine.desired import desired_state, grants_of_groups, group_bindings, label_selector, selects
+from chalicelib.engine.desired import desired_state, grants_of_groups, group_bindings, label_selector
 from chalicelib.engine.plan import UpdateBinding, plan_bindings
+from chalicelib.engine.policies import selects
 from chalicelib.model.bindings import binding_name
 from chalicelib.model.ownership import group_label
 from chalicelib.model.ports import ObservedBinding

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from chalicelib.config import DEFAULT_CONFIG_PATH, load_config
+from chalicelib.config import ADMIN_VIEW_CLUSTER_ROLE, DEFAULT_CONFIG_PATH, load_config, parse_config
 from chalicelib.deploy.rbac_manifest import render_manifest
 from chalicelib.entry.cli import main
 
@@ -19,8 +20,50 @@ def test_the_shipped_manifest_is_the_rendering_of_the_seed_config() -> None:
     assert SHIPPED.read_text() == render_manifest(load_config(DEFAULT_CONFIG_PATH))
 
 
-def test_least_privilege() -> None:
+def own_documents() -> list[dict[str, Any]]:
+    """The service's own permissions: every document but the read-all ClusterRole it ships for others."""
+    found = [d for d in yaml.safe_load_all(SHIPPED.read_text()) if d]
+    return [d for d in found if d["metadata"]["name"] != ADMIN_VIEW_CLUSTER_ROLE]
+
+
+def test_the_admin_view_equivalent_reads_everything_and_is_bound_to_nobody() -> None:
     documents = [d for d in yaml.safe_load_all(SHIPPED.read_text()) if d]
+    [role] = [d for d in documents if d["metadata"]["name"] == ADMIN_VIEW_CLUSTER_ROLE]
+    assert role["kind"] == "ClusterRole"
+    assert role["rules"] == [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch"]}]
+    assert not [d for d in documents if d.get("roleRef", {}).get("name") == ADMIN_VIEW_CLUSTER_ROLE]
+
+
+def test_a_configuration_granting_policies_may_bind_their_equivalents_on_aws_auth_clusters() -> None:
+    text = DEFAULT_CONFIG_PATH.read_text().replace(
+        "      kubernetesGroups: [rbac-bttrm-web-ro-group]\n  roles:",
+        "      kubernetesGroups: [rbac-bttrm-web-ro-group]\n"
+        "      accessPolicies: [{policy: AmazonEKSViewPolicy, namespaces: [a]}, "
+        "{policy: AmazonEKSAdminViewPolicy, namespaces: [a]}]\n  roles:",
+    )
+    manifest = [d for d in yaml.safe_load_all(render_manifest(parse_config(text))) if d]
+    [bind] = [
+        r
+        for d in manifest
+        if d["metadata"]["name"] == "eks-iam-sync"
+        for r in d.get("rules", [])
+        if "bind" in r["verbs"]
+    ]
+    assert bind["resourceNames"] == [ADMIN_VIEW_CLUSTER_ROLE, "rbac-bttrm-pods-ro-cluster-role", "view"]
+    entries_only = text.replace("region: us-east-2", "region: us-east-2\n    backend: accessEntries")
+    manifest = [d for d in yaml.safe_load_all(render_manifest(parse_config(entries_only))) if d]
+    [bind] = [
+        r
+        for d in manifest
+        if d["metadata"]["name"] == "eks-iam-sync"
+        for r in d.get("rules", [])
+        if "bind" in r["verbs"]
+    ]
+    assert bind["resourceNames"] == ["rbac-bttrm-pods-ro-cluster-role"]
+
+
+def test_least_privilege() -> None:
+    documents = own_documents()
     rules = [rule for d in documents if "rules" in d for rule in d["rules"]]
     assert all("*" not in rule["verbs"] and "*" not in rule["resources"] for rule in rules)
     [bind] = [r for r in rules if "bind" in r["verbs"]]
@@ -60,7 +103,7 @@ def adapter_calls() -> set[tuple[str, str, bool]]:
 def manifest_grants() -> set[tuple[str, str, bool]]:
     """(resource, verb, cluster-wide) for every rule of the shipped manifest but `bind`."""
     grants = set()
-    for document in (d for d in yaml.safe_load_all(SHIPPED.read_text()) if d and "rules" in d):
+    for document in (d for d in own_documents() if "rules" in d):
         cluster_wide = document["kind"] == "ClusterRole"
         for rule in document["rules"]:
             grants |= {(r, v, cluster_wide) for r in rule["resources"] for v in rule["verbs"] if v != "bind"}

@@ -15,13 +15,17 @@ import contextlib
 import time
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
+from chalicelib.engine.accessentries.associations import Associate, Disassociate, PolicyAction, needs_read
 from chalicelib.engine.accessentries.plan import (
+    KEY,
     AccessEntriesStep,
     CreateEntry,
     DeleteEntry,
     EntryAction,
+    Observed,
     RecreateEntry,
     UpdateEntry,
     as_entry,
@@ -34,7 +38,15 @@ from chalicelib.engine.guardrails import Policy
 from chalicelib.engine.outcomes import observe
 from chalicelib.errors import Forbidden, NotFound, PermanentError, TransientError, WriteConflict
 from chalicelib.model import arns
-from chalicelib.model.identities import Change, CurrentMapping, Outcome, OwnedEntry, Refusal, user_mapped_for
+from chalicelib.model.identities import (
+    POLICY_KEY,
+    Change,
+    CurrentMapping,
+    Outcome,
+    OwnedEntry,
+    Refusal,
+    user_mapped_for,
+)
 from chalicelib.model.ownership import ACCESS_ENTRY_QUOTA, ENTRY_SOURCE_TAG
 from chalicelib.model.ports import AccessEntryStore, ObservedAccessEntry, Observer
 from chalicelib.model.principals import PrincipalScope
@@ -49,17 +61,34 @@ class AccessEntriesBackend:
     propagation_attempts: int = 6
     propagation_base: float = 0.5
     name: str = "accessEntries"
+    partition: str = (
+        "aws"  # the cluster's: access policy ARNs are arn:<partition>:eks::aws:cluster-access-policy/<name>
+    )
 
     def plan(self, desired: Iterable[OwnedEntry], scope: Container[str] | None = None) -> AccessEntriesStep:
         wanted = tuple(desired)
         if scope is None:
             principals = self.store.list_principals()
-            return plan_access_entries(self._describe(principals), wanted, None, self.policy, len(principals))
+            observed = self._observed(self._describe(principals), wanted)
+            return plan_access_entries(observed, wanted, None, self.policy, len(principals))
         principals = [w.iam_arn for w in wanted if w.iam_arn in scope]
         if _uncovered(scope, principals):
             listed = {p.lower() for p in principals}
             principals += [p for p in self.store.list_principals() if p in scope and p.lower() not in listed]
-        return plan_access_entries(self._describe(principals), wanted, scope, self.policy)
+        return plan_access_entries(self._observed(self._describe(principals), wanted), wanted, scope, self.policy)
+
+    def _observed(self, entries: list[ObservedAccessEntry], wanted: tuple[OwnedEntry, ...]) -> Observed:
+        """The entries, and the associations of the owned ones that have or should have access policies
+        (never a foreign or non-STANDARD entry's)."""
+        by_key = {w.iam_arn.lower(): w for w in wanted}
+        associations = {
+            entry.key: self.store.associated_policies(entry.principal_arn)
+            for entry in entries
+            if owned(entry)
+            and not self.policy.protects(entry.principal_arn)
+            and needs_read(entry, by_key.get(entry.key))
+        }
+        return Observed(tuple(entries), associations, self.partition)
 
     def members_of(self, groups: Iterable[str]) -> set[str]:
         """Names of the users whose owned entries were made for these IAM groups."""
@@ -103,13 +132,13 @@ class AccessEntriesBackend:
                 self._carry_out(action)
             except PermanentError as err:
                 reason_code = "eks-forbidden" if isinstance(err, Forbidden) else "eks-rejected"
-                refusals.append(Refusal(reason_code, str(err), action.change().arn))
+                refusals.append(Refusal(reason_code, str(err), action.principal_arn))
                 continue
             except TransientError as err:
                 failed.append(str(err))
                 self.observer.error("access entry write failed", action=action.verb, detail=str(err))
                 continue
-            done.append(action.change())
+            done += action.changes()
         status: Literal["written", "refused", "unchanged"] = (
             "written" if done else "refused" if refusals else "unchanged"
         )
@@ -120,20 +149,37 @@ class AccessEntriesBackend:
         return outcome
 
     def _carry_out(self, action: EntryAction) -> None:
+        """One principal's actions in order; the first failure stops the rest of them (so the policy
+        record is written only once its associations are)."""
         match action:
             case CreateEntry(wanted=wanted):
                 self._create(wanted)
+                self._policies(action.policies)
             case UpdateEntry(wanted=wanted, observed=observed):
                 if action.mapping_changed:
                     entry = desired_entry(wanted)
                     self._propagated(lambda: self.store.update(observed.principal_arn, entry.username, entry.groups))
-                if observed.entry_arn:
-                    self._propagated(lambda: self.store.tag(observed.entry_arn, tags_for(wanted)))
+                self._policies(action.policies)
+                if observed.entry_arn and action.tags_changed:
+                    self._propagated(lambda: self.store.tag(observed.entry_arn, tags_for(wanted, observed)))
             case RecreateEntry(wanted=wanted, observed=observed):
                 self._delete(observed)
                 self._create(wanted)
+                self._policies(action.policies)
             case DeleteEntry(observed=observed):
                 self._delete(observed)
+
+    def _policies(self, actions: Iterable[PolicyAction]) -> None:
+        """Associations (a new scope is one call: EKS replaces it) before disassociations."""
+        for policy in actions:
+            match policy:
+                case Associate():
+                    self._propagated(
+                        partial(self.store.associate, policy.principal_arn, policy.policy_arn, policy.namespaces)
+                    )
+                case Disassociate(principal_arn=principal, observed=observed):
+                    with contextlib.suppress(NotFound):  # already gone: what the plan wanted
+                        self.store.disassociate(principal, observed.policy_arn)
 
     def _create(self, wanted: OwnedEntry) -> None:
         entry = wanted.entry
@@ -171,9 +217,10 @@ class AccessEntriesBackend:
             self.observer.warning("access entries near the quota", detail=warning)
         if step.entries_after is not None:
             self.observer.percent("AccessEntriesUsage", round(100 * step.entries_after / ACCESS_ENTRY_QUOTA, 1))
-        for action in sorted({c.action for c in outcome.changes}):
-            count = sum(1 for c in outcome.changes if c.action == action)
-            self.observer.count("AccessEntriesChanged", count, action=action)
+        for metric, key in (("AccessEntriesChanged", KEY), ("AccessPoliciesChanged", POLICY_KEY)):
+            changes = [c for c in outcome.changes if c.key == key]
+            for action in sorted({c.action for c in changes}):
+                self.observer.count(metric, sum(1 for c in changes if c.action == action), action=action)
         return outcome
 
 

@@ -13,10 +13,17 @@ step of per-principal actions. Pure.
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal
 
+from chalicelib.engine.accessentries.associations import (
+    Disassociate,
+    PolicyAction,
+    new_associations,
+    plan_policies,
+    policy_tags,
+)
 from chalicelib.engine.accessentries.rules import refusal_for
 from chalicelib.engine.guardrails import Policy, deletion_breaker
 from chalicelib.model.identities import Change, Conflict, Entry, OwnedEntry, Refusal
@@ -27,7 +34,7 @@ from chalicelib.model.ownership import (
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
 )
-from chalicelib.model.ports import ObservedAccessEntry
+from chalicelib.model.ports import AssociatedPolicy, ObservedAccessEntry
 
 KEY = "accessEntry"
 QUOTA_WARNING_SHARE = 0.8
@@ -38,11 +45,11 @@ def owned(entry: ObservedAccessEntry) -> bool:
     return entry.type == "STANDARD" and entry.tags.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
 
 
-def tags_for(wanted: OwnedEntry) -> dict[str, str]:
+def tags_for(wanted: OwnedEntry, observed: ObservedAccessEntry | None = None) -> dict[str, str]:
     tags = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, ENTRY_SOURCE_TAG: wanted.source[:TAG_VALUE_LIMIT]}
     if wanted.principal_id:
         tags[ENTRY_PRINCIPAL_ID_TAG] = wanted.principal_id
-    return tags
+    return tags | policy_tags(wanted, observed)
 
 
 def as_entry(entry: ObservedAccessEntry) -> Entry:
@@ -55,25 +62,51 @@ def desired_entry(wanted: OwnedEntry) -> Entry:
 
 @dataclass(frozen=True)
 class CreateEntry:
+    """A new entry, then its access-policy associations (``policies``)."""
+
     wanted: OwnedEntry
+    policies: tuple[PolicyAction, ...] = ()
     verb = "create"
+
+    @property
+    def principal_arn(self) -> str:
+        return self.wanted.iam_arn
 
     def change(self) -> Change:
         return Change("add", KEY, None, desired_entry(self.wanted), self.wanted.source)
 
+    def changes(self) -> tuple[Change, ...]:
+        return (self.change(), *(p.change() for p in self.policies))
+
 
 @dataclass(frozen=True)
 class UpdateEntry:
+    """A changed username, groups or tags, and the associations to change (``policies``): the mapping
+    first, then associations, then disassociations, then the tags (the record last, once they are done)."""
+
     wanted: OwnedEntry
     observed: ObservedAccessEntry
+    policies: tuple[PolicyAction, ...] = ()
     verb = "update"
+
+    @property
+    def principal_arn(self) -> str:
+        return self.observed.principal_arn
 
     @property
     def mapping_changed(self) -> bool:
         return as_entry(self.observed) != desired_entry(self.wanted)
 
+    @property
+    def tags_changed(self) -> bool:
+        return self.observed.tags != {**self.observed.tags, **tags_for(self.wanted, self.observed)}
+
     def change(self) -> Change:
         return Change("update", KEY, as_entry(self.observed), desired_entry(self.wanted), self.wanted.source)
+
+    def changes(self) -> tuple[Change, ...]:
+        entry = (self.change(),) if self.mapping_changed or self.tags_changed else ()
+        return (*entry, *(p.change() for p in self.policies))
 
 
 @dataclass(frozen=True)
@@ -82,19 +115,36 @@ class RecreateEntry:
 
     wanted: OwnedEntry
     observed: ObservedAccessEntry
+    policies: tuple[PolicyAction, ...] = ()
     verb = "recreate"
+
+    @property
+    def principal_arn(self) -> str:
+        return self.wanted.iam_arn
 
     def change(self) -> Change:
         return Change("recreate", KEY, as_entry(self.observed), desired_entry(self.wanted), self.wanted.source)
 
+    def changes(self) -> tuple[Change, ...]:
+        return (self.change(), *(p.change() for p in self.policies))
+
 
 @dataclass(frozen=True)
 class DeleteEntry:
+    """Deleting an entry deletes its associations with it (EKS cascades)."""
+
     observed: ObservedAccessEntry
     verb = "delete"
 
+    @property
+    def principal_arn(self) -> str:
+        return self.observed.principal_arn
+
     def change(self) -> Change:
         return Change("remove", KEY, as_entry(self.observed), None, self.observed.tags.get(ENTRY_SOURCE_TAG, ""))
+
+    def changes(self) -> tuple[Change, ...]:
+        return (self.change(),)
 
 
 EntryAction = CreateEntry | UpdateEntry | RecreateEntry | DeleteEntry
@@ -111,18 +161,29 @@ class AccessEntriesStep:
 
     @property
     def changes(self) -> tuple[Change, ...]:
-        return tuple(a.change() for a in self.actions)
+        return tuple(c for a in self.actions for c in a.changes())
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a plan starts from: the entries as described, the associations read (owned entries that have
+    or should have policies, by lower-case principal ARN), and the cluster's partition."""
+
+    entries: tuple[ObservedAccessEntry, ...]
+    associations: Mapping[str, Sequence[AssociatedPolicy]] = field(default_factory=dict)
+    partition: str = "aws"
 
 
 def plan_access_entries(
-    observed: Iterable[ObservedAccessEntry],
+    observed: Observed | Iterable[ObservedAccessEntry],
     desired: Iterable[OwnedEntry],
     scope: Container[str] | None,
     policy: Policy,
     total: int | None = None,
 ) -> AccessEntriesStep:
     """``total``: every entry of the cluster (ours, foreign, nodes) when all were listed, else None."""
-    current = {e.key: e for e in observed}
+    seen = observed if isinstance(observed, Observed) else Observed(tuple(observed))
+    current = {e.key: e for e in seen.entries}
     actions: list[EntryAction] = []
     conflicts: list[Conflict] = []
     refusals: list[Refusal] = []
@@ -130,21 +191,26 @@ def plan_access_entries(
     for key, item in sorted(wanted.items()):
         entry = current.get(key)
         if entry is None:
-            actions.append(CreateEntry(item))
+            actions.append(CreateEntry(item, new_associations(item, seen.partition)))
         elif not owned(entry):
             conflicts.append(Conflict(KEY, as_entry(entry), item))
-        elif _protected(entry, policy):
-            continue
-        elif item.principal_id and entry.tags.get(ENTRY_PRINCIPAL_ID_TAG, item.principal_id) != item.principal_id:
-            actions.append(RecreateEntry(item, entry))
-        elif as_entry(entry) != desired_entry(item) or entry.tags != {**entry.tags, **tags_for(item)}:
-            actions.append(UpdateEntry(item, entry))
+        elif not _protected(entry, policy):
+            actions += _kept(item, entry, seen)
     for key, entry in sorted(current.items()):
         if key in wanted or not owned(entry) or _protected(entry, policy):
             continue
         if scope is None or entry.principal_arn in scope:
             actions.append(DeleteEntry(entry))
-    return _checked(actions, conflicts, refusals, current, policy, total)
+    return _checked(actions, conflicts, refusals, seen, policy, total)
+
+
+def _kept(item: OwnedEntry, entry: ObservedAccessEntry, seen: Observed) -> list[EntryAction]:
+    """An owned entry that stays: recreated (a new principal under the same ARN), or brought in step."""
+    if item.principal_id and entry.tags.get(ENTRY_PRINCIPAL_ID_TAG, item.principal_id) != item.principal_id:
+        return [RecreateEntry(item, entry, new_associations(item, seen.partition))]
+    policies = plan_policies(item, seen.associations.get(entry.key, ()), seen.partition)
+    update = UpdateEntry(item, entry, policies)
+    return [update] if policies or update.mapping_changed or update.tags_changed else []
 
 
 def _wanted(
@@ -170,15 +236,20 @@ def _checked(
     actions: list[EntryAction],
     conflicts: list[Conflict],
     refusals: list[Refusal],
-    current: Mapping[str, ObservedAccessEntry],
+    seen: Observed,
     policy: Policy,
     total: int | None,
 ) -> AccessEntriesStep:
     warnings: list[str] = []
     blocking: list[Refusal] = []
     deletes = sum(1 for a in actions if isinstance(a, DeleteEntry))
-    ours = sum(1 for e in current.values() if owned(e))
+    ours = sum(1 for e in seen.entries if owned(e))
     breaker = deletion_breaker(ours, deletes, policy, "owned access entries", "delete")
+    if breaker is not None:
+        blocking.append(breaker)
+    associated = sum(len(found) for found in seen.associations.values())
+    removed = sum(1 for a in actions if isinstance(a, UpdateEntry) for p in a.policies if isinstance(p, Disassociate))
+    breaker = deletion_breaker(associated, removed, policy, "access-policy associations of owned entries", "remove")
     if breaker is not None:
         blocking.append(breaker)
     after = None

@@ -157,6 +157,15 @@ class ReadOnlyAccessEntries:
     def delete(self, principal_arn: str) -> None:
         raise _refuse(f"delete of the access entry of {principal_arn}")
 
+    def associated_policies(self, principal_arn: str) -> list[AssociatedPolicy]:
+        return self.store.associated_policies(principal_arn)
+
+    def associate(self, principal_arn: str, policy_arn: str, namespaces: tuple[str, ...]) -> None:
+        raise _refuse(f"association of {policy_arn} with the access entry of {principal_arn}")
+
+    def disassociate(self, principal_arn: str, policy_arn: str) -> None:
+        raise _refuse(f"disassociation of {policy_arn} from the access entry of {principal_arn}")
+
 
 @dataclass
 class ReadOnlyAccessPolicies:
