@@ -75,6 +75,13 @@ class AccessEntries:
 
         return self._call(f"ListAssociatedAccessPolicies {principal_arn}", every_page)
 
+    def offered_policies(self) -> list[str]:
+        def every_page() -> list[str]:
+            pages = self._eks.get_paginator("list_access_policies").paginate()
+            return [policy["name"] for page in pages for policy in page.get("accessPolicies", [])]
+
+        return self._call("ListAccessPolicies", every_page)
+
     def associate(self, principal_arn: str, policy_arn: str, namespaces: tuple[str, ...]) -> None:
         """AssociateAccessPolicy: associating a policy again replaces its scope, in this one call."""
         scope: dict[str, Any] = (

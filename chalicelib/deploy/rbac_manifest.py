@@ -56,7 +56,6 @@ def manifest_documents(config: Config) -> list[dict[str, Any]]:
             "metadata": {"name": NAME, "labels": LABELS},
             "rules": cluster_rules,
         },
-        admin_view_cluster_role(),
         {
             "apiVersion": RBAC,
             "kind": "ClusterRoleBinding",
@@ -86,6 +85,7 @@ def manifest_documents(config: Config) -> list[dict[str, Any]]:
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{NAME}-aws-auth"},
             "subjects": subjects,
         },
+        admin_view_cluster_role(),
     ]
 
 

@@ -68,6 +68,7 @@ def _validated_text(result: Validated) -> list[Chunk]:
         chunks += err([f"eks-iam-sync: error: {result.live.error}"])
     elif result.live is not None:
         chunks += err(f"live: {p}" for p in result.live.problems)
+        chunks += out(f"live: note: {n}" for n in result.live.notes)
         chunks += out([f"live checks: {_verdict(result.live.problems)}"])
     return chunks
 
@@ -84,7 +85,9 @@ def _validated_json(result: Validated) -> dict[str, Any]:
         "summary": result.summary,
         "problems": [{"path": p.path, "line": p.line, "message": p.message} for p in result.problems],
         "deploy": None if deploy is None else {"stage": deploy.stage, "problems": list(deploy.problems)},
-        "live": None if live is None else {"problems": list(live.problems), "error": live.error or None},
+        "live": None
+        if live is None
+        else {"problems": list(live.problems), "notes": list(live.notes), "error": live.error or None},
         "ok": result.ok,
     }
 

@@ -310,6 +310,10 @@ class AccessPolicyReader(Protocol):
         """Every access policy associated with the principal's access entry (all pages). Never writes."""
         ...
 
+    def offered_policies(self) -> list[str]:
+        """The names of the access policies EKS offers (ListAccessPolicies, all pages; ``validate --live``)."""
+        ...
+
 
 @dataclass(frozen=True)
 class LastUsed:

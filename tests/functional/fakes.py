@@ -529,6 +529,7 @@ class FakeAccessEntries(FakePort):
         "associated_policies",
         "associate",
         "disassociate",
+        "offered_policies",
     )
 
     cluster: str = "cluster"
@@ -536,6 +537,16 @@ class FakeAccessEntries(FakePort):
     entries: dict[str, ObservedAccessEntry] = field(default_factory=dict)  # by lower-case principal ARN
     writes: list[str] = field(default_factory=list)
     policies: dict[str, list[AssociatedPolicy]] = field(default_factory=dict)  # by lower-case principal ARN
+    # What ListAccessPolicies answers: the policies people are granted, unless a test says otherwise.
+    offered: list[str] = field(
+        default_factory=lambda: [
+            f"AmazonEKS{n}Policy" for n in ("Admin", "AdminView", "ClusterAdmin", "Edit", "View", "AutoNode")
+        ]
+    )
+
+    def offered_policies(self) -> list[str]:
+        self._enter("offered_policies")
+        return list(self.offered)
 
     def associated_policies(self, principal_arn: str) -> list[AssociatedPolicy]:
         """Like EKS: 404 without an entry, and an error for an entry that is not STANDARD."""

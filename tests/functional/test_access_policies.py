@@ -262,3 +262,24 @@ def test_associations_as_the_fake_keeps_them(west) -> None:
     assert west.policies[user_arn("x").lower()] == [AssociatedPolicy(VIEW, "cluster", ())]
     with pytest.raises(Rejected):
         west.associated_policies(NODE_ROLE)
+
+
+def test_validate_live_compares_the_catalogue_with_list_access_policies(
+    shell, use_shell, write_config, west, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.entry.cli import main  # noqa: PLC0415
+
+    path = write_config(identities=identities({"policy": "AmazonEKSViewPolicy", "namespaces": [A]}))
+    monkeypatch.setenv("EKS_IAM_SYNC_CONFIG", str(path))
+    west.offered = [*west.offered, "AmazonEKSBrandNewPolicy"]
+    assert main(["validate", "--live"]) == 1
+    assert "live: cluster fn-east: ClusterRole 'view': missing" in capsys.readouterr().err  # View's equivalent
+    for cluster in shell.clusters.values():
+        cluster.cluster_roles.roles["view"] = ["pods: get, list, watch"]
+    assert main(["validate", "--live"]) == 0
+    out = capsys.readouterr().out
+    assert "live: note: cluster fn-west: EKS offers access policies the catalogue of" in out
+    assert "AmazonEKSBrandNewPolicy" in out and "live checks: ok" in out
+    west.offered.remove("AmazonEKSViewPolicy")
+    assert main(["validate", "--live"]) == 1
+    assert "live: cluster fn-west: EKS offers no access policy 'AmazonEKSViewPolicy'" in capsys.readouterr().err

@@ -220,10 +220,10 @@ def test_validate_live_checks_iam_cluster_roles_and_namespaces(run: Run, shell) 
 def test_rbac_prints_the_least_privilege_manifest(run: Run) -> None:
     code, out, _ = run("rbac")
     assert code == 0
-    documents = {d["kind"]: d for d in yaml.safe_load_all(out)}
-    [bind] = [r for r in documents["ClusterRole"]["rules"] if "bind" in r["verbs"]]
+    documents = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(out)}
+    [bind] = [r for r in documents["ClusterRole", "eks-iam-sync"]["rules"] if "bind" in r["verbs"]]
     assert bind["resourceNames"] == [POD_READER]
-    [named] = [r for r in documents["Role"]["rules"] if "resourceNames" in r]
+    [named] = [r for r in documents["Role", "eks-iam-sync-aws-auth"]["rules"] if "resourceNames" in r]
     names = named["resourceNames"]
     assert names[0] == AWS_AUTH_NAME and {backup_name(slot) for slot in range(10)} <= set(names)
     assert all(n == AWS_AUTH_NAME or n.startswith(BACKUP_NAME_PREFIX) for n in names)  # ConfigMaps by name only

@@ -71,7 +71,7 @@ def test_validate_json(run: Run, config_path: Path, tmp_path: Path) -> None:
 
 def test_validate_live_json(run: Run, shell: FakeShell) -> None:
     code, found = as_json(run, "validate", "--live")
-    assert code == 0 and found["live"] == {"problems": [], "error": None}
+    assert code == 0 and found["live"] == {"problems": [], "notes": [], "error": None}
     shell.iam_port.delete_group(GROUP)
     code, found = as_json(run, "validate", "--live")
     assert code == 1 and found["valid"] and not found["ok"]
@@ -81,7 +81,14 @@ def test_validate_live_json(run: Run, shell: FakeShell) -> None:
 def test_rbac_json_is_one_kubectl_list(run: Run) -> None:
     code, found = as_json(run, "rbac")
     assert code == 0 and found["kind"] == "List"
-    assert [d["kind"] for d in found["items"]] == ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+    kinds = [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "ClusterRole",
+    ]  # the last: AdminView's equivalent
+    assert [d["kind"] for d in found["items"]] == kinds
 
 
 def test_explain_json(run: Run, shell: FakeShell, alice: str) -> None:

@@ -176,6 +176,9 @@ class ReadOnlyAccessPolicies:
     def associated_policies(self, principal_arn: str) -> list[AssociatedPolicy]:
         return self.store.associated_policies(principal_arn)
 
+    def offered_policies(self) -> list[str]:
+        return self.store.offered_policies()
+
 
 @dataclass(frozen=True)
 class ReadOnlyCluster:

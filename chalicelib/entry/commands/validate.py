@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib.config import Config, ConfigError, Problem, grantable_cluster_roles
+from chalicelib.config import CATALOGUE, CATALOGUE_DATE, Config, ConfigError, Problem, grantable_cluster_roles
 from chalicelib.deploy import checks as deploy_checks
 from chalicelib.entry.commands.common import Reach, connect, shell_for
 from chalicelib.errors import NotFound, SyncError
+from chalicelib.model.ports import ClusterPorts
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class DeployChecked:
 class LiveChecked:
     problems: tuple[str, ...] = ()
     error: str = ""  # an operator error (no credentials) that stopped the checks
+    notes: tuple[str, ...] = ()  # worth knowing, not wrong (the access-policy catalogue is out of date)
 
 
 @dataclass(frozen=True)
@@ -55,13 +57,14 @@ def validate(
     if live is None:
         return result
     try:
-        found = LiveChecked(tuple(live_problems(loaded, live)))
+        notes: list[str] = []
+        found = LiveChecked(tuple(live_problems(loaded, live, notes)), notes=tuple(notes))
     except SyncError as err:
         found = LiveChecked(error=str(err))
     return Validated(source, result.summary, deploy=result.deploy, live=found)
 
 
-def live_problems(config: Config, reach: Reach) -> list[str]:
+def live_problems(config: Config, reach: Reach, notes: list[str] | None = None) -> list[str]:
     shell = shell_for(reach)
     problems = shell.iam(config.iam_role).missing(
         [g.iam_group for g in config.identities.groups], [r.iam_role for r in config.identities.roles]
@@ -80,4 +83,27 @@ def live_problems(config: Config, reach: Reach) -> list[str]:
                 problems.append(f"cluster {name}: ClusterRole {cluster_role!r}: {err}")
         existing = ports.bindings.namespaces()
         problems += [f"cluster {name}: namespace {ns!r} does not exist" for ns in sorted(listed - set(existing))]
+        problems += _catalogue_problems(config, name, ports, notes if notes is not None else [])
     return problems
+
+
+def _catalogue_problems(config: Config, name: str, ports: ClusterPorts, notes: list[str]) -> list[str]:
+    """The shipped catalogue against EKS's ListAccessPolicies: a granted policy EKS does not offer is a
+    problem; any other difference is a note (the catalogue is dated; AWS adds policies over time)."""
+    if ports.access_policies is None:
+        return []
+    try:
+        offered = set(ports.access_policies.offered_policies())
+    except SyncError as err:
+        return [f"cluster {name}: ListAccessPolicies: {err}"]
+    granted = config.granted_access_policies()
+    new, gone = sorted(offered - CATALOGUE), sorted(CATALOGUE - offered - granted)
+    if new:
+        notes.append(
+            f"cluster {name}: EKS offers access policies the catalogue of {CATALOGUE_DATE} lacks: {', '.join(new)}"
+        )
+    if gone:
+        notes.append(
+            f"cluster {name}: the catalogue of {CATALOGUE_DATE} names policies EKS does not offer: {', '.join(gone)}"
+        )
+    return [f"cluster {name}: EKS offers no access policy {p!r}" for p in sorted(granted - offered)]
