@@ -1,7 +1,8 @@
 """``make package STAGE=dev|prod``: one stage's deployable artefacts, in ``dist/<stage>/``.
 
 - ``template.yaml``: what ``chalice package`` makes with infra/cloudformation/chalice-merge.yaml merged in,
-  the ``Stage`` parameter pinned to the packaged stage, the runtime pinned to ``RUNTIME``, YAML aliases
+  the ``Stage`` parameter pinned to the packaged stage, the runtime pinned to ``RUNTIME``, the schedule's
+  alarms (``SCHEDULE_ALARMS``) given the schedule's period, YAML aliases
   flattened (CloudFormation rejects them), cfn-lint clean. ``CodeUri`` is ``./deployment.zip``.
 - ``deployment.zip``: Chalice's zip with bytecode compiled for the runtime's Python as unchecked-hash
   ``.pyc`` (valid whatever the files' times after unzipping: Lambda's /var/task is read-only, so a zip
@@ -32,7 +33,7 @@ from typing import Any
 import yaml
 
 from chalicelib.config import Config, ConfigError, load_config
-from chalicelib.config.settings import is_remote, resolve_source
+from chalicelib.config.settings import is_remote, resolve_source, schedule_minutes
 from chalicelib.deploy import checks as deploy_checks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +47,9 @@ FUNCTIONS = {
     "OnIamEvents": "on_iam_events",
     "ReconcileCluster": "reconcile_cluster",
 }
+# Alarms whose period is the schedule's (read when packaging, as app.py's Rate is): two periods without
+# a completed full run, or two failed scheduled runs in a row.
+SCHEDULE_ALARMS = ("FullRunHeartbeatAlarm", "ReconcileAllErrorsAlarm")
 TASK_ROOT = "/var/task"  # where Lambda unpacks the zip: the path compiled into tracebacks
 
 # The AWS services whose botocore models the Lambda loads; every other model (~450 of them, most of the
@@ -170,6 +174,8 @@ def finish_template(template: dict[str, Any], stage: str) -> dict[str, Any]:
     }
     for logical in FUNCTIONS:
         template["Resources"][logical]["Properties"]["Runtime"] = RUNTIME
+    for logical in SCHEDULE_ALARMS:
+        template["Resources"][logical]["Properties"]["Period"] = schedule_minutes() * 60
     return template
 
 

@@ -175,9 +175,9 @@ def reconcile_clusters(
                     current, run = snapshot.current(), replace(options, reread=snapshot.reread)
                 else:
                     current, run = snapshot, options
-                results[name] = reconcile_cluster(config, ports, current, observer, scope, run)
-                if failure(results[name]):
-                    observer.count("ReconcileFailures", kind="refused")
+                report = reconcile_cluster(config, ports, current, observer, scope, run)
+                results[name] = report
+                _count_outcome(observer, report, runtime.observer("") if scope is None else None)
             except SyncError as err:
                 transient = isinstance(err, TransientError)
                 observer.error(
@@ -196,6 +196,17 @@ def reconcile_clusters(
             finally:
                 observer.milliseconds("ReconcileDuration", (runtime.clock() - started) * 1000)
     return results
+
+
+def _count_outcome(observer: Observer, report: ClusterReport, heartbeat: Observer | None) -> None:
+    """A refusal is a failure; a full run of a cluster that completed is the heartbeat, counted on
+    ``heartbeat``, the observer of no cluster (``FullRunsSucceeded``, dimension ``service`` only):
+    the stack's FullRunHeartbeatAlarm fires when none came for two schedule periods (a disabled
+    schedule, a configuration or role that stops every run, workers that never run)."""
+    if failure(report):
+        observer.count("ReconcileFailures", kind="refused")
+    elif heartbeat is not None:
+        heartbeat.count("FullRunsSucceeded")
 
 
 def _reached(reach: Reach) -> ClusterPorts:

@@ -159,6 +159,36 @@ def test_an_unexpected_error_in_one_cluster_fails_that_cluster_counted_and_named
     assert "in too_deep" in logged["traceback"]
 
 
+def test_a_full_run_of_a_cluster_that_completed_is_the_heartbeat_and_an_event_or_a_failure_is_not(
+    runtime: Runtime,
+    shell: FakeShell,
+    config,
+    alice,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """FullRunsSucceeded (dimension service only) is what the stack's FullRunHeartbeatAlarm waits for."""
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED")
+    runner.run_full(config, runtime)
+    beats = emitted(capsys.readouterr().out, "FullRunsSucceeded")
+    assert len(beats) == len(shell.clusters) and all("cluster" not in m for m in beats)
+    assert {m["service"] for m in beats} == {"eks-iam-sync"}
+
+    trigger = read_event(iam_event("AddUserToGroup", {"groupName": GROUP, "userName": "alice"}), config)
+    assert isinstance(trigger, Trigger)
+    runner.run_event(config, trigger, runtime)
+    assert emitted(capsys.readouterr().out, "FullRunsSucceeded") == []
+
+    monkeypatch.setattr(shell.clusters["fn-east"].config_maps, "read", _unreachable)
+    with pytest.raises(TransientError):
+        runner.run_full(config, runtime)
+    assert len(emitted(capsys.readouterr().out, "FullRunsSucceeded")) == len(shell.clusters) - 1
+
+
+def _unreachable(namespace: str, name: str) -> None:
+    raise TransientError("connection refused")
+
+
 def test_an_unexpected_error_reaching_a_cluster_fails_only_that_cluster(
     runtime, shell: FakeShell, config, alice, monkeypatch
 ) -> None:

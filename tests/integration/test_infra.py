@@ -13,39 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from chalicelib.engine.events import EVENT_PATTERN
 from chalicelib.model.ownership import SERVICE_GROUP
+from tests.alarm_rules import alarm_problems, alarms
+from tests.cfn import load
 from tests.integration.test_package import packaged_dev, packaged_in_a_vpc
 
 ROOT = Path(__file__).parents[2]
 TEMPLATES = ROOT / "infra" / "cloudformation"
 BIN = Path(sys.executable).parent
-
-
-class CfnLoader(yaml.SafeLoader):
-    """Reads CloudFormation short-form tags (!Ref, !Sub, ...) as plain data."""
-
-
-def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {"Ref": value} if suffix == "Ref" else {f"Fn::{suffix}": value}
-
-
-CfnLoader.add_multi_constructor("!", _intrinsic)
-
-
-def load(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.load(path.read_text(), Loader=CfnLoader)
-    return data
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +44,12 @@ def test_chalice_package_merges_roles_dead_letters_retries_and_alarms(packaged: 
         "ReconcileAllErrorsAlarm",
         "GuardrailRefusalsAlarm",
         "ReconcileFailuresAlarm",
-        "IdentityLimitsAlarm",
+        "TransientFailuresAlarm",
+        "AwsAuthSizeAlarm",
+        "AccessEntriesUsageAlarm",
         "ConfigInvalidAlarm",
+        "FullRunHeartbeatAlarm",
+        "EventSilenceAlarm",
     } <= set(resources)
     rule = resources["OnIamEvent"]["Properties"]["Events"]["OnIamEventEvent"]["Properties"]
     assert rule["Pattern"] == EVENT_PATTERN  # the merge kept Chalice's pattern
@@ -322,3 +303,78 @@ def test_the_audit_trail_outlives_the_stack_and_the_stack_can_be_created_again(
     again = log_group_names(prefix) - before - created
     assert len(again) == 4 and all(name.endswith(second["StackId"].split("/")[2]) for name in again)
     cloudformation.delete_stack(StackName="eks-iam-sync-dev-retain")
+
+
+# --- alarms that reach someone ------------------------------------------------------------------------------
+
+
+def test_every_alarm_of_the_packaged_template_keeps_cloudwatch_s_rules_and_notifies_the_topic(packaged: Path) -> None:
+    template = load(packaged / "template.yaml")
+    assert alarm_problems(template) == []
+    topic = {"Fn::If": ["HasAlarmTopic", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]}
+    for name, alarm in alarms(template).items():
+        assert alarm["AlarmActions"] == alarm["OKActions"] == [topic], name
+    # the schedule's alarms evaluate the schedule's period (15 minutes unless EKS_IAM_SYNC_SCHEDULE_MINUTES)
+    resources = template["Resources"]
+    for name in ("FullRunHeartbeatAlarm", "ReconcileAllErrorsAlarm"):
+        assert resources[name]["Properties"]["Period"] == 900
+    heartbeat = resources["FullRunHeartbeatAlarm"]["Properties"]
+    assert (heartbeat["MetricName"], heartbeat["TreatMissingData"]) == ("FullRunsSucceeded", "breaching")
+    assert heartbeat["Dimensions"] == [{"Name": "service", "Value": "eks-iam-sync"}]  # what the runner emits
+
+
+def test_the_schedule_s_alarms_follow_the_packaged_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tools import package  # noqa: PLC0415
+
+    monkeypatch.setenv("EKS_IAM_SYNC_SCHEDULE_MINUTES", "60")
+    skeleton = {
+        "Parameters": {},
+        "Resources": {
+            **{logical: {"Properties": {}} for logical in package.FUNCTIONS},
+            **{logical: {"Properties": {"Period": 900}} for logical in package.SCHEDULE_ALARMS},
+        },
+    }
+    finished = package.finish_template(skeleton, "dev")
+    assert {finished["Resources"][a]["Properties"]["Period"] for a in package.SCHEDULE_ALARMS} == {3600}
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse")
+def test_the_stack_creates_the_alarm_topic_and_subscribes_the_address(packaged: Path, aws_endpoint: str) -> None:
+    import boto3  # noqa: PLC0415
+
+    sns = boto3.client("sns", region_name="us-east-2")
+    before = {t["TopicArn"] for t in sns.list_topics()["Topics"]}
+    stack = deploy(packaged / "template.yaml", "eks-iam-sync-dev-alarms", AlarmEmail="oncall@example.com")
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    created = {t["TopicArn"] for t in sns.list_topics()["Topics"]} - before
+    assert created == {outputs["AlarmTopicArn"]}
+    # moto's CloudFormation has no AWS::SNS::Subscription: the subscription is checked as written
+    subscription = load(packaged / "template.yaml")["Resources"]["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"] == {
+        "TopicArn": {"Fn::If": ["HasAlarmTopic", {"Ref": "AlarmTopicArn"}, {"Ref": "AlarmTopic"}]},
+        "Protocol": "email",
+        "Endpoint": {"Ref": "AlarmEmail"},
+    }
+
+    cloudformation = boto3.client("cloudformation", region_name="us-east-2")
+    cloudformation.delete_stack(StackName="eks-iam-sync-dev-alarms")  # the roles' names are the stage's
+    given = sns.create_topic(Name="platform-pager")["TopicArn"]
+    stack = deploy(packaged / "template.yaml", "eks-iam-sync-dev-given-topic", AlarmTopicArn=given)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert outputs["AlarmTopicArn"] == given
+    assert {t["TopicArn"] for t in sns.list_topics()["Topics"]} - before == {given}  # no topic of its own
+    cloudformation.delete_stack(StackName="eks-iam-sync-dev-given-topic")
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse")
+def test_the_forwarder_creates_its_alarm_topic_in_us_east_1(aws_endpoint: str) -> None:
+    stack = deploy(
+        TEMPLATES / "event-forwarder.yaml",
+        "eks-iam-sync-forwarder-test",
+        region="us-east-1",
+        TargetRegion="us-east-2",
+        AlarmEmail="oncall@example.com",
+    )
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert outputs["AlarmTopicArn"].startswith("arn:aws:sns:us-east-1:")

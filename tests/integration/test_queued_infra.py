@@ -13,7 +13,8 @@ import pytest
 from app import app
 from chalicelib.config.settings import WORK_QUEUE_VARIABLE
 from chalicelib.engine.events import EVENT_PATTERN
-from tests.integration.test_infra import listed, load
+from tests.cfn import load
+from tests.integration.test_infra import listed
 from tests.integration.test_package import packaged_dev
 
 QUEUES = {"EventQueue": "EventQueueDeadLetters", "WorkQueue": "WorkQueueDeadLetters"}
@@ -126,16 +127,22 @@ def test_the_queue_functions_use_the_mapped_roles_and_sqs_access_names_only_thes
         assert not any(a.startswith("sqs:") for s in inline for a in listed(s["Action"]))
 
 
-def test_alarms_on_dead_letters_and_on_the_oldest_message(template: dict[str, Any]) -> None:
+def test_alarms_on_dead_letters_arriving_and_on_the_oldest_message(template: dict[str, Any]) -> None:
+    """SQS metrics the alarms watch, by queue: a message arriving in a dead-letter queue (visible plus
+    in flight, so that reading one does not count), the oldest message of the working queues."""
     alarms = [r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
-    watched = {
-        (a.get("MetricName"), a["Dimensions"][0]["Value"]["Fn::GetAtt"][0])
-        for a in alarms
-        if a.get("Namespace") == "AWS/SQS"
-    }
+    watched = set()
+    for alarm in alarms:
+        metrics = [m["MetricStat"]["Metric"] for m in alarm.get("Metrics", []) if "MetricStat" in m]
+        single = [alarm] if alarm.get("Namespace") == "AWS/SQS" else []
+        for metric in [*metrics, *single]:
+            if metric.get("Namespace") == "AWS/SQS":
+                watched.add((metric["MetricName"], metric["Dimensions"][0]["Value"]["Fn::GetAtt"][0]))
     assert {
         ("ApproximateNumberOfMessagesVisible", "EventQueueDeadLetters"),
+        ("ApproximateNumberOfMessagesNotVisible", "EventQueueDeadLetters"),
         ("ApproximateNumberOfMessagesVisible", "WorkQueueDeadLetters"),
+        ("ApproximateNumberOfMessagesNotVisible", "WorkQueueDeadLetters"),
         ("ApproximateAgeOfOldestMessage", "EventQueue"),
         ("ApproximateAgeOfOldestMessage", "WorkQueue"),
     } <= watched
