@@ -6,7 +6,6 @@ AssociateAccessPolicy call never leaves a moment without access."""
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from tests.harness.access_policies import RULES, Association, Request, granting, policy_arn
 from tests.harness.authorizer import AccessPolicyAuthorizer
 from tests.harness.eks_emulator import EksEmulator
 from tests.harness.kube import ControlPlane
-from tests.harness.principals import Principal, can, eventually, iam_user
+from tests.harness.principals import Principal, can, eventually, iam_user, role_session
+from tests.harness.probe import Probe
+from tests.harness.probe import list_status as status
 from tests.harness.service import ensure_namespace
 from tests.harness.stack import start_cluster
 
@@ -84,17 +84,6 @@ def can_rbac(api: client.ApiClient, verb: str, resource: str, namespace: str) ->
     return bool(client.AuthorizationV1Api(api).create_self_subject_access_review(review).status.allowed)
 
 
-def status(api: client.ApiClient, namespace: str, resource: str = "pods") -> int:
-    """The apiserver's answer to listing ``resource`` in ``namespace`` (200 or the error status)."""
-    core = client.CoreV1Api(api)
-    lister = {"pods": core.list_namespaced_pod, "secrets": core.list_namespaced_secret}[resource]
-    try:
-        lister(namespace, _request_timeout=5)
-    except ApiException as err:
-        return int(err.status)
-    return 200
-
-
 def test_a_view_association_alone_grants_listing_pods_in_its_namespaces(cluster: PolicyCluster) -> None:
     member = cluster.member()
     assert status(cluster.api(member), A) == 403  # an entry alone grants nothing
@@ -123,39 +112,20 @@ def test_a_view_association_alone_grants_listing_pods_in_its_namespaces(cluster:
     assert allowed and all("AmazonEKSViewPolicy" in d.reason for d in allowed)
 
 
-def probe(api: client.ApiClient, namespace: str, stop: threading.Event, seen: list[tuple[float, int]]) -> None:
-    """Lists pods in ``namespace`` every 100 ms until ``stop``, recording (time, status)."""
-    while not stop.is_set():
-        seen.append((time.monotonic(), status(api, namespace)))
-        stop.wait(0.1)
-
-
-def probing(api: client.ApiClient, namespace: str) -> tuple[threading.Event, list[tuple[float, int]], threading.Thread]:
-    stop, seen = threading.Event(), list[tuple[float, int]]()
-    thread = threading.Thread(target=probe, args=(api, namespace, stop, seen), daemon=True)
-    thread.start()
-    return stop, seen, thread
-
-
 def test_a_probe_never_sees_a_denied_while_the_scope_changes(cluster: PolicyCluster) -> None:
     member = cluster.member()
     cluster.associate(member, VIEW, A)
     api = cluster.api(member)  # one token for the probe: tokens are minted at most once a second
     assert status(api, A) == 200
-    stop, seen, thread = probing(api, A)
-    try:
+    with Probe(lambda: status(api, A)) as probe:
         time.sleep(1.0)
         changed_at = time.monotonic()
         cluster.associate(member, VIEW, A, B)
         assert eventually(lambda: status(api, B) == 200, timeout=5)
         time.sleep(1.0)
-    finally:
-        stop.set()
-        thread.join(5)
-    before = [s for t, s in seen if t < changed_at]
-    after = [s for t, s in seen if t >= changed_at]
-    assert len(before) >= 5 and len(after) >= 5, (len(before), len(after))
-    assert {s for _, s in seen} == {200}, seen
+    before, after = probe.answers(until=changed_at), probe.answers(since=changed_at)
+    assert len(before) >= 5 and len(after) >= 5 and not probe.errors, (len(before), len(after), probe.errors)
+    assert set(before + after) == {200}, probe.seen
 
 
 def test_the_probe_sees_the_gap_of_a_disassociate_then_associate(cluster: PolicyCluster) -> None:
@@ -164,18 +134,26 @@ def test_the_probe_sees_the_gap_of_a_disassociate_then_associate(cluster: Policy
     member = cluster.member()
     cluster.associate(member, VIEW, A)
     api = cluster.api(member)
-    stop, seen, thread = probing(api, A)
-    try:
+    with Probe(lambda: status(api, A)) as probe:
         time.sleep(0.5)
         cluster.aws.disassociate_access_policy(clusterName=CLUSTER, principalArn=member.arn, policyArn=VIEW)
         time.sleep(0.5)  # a slow second call; any gap is enough for a request to fall in
         cluster.associate(member, VIEW, A, B)
         time.sleep(0.5)
-    finally:
-        stop.set()
-        thread.join(5)
-    statuses = [s for _, s in seen]
+    statuses = probe.answers()
     assert 403 in statuses and statuses[0] == 200 and statuses[-1] == 200, statuses
+
+
+def test_a_role_session_with_a_path_is_authorized_by_its_role_entry(cluster: PolicyCluster) -> None:
+    """A role's entry keeps the role's path; its sessions (``AROA…:session``) are found by the role's
+    unique id and canonical ARN, as the authenticator finds them."""
+    assumer = iam_user(f"pol-assumer-{uuid.uuid4().hex[:6]}")
+    session = role_session(assumer, f"pol-role-{uuid.uuid4().hex[:6]}", "dev@example.com", path="/teams/web/")
+    cluster.aws.create_access_entry(clusterName=CLUSTER, principalArn=session.arn)
+    cluster.associate(session, VIEW, A)
+    api = cluster.api(session)
+    assert (status(api, A), status(api, B)) == (200, 403)
+    assert status(cluster.api(assumer), A) == 401  # the assumer has no entry of its own
 
 
 def test_each_policy_grants_what_the_user_guide_lists(cluster: PolicyCluster) -> None:
