@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from tests.harness.access_policies import RULES, Association, Request, granting, policy_arn
 from tests.harness.authorizer import AccessPolicyAuthorizer
@@ -96,6 +97,12 @@ def test_a_view_association_alone_grants_listing_pods_in_its_namespaces(cluster:
     assert (status(api, A), status(api, B)) == (200, 403)
     assert status(api, A, "secrets") == 403  # View does not read secrets
     assert not can(api, "create", "pods", A) and can(api, "watch", "pods", A)
+    core = client.CoreV1Api(api)
+    assert core.read_namespace(A).metadata.name == A  # the apiserver gives `get namespace a` the namespace a
+    for refused in (lambda: core.read_namespace(B), core.list_namespace):
+        with pytest.raises(ApiException) as info:
+            refused()
+        assert info.value.status == 403  # another namespace; a cluster-wide list is outside a namespace scope
 
     cluster.associate(member, VIEW, A, B)  # the new scope, in one call
     log = cluster.eks.calls_to("AssociateAccessPolicy", "DisassociateAccessPolicy", cluster=CLUSTER)[calls:]
