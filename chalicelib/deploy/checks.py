@@ -47,6 +47,8 @@ GENERATED_SIDS = (
     "ReadAccessEntries",
     "CreateOwnedAccessEntries",
     "ChangeOnlyOwnedAccessEntries",
+    "NeverTagIntoOwnership",
+    "NeverMapSystemGroups",
     "ReadConfiguration",
     "WriteOwnLogs",
     "Trace",
@@ -163,20 +165,7 @@ def render_policy(stage: Stage, config: Config) -> dict[str, Any]:
                 "Action": ["eks:ListAccessEntries", "eks:DescribeAccessEntry"],
                 "Resource": both,
             },
-            {
-                "Sid": "CreateOwnedAccessEntries",
-                "Effect": "Allow",
-                "Action": ["eks:CreateAccessEntry", "eks:TagResource"],
-                "Resource": both,
-                "Condition": {"StringEquals": {f"aws:RequestTag/{MANAGED_BY_LABEL}": MANAGED_BY_VALUE}},
-            },
-            {
-                "Sid": "ChangeOnlyOwnedAccessEntries",
-                "Effect": "Allow",
-                "Action": ["eks:UpdateAccessEntry", "eks:DeleteAccessEntry", "eks:TagResource"],
-                "Resource": entries,
-                "Condition": {"StringEquals": {f"aws:ResourceTag/{MANAGED_BY_LABEL}": MANAGED_BY_VALUE}},
-            },
+            *owned_entry_statements(clusters, entries),
             *access_policy_statements(config, entries, partition),
         ]
     if roles:
@@ -220,6 +209,46 @@ def _generated(sid: object) -> bool:
     return sid in GENERATED_SIDS or is_generated(sid)
 
 
+def owned_entry_statements(clusters: list[str], entries: list[str]) -> list[dict[str, Any]]:
+    """The access-entry writes, fenced by the ownership tag. CreateAccessEntry is authorized on the
+    cluster (its tags set in the same call: ``aws:RequestTag``); update, delete and TagResource on the
+    entry, by the tags it already has (``aws:ResourceTag``). TagResource is allowed only on entries
+    already owned (the principal-id and source tags of the service's own entries), and denied outright
+    on every other entry, so that no entry can be tagged into ownership and then changed or deleted —
+    not even if an operator's statement allowed more. No entry may carry a ``system:`` group."""
+    owned = {"StringEquals": {f"aws:ResourceTag/{MANAGED_BY_LABEL}": MANAGED_BY_VALUE}}
+    return [
+        {
+            "Sid": "CreateOwnedAccessEntries",
+            "Effect": "Allow",
+            "Action": ["eks:CreateAccessEntry"],
+            "Resource": clusters,
+            "Condition": {"StringEquals": {f"aws:RequestTag/{MANAGED_BY_LABEL}": MANAGED_BY_VALUE}},
+        },
+        {
+            "Sid": "ChangeOnlyOwnedAccessEntries",
+            "Effect": "Allow",
+            "Action": ["eks:UpdateAccessEntry", "eks:DeleteAccessEntry", "eks:TagResource"],
+            "Resource": entries,
+            "Condition": owned,
+        },
+        {
+            "Sid": "NeverTagIntoOwnership",
+            "Effect": "Deny",
+            "Action": ["eks:TagResource", "eks:UntagResource"],
+            "Resource": entries,
+            "Condition": {"StringNotEquals": {f"aws:ResourceTag/{MANAGED_BY_LABEL}": MANAGED_BY_VALUE}},
+        },
+        {
+            "Sid": "NeverMapSystemGroups",
+            "Effect": "Deny",
+            "Action": ["eks:CreateAccessEntry", "eks:UpdateAccessEntry"],
+            "Resource": [*clusters, *entries],
+            "Condition": {"ForAnyValue:StringLike": {"eks:kubernetesGroups": ["system:*"]}},
+        },
+    ]
+
+
 def merged_policy(generated: Mapping[str, Any], existing: Mapping[str, Any] | None) -> dict[str, Any]:
     """The generated statements, then the operator's own (any Sid not generated here) from ``existing``."""
     own = [s for s in (existing or {}).get("Statement", []) if not _generated(s.get("Sid"))]
@@ -258,8 +287,8 @@ def _statement_problems(want: Mapping[str, Any], got: Mapping[str, Any], names: 
         problems.append(f"{sid} names {arn}{why}")
     if _listed(got.get("Action")) != _listed(want.get("Action")) or got.get("Condition") != want.get("Condition"):
         problems.append(f"{sid}: actions or condition differ from what the service needs")
-    if got.get("Effect") != "Allow":
-        problems.append(f"{sid}: Effect must be Allow")
+    if got.get("Effect") != want["Effect"]:
+        problems.append(f"{sid}: Effect must be {want['Effect']}")
     return problems
 
 

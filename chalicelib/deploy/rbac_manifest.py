@@ -2,9 +2,13 @@
 
 ``bind`` is granted only on the ClusterRoles the configuration may grant, by name, so the API
 server's escalation prevention refuses any other roleRef even if the service tried. ConfigMap
-access is by name too: aws-auth and the backup ring. No wildcard in the service's own rules, no
-system:masters. The manifest also ships ``eks-iam-sync-admin-view``, the read-all ClusterRole that
-stands for AmazonEKSAdminViewPolicy on aws-auth clusters (bound to nobody by the manifest).
+access is by name too (aws-auth and the backup ring), and only when a cluster may use aws-auth; a
+configuration whose every cluster says ``backend: accessEntries`` gets no ConfigMap rights at all
+(in API_AND_CONFIG_MAP, write on aws-auth would be a path to system:masters around every IAM fence).
+RoleBinding writes are limited to the granted namespaces when the configuration lists them all.
+No wildcard in the service's own rules, no system:masters. The manifest also ships
+``eks-iam-sync-admin-view``, the read-all ClusterRole that stands for AmazonEKSAdminViewPolicy on
+aws-auth clusters (bound to nobody by the manifest).
 """
 
 from __future__ import annotations
@@ -26,16 +30,41 @@ HEADER = """\
 """
 
 
+def may_use_aws_auth(config: Config) -> bool:
+    """Whether any configured cluster may be written through aws-auth: ``configMap``, or ``auto`` (which
+    follows the cluster's authentication mode, unknown here). Only ``accessEntries`` everywhere rules it out."""
+    return any(c.backend != "accessEntries" for c in config.clusters)
+
+
+def binding_namespaces(config: Config) -> list[str] | None:
+    """The namespaces the service may write RoleBindings in, when the configuration names every one:
+    namespace grants that list their namespaces, and nothing else that binds. None when a grant
+    chooses them at run time (a namespace selector, a tag grant, an access policy's RBAC equivalent,
+    whose namespaces may be patterns): then the writes are cluster-wide, as RBAC cannot select
+    bindings by label."""
+    dynamic = (
+        config.tag_grants.profiles
+        or any(g.namespaces is None for g in config.namespace_grants)
+        or (may_use_aws_auth(config) and config.granted_access_policies())
+    )
+    if dynamic:
+        return None
+    return sorted({ns for g in config.namespace_grants for ns in g.namespaces or ()})
+
+
 def manifest_documents(config: Config) -> list[dict[str, Any]]:
-    subjects = [{"kind": "Group", "name": SERVICE_GROUP, "apiGroup": "rbac.authorization.k8s.io"}]
-    config_maps = [AWS_AUTH_NAME, *backup_names(config.aws_auth.backups)]
+    """The service's ClusterRole and binding, a Role per place it writes: aws-auth's (only when a
+    cluster may use aws-auth) and, when the configuration lists every granted namespace, the
+    RoleBinding writes in those namespaces alone."""
+    namespaces = binding_namespaces(config)
+    # Listed cluster-wide by label (RBAC has no label selector); created, replaced, deleted.
+    write = ["create", "update", "delete"]
     cluster_rules: list[dict[str, Any]] = [
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list"]},
         {
             "apiGroups": ["rbac.authorization.k8s.io"],
             "resources": ["rolebindings"],
-            # Exactly the adapters' calls: listed cluster-wide by label, created, replaced, deleted.
-            "verbs": ["list", "create", "update", "delete"],
+            "verbs": ["list", *(write if namespaces is None else [])],
         },
     ]
     grantable = grantable_cluster_roles(config)
@@ -49,7 +78,7 @@ def manifest_documents(config: Config) -> list[dict[str, Any]]:
                 "resourceNames": grantable,
             }
         )
-    return [
+    documents = [
         {
             "apiVersion": RBAC,
             "kind": "ClusterRole",
@@ -61,31 +90,45 @@ def manifest_documents(config: Config) -> list[dict[str, Any]]:
             "kind": "ClusterRoleBinding",
             "metadata": {"name": NAME, "labels": LABELS},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
-            "subjects": subjects,
+            "subjects": SUBJECTS,
         },
+    ]
+    if may_use_aws_auth(config):
+        documents += _namespaced(f"{NAME}-aws-auth", AWS_AUTH_NAMESPACE, _aws_auth_rules(config))
+    for namespace in namespaces or ():
+        rules = [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["rolebindings"], "verbs": write}]
+        documents += _namespaced(f"{NAME}-bindings", namespace, rules)
+    return [*documents, admin_view_cluster_role()]
+
+
+SUBJECTS = [{"kind": "Group", "name": SERVICE_GROUP, "apiGroup": "rbac.authorization.k8s.io"}]
+
+
+def _aws_auth_rules(config: Config) -> list[dict[str, Any]]:
+    return [
         {
-            "apiVersion": RBAC,
-            "kind": "Role",
-            "metadata": {"name": f"{NAME}-aws-auth", "namespace": AWS_AUTH_NAMESPACE, "labels": LABELS},
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["configmaps"],
-                    "verbs": ["get", "update"],  # read; replace with the resourceVersion (a dry run too)
-                    "resourceNames": config_maps,
-                },
-                # create cannot be limited by name in RBAC: it is needed for aws-auth when absent and new backup slots.
-                {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
-            ],
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "verbs": ["get", "update"],  # read; replace with the resourceVersion (a dry run too)
+            "resourceNames": [AWS_AUTH_NAME, *backup_names(config.aws_auth.backups)],
         },
+        # create cannot be limited by name in RBAC: it is needed for aws-auth when absent and new backup slots.
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+    ]
+
+
+def _namespaced(name: str, namespace: str, rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A Role in ``namespace`` and its binding to the service's group."""
+    metadata = {"name": name, "namespace": namespace, "labels": LABELS}
+    return [
+        {"apiVersion": RBAC, "kind": "Role", "metadata": metadata, "rules": rules},
         {
             "apiVersion": RBAC,
             "kind": "RoleBinding",
-            "metadata": {"name": f"{NAME}-aws-auth", "namespace": AWS_AUTH_NAMESPACE, "labels": LABELS},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{NAME}-aws-auth"},
-            "subjects": subjects,
+            "metadata": dict(metadata),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": SUBJECTS,
         },
-        admin_view_cluster_role(),
     ]
 
 

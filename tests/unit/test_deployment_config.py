@@ -62,7 +62,9 @@ def test_access_entry_actions_are_exactly_those_used_on_the_configured_clusters_
     stage: str,
 ) -> None:
     policy = json.loads((CHALICE / f"policy-{stage}.json").read_text())
-    statements = [s for s in policy["Statement"] if any("AccessEntr" in a for a in s["Action"])]
+    statements = [
+        s for s in policy["Statement"] if s["Effect"] == "Allow" and any("AccessEntr" in a for a in s["Action"])
+    ]
     actions = {a for s in statements for a in s["Action"]}
     assert actions == {
         "eks:ListAccessEntries",
@@ -117,7 +119,9 @@ def adapter_actions() -> set[str]:
 
 
 def policy_actions(policy: dict[str, Any], prefixes: tuple[str, ...] = ("iam:", "eks:")) -> set[str]:
-    listed = (a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
+    """The actions the policy allows (a Deny grants nothing)."""
+    allows = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    listed = (a for s in allows for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"]))
     return {a for a in listed if a.startswith(prefixes)}
 
 
@@ -310,7 +314,7 @@ def test_validate_deploy_checks_a_stage(
     other.write_text("clusters: [{name: bttrm-eks-dev-0, region: us-east-2}, {name: platform, region: eu-west-1}]\n")
     assert main(["validate", "--deploy", "prod", "--config", str(other)]) == 1
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[-1] == "deploy checks (prod): 7 problem(s)"
+    assert captured.out.splitlines()[-1] == "deploy checks (prod): 9 problem(s)"  # 2 per access-entry statement
     assert (
         "deploy: policy-prod.json: FindConfiguredClusters lacks arn:aws:eks:eu-west-1:*:cluster/platform"
         in captured.err

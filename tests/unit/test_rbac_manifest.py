@@ -143,3 +143,57 @@ def test_the_manifest_grants_exactly_the_verbs_the_adapters_call() -> None:
         if "bind" in rule["verbs"]
     ]
     assert bind["resources"] == ["clusterroles"] and bind["verbs"] == ["get", "bind"]  # bind: escalation prevention
+
+
+def documents_for(text: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(render_manifest(parse_config(text))) if d]
+
+
+def rules_of(documents: list[dict[str, Any]], kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
+    return [
+        rule
+        for d in documents
+        if d["kind"] == kind and d["metadata"].get("namespace") == namespace
+        for rule in d["rules"]
+        if d["metadata"]["name"] != ADMIN_VIEW_CLUSTER_ROLE
+    ]
+
+
+SEED_TEXT = DEFAULT_CONFIG_PATH.read_text()
+ENTRIES_ONLY = SEED_TEXT.replace("region: us-east-2", "region: us-east-2\n    backend: accessEntries")
+NO_TAG_GRANTS = SEED_TEXT.split("tagGrants:")[0] + "allowPrivilegedClusterRoles: []\n"
+
+
+def test_no_configmap_rights_when_every_cluster_uses_access_entries() -> None:
+    """In API_AND_CONFIG_MAP, write on aws-auth is a path to system:masters around every IAM fence."""
+    documents = documents_for(ENTRIES_ONLY)
+    assert not [r for d in documents for r in d.get("rules", []) if "configmaps" in r["resources"]]
+    assert not [d for d in documents if d["metadata"].get("namespace") == "kube-system"]
+    # auto follows the authentication mode, which only the cluster knows: aws-auth's rights stay
+    assert rules_of(documents_for(SEED_TEXT), "Role", "kube-system")
+
+
+def test_rolebinding_writes_only_in_the_listed_namespaces_when_the_configuration_lists_them_all() -> None:
+    documents = documents_for(NO_TAG_GRANTS)
+    [rolebindings] = [r for r in rules_of(documents, "ClusterRole") if r["resources"] == ["rolebindings"]]
+    assert rolebindings["verbs"] == ["list"]  # listed by label, cluster-wide; written nowhere else
+    for namespace in ("bttrm-web-proj-1-ns", "bttrm-web-proj-2-ns"):
+        assert rules_of(documents, "Role", namespace) == [
+            {
+                "apiGroups": ["rbac.authorization.k8s.io"],
+                "resources": ["rolebindings"],
+                "verbs": ["create", "update", "delete"],
+            }
+        ]
+        [binding] = [d for d in documents if d["kind"] == "RoleBinding" and d["metadata"]["namespace"] == namespace]
+        assert binding["subjects"] == [
+            {"kind": "Group", "name": "eks-iam-sync", "apiGroup": "rbac.authorization.k8s.io"}
+        ]
+    # a tag grant or a selector chooses namespaces at run time: RBAC cannot follow, the writes are cluster-wide
+    selector = NO_TAG_GRANTS.replace(
+        "    namespaces: [bttrm-web-proj-1-ns, bttrm-web-proj-2-ns]",
+        "    namespaceSelector: {matchLabels: {team: web}}",
+    )
+    for text in (SEED_TEXT, selector):
+        [rolebindings] = [r for r in rules_of(documents_for(text), "ClusterRole") if r["resources"] == ["rolebindings"]]
+        assert rolebindings["verbs"] == ["list", "create", "update", "delete"]
