@@ -28,6 +28,7 @@ from chalicelib.engine.awsauth.render import render_key
 from chalicelib.engine.awsauth.writer import AwsAuthWriter
 from chalicelib.model.identities import OwnedEntry
 from chalicelib.model.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE, LEDGER_ANNOTATION
+from chalicelib.model.sources import Source
 from tests.functional.fakes import RecordingObserver
 from tests.unit.awsauth.fakes import FakeConfigMaps
 
@@ -39,13 +40,13 @@ GOAL_RATIO = 3.0
 
 def user(name: str, group: int = 0) -> OwnedEntry:
     entry = Entry(f"arn:aws:iam::{ACCOUNT}:user/{name}", name, (f"scale-team-{group:03d}",))
-    return OwnedEntry(MAP_USERS, entry, f"identities.groups[scale-group-{group:03d}]")
+    return OwnedEntry(MAP_USERS, entry, (Source.group(f"scale-group-{group:03d}"),))
 
 
 def role(number: int) -> OwnedEntry:
     name = f"scale-role-{number:04d}"
     entry = Entry(f"arn:aws:iam::{ACCOUNT}:role/{name}", name, (f"scale-team-{number % GROUPS:03d}",))
-    return OwnedEntry(MAP_ROLES, entry, f"identities.roles[{name}]")
+    return OwnedEntry(MAP_ROLES, entry, (Source.role(name),))
 
 
 def estate() -> FakeConfigMaps:

@@ -44,10 +44,10 @@ from chalicelib.model.identities import (
     Entry,
     OwnedEntry,
     PolicyGrant,
-    group_source,
     merged_grants,
 )
 from chalicelib.model.snapshot import IamRole, IamSnapshot, IamUser
+from chalicelib.model.sources import Source
 
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -114,7 +114,7 @@ def desired_state(
     missing = _missing_groups(config, snapshot)
     refusals += [
         Refusal(
-            group_source(group),
+            Source.group(group).render(),
             group,
             "configured-group-missing",
             f"IAM has no group {group!r} (renamed or deleted?): its members keep their mappings until the "
@@ -157,12 +157,13 @@ def _user(
     refused = [Refusal(*r) for r in tag_refused]
     if not matched and not granted and not tagged:
         return [], [], refused
-    policies, policy_refused = _policies([(group_source(g.iam_group), g.access_policies) for g in matched], live)
-    sources = [group_source(g.iam_group) for g in matched] + (["tagGrants"] if granted or tagged else [])
+    rules = [(Source.group(g.iam_group).render(), g.access_policies) for g in matched]
+    policies, policy_refused = _policies(rules, live)
+    sources = (*(Source.group(g.iam_group) for g in matched), *((Source.tag_grants(),) if granted or tagged else ()))
     entry = OwnedEntry(
         MAP_USERS,
         Entry(user.arn, username, groups),
-        ", ".join(sources),
+        sources,
         user.arn,
         user.id,
         merged_grants(policies + tagged),
@@ -200,13 +201,14 @@ def _role(
     if configured is None and not granted and not tagged:
         return [], [], refused
     groups = tuple(sorted(set(configured.kubernetes_groups))) if configured else ()
-    rules = [(configured_source(configured), configured.access_policies)] if configured else []
+    rules = [(configured_source(configured).render(), configured.access_policies)] if configured else []
     policies, policy_refused = _policies(rules, live)
-    sources = ([configured_source(configured)] if configured else []) + (["tagGrants"] if granted or tagged else [])
+    tag_source = (Source.tag_grants(),) if granted or tagged else ()
+    sources = (*((configured_source(configured),) if configured else ()), *tag_source)
     entry = OwnedEntry(
         MAP_ROLES,
         Entry(role.unpathed_arn, username, groups),
-        ", ".join(sources),
+        sources,
         role.arn,
         role.id,
         merged_grants(policies + tagged),
@@ -224,10 +226,10 @@ def _configured_role(config: Config, role: IamRole) -> RoleIdentity | Permission
     return next((p for p in config.identities.permission_sets if p.name == permission_set), None)
 
 
-def configured_source(identity: RoleIdentity | PermissionSetIdentity) -> str:
+def configured_source(identity: RoleIdentity | PermissionSetIdentity) -> Source:
     if isinstance(identity, PermissionSetIdentity):
-        return f"identities.permissionSets[{identity.name}]"
-    return f"identities.roles[{identity.iam_role}]"
+        return Source.permission_set(identity.name)
+    return Source.role(identity.iam_role)
 
 
 def _role_is_wanted(config: Config, role: IamRole) -> bool:
@@ -261,7 +263,7 @@ def _grant_bindings(
 ) -> tuple[list[DesiredBinding], list[Refusal], list[str]]:
     """One namespaceGrants rule in ``targets``: its bindings, refusals and namespaces skipped for not
     existing yet (``live`` None: namespaces not listed, none skipped)."""
-    grant, source = config.namespace_grants[index], f"namespaceGrants[{index}]"
+    grant, source = config.namespace_grants[index], Source.namespace_grant(index).render()
     if not allowed_cluster_role(config, grant.cluster_role):
         message = "add it to allowPrivilegedClusterRoles"
         return [], [Refusal(source, grant.cluster_role, "privileged-cluster-role", message)], []
@@ -273,7 +275,7 @@ def _grant_bindings(
         elif live is not None and namespace not in live:
             skipped.append(f"{source}: namespace {namespace!r} does not exist yet")
         else:
-            bindings.append(_rule_binding(grant, namespace, source))
+            bindings.append(_rule_binding(grant, namespace, index))
     return bindings, refusals, skipped
 
 
@@ -328,14 +330,14 @@ def _namespaces_of(grant: NamespaceGrant, live: Mapping[str, Mapping[str, str]] 
     return sorted(name for name, labels in live.items() if selects(grant.namespace_selector, labels))
 
 
-def _rule_binding(grant: NamespaceGrant, namespace: str, source: str) -> DesiredBinding:
+def _rule_binding(grant: NamespaceGrant, namespace: str, index: int) -> DesiredBinding:
     return DesiredBinding(
         namespace=namespace,
         name=binding_name("group", grant.kubernetes_group, grant.cluster_role),
         cluster_role=grant.cluster_role,
         subject_kind="Group",
         subject_name=grant.kubernetes_group,
-        source=source,
+        sources=(Source.namespace_grant(index),),
     )
 
 
@@ -345,7 +347,7 @@ def _dedupe(bindings: list[DesiredBinding]) -> list[DesiredBinding]:
     for binding in bindings:
         if binding.key in merged:
             first = merged[binding.key]
-            merged[binding.key] = replace(first, source=f"{first.source}; {binding.source}")
+            merged[binding.key] = replace(first, sources=first.sources + binding.sources)
         else:
             merged[binding.key] = binding
     return list(merged.values())

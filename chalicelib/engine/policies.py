@@ -25,10 +25,11 @@ from chalicelib.config import (
     NamespaceSelector,
     wildcard_matches,
 )
+from chalicelib.model import sources
 from chalicelib.model.bindings import DesiredBinding, binding_name
 from chalicelib.model.identities import OwnedEntry, PolicyGrant
+from chalicelib.model.sources import Source
 
-POLICY_BINDING_SOURCE = "accessPolicy "  # how an RBAC equivalent's source begins
 GrantRefusal = tuple[str, str, str, str]  # principal (or rule), subject, reason, message
 Live = Mapping[str, Mapping[str, str]]
 
@@ -124,7 +125,7 @@ def _equivalent(
             cluster_role=role,
             subject_kind="User",
             subject_name=username,
-            source=f"{POLICY_BINDING_SOURCE}{grant.policy} ({grant.source})",
+            sources=(Source.access_policy(grant.policy, sources.parse(grant.source)),),
             principal=owned.iam_arn,
         )
         for namespace in _expanded(grant.namespaces, live)

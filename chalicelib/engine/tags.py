@@ -11,6 +11,7 @@ from chalicelib.config import SESSION_TEMPLATES, SYSTEM_NAMESPACES, Config, is_p
 from chalicelib.engine.policies import GrantRefusal
 from chalicelib.model.bindings import DesiredBinding, binding_name
 from chalicelib.model.identities import PolicyGrant
+from chalicelib.model.sources import Source
 
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -34,7 +35,7 @@ def tag_grants(
         full = settings.profile(profile)
         assert full is not None  # _tag_refusal refuses an unknown profile
         if full.access_policy is not None:
-            policies.append(PolicyGrant(policy_name(full.access_policy), (namespace,), f"tag {subject}"))
+            policies.append(PolicyGrant(policy_name(full.access_policy), (namespace,), Source.tag(subject).render()))
             continue
         assert full.cluster_role is not None  # validation: exactly one of the two
         grants.append(
@@ -44,7 +45,7 @@ def tag_grants(
                 cluster_role=full.cluster_role,
                 subject_kind="User",
                 subject_name=username,
-                source=f"tag {subject}",
+                sources=(Source.tag(subject),),
                 principal=principal,
             )
         )

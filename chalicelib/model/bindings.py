@@ -7,7 +7,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-from chalicelib.model import arns
+from chalicelib.model import arns, sources
 from chalicelib.model.ownership import (
     GROUP_LABEL,
     MANAGED_BY_LABEL,
@@ -16,6 +16,7 @@ from chalicelib.model.ownership import (
     group_label,
     principal_label,
 )
+from chalicelib.model.sources import Source
 
 _UNSAFE_IN_NAME = re.compile(r"[/%]")
 BINDING_PREFIX = "eks-iam-sync"
@@ -28,9 +29,14 @@ class DesiredBinding:
     cluster_role: str
     subject_kind: str  # Group | User
     subject_name: str
-    source: str  # "namespaceGrants[0]" or "tag eks-access/ns=profile"
+    sources: tuple[Source, ...]  # namespaceGrants rules, or the IAM tag
     principal: str | None = None  # the IAM ARN behind a tag grant
     event_id: str | None = field(default=None, compare=False)
+
+    @property
+    def source(self) -> str:
+        """The written form (the RoleBinding's source annotation, compared with what was read back)."""
+        return sources.render(self.sources, sources.BINDING_SEPARATOR)
 
     @property
     def key(self) -> tuple[str, str]:

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from chalicelib.model import arns
+from chalicelib.model import arns, sources
+from chalicelib.model.sources import Source
 
 # Where aws-auth keeps an identity of each kind (``OwnedEntry.key``): desired state names the kind
 # in these terms for both backends, so they live here, below both.
@@ -38,15 +39,9 @@ class Entry:
         return f"{self.arn} -> {self.username!r} {list(self.groups)}"
 
 
-def group_source(group: str) -> str:
-    """The source recorded for an identity mapped because of a configured IAM group."""
-    return f"identities.groups[{group}]"
-
-
 def user_mapped_for(arn: str, source: str, groups: Iterable[str]) -> str | None:
-    """The user's name when this record (its ARN and source) was made for one of ``groups``."""
-    wanted = {group_source(g).lower() for g in groups}
-    if arns.kind_of(arn) != "user" or not any(w in source.lower() for w in wanted):
+    """The user's name when this record (its ARN and written source) was made for one of ``groups``."""
+    if arns.kind_of(arn) != "user" or not sources.groups_named(source) & {g.lower() for g in groups}:
         return None
     return arns.name_of(arn)
 
@@ -97,12 +92,17 @@ class OwnedEntry:
 
     key: str
     entry: Entry
-    source: str
+    sources: tuple[Source, ...]
     principal_arn: str = ""
     principal_id: str = ""
     # EKS access policies the identity holds (access entries associate them; aws-auth clusters bind
     # their RBAC equivalents instead, see DesiredState.policy_bindings).
     access_policies: tuple[PolicyGrant, ...] = ()
+
+    @property
+    def source(self) -> str:
+        """The written form (the ledger's record, the access entry's tag, logs)."""
+        return sources.render(self.sources, sources.IDENTITY_SEPARATOR)
 
     @property
     def iam_arn(self) -> str:

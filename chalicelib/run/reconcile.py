@@ -29,7 +29,7 @@ from chalicelib.engine.desired import (
 )
 from chalicelib.engine.guardrails import Policy
 from chalicelib.engine.plan import BindingAction, DeleteBinding, Plan, plan_bindings
-from chalicelib.engine.policies import POLICY_BINDING_SOURCE, needs_namespaces
+from chalicelib.engine.policies import needs_namespaces
 from chalicelib.errors import Forbidden, NotFound, PermanentError
 from chalicelib.model import arns
 from chalicelib.model.ports import ClusterPorts, ClusterRoleReader, Observer
@@ -302,7 +302,11 @@ def _without_unbounded_roles(
 
 def _equivalent(action: BindingAction) -> bool:
     """Whether the binding is an access policy's RBAC equivalent (an aws-auth cluster's)."""
-    return not isinstance(action, DeleteBinding) and action.desired.source.startswith(POLICY_BINDING_SOURCE)
+    return (
+        not isinstance(action, DeleteBinding)
+        and action.desired.sources[:1] != ()
+        and action.desired.sources[0].kind == "accessPolicy"
+    )
 
 
 def _report_desired(desired: DesiredState, observer: Observer) -> None:

@@ -9,6 +9,7 @@ from chalicelib.engine.awsauth.ledger import Ledger
 from chalicelib.engine.awsauth.parse import read_aws_auth
 from chalicelib.model.bindings import DesiredBinding, binding_name
 from chalicelib.model.ownership import LEDGER_ANNOTATION
+from chalicelib.model.sources import Source
 from tests.functional.fakes import GROUP, KUBERNETES_GROUP, NS3, POD_READER, PROFILE, TAG_PREFIX, FakeCluster, user_arn
 
 TAG = f"{TAG_PREFIX}{NS3}"
@@ -26,7 +27,9 @@ def as_the_previous_release_left_it(cluster: FakeCluster) -> None:
     cluster.config_maps.edit({"mapUsers": data.replace('username: "eks-iam-sync:user:alice"', 'username: "alice"')})
     cluster.bindings.delete(cluster.bindings.owned()[(NS3, NEW_BINDING)].observed())
     cluster.bindings.create(
-        DesiredBinding(NS3, OLD_BINDING, POD_READER, "User", "alice", f"tag {TAG}={PROFILE}", user_arn("alice"))
+        DesiredBinding(
+            NS3, OLD_BINDING, POD_READER, "User", "alice", (Source.tag(f"{TAG}={PROFILE}"),), user_arn("alice")
+        )
     )
 
 

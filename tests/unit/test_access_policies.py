@@ -21,6 +21,7 @@ from chalicelib.model.identities import MAP_USERS, Entry, OwnedEntry, PolicyGran
 from chalicelib.model.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from chalicelib.model.ports import AssociatedPolicy, ObservedAccessEntry
 from chalicelib.model.snapshot import IamSnapshot, IamUser
+from chalicelib.model.sources import Source
 
 ACCT = "123456789012"
 ALICE = f"arn:aws:iam::{ACCT}:user/alice"
@@ -171,7 +172,7 @@ def test_on_aws_auth_the_equivalents_are_rolebindings_and_a_wildcard_the_namespa
 
 
 def owned_entry(*grants: PolicyGrant) -> OwnedEntry:
-    return OwnedEntry(MAP_USERS, Entry(ALICE, "eks-iam-sync:user:alice"), "identities.groups[devs]", ALICE, "", grants)
+    return OwnedEntry(MAP_USERS, Entry(ALICE, "eks-iam-sync:user:alice"), (Source.group("devs"),), ALICE, "", grants)
 
 
 def test_a_new_scope_is_one_associate_with_the_scope_before() -> None:

@@ -15,6 +15,7 @@ from chalicelib.model.identities import Change, Conflict, Entry, Refusal
 from chalicelib.model.ports import ObservedBinding
 from chalicelib.model.principals import EveryoneBut, PrincipalScope
 from chalicelib.model.snapshot import IamRole, IamSnapshot, IamUser
+from chalicelib.model.sources import Source
 from chalicelib.run.scope import REREAD_LIMIT, identity_scope, reread_scope, resolve_scope, touched_principals
 
 ACCOUNT = "arn:aws:iam::111122223333"
@@ -114,7 +115,7 @@ def change(arn: str) -> Change:
 
 
 def binding(principal: str | None) -> DesiredBinding:
-    return DesiredBinding("ns", "rb", "view", "User", "u", "tag", principal=principal)
+    return DesiredBinding("ns", "rb", "view", "User", "u", (Source.tag("eks-access/ns=view"),), principal=principal)
 
 
 def test_the_principals_a_plan_touches_are_spelled_as_iam_spells_them() -> None:

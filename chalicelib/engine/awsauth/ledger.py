@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,13 +16,11 @@ from typing import Any
 
 from chalicelib.engine.awsauth.model import ENTRY_KEYS, MAP_ROLES, MAP_USERS
 from chalicelib.errors import CorruptState
-from chalicelib.model import arns
-from chalicelib.model.identities import group_source, user_mapped_for
+from chalicelib.model import arns, sources
+from chalicelib.model.identities import user_mapped_for
 
 LEDGER_VERSION = 2
 MAX_LEDGER_BYTES = 32 * 1024 * 1024  # inflated; aws-auth itself is at most 1 MiB
-# A configured group's part of a source ("identities.groups[dev]"); IAM group names hold no "]".
-_GROUP_PART = re.compile(re.escape(group_source("")[:-1]) + r"[^\]]*\]", re.IGNORECASE)
 
 
 class LedgerError(CorruptState):
@@ -65,10 +62,7 @@ class Ledger:
         return self._answers() == other._answers()
 
     def _answers(self) -> dict[str, tuple[str, str, frozenset[str]]]:
-        return {
-            arn: (r.arn, r.key, frozenset(part.lower() for part in _GROUP_PART.findall(r.source)))
-            for arn, r in self.records.items()
-        }
+        return {arn: (r.arn, r.key, sources.groups_named(r.source)) for arn, r in self.records.items()}
 
     def serialize(self) -> str:
         """Version 2: ARNs and an index into the distinct sources, zlib-compressed and base64-encoded,

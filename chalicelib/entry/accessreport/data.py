@@ -3,7 +3,6 @@ the facts read for it. Pure."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -42,7 +41,6 @@ FINDING_KINDS = {
     "warning": "Warnings",
 }
 SEVERITIES = ("error", "warning", "info")
-SOURCES = re.compile(r"identities\.(groups|roles|permissionSets)\[([^\]]*)\]")
 CLUSTER_ADMIN_GROUP = "system:masters"
 EVERYONE = "system:authenticated"  # every authenticated principal is in it, whatever its mapping says
 OUTSIDE = "granted outside eks-iam-sync"

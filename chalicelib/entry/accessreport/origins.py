@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from chalicelib.config import Config
-from chalicelib.entry.accessreport.data import SOURCES
 from chalicelib.entry.accessreport.grants import Grant, Mapped
+from chalicelib.model import sources
 
 
 def managed_origin(config: Config, mapping: Mapped, binding: Grant, subject_kind: str, subject: str) -> str:
@@ -13,16 +13,17 @@ def managed_origin(config: Config, mapping: Mapped, binding: Grant, subject_kind
     if not mapping.managed:
         return f"{mapping.label} for {mapping.arn}"
     if subject_kind == "User":
-        tags = [s.strip() for s in binding.source.split(";") if s.strip().startswith("tag ")]
+        tags = [s.render() for s in sources.parse(binding.source) if s.kind == "tag"]
         return ", ".join(f"IAM {t}" for t in tags) or f"Kubernetes user {subject}"
     identities = config.identities
     found: list[str] = []
-    for kind, name in SOURCES.findall(mapping.source):
-        if kind == "groups" and any(g.iam_group == name and subject in g.kubernetes_groups for g in identities.groups):
+    for source in sources.parse(mapping.source):
+        kind, name = source.kind, source.name
+        if kind == "group" and any(g.iam_group == name and subject in g.kubernetes_groups for g in identities.groups):
             found.append(f"IAM group {name}")
-        elif kind == "roles" and any(r.iam_role == name and subject in r.kubernetes_groups for r in identities.roles):
+        elif kind == "role" and any(r.iam_role == name and subject in r.kubernetes_groups for r in identities.roles):
             found.append(f"IAM role {name} (identities.roles)")
-        elif kind == "permissionSets" and any(
+        elif kind == "permissionSet" and any(
             p.name == name and subject in p.kubernetes_groups for p in identities.permission_sets
         ):
             found.append(f"permission set {name} (identities.permissionSets)")

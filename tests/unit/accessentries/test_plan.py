@@ -19,6 +19,7 @@ from chalicelib.model.identities import Entry, OwnedEntry
 from chalicelib.model.ownership import ACCESS_ENTRY_QUOTA
 from chalicelib.model.ports import ObservedAccessEntry
 from chalicelib.model.principals import PrincipalScope
+from chalicelib.model.sources import Source
 
 ACCOUNT = "111122223333"
 
@@ -29,9 +30,7 @@ def wanted(
     arn = f"arn:aws:iam::{ACCOUNT}:{kind}{path}{name}"
     unpathed = f"arn:aws:iam::{ACCOUNT}:{kind}/{name}"
     key = "mapUsers" if kind == "user" else "mapRoles"
-    return OwnedEntry(
-        key, Entry(unpathed, username or name, groups), "identities.groups[devs]", arn, pid or f"ID-{name}"
-    )
+    return OwnedEntry(key, Entry(unpathed, username or name, groups), (Source.group("devs"),), arn, pid or f"ID-{name}")
 
 
 def observed(

@@ -6,6 +6,7 @@ import yaml
 
 from chalicelib.engine.awsauth.ledger import Ledger, LedgerRecord
 from chalicelib.engine.awsauth.model import MAP_ROLES, MAP_USERS, Entry
+from chalicelib.model import sources
 from chalicelib.model.identities import OwnedEntry
 
 ACCOUNT = "111122223333"
@@ -25,11 +26,12 @@ def role(name: str, *groups: str, username: str | None = None) -> Entry:
 
 
 def owned_user(entry: Entry, source: str = "identities.groups[devs]") -> OwnedEntry:
-    return OwnedEntry(MAP_USERS, entry, source)
+    """``source``: as written (the ledger's form)."""
+    return OwnedEntry(MAP_USERS, entry, sources.parse(source))
 
 
 def owned_role(entry: Entry, source: str = "identities.roles[dev]") -> OwnedEntry:
-    return OwnedEntry(MAP_ROLES, entry, source)
+    return OwnedEntry(MAP_ROLES, entry, sources.parse(source))
 
 
 def document(roles: list[Entry] = (), users: list[Entry] = ()) -> dict[str, str]:  # type: ignore[assignment]

@@ -13,6 +13,7 @@ from chalicelib.engine.awsauth.model import MAP_ROLES, MAP_USERS, Entry
 from chalicelib.engine.awsauth.parse import read_aws_auth
 from chalicelib.engine.awsauth.render import render_key
 from chalicelib.model.identities import OwnedEntry
+from chalicelib.model.sources import Source
 from tests.unit.awsauth.builders import NODE, document, ledger_of, owned_role, owned_user, role, user
 
 ALICE, BOB = user("alice", "devs"), user("bob", "devs")
@@ -119,8 +120,9 @@ def scenarios(draw: st.DrawFn) -> tuple[dict[str, str], Ledger, list[OwnedEntry]
     previously = draw(st.lists(entries("user", False), max_size=3, unique_by=lambda e: e.key))
     foreign_keys = {e.key for e in foreign_roles + foreign_users}
     previously = [e for e in previously if e.key not in foreign_keys]
-    desired = [OwnedEntry(MAP_ROLES if ":role/" in e.arn else MAP_USERS, e, "rule") for e in wanted]
-    owned_before = [OwnedEntry(MAP_USERS, e, "rule") for e in previously]
+    rule = (Source.group("devs"),)
+    desired = [OwnedEntry(MAP_ROLES if ":role/" in e.arn else MAP_USERS, e, rule) for e in wanted]
+    owned_before = [OwnedEntry(MAP_USERS, e, rule) for e in previously]
     data = document(roles=foreign_roles, users=foreign_users + previously)
     scope = None
     if draw(st.booleans()):
