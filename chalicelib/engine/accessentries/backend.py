@@ -217,11 +217,18 @@ class AccessEntriesBackend:
             self.observer.warning("access entries near the quota", detail=warning)
         if step.entries_after is not None:
             self.observer.percent("AccessEntriesUsage", round(100 * step.entries_after / ACCESS_ENTRY_QUOTA, 1))
-        for metric, key in (("AccessEntriesChanged", KEY), ("AccessPoliciesChanged", POLICY_KEY)):
-            changes = [c for c in outcome.changes if c.key == key]
-            for action in sorted({c.action for c in changes}):
-                self.observer.count(metric, sum(1 for c in changes if c.action == action), action=action)
+        # Each metric named where it is emitted, so that the dashboard's check (and a grep) finds it.
+        for action, number in _by_action(outcome, KEY).items():
+            self.observer.count("AccessEntriesChanged", number, action=action)
+        for action, number in _by_action(outcome, POLICY_KEY).items():
+            self.observer.count("AccessPoliciesChanged", number, action=action)
         return outcome
+
+
+def _by_action(outcome: Outcome, key: str) -> dict[str, int]:
+    """How many of the outcome's changes of this key each action made, in action order."""
+    actions = sorted(c.action for c in outcome.changes if c.key == key)
+    return {action: actions.count(action) for action in dict.fromkeys(actions)}
 
 
 def _uncovered(scope: Container[str], principals: list[str]) -> bool:
