@@ -20,7 +20,7 @@ from chalicelib.run import runner
 from chalicelib.run.reconcile import ClusterReport, Options
 from chalicelib.run.results import as_json
 from chalicelib.run.runtime import Runtime
-from tests.functional.fakes import GROUP, FakeCluster, FakeShell, user_arn
+from tests.functional.fakes import GROUP, FakeCluster, FakeShell, RecordingObserver, user_arn
 from tests.harness.cloudtrail import iam_event
 
 
@@ -250,3 +250,21 @@ def test_each_cluster_runs_in_a_scope_of_its_own(runtime, shell: FakeShell, conf
     ):
         runner.run_full(config, runtime)
     assert calls == ["namespaces"] and alice in mapped_users(shell.clusters["fn-west"])
+
+
+def test_the_runner_keeps_time_on_the_runtime_s_clock_and_reports_through_its_observers(shell, config, alice) -> None:
+    """A deadline already past on time.monotonic() but an hour off on the runtime's clock lets every
+    cluster start; durations are that clock's; each cluster reports through an observer of its own."""
+    observers: dict[str, RecordingObserver] = {}
+    deadline = time.monotonic() - 1.0
+    runtime = Runtime(
+        shell=lambda: shell,
+        observer=lambda name: observers.setdefault(name, RecordingObserver()),
+        clock=lambda: deadline - 3600.0,
+        sleep=lambda seconds: None,
+    )
+    result = runner.run_full(config, runtime, deadline=deadline)
+    assert {name: r["status"] for name, r in result.items()} == {"fn-east": "changes", "fn-west": "changes"}
+    assert observers["fn-east"].durations == [("ReconcileDuration", 0.0)]
+    assert observers["fn-west"].durations == [("ReconcileDuration", 0.0)]
+    assert alice in mapped_users(shell.clusters["fn-east"])
