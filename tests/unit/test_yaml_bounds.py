@@ -1,4 +1,4 @@
-"""Hostile YAML: alias bombs, self-referring and deeply nested documents are refused in milliseconds,
+"""Hostile YAML: alias bombs, self-referring and deeply nested documents are refused without expanding them,
 in aws-auth (left as it is: nothing is written over it) and in the configuration (invalid, with a
 reason), on both YAML event sources; no input makes either reader raise anything else."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import resource
-import time
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -26,6 +26,15 @@ def yaml_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     yaml_paths.select(request.param, monkeypatch)
 
 
+@contextlib.contextmanager
+def unexpanded(limit_mib: int = 100) -> Iterator[None]:
+    """The peak memory grows by less than the limit: a bomb expanded (9^9 strings) or a document
+    composed 100 000 levels deep would not fit. Memory, not a wall clock, so a busy machine cannot fail it."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    yield
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < limit_mib * 1024
+
+
 def laughs(levels: int = 9, key_prefix: str = "") -> str:
     text = f'{key_prefix}a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
     previous = "a"
@@ -43,11 +52,10 @@ def aws_auth_bomb() -> str:
     return anchors + "- rolearn: arn:aws:iam::111122223333:role/x\n  username: x\n  groups: *l8\n"
 
 
-def test_a_billion_laughs_aws_auth_is_refused_quickly_and_not_written_over() -> None:
+def test_a_billion_laughs_aws_auth_is_refused_unexpanded_and_not_written_over() -> None:
     data = {"mapRoles": aws_auth_bomb()}
-    started = time.monotonic()
-    reading = read_aws_auth(data)
-    assert time.monotonic() - started < 2
+    with unexpanded():
+        reading = read_aws_auth(data)
     assert not reading.understood
     assert any("alias bomb" in p.message for p in reading.errors)
 
@@ -73,14 +81,9 @@ def test_a_few_ordinary_aliases_are_still_read() -> None:
     assert [e.groups for e in reading.entries("mapRoles")] == [("devs", "ops"), ("devs", "ops")]
 
 
-def test_a_bomb_configuration_is_invalid_in_milliseconds_and_bounded_memory() -> None:
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    started = time.monotonic()
-    with pytest.raises(ConfigError, match="alias bomb"):
+def test_a_bomb_configuration_is_invalid_in_bounded_memory() -> None:
+    with unexpanded(), pytest.raises(ConfigError, match="alias bomb"):
         parse_config(laughs(key_prefix="x"))
-    assert time.monotonic() - started < 2
-    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-    assert grown_kib < 100 * 1024
 
 
 def test_a_configuration_over_1_mib_is_refused_before_it_is_parsed(tmp_path) -> None:
@@ -106,9 +109,8 @@ DEEP = {
 )
 def test_deep_aws_auth_is_refused_before_it_is_composed(shape: str, depth: int) -> None:
     data = {"mapRoles": DEEP[shape](depth), "mapUsers": "- userarn: arn:aws:iam::111122223333:user/a\n  username: a\n"}
-    started = time.monotonic()
-    reading = read_aws_auth(data)
-    assert time.monotonic() - started < 2
+    with unexpanded():
+        reading = read_aws_auth(data)
     assert not reading.understood
     assert [p.message for p in reading.errors if p.key == "mapRoles"] == [
         f"YAML nested deeper than {yamlbounds.MAX_DEPTH} levels: refused (no real document comes near): "
