@@ -13,7 +13,6 @@ their own EKS tokens.
 from __future__ import annotations
 
 import copy
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from tests.harness.eks_emulator import EksEmulator
 from tests.harness.function import deployed
 from tests.harness.kube import ControlPlane
 from tests.harness.principals import Principal, eventually, iam_user
+from tests.harness.probe import Probe, list_status
 from tests.harness.service import (
     SEED_GROUP,
     Service,
@@ -172,29 +172,6 @@ def foreign_entry(eks: EksEmulator) -> tuple[str, list[Any]]:
     return other.arn, copy.deepcopy(eks.associations(API, other.arn))
 
 
-class Probe:
-    """Asks every 100 ms whether the member may list pods in ``namespace``, until stopped."""
-
-    def __init__(self, cluster: Cluster, who: Principal, namespace: str) -> None:
-        self.answers: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(cluster, who, namespace), daemon=True)
-
-    def _run(self, cluster: Cluster, who: Principal, namespace: str) -> None:
-        api = cluster.plane.client_for(who.token(cluster.name, REGION))  # one token: minting one takes a second
-        while not self._stop.is_set():
-            self.answers.append(cluster.pods(who, namespace, api))
-            time.sleep(0.1)
-
-    def __enter__(self) -> Probe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-
 def test_a_group_s_view_policy_grants_through_the_association_alone_and_changes_scope_without_a_gap(
     fresh: dict[str, Cluster], service: Service, eks: EksEmulator, tmp_path: Path
 ) -> None:
@@ -211,14 +188,16 @@ def test_a_group_s_view_policy_grants_through_the_association_alone_and_changes_
     assert eks.associations(API, foreign) == foreign_before
 
     eks.clear_calls()
-    with Probe(api, who, A) as probe:
+    member_api = api.plane.client_for(who.token(API, REGION))  # one token for the probe: minting takes a second
+    with Probe(lambda: list_status(member_api, A)) as probe:
         time.sleep(0.5)
         run(service, configuration(fresh, [A, B]), tmp_path / "2")
         assert eventually(lambda: api.pods(who, B) == 200)
         time.sleep(0.5)
     calls = [c.operation for c in eks.calls_to(*POLICY_CALLS, cluster=API)]
     assert calls == ["AssociateAccessPolicy"]
-    assert len(probe.answers) >= 10 and set(probe.answers) == {200}, probe.answers
+    answers = probe.answers()
+    assert len(answers) >= 10 and set(answers) == {200} and not probe.errors, (answers, probe.errors)
     assert eks.associations(API, foreign) == foreign_before
 
     eks.clear_calls()
