@@ -73,11 +73,14 @@ DROPPED_NAMES = {
     "__pycache__": "bytecode of whatever Python wrote it: compiled again for the runtime",
 }
 DROPPED_SUFFIXES = {".pyi": "type stubs", ".data": "install-time scripts (a wheel's .data directory)"}
-# The handlers' imports, and what the first relevant event imports (chalicelib.run.runner loads the adapters).
+# The handlers' imports, and what the first relevant event imports (chalicelib.run.runner loads the adapters;
+# run.reconcile each identity backend's engine, when a cluster uses it).
 SMOKE_IMPORTS = (
     "app",
     "chalicelib.entry.service",
     "chalicelib.run.runner",
+    "chalicelib.engine.awsauth.writer",
+    "chalicelib.engine.accessentries.backend",
     "chalicelib.adapters.shell",
     "chalicelib.adapters.queue",
 )

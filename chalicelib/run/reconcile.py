@@ -14,11 +14,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from chalicelib.config import Cluster, Config, grants_everything, partition_of
-from chalicelib.engine.accessentries.backend import AccessEntriesBackend
-from chalicelib.engine.awsauth.writer import AwsAuthWriter, WriterSettings
 from chalicelib.engine.desired import (
     DesiredState,
     Refusal,
@@ -37,6 +35,12 @@ from chalicelib.model.principals import EveryoneBut, PrincipalScope
 from chalicelib.model.snapshot import IamSnapshot
 from chalicelib.run.apply import Applied, Applier, DisplayOnlyApplier
 from chalicelib.run.scope import identity_scope, principals_by_key, reread_scope, touched_principals
+
+if TYPE_CHECKING:
+    # Each backend's engine is imported when a cluster needs it (identity_backend): a cold start
+    # loads the one its first cluster uses, not both.
+    from chalicelib.engine.accessentries.backend import AccessEntriesBackend
+    from chalicelib.engine.awsauth.writer import AwsAuthWriter
 
 
 @dataclass(frozen=True)
@@ -227,6 +231,8 @@ def identity_backend(
     if ports.access_entries is None:
         raise PermanentError(f"cluster {ports.name}: the EKS access-entry API is not reachable from here")
     partition = partition_of(config.cluster(ports.name).region)
+    from chalicelib.engine.accessentries.backend import AccessEntriesBackend  # noqa: PLC0415 - only where used
+
     return AccessEntriesBackend(ports.access_entries, observer, policy, sleep=options.sleep, partition=partition)
 
 
@@ -237,6 +243,8 @@ def aws_auth_writer(
     observer: Observer,
     sleep: Callable[[float], None] = time.sleep,
 ) -> AwsAuthWriter:
+    from chalicelib.engine.awsauth.writer import AwsAuthWriter, WriterSettings  # noqa: PLC0415 - only where used
+
     settings = WriterSettings(backups=config.aws_auth.backups)
     return AwsAuthWriter(ports.config_maps, observer, policy, settings, sleep=sleep)
 
