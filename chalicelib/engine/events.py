@@ -153,9 +153,10 @@ class _Concerns:
 
 class _Parameters(BaseModel):
     """requestParameters of one event type: every field the service reads, checked before use. Each
-    event family says whom it concerns, or why it concerns nothing configured."""
+    event family says whom it concerns, or why it concerns nothing configured. Each is built when an
+    event of its type first comes (``defer_build``): a cold start builds the one its event needs."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
     def concerns(self, configured: _Configured, event_name: str) -> _Concerns | str:
         return f"{event_name} carries nothing the service reads"

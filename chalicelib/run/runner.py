@@ -37,7 +37,9 @@ from chalicelib.run.scope import resolve_scope
 
 # X-Ray (aws_xray_sdk costs ~180 ms to import: created here, on the path that talks to clusters,
 # not in the handlers' import). Off outside Lambda and wherever POWERTOOLS_TRACE_DISABLED=true.
-tracer = Tracer(service=SERVICE)
+# Only botocore is patched, the one traced library the service calls (patching all of them imported
+# sqlite3 and patched requests, neither used; the kubernetes client's urllib3 is not traced either way).
+tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
 
 
 # A cluster as the loop receives it: its ports, the error that prevented them, or how to reach it —
