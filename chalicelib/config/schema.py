@@ -316,6 +316,9 @@ class Config(_Model):
     allow_privileged_access_policies: tuple[Annotated[str, AfterValidator(_access_policy)], ...] = Field(
         default=(), alias="allowPrivilegedAccessPolicies"
     )
+    # Every run plans, logs and counts (RunsPaused) but writes nothing: a switch that needs no redeploy
+    # with an SSM or S3 configuration.
+    paused: StrictBool = False
 
     def policy_allowed(self, name: str, cluster_scope: bool) -> bool:
         """Whether an access policy may be granted at this scope (privileged ones only when allowlisted)."""

@@ -163,7 +163,7 @@ def reconcile_clusters(
     leaves less than one cluster's budget, and stops, request by request, at its first transport
     failure or when one request's bound no longer fits: it is retried instead."""
     results: dict[str, ClusterReport | SyncError] = {}
-    options = replace(options, sleep=runtime.sleep)
+    options = replace(options, sleep=runtime.sleep, dry_run=options.dry_run or config.paused)
     for name, reach in clusters.items():
         observer = runtime.observer(name)
         started = runtime.clock()
@@ -179,7 +179,10 @@ def reconcile_clusters(
                     current, run = snapshot, options
                 report = reconcile_cluster(config, ports, current, observer, scope, run)
                 results[name] = report
-                _count_outcome(observer, report, runtime.observer("") if scope is None else None)
+                if config.paused:
+                    _paused(observer, report)
+                else:
+                    _count_outcome(observer, report, runtime.observer("") if scope is None else None)
             except SyncError as err:
                 transient = isinstance(err, TransientError)
                 observer.error(
@@ -209,6 +212,13 @@ def _count_outcome(observer: Observer, report: ClusterReport, heartbeat: Observe
         observer.count("ReconcileFailures", kind="refused")
     elif heartbeat is not None:
         heartbeat.count("FullRunsSucceeded")
+
+
+def _paused(observer: Observer, report: ClusterReport) -> None:
+    """``paused: true``: the run was planned and nothing written. Logged with what it would have
+    changed and counted (RunsPaused); no heartbeat, so a pause that outlasts its reason is seen."""
+    observer.warning("paused: planned, nothing written", wouldChange=report.changed)
+    observer.count("RunsPaused")
 
 
 def _reached(reach: Reach) -> ClusterPorts:

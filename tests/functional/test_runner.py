@@ -185,6 +185,28 @@ def test_a_full_run_of_a_cluster_that_completed_is_the_heartbeat_and_an_event_or
     assert len(emitted(capsys.readouterr().out, "FullRunsSucceeded")) == len(shell.clusters) - 1
 
 
+def test_a_paused_configuration_plans_every_cluster_and_writes_nothing(
+    runtime: Runtime,
+    shell: FakeShell,
+    config: Config,
+    alice,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED")
+    paused = config.model_copy(update={"paused": True})
+    result = runner.run_full(paused, runtime)
+    assert {name: r["status"] for name, r in result.items()} == {name: "changes" for name in shell.clusters}
+    assert shell.writes() == {name: [] for name in shell.clusters}
+    out = capsys.readouterr().out
+    assert len(emitted(out, "RunsPaused")) == len(shell.clusters)
+    assert emitted(out, "FullRunsSucceeded") == []  # the heartbeat alarm sees a pause that lasts
+    logged = [json.loads(line) for line in out.splitlines() if "paused: planned, nothing written" in line]
+    assert len(logged) == len(shell.clusters) and all(entry["wouldChange"] for entry in logged)
+    runner.run_full(config, runtime)  # unpaused: the same run writes
+    assert alice in mapped_users(shell.clusters["fn-east"])
+
+
 def _unreachable(namespace: str, name: str) -> None:
     raise TransientError("connection refused")
 

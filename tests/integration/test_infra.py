@@ -76,7 +76,14 @@ def test_the_forwarder_uses_on_iam_event_s_pattern() -> None:
 
 
 def test_the_bootstrap_maps_both_roles_to_the_service_group() -> None:
-    resources = load(TEMPLATES / "cluster-bootstrap.yaml")["Resources"]
+    template = load(TEMPLATES / "cluster-bootstrap.yaml")
+    for parameter in ("OnIamEventRoleArn", "ReconcileAllRoleArn"):
+        pattern = re.compile(template["Parameters"][parameter]["AllowedPattern"])
+        assert pattern.match("arn:aws:iam::123456789012:role/eks-iam-sync-prod-on-iam-event")
+        assert pattern.match("arn:aws-us-gov:iam::123456789012:role/platform/services/eks-iam-sync-prod")  # a path
+        assert not pattern.match("arn:aws:iam::123456789012:user/alice")
+        assert not pattern.match("arn:aws:sts::123456789012:assumed-role/eks-iam-sync-prod/session")
+    resources = template["Resources"]
     entries = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::EKS::AccessEntry"]
     assert len(entries) == 2 and all(e["KubernetesGroups"] == [SERVICE_GROUP] for e in entries)
 
@@ -133,10 +140,15 @@ def test_a_permissions_boundary_can_be_set_on_every_role(packaged: Path) -> None
     )
 
 
-def test_the_event_function_s_concurrency_is_capped_and_the_schedule_s_is_not(packaged: Path) -> None:
-    resources = load(packaged / "template.yaml")["Resources"]
-    assert resources["OnIamEvent"]["Properties"]["ReservedConcurrentExecutions"] == 2
-    assert "ReservedConcurrentExecutions" not in resources["ReconcileAll"]["Properties"]
+def test_the_event_function_s_concurrency_is_a_parameter_reserving_none_by_default(packaged: Path) -> None:
+    template = load(packaged / "template.yaml")
+    resources = template["Resources"]
+    assert template["Parameters"]["EventFunctionConcurrency"]["Default"] == 0  # none: new accounts can create it
+    assert resources["OnIamEvent"]["Properties"]["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReservesEventConcurrency", {"Ref": "EventFunctionConcurrency"}, {"Ref": "AWS::NoValue"}]
+    }
+    for function in ("ReconcileAll", "OnIamEvents", "ReconcileCluster"):
+        assert "ReservedConcurrentExecutions" not in resources[function]["Properties"]
 
 
 def emitted_metrics() -> set[str]:
