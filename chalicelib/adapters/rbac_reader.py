@@ -15,6 +15,11 @@ from chalicelib.model.ports import RbacBinding, RbacRole, RbacRule, RbacSnapshot
 class RbacReader:
     def __init__(self, api: client.ApiClient) -> None:
         self._rbac = client.RbacAuthorizationV1Api(api)
+        self._extensions = client.ApiextensionsV1Api(api)
+
+    def custom_resources(self) -> list[str]:
+        found = call("list customresourcedefinitions", self._extensions.list_custom_resource_definition)
+        return sorted(item.metadata.name for item in found.items)
 
     def snapshot(self) -> RbacSnapshot:
         role_bindings = call("list rolebindings", self._rbac.list_role_binding_for_all_namespaces)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from chalicelib.engine.desired import DesiredState, Refusal
 from chalicelib.model import arns
 from chalicelib.model.bindings import DesiredBinding
-from chalicelib.model.identities import OwnedEntry
+from chalicelib.model.identities import OwnedEntry, PolicyGrant
 
 
 @dataclass(frozen=True)
@@ -20,12 +20,43 @@ class Grant:
     can: tuple[str, ...] = ()  # "pods: get, list, watch"
 
 
+# EKS authorizes access policies in an authorizer of its own, beside RBAC: no RoleBinding shows them, and
+# `kubectl auth can-i --list` (rules reviews: RBAC only), `kubectl auth can-i --as` and impersonating
+# proxies (the impersonated user has no access entry) never see them.
+INVISIBLE = (
+    "invisible to kubectl auth can-i (--list, --as) and to impersonating proxies: EKS authorizes it outside RBAC"
+)
+
+
+@dataclass(frozen=True)
+class PolicyAccess:
+    """Access from an EKS access policy: the rule behind it -> the access entry -> the policy -> its
+    scope; ``associated``: the scope EKS holds now ("cluster", the namespaces), None when not associated."""
+
+    grant: PolicyGrant
+    associated: str | None = None
+
+    @property
+    def in_place(self) -> bool:
+        return self.associated == scope_text(self.grant.namespaces)
+
+
 @dataclass(frozen=True)
 class Explanation:
     owned: OwnedEntry
     in_place: bool  # the cluster maps the principal exactly as desired (aws-auth entry or access entry)
     grants: tuple[Grant, ...] = ()
     refusals: tuple[Refusal, ...] = field(default=())
+    policies: tuple[PolicyAccess, ...] = ()  # access-entry clusters only (aws-auth: RBAC equivalents in grants)
+
+
+def scope_text(namespaces: Sequence[str]) -> str:
+    return "cluster" if not namespaces else ", ".join(sorted(namespaces))
+
+
+def policy_access(owned: OwnedEntry, associated: Mapping[str, str]) -> tuple[PolicyAccess, ...]:
+    """``associated``: the entry's associations now, policy name -> scope text."""
+    return tuple(PolicyAccess(g, associated.get(g.policy)) for g in owned.access_policies)
 
 
 def explain(

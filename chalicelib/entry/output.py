@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
+from chalicelib.engine.explain import INVISIBLE, PolicyAccess, scope_text
 from chalicelib.entry.accessreport import diff as report_diff
 from chalicelib.entry.accessreport.data import FINDING_KINDS
 from chalicelib.entry.commands.backups import Backups, ClusterBackups
@@ -122,6 +123,7 @@ def _explained_text(result: Explained) -> list[Chunk]:
         lines.append(f"cluster {cluster.cluster}: mapped through {through}{mode}")
         for mapped in cluster.mappings:
             lines += _mapped_lines(cluster, mapped)
+        lines += [f"  ! {w}" for w in cluster.warnings]
         if not cluster.mappings:
             why = "not in a configured group, no configured role, no tag grant"
             lines.append(f"  {result.principal}: no mapping ({why})")
@@ -155,7 +157,21 @@ def _mapped_lines(cluster: ClusterExplained, mapped: Mapped) -> list[str]:
         b = grant.binding
         lines.append(f"    + namespace {b.namespace}: ClusterRole {b.cluster_role} via {grant.via}")
         lines += [f"        can {rule}" for rule in grant.can]
+    lines += _policy_lines(item.policies)
     return lines + [f"    ! {r.render()}" for r in item.refusals]
+
+
+def _policy_lines(policies: tuple[PolicyAccess, ...]) -> list[str]:
+    """rule -> access entry -> policy -> scope, and whether EKS holds it so now."""
+    lines = []
+    for access in policies:
+        grant = access.grant
+        now = "yes" if access.in_place else f"NO (now: {access.associated or 'not associated'})"
+        lines.append(
+            f"    + access policy {grant.policy}, scope {scope_text(grant.namespaces)}: "
+            f"{grant.source} -> access entry -> {grant.policy}; associated now: {now}"
+        )
+    return lines + ([f"      ({INVISIBLE})"] if policies else [])
 
 
 def _explained_json(result: Explained) -> dict[str, Any]:
@@ -170,6 +186,7 @@ def _explained_json(result: Explained) -> dict[str, Any]:
             "authenticationMode": cluster.authentication_mode,
             "mappings": [_mapped_json(cluster, m) for m in cluster.mappings],
             "grantRefusals": [results.refusal_json(r) for r in cluster.refusals],
+            "warnings": list(cluster.warnings),
         }
     return {"principal": result.principal, "found": result.found, "clusters": clusters}
 
@@ -194,6 +211,17 @@ def _mapped_json(cluster: ClusterExplained, mapped: Mapped) -> dict[str, Any]:
             for g in item.grants
         ],
         "grantRefusals": [results.refusal_json(r) for r in item.refusals],
+        "accessPolicies": [
+            {
+                "policy": p.grant.policy,
+                "scope": scope_text(p.grant.namespaces),
+                "because": p.grant.source,
+                "associatedNow": p.associated,
+                "inPlace": p.in_place,
+                "visibleToRbac": False,
+            }
+            for p in item.policies
+        ],
     }
 
 

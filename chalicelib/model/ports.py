@@ -294,6 +294,9 @@ class RbacReader(Protocol):
     clusterroles, cluster-wide). Never writes."""
 
     def snapshot(self) -> RbacSnapshot: ...
+    def custom_resources(self) -> list[str]:
+        """The names of the cluster's CustomResourceDefinitions (``explain``: what an Edit policy misses)."""
+        ...
 
 
 @dataclass(frozen=True)

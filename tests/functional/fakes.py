@@ -645,13 +645,18 @@ class FakeRbac(FakePort):
     """The RbacReader: every RoleBinding (those of ``bindings``, owned or not), and the
     ClusterRoleBindings, Roles and ClusterRoles others made. Each change moves a resourceVersion."""
 
-    OPERATIONS: ClassVar[tuple[str, ...]] = ("snapshot",)
+    OPERATIONS: ClassVar[tuple[str, ...]] = ("snapshot", "custom_resources")
 
     bindings: FakeBindings = field(default_factory=FakeBindings)
     cluster_roles: dict[str, tuple[RbacRule, ...]] = field(default_factory=dict)
     roles: dict[tuple[str, str], tuple[RbacRule, ...]] = field(default_factory=dict)  # (namespace, name)
     cluster_role_bindings: dict[str, RbacBinding] = field(default_factory=dict)
     version: int = 0
+    crds: list[str] = field(default_factory=list)  # CustomResourceDefinitions' names
+
+    def custom_resources(self) -> list[str]:
+        self._enter("custom_resources")
+        return sorted(self.crds)
 
     def snapshot(self) -> RbacSnapshot:
         self._enter("snapshot")

@@ -283,3 +283,36 @@ def test_validate_live_compares_the_catalogue_with_list_access_policies(
     west.offered.remove("AmazonEKSViewPolicy")
     assert main(["validate", "--live"]) == 1
     assert "live: cluster fn-west: EKS offers no access policy 'AmazonEKSViewPolicy'" in capsys.readouterr().err
+
+
+def test_explain_shows_policy_access_as_invisible_to_rbac_and_warns_about_edit_with_crds(
+    shell, use_shell, write_config, west, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.entry.cli import main  # noqa: PLC0415
+
+    rules = ({"policy": "AmazonEKSViewPolicy", "namespaces": [A]}, {"policy": "AmazonEKSEditPolicy", "namespaces": [B]})
+    path = write_config(identities=identities(*rules))
+    monkeypatch.setenv("EKS_IAM_SYNC_CONFIG", str(path))
+    west.associate_by_hand(NODE_ROLE, "AmazonEKSAutoNodePolicy")  # read by nobody
+    shell.clusters["fn-west"].rbac.crds = ["widgets.example.com"]
+    assert main(["explain", "alice", "--cluster", "fn-west"]) == 0
+    before = capsys.readouterr().out
+    assert (
+        "+ access policy AmazonEKSViewPolicy, scope " + A in before
+        and "associated now: NO (now: not associated)" in before
+    )
+    assert "invisible to kubectl auth can-i (--list, --as) and to impersonating proxies" in before
+    assert "AmazonEKSEditPolicy grants no custom resources, and this cluster has 1 CRDs (widgets.example.com)" in before
+    main(["apply", "--cluster", "fn-west"])
+    capsys.readouterr()
+    assert main(["explain", "alice", "--cluster", "fn-west"]) == 0
+    after = capsys.readouterr().out
+    source = f"identities.groups[{GROUP}]"
+    assert (
+        f"+ access policy AmazonEKSViewPolicy, scope {A}: {source} -> access entry -> AmazonEKSViewPolicy; associated now: yes"
+        in after
+    )
+    assert main(["explain", "alice", "--cluster", "fn-east"]) == 0  # aws-auth: the RBAC equivalents
+    east = capsys.readouterr().out
+    assert f"+ namespace {A}: ClusterRole view via accessPolicy AmazonEKSViewPolicy" in east
+    assert f"+ namespace {B}: ClusterRole edit via accessPolicy AmazonEKSEditPolicy" in east

@@ -6,12 +6,13 @@ shadows (or that still maps it, before the entry exists)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from chalicelib.config import Config
+from chalicelib.config import Config, name_of_arn
+from chalicelib.config.accesspolicies import EDIT as EDIT_POLICY
 from chalicelib.engine.desired import Refusal, desired_state
-from chalicelib.engine.explain import Explanation, explain, refusals_for
+from chalicelib.engine.explain import Explanation, PolicyAccess, explain, policy_access, refusals_for, scope_text
 from chalicelib.entry.commands.common import Failed, Reach, connect, runtime_for
 from chalicelib.errors import SyncError
 from chalicelib.model.identities import CurrentMapping, Entry, OwnedEntry
@@ -34,6 +35,7 @@ class ClusterExplained:
     authentication_mode: str | None
     mappings: tuple[Mapped, ...]
     refusals: tuple[Refusal, ...] = ()  # nothing maps the principal: the grants refused to it
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ def _explain_cluster(
 ) -> ClusterExplained:
     backend: IdentityBackend[Any] = identity_backend(config, ports, Options(), observer)  # asked through the port
     desired = desired_state(config, snapshot, ports.bindings.namespaces())
+    if backend.name == "configMap":
+        desired = desired.for_aws_auth()  # access policies through their RBAC equivalents
     current: dict[OwnedEntry, CurrentMapping | None] = {}
 
     def in_place(owned: OwnedEntry) -> bool:
@@ -79,12 +83,40 @@ def _explain_cluster(
     shadowing = backend.name == "accessEntries" and ports.authentication_mode == "API_AND_CONFIG_MAP"
     aws_auth = aws_auth_writer(config, ports, guardrail_policy(config, Options()), observer) if shadowing else None
     mappings = []
-    for item in explanations:
-        now = current.get(item.owned)
-        also = aws_auth.mapping_of(item.owned) if aws_auth else None
+    for found in explanations:
+        now = current.get(found.owned)
+        also = aws_auth.mapping_of(found.owned) if aws_auth else None
+        item = found
+        if backend.name == "accessEntries" and found.owned.access_policies:
+            item = replace(found, policies=policy_access(found.owned, _associated(ports, found.owned, now)))
         mappings.append(Mapped(item, now.entry if now else None, also.entry if also else None))
     refusals = () if explanations else tuple(refusals_for(principal, desired))
-    return ClusterExplained(ports.name, backend.name, ports.authentication_mode, tuple(mappings), refusals)
+    warnings = _edit_without_crds(ports, [p for m in mappings for p in m.explanation.policies])
+    return ClusterExplained(
+        ports.name, backend.name, ports.authentication_mode, tuple(mappings), refusals, tuple(warnings)
+    )
+
+
+def _associated(ports: ClusterPorts, owned: OwnedEntry, now: CurrentMapping | None) -> dict[str, str]:
+    """The entry's associations now, by policy name (none without an entry)."""
+    if now is None or ports.access_entries is None:
+        return {}
+    found = ports.access_entries.associated_policies(owned.iam_arn)
+    return {name_of_arn(a.policy_arn): "cluster" if a.scope == "cluster" else scope_text(a.namespaces) for a in found}
+
+
+def _edit_without_crds(ports: ClusterPorts, policies: list[PolicyAccess]) -> list[str]:
+    """AmazonEKSEditPolicy lists Kubernetes' own resources: custom resources are not in it (the `edit`
+    ClusterRole aggregates them; the policy does not)."""
+    if ports.rbac is None or not any(p.grant.policy == EDIT_POLICY for p in policies):
+        return []
+    crds = ports.rbac.custom_resources()
+    if not crds:
+        return []
+    return [
+        f"AmazonEKSEditPolicy grants no custom resources, and this cluster has {len(crds)} CRDs "
+        f"({', '.join(crds[:3])}{', ...' if len(crds) > 3 else ''}): grant those through RBAC (kubernetesGroups)"
+    ]
 
 
 def _rules(ports: ClusterPorts, role: str) -> tuple[str, ...]:
