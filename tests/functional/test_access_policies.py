@@ -316,3 +316,23 @@ def test_explain_shows_policy_access_as_invisible_to_rbac_and_warns_about_edit_w
     east = capsys.readouterr().out
     assert f"+ namespace {A}: ClusterRole view via accessPolicy AmazonEKSViewPolicy" in east
     assert f"+ namespace {B}: ClusterRole edit via accessPolicy AmazonEKSEditPolicy" in east
+
+
+def test_the_report_shows_a_policy_the_service_associated_as_its_rule_s_and_invisible_to_rbac(
+    shell, use_shell, write_config, west, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json  # noqa: PLC0415
+
+    from chalicelib.entry.cli import main  # noqa: PLC0415
+
+    path = write_config(identities=identities({"policy": "AmazonEKSViewPolicy", "namespaces": [A]}))
+    assert main(["apply", "--config", str(path), "--cluster", "fn-west"]) == 0
+    capsys.readouterr()
+    main(["report", "--config", str(path), "--format", "json", "--output", "-"])
+    document = json.loads(capsys.readouterr().out)
+    [policy] = [p for p in document["paths"] if p["grant"] == "access policy" and p["cluster"] == "fn-west"]
+    assert (
+        policy["namespace"] == A and policy["origin"] == f"identities.groups[{GROUP}]" and not policy["grantedOutside"]
+    )
+    assert "AmazonEKSViewPolicy, namespace scope" in policy["roleBinding"]
+    assert "invisible to kubectl auth can-i (--list, --as) and to impersonating proxies" in policy["roleBinding"]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from chalicelib.engine.accessentries.plan import KEY as ACCESS_ENTRY_KEY
 from chalicelib.engine.awsauth.model import Problem
+from chalicelib.engine.explain import INVISIBLE
 from chalicelib.engine.plan import DeleteBinding
 from chalicelib.entry.accessreport import rbac
 from chalicelib.entry.accessreport.data import (
@@ -232,8 +233,11 @@ def outside_grants(read: ClusterRead) -> dict[tuple[str, str], Grant]:
 
 def policy_grants(read: ClusterRead, access: Mapping[str, Mapped]) -> dict[tuple[str, str], Grant]:
     """The access policies of the access entries, as grants to the entry itself: cluster scope reaches
-    every namespace, namespace scope the namespaces it names (a trailing * a prefix)."""
+    every namespace, namespace scope the namespaces it names (a trailing * a prefix). One the service
+    associated (its entry's rule grants that policy) names the rule; any other is EKS's, outside it.
+    Each is marked invisible to RBAC tools: EKS authorizes it outside RBAC."""
     cluster_roles = {r.name: r.rules for r in read.rbac.cluster_roles} if read.rbac is not None else {}
+    wanted = {o.iam_arn.lower(): {g.policy: g for g in o.access_policies} for o in read.run.desired.identities}
     found: dict[tuple[str, str], Grant] = {}
     for key, mapping in access.items():
         for policy in read.policies.get(mapping.arn.lower(), ()):
@@ -242,17 +246,19 @@ def policy_grants(read: ClusterRead, access: Mapping[str, Mapped]) -> dict[tuple
             equivalent = f"; rules as ClusterRole {known.equivalent}, its documented equivalent" if known else ""
             rules = rbac.policy_rules(name, cluster_roles)
             subjects = (("Entry", key),)
+            grant = wanted.get(mapping.arn.lower(), {}).get(name) if mapping.managed else None
+            source, owned = (grant.source, True) if grant is not None else ("EKS", False)
             if policy.scope == "cluster":
-                text = f"{name}, cluster scope (EKS{equivalent})"
+                text = f"{name}, cluster scope (EKS{equivalent}; {INVISIBLE})"
                 found[("", f"#policy {key} {name}")] = Grant(
-                    "", text, name, subjects, "EKS", ACCESS_POLICY, owned=False, rules=rules
+                    "", text, name, subjects, source, ACCESS_POLICY, owned=owned, rules=rules
                 )
                 continue
             shown = ", ".join(policy.namespaces)
-            text = f"{name}, namespace scope [{shown}] (EKS{equivalent})"
+            text = f"{name}, namespace scope [{shown}] (EKS{equivalent}; {INVISIBLE})"
             for namespace in read.namespace_names:
                 if rbac.scope_covers(policy.namespaces, namespace):
                     found[(namespace, f"#policy {key} {name}")] = Grant(
-                        namespace, text, name, subjects, "EKS", ACCESS_POLICY, owned=False, rules=rules
+                        namespace, text, name, subjects, source, ACCESS_POLICY, owned=owned, rules=rules
                     )
     return found
