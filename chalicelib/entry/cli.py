@@ -108,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     apply = command("apply", "Run a full reconcile now (same guardrails as the Lambda).", _apply)
     _cluster_options(apply)
     apply.add_argument("--force", action="store_true", help="lift the deletion breaker (and only it)")
+    uninstall = command("uninstall", "Remove what the service owns in the clusters, and nothing else.", _uninstall)
+    _cluster_options(uninstall)
+    uninstall.add_argument("--dry-run", action="store_true", help="list what would be removed; write nothing")
     explain = command("explain", "Why can (or can't) a principal reach a namespace?", _explain)
     _cluster_options(explain)
     explain.add_argument("principal", help="an IAM ARN, an IAM user or role name, or a Kubernetes username")
@@ -292,18 +295,23 @@ def _apply(args: argparse.Namespace) -> int:
     return _reconcile(args, dry_run=False, force=args.force)
 
 
-def _reconcile(args: argparse.Namespace, dry_run: bool, force: bool) -> int:
+def _reconcile(args: argparse.Namespace, dry_run: bool, force: bool, uninstall: bool = False) -> int:
     _, config = _load(args)
     if config is None:
         return EXIT_ERROR
     from chalicelib.entry.commands.plan_apply import reconcile  # noqa: PLC0415
+    from chalicelib.entry.commands.uninstall import without_grants  # noqa: PLC0415
 
     progress("reading IAM (full snapshot) and the clusters")
-    result = reconcile(config, _reach(args), dry_run=dry_run, force=force)
+    result = reconcile(without_grants(config) if uninstall else config, _reach(args), dry_run=dry_run, force=force)
     _emit(args, result, args.output)
     if not result.ok:
         return EXIT_ERROR
     return EXIT_CHANGES if dry_run and result.changed else EXIT_OK
+
+
+def _uninstall(args: argparse.Namespace) -> int:
+    return _reconcile(args, dry_run=args.dry_run, force=True, uninstall=True)
 
 
 def _explain(args: argparse.Namespace) -> int:

@@ -268,3 +268,28 @@ def test_a_cluster_name_that_is_not_configured_is_an_error(run: Run, shell, alic
     code, out, err = run(*argv, "--cluster", "fn-typo")
     assert (code, out) == (1, "") and "'fn-typo'" in err and "fn-east, fn-west" in err, err
     assert shell.port_calls() == 0
+
+
+def test_uninstall_dry_run_lists_exactly_what_the_service_owns_and_uninstall_removes_only_that(
+    run: Run, shell: FakeShell, alice: str
+) -> None:
+    shell.iam_port.add_user("bob", groups=[GROUP])
+    foreign = mapped(shell, "fn-east")  # the node role and the caller's own mapping: not the service's
+    assert run("apply")[0] == 0
+    before = {name: mapped(shell, name) for name in shell.clusters}
+    owned = before["fn-east"] - foreign
+    assert {alice, user_arn("bob")} <= owned and NODE_ROLE in foreign
+    writes = shell.writes()
+    code, out, _ = run("uninstall", "--dry-run", "--output", "json")
+    assert code == 2 and shell.writes() == writes  # a dry run writes nothing
+    east = json.loads(out)["fn-east"]
+    assert {(c["action"], c["arn"]) for c in east["identities"]["changes"]} == {("remove", arn) for arn in owned}
+    assert {(b["action"], b["namespace"]) for b in east["roleBindings"]} == {("delete", ns) for ns in PROJECTS}
+
+    code, out, _ = run("uninstall", "--cluster", "fn-east")
+    assert code == 0, out
+    assert mapped(shell, "fn-east") == foreign
+    assert not shell.clusters["fn-east"].bindings.owned()
+    assert alice in mapped(shell, "fn-west")  # not named: untouched
+    assert run("uninstall", "--dry-run", "--cluster", "fn-east")[0] == 0  # nothing of its own is left
+    assert run("plan")[0] == 2  # the configuration still wants them: a paused-free apply would map them again
