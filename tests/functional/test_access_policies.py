@@ -336,3 +336,25 @@ def test_the_report_shows_a_policy_the_service_associated_as_its_rule_s_and_invi
     )
     assert "AmazonEKSViewPolicy, namespace scope" in policy["roleBinding"]
     assert "invisible to kubectl auth can-i (--list, --as) and to impersonating proxies" in policy["roleBinding"]
+
+
+def test_the_report_warns_where_edit_is_granted_by_policy_in_a_cluster_with_crds(
+    shell, use_shell, write_config, west, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json  # noqa: PLC0415
+
+    from chalicelib.entry.cli import main  # noqa: PLC0415
+
+    path = write_config(identities=identities({"policy": "AmazonEKSEditPolicy", "namespaces": [A]}))
+    assert main(["apply", "--config", str(path), "--cluster", "fn-west"]) == 0
+    capsys.readouterr()
+
+    def findings() -> list[dict[str, Any]]:
+        main(["report", "--config", str(path), "--format", "json", "--output", "-"])
+        document = json.loads(capsys.readouterr().out)
+        return [f for f in document["findings"] if f["reason"] == "edit-policy-without-crds"]
+
+    assert findings() == []  # no CRD in the cluster: nothing to miss
+    shell.clusters["fn-west"].rbac.crds = ["widgets.example.com"]
+    [finding] = findings()
+    assert finding["cluster"] == "fn-west" and "1 CRDs (widgets.example.com)" in finding["message"]

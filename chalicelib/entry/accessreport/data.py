@@ -72,6 +72,7 @@ class ClusterRead:
     rbac_error: str = ""
     policies: Mapping[str, tuple[AssociatedPolicy, ...]] = field(default_factory=dict)  # lower-case ARN -> them
     policy_errors: Mapping[str, str] = field(default_factory=dict)  # lower-case ARN ("": all) -> why not read
+    custom_resources: tuple[str, ...] = ()  # CRD names, read when an entry holds AmazonEKSEditPolicy
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,21 @@ class FindingsOf:
         self._foreign(read, now)
         self._sizes(read)
         self._warnings(read, now)
+        self._edit_without_crds(read)
+
+    def _edit_without_crds(self, read: ClusterRead) -> None:
+        """AmazonEKSEditPolicy lists Kubernetes' own resources only: in a cluster with CRDs, who holds it
+        by policy cannot edit custom resources (the `edit` ClusterRole aggregates them; the policy does not)."""
+        if not read.custom_resources:
+            return
+        shown = ", ".join(read.custom_resources[:3]) + (", ..." if len(read.custom_resources) > 3 else "")
+        for arn, found in sorted(read.policies.items()):
+            if any(p.policy_arn.endswith("/AmazonEKSEditPolicy") for p in found):
+                message = (
+                    f"AmazonEKSEditPolicy grants no custom resources and this cluster has {len(read.custom_resources)} "
+                    f"CRDs ({shown}): grant those through RBAC (kubernetesGroups)"
+                )
+                self._finding(read, "warning", "warning", "edit-policy-without-crds", message, arn)
 
     def _warnings(self, read: ClusterRead, now: State) -> None:
         run = read.run

@@ -208,7 +208,20 @@ def read_cluster(
         rbac_error,
         policies,
         policy_errors,
+        _custom_resources(ports.rbac, policies),
     )
+
+
+def _custom_resources(reader: RbacReader | None, policies: dict[str, tuple[AssociatedPolicy, ...]]) -> tuple[str, ...]:
+    """The cluster's CRDs, read only when an access entry holds AmazonEKSEditPolicy (which grants none of
+    them); unreadable: none (the report says already what the reader may not list)."""
+    edit = any(p.policy_arn.endswith("/AmazonEKSEditPolicy") for found in policies.values() for p in found)
+    if reader is None or not edit:
+        return ()
+    try:
+        return tuple(reader.custom_resources())
+    except SyncError:
+        return ()
 
 
 def _rbac(reader: RbacReader | None) -> tuple[RbacSnapshot | None, str]:
