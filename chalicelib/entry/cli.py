@@ -48,6 +48,15 @@ def main(argv: Sequence[str] | None = None, runtime: Runtime | None = None) -> i
     return result
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
+
+    try:
+        return version("eks-iam-sync")
+    except PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
+        return "unknown (not installed)"
+
+
 @contextlib.contextmanager
 def _terminal_logging() -> Iterator[None]:
     """A terminal is not CloudWatch: no EMF metrics, and only errors from the service's JSON log, on
@@ -58,9 +67,10 @@ def _terminal_logging() -> Iterator[None]:
     saved_metrics, saved_level = os.environ.get("POWERTOOLS_METRICS_DISABLED"), logger.log_level
     saved_audit = audit_logger.log_level
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "ERROR"))
+    # The command prints every failure itself, once: the service's JSON log only when asked for.
+    logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "CRITICAL"))
     # The command prints what it changed itself; the JSON audit records are the functions' trail.
-    audit_logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "ERROR"))
+    audit_logger.setLevel(os.environ.get("POWERTOOLS_LOG_LEVEL", "CRITICAL"))
     try:
         yield
     finally:
@@ -74,6 +84,7 @@ def _terminal_logging() -> Iterator[None]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eks-iam-sync", description="Keep Amazon EKS access in step with AWS IAM.")
+    parser.add_argument("--version", action="version", version=f"eks-iam-sync {_version()}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     def command(name: str, summary: str, run: Any, config_positional: bool = False) -> argparse.ArgumentParser:

@@ -293,3 +293,19 @@ def test_uninstall_dry_run_lists_exactly_what_the_service_owns_and_uninstall_rem
     assert alice in mapped(shell, "fn-west")  # not named: untouched
     assert run("uninstall", "--dry-run", "--cluster", "fn-east")[0] == 0  # nothing of its own is left
     assert run("plan")[0] == 2  # the configuration still wants them: a paused-free apply would map them again
+
+
+def test_a_failure_is_printed_once_not_again_as_a_json_log_line(run: Run, shell, alice) -> None:
+    shell.fail("cluster", "timeout", target="fn-west", always=True)
+    code, out, err = run("plan")
+    assert code == 1 and out.count("read timed out") == 1
+    assert "read timed out" not in err and not [line for line in err.splitlines() if line.startswith("{")]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version  # noqa: PLC0415
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"eks-iam-sync {version('eks-iam-sync')}\n"
