@@ -23,9 +23,10 @@ from chalicelib.adapters.eks import BoundedApiClient, api_client, cluster_access
 from chalicelib.adapters.eks_token import TokenSource
 from chalicelib.adapters.iam import IamReader, iam_client
 from chalicelib.adapters.iam_activity import IamActivity
+from chalicelib.adapters.identity_store import IdentityStore, identity_store_client
 from chalicelib.adapters.rbac_reader import RbacReader
 from chalicelib.adapters.rolebindings import ClusterRoles, RoleBindings
-from chalicelib.config import Cluster, RoleToAssume
+from chalicelib.config import Cluster, IdentityCenter, RoleToAssume
 from chalicelib.config.settings import timeouts
 from chalicelib.errors import Forbidden, PermanentError, TransientError
 from chalicelib.model import arns
@@ -49,6 +50,14 @@ class AwsShell:
         if role is None:
             return IamActivity(iam_client(self.session))
         return IamActivity(iam_client(assumed_session(self.session, role, "reading IAM (iam.roleArn)").session))
+
+    def identity_store(self, settings: IdentityCenter) -> IdentityStore:
+        """The Identity Store in the Identity Center instance's region, as ``identityCenter.roleArn`` if given."""
+        role, session = settings.assumed_role, self.session
+        if role is not None:
+            purpose = "reading the Identity Store (identityCenter.roleArn)"
+            session = assumed_session(self.session, role, purpose, settings.region).session
+        return IdentityStore(identity_store_client(session, settings.region), settings.identity_store_id)
 
     def own_arn(self) -> str:
         credentials = self.session.get_credentials()

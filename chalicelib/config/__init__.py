@@ -15,6 +15,13 @@ from chalicelib.config.accesspolicies import (
     policy_name,
     wildcard_matches,
 )
+from chalicelib.config.document import Config, grantable_cluster_roles
+from chalicelib.config.identitycenter import (
+    GroupGrant,
+    IdentityCenter,
+    per_person_template_problem,
+    session_username,
+)
 from chalicelib.config.loader import MAX_CONFIG_BYTES, load_config, parse_config
 from chalicelib.config.problems import ConfigError, Problem
 from chalicelib.config.schema import (
@@ -29,7 +36,6 @@ from chalicelib.config.schema import (
     AccessPolicyRule,
     AwsAuthSettings,
     Cluster,
-    Config,
     ExternalId,
     GroupIdentity,
     IamName,
@@ -51,7 +57,6 @@ from chalicelib.config.schema import (
     TagGrants,
     TagProfile,
     Username,
-    grantable_cluster_roles,
     grants_everything,
     is_privileged_cluster_role,
 )
@@ -92,10 +97,12 @@ __all__ = [
     "Config",
     "ConfigError",
     "ExternalId",
+    "GroupGrant",
     "GroupIdentity",
     "IamName",
     "IamSettings",
     "Identities",
+    "IdentityCenter",
     "KubernetesGroup",
     "LabelKey",
     "LabelSelectorRequirement",
@@ -122,8 +129,10 @@ __all__ = [
     "name_of_arn",
     "parse_config",
     "partition_of",
+    "per_person_template_problem",
     "policy_arn",
     "policy_name",
+    "session_username",
     "username_problem",
     "wildcard_matches",
 ]

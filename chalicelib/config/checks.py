@@ -14,10 +14,11 @@ from chalicelib.config.accesspolicies import (
     policy_name,
     wildcard_matches,
 )
+from chalicelib.config.document import Config
+from chalicelib.config.identitycenter import IdentityCenter, per_person_template_problem
 from chalicelib.config.schema import (
     SYSTEM_NAMESPACES,
     AccessPolicyRule,
-    Config,
     is_privileged_cluster_role,
 )
 from chalicelib.config.usernames import username_problem
@@ -72,6 +73,8 @@ def semantic_problems(config: Config) -> Iterator[tuple[KeyPath, str]]:
     yield from _username_problems(config)
     yield from _profile_problems(config, allowed)
     yield from _access_policy_problems(config)
+    if config.identity_center is not None:
+        yield from _identity_center_problems(config, config.identity_center, allowed)
 
 
 def _username_problems(config: Config) -> Iterator[tuple[KeyPath, str]]:
@@ -193,6 +196,47 @@ def _policy_name_problems(config: Config, path: KeyPath, value: str) -> Iterator
     partitions = sorted({partition_of(c.region) for c in config.clusters})
     if partition is not None and partition not in partitions:
         yield path, f"{value!r} is in partition {partition!r}; the clusters are in {', '.join(partitions)}"
+
+
+def _identity_center_problems(
+    config: Config, settings: IdentityCenter, allowed: set[str]
+) -> Iterator[tuple[KeyPath, str]]:
+    """Each group grant against the permission sets, the allowlist and the system namespaces."""
+    if settings.external_id is not None and settings.role_arn is None:
+        yield ("identityCenter", "externalId"), "externalId is sent when assuming roleArn: give roleArn too"
+    sets = {p.name: p for p in config.identities.permission_sets}
+    seen: dict[tuple[str, str, str], int] = {}
+    for index, grant in enumerate(settings.group_grants):
+        path: KeyPath = ("identityCenter", "groupGrants", index)
+        if (grant.namespaces is None) == (grant.namespace_selector is None):
+            yield path, "give exactly one of 'namespaces' or 'namespaceSelector'"
+        permission_set = sets.get(grant.permission_set)
+        if permission_set is None:
+            yield (
+                (*path, "permissionSet"),
+                f"permission set {grant.permission_set!r} is not mapped: add it to identities.permissionSets "
+                f"(name: {grant.permission_set}) so its sessions are let in with a per-person username",
+            )
+        elif problem := per_person_template_problem(permission_set.effective_username):
+            yield (*path, "permissionSet"), f"permission set {grant.permission_set!r}: {problem}"
+        if is_privileged_cluster_role(grant.cluster_role) and grant.cluster_role not in allowed:
+            yield (
+                (*path, "clusterRole"),
+                f"{grant.cluster_role!r} is privileged: name it in allowPrivilegedClusterRoles to grant it",
+            )
+        for position, namespace in enumerate(grant.namespaces or ()):
+            if namespace in SYSTEM_NAMESPACES and not grant.allow_system_namespaces:
+                yield (
+                    (*path, "namespaces", position),
+                    f"{namespace!r} is a system namespace: set allowSystemNamespaces: true on this grant to grant it",
+                )
+        key = (grant.group, grant.permission_set, grant.cluster_role)
+        if key in seen:
+            yield (
+                path,
+                f"duplicate grant of {grant.cluster_role!r} to {grant.group!r} (first at groupGrants[{seen[key]}])",
+            )
+        seen.setdefault(key, index)
 
 
 def _duplicates(items: Iterator[tuple[KeyPath, str]], what: str) -> Iterator[tuple[KeyPath, str]]:

@@ -15,8 +15,9 @@ from yaml.constructor import SafeConstructor
 
 from chalicelib.config import yamlbounds
 from chalicelib.config.checks import KeyPath, dotted, semantic_problems
+from chalicelib.config.document import Config
 from chalicelib.config.problems import ConfigError, Problem
-from chalicelib.config.schema import PROFILE_AS_NAME, PROFILE_IN_FULL, Config
+from chalicelib.config.schema import PROFILE_AS_NAME, PROFILE_IN_FULL
 
 MAX_CONFIG_BYTES = 1024 * 1024
 

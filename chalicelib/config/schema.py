@@ -14,13 +14,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, StrictBool, Tag
 
 from chalicelib.config.accesspolicies import (
-    RBAC_EQUIVALENTS,
-    is_privileged_policy,
     is_scope_namespace,
     parse_policy,
     policy_name,
 )
-from chalicelib.config.problems import ConfigError, Problem
 from chalicelib.config.usernames import (
     DEFAULT_PERMISSION_SET_USERNAME,
     DEFAULT_USERNAME_PREFIX,
@@ -302,79 +299,6 @@ class AwsAuthSettings(_Model):
     backups: int = Field(default=DEFAULT_BACKUP_COUNT, ge=1, le=50)
 
 
-class Config(_Model):
-    clusters: tuple[Cluster, ...] = Field(min_length=1)
-    identities: Identities = Identities()
-    namespace_grants: tuple[NamespaceGrant, ...] = Field(default=(), alias="namespaceGrants")
-    tag_grants: TagGrants = Field(default=TagGrants(), alias="tagGrants")
-    aws_auth: AwsAuthSettings = Field(default=AwsAuthSettings(), alias="awsAuth")
-    # IAM in an identity account (iam.roleArn); None: the function's own account.
-    iam: IamSettings | None = None
-    # cluster-admin and system: ClusterRoles are refused in grants unless named here.
-    allow_privileged_cluster_roles: tuple[RbacName, ...] = Field(default=(), alias="allowPrivilegedClusterRoles")
-    # AmazonEKSClusterAdminPolicy, Admin or Edit at cluster scope, and policies not made for people.
-    allow_privileged_access_policies: tuple[Annotated[str, AfterValidator(_access_policy)], ...] = Field(
-        default=(), alias="allowPrivilegedAccessPolicies"
-    )
-    # Every run plans, logs and counts (RunsPaused) but writes nothing: a switch that needs no redeploy
-    # with an SSM or S3 configuration.
-    paused: StrictBool = False
-
-    def policy_allowed(self, name: str, cluster_scope: bool) -> bool:
-        """Whether an access policy may be granted at this scope (privileged ones only when allowlisted)."""
-        allowed = {policy_name(p) for p in self.allow_privileged_access_policies}
-        return not is_privileged_policy(name, cluster_scope) or name in allowed
-
-    def access_policy_rules(self) -> list[tuple[str, AccessPolicyRule]]:
-        """(source, rule) of every identity rule's access policies, in configuration order."""
-        found: list[tuple[str, AccessPolicyRule]] = []
-        ids = self.identities
-        for group in ids.groups:
-            found += [(f"identities.groups[{group.iam_group}]", r) for r in group.access_policies]
-        for role in ids.roles:
-            found += [(f"identities.roles[{role.iam_role}]", r) for r in role.access_policies]
-        for permission_set in ids.permission_sets:
-            found += [(f"identities.permissionSets[{permission_set.name}]", r) for r in permission_set.access_policies]
-        return found
-
-    def granted_access_policies(self) -> set[str]:
-        """The names of every access policy a rule or a tag profile grants."""
-        return {r.name for _, r in self.access_policy_rules()} | self.tag_grants.access_policies()
-
-    @property
-    def iam_role(self) -> RoleToAssume | None:
-        """The role IAM is read as (``iam.roleArn``); None: the service's own account."""
-        return self.iam.assumed_role if self.iam is not None else None
-
-    def cluster(self, name: str) -> Cluster:
-        found = next((c for c in self.clusters if c.name == name), None)
-        if found is None:
-            raise ConfigError("<config>", [Problem("clusters", None, f"no cluster named {name!r} is configured")])
-        return found
-
-    def summary(self) -> str:
-        grants = self.namespace_grants
-        listed = sum(len(g.namespaces or ()) for g in grants)
-        selectors = sum(1 for g in grants if g.namespace_selector is not None)
-        return (
-            f"{_plural(len(self.clusters), 'cluster')}, "
-            f"{_plural(len(self.identities.groups), 'IAM group mapping')}, "
-            f"{_plural(len(self.identities.roles), 'IAM role mapping')}, "
-            f"{_plural(len(grants), 'namespace grant')} "
-            f"({_plural(listed, 'listed namespace')}, {_plural(selectors, 'selector')}), "
-            f"{_plural(len(self.tag_grants.profiles), 'tag profile')}"
-        )
-
-
-def grantable_cluster_roles(config: Config) -> list[str]:
-    """Every ClusterRole a rule or a profile may bind: the service's RBAC allows `bind` on exactly these.
-    On a cluster that may use aws-auth, an access policy is granted through its RBAC equivalent."""
-    roles = {g.cluster_role for g in config.namespace_grants} | config.tag_grants.cluster_roles()
-    if any(c.backend != "accessEntries" for c in config.clusters):
-        roles |= {RBAC_EQUIVALENTS[p] for p in config.granted_access_policies() if p in RBAC_EQUIVALENTS}
-    return sorted(roles)
-
-
 def is_privileged_cluster_role(name: str) -> bool:
     """By name: the built-in superuser and admin roles and every system: role. A role whose rules hold
     a '*' verb or resource is privileged too, which only its rules tell (``grants_everything``)."""
@@ -388,7 +312,3 @@ def grants_everything(rules: list[str]) -> bool:
         if "*" in resources.split(", ") or "*" in verbs.split(" (only")[0].split(", "):
             return True
     return False
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")

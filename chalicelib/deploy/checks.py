@@ -42,6 +42,7 @@ ENI_ACTIONS = (
 )
 GENERATED_SIDS = (
     "ReadIamPrincipals",
+    "ReadIdentityStore",
     "AssumeConfiguredRoles",
     "FindConfiguredClusters",
     "ReadAccessEntries",
@@ -134,7 +135,10 @@ def render_policy(stage: Stage, config: Config) -> dict[str, Any]:
     entries = [access_entry_arns(c) for c in own]
     both = [arn for pair in zip(clusters, entries, strict=True) for arn in pair]
     iam_role = getattr(getattr(config, "iam", None), "role_arn", None)
-    roles = sorted({str(r) for r in [*(getattr(c, "role_arn", None) for c in config.clusters), iam_role] if r})
+    sso = config.identity_center if config.identity_center and config.identity_center.group_grants else None
+    sso_role = sso.role_arn if sso else None
+    reached_as = [*(getattr(c, "role_arn", None) for c in config.clusters), iam_role, sso_role]
+    roles = sorted({str(r) for r in reached_as if r})
     statements: list[dict[str, Any]] = []
     if iam_role is None:
         statements.append(
@@ -151,6 +155,8 @@ def render_policy(stage: Stage, config: Config) -> dict[str, Any]:
                 "Resource": "*",
             }
         )
+    if sso is not None and sso_role is None:
+        statements.append(identity_store_statement(partition, sso.identity_store_id))
     if own:
         statements += [
             {
@@ -203,6 +209,32 @@ def render_policy(stage: Stage, config: Config) -> dict[str, Any]:
             {"Sid": "UseVpcNetworkInterfaces", "Effect": "Allow", "Action": list(ENI_ACTIONS), "Resource": "*"}
         )
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+# What reading IAM Identity Center's granted groups needs (engine/sso.py through adapters/identity_store.py).
+IDENTITY_STORE_ACTIONS = (
+    "identitystore:GetGroupId",
+    "identitystore:ListGroupMemberships",
+    "identitystore:DescribeUser",
+    "identitystore:IsMemberInGroups",
+)
+
+
+def identity_store_statement(partition: str, identity_store_id: str, account: str = "*") -> dict[str, Any]:
+    """Read only, on that one identity store (its users, groups and memberships have no account of
+    their own in their ARNs). In the function's policy, or in identityCenter.roleArn's when the
+    store is in another account."""
+    return {
+        "Sid": "ReadIdentityStore",
+        "Effect": "Allow",
+        "Action": list(IDENTITY_STORE_ACTIONS),
+        "Resource": [
+            f"arn:{partition}:identitystore::{account}:identitystore/{identity_store_id}",
+            f"arn:{partition}:identitystore:::user/*",
+            f"arn:{partition}:identitystore:::group/*",
+            f"arn:{partition}:identitystore:::membership/*",
+        ],
+    }
 
 
 def _generated(sid: object) -> bool:

@@ -35,6 +35,7 @@ from chalicelib.config import (
     username_problem,
 )
 from chalicelib.engine.policies import GrantRefusal, Live, policy_bindings, rule_grants, selects
+from chalicelib.engine.sso import kept_groups, sso_bindings
 from chalicelib.engine.tags import allowed_cluster_role, tag_grants
 from chalicelib.model import arns
 from chalicelib.model.bindings import DesiredBinding, binding_name
@@ -48,6 +49,7 @@ from chalicelib.model.identities import (
 )
 from chalicelib.model.snapshot import IamRole, IamSnapshot, IamUser
 from chalicelib.model.sources import Source
+from chalicelib.model.sso import SsoSnapshot
 
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -74,6 +76,9 @@ class DesiredState:
     # policies as RoleBindings of their RBAC equivalents, and what cannot be granted that way.
     policy_bindings: tuple[DesiredBinding, ...] = ()
     policy_refusals: tuple[Refusal, ...] = ()
+    # GROUP_LABEL values of Identity Center groups whose read failed: their bindings are left as they are.
+    kept: frozenset[str] = frozenset()
+    sso_read: bool = False  # False: Identity Center was not read (every one of its bindings is left as it is)
 
     def for_aws_auth(self) -> DesiredState:
         """The state an aws-auth cluster applies: access policies through their RBAC equivalents."""
@@ -87,9 +92,11 @@ def desired_state(
     namespaces: Mapping[str, Mapping[str, str]] | None = None,
     event_id: str | None = None,
     policy_namespaces: Live | None = None,
+    sso: SsoSnapshot | None = None,
 ) -> DesiredState:
     """``policy_namespaces``: the live namespaces for access-policy selectors and wildcards when
-    ``namespaces`` is None (a scoped run; ``policies.needs_namespaces`` says when they are needed)."""
+    ``namespaces`` is None (a scoped run; ``policies.needs_namespaces`` says when they are needed).
+    ``sso``: the Identity Center groups as read, for a full run (an event's are planned apart)."""
     live = namespaces if namespaces is not None else policy_namespaces
     entries: list[OwnedEntry] = []
     bindings: list[DesiredBinding] = []
@@ -111,6 +118,11 @@ def desired_state(
         bindings += granted
         refusals += refused
     rule_bindings, rule_refusals, skipped = _rule_bindings(config, namespaces)
+    if sso is not None:
+        sso_granted, sso_refused, sso_skipped = sso_bindings(config, sso, namespaces)
+        bindings += sso_granted
+        refusals += [Refusal(r.principal, r.subject, r.reason, r.message) for r in sso_refused]
+        skipped += sso_skipped
     missing = _missing_groups(config, snapshot)
     refusals += [
         Refusal(
@@ -135,6 +147,8 @@ def desired_state(
         tuple(missing),
         tuple(equivalents),
         tuple(Refusal(*r) for r in not_equivalent),
+        kept_groups(sso),
+        sso is not None,
     )
 
 

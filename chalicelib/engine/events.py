@@ -1,4 +1,5 @@
 """Stage 1: a CloudTrail record (delivered by EventBridge) -> which principals to re-read, or why not.
+IAM's records here; the Identity Store's (IAM Identity Center) in ``ssoevents``.
 
 Events are hints: they decide only *who* to look at again; the truth is read from IAM afterwards,
 so duplicated or out-of-order delivery is harmless. Pure: no boto3, no kubernetes, no logging.
@@ -7,14 +8,16 @@ so duplicated or out-of-order delivery is harmless. Pure: no boto3, no kubernete
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from chalicelib.config import Config
+from chalicelib.engine.ssoevents import EVENTS_BY_SOURCE, sso_concerns
 from chalicelib.model import arns
 from chalicelib.model.principals import PrincipalScope
+from chalicelib.model.sso import SsoScope
 
 # Only events that can change a mapping are subscribed.
 USER_EVENTS = (
@@ -31,8 +34,7 @@ GROUP_EVENTS = ("DeleteGroup", "UpdateGroup")
 MEMBERSHIP_EVENTS = ("AddUserToGroup", "RemoveUserFromGroup", "DeleteGroup")
 EVENT_NAMES = USER_EVENTS + GROUP_EVENTS + ROLE_EVENTS
 
-# The EventBridge rule of on_iam_event (and of the us-east-1 forwarding rule in infra/).
-EVENT_PATTERN: dict[str, Any] = {
+IAM_EVENT_PATTERN: dict[str, Any] = {
     "source": ["aws.iam"],
     "detail-type": ["AWS API Call via CloudTrail"],
     "detail": {
@@ -41,6 +43,17 @@ EVENT_PATTERN: dict[str, Any] = {
         "errorCode": [{"exists": False}],
     },
 }
+# The Identity Store's records (ssoevents), matched by their CloudTrail event source alone: SCIM's
+# EventBridge source is not documented, the eventSource is.
+IDENTITY_STORE_EVENT_PATTERNS: list[dict[str, Any]] = [
+    {
+        "detail-type": ["AWS API Call via CloudTrail"],
+        "detail": {"eventSource": [source], "eventName": list(names), "errorCode": [{"exists": False}]},
+    }
+    for source, names in EVENTS_BY_SOURCE.items()
+]
+# The EventBridge rule of on_iam_event (and of the event queue's and the forwarding rules in infra/).
+EVENT_PATTERN: dict[str, Any] = {"$or": [IAM_EVENT_PATTERN, *IDENTITY_STORE_EVENT_PATTERNS]}
 
 
 class _Identity(BaseModel):
@@ -79,6 +92,9 @@ class Trigger:
     groups_to_read: tuple[str, ...] = ()  # groups whose members are to be re-read (renamed to a configured name)
     # Group membership changes only identities; tags, renames and deletions change RoleBindings too.
     rebinds: bool = True
+    sso: SsoScope = field(
+        default_factory=SsoScope
+    )  # IAM Identity Center people or groups to re-read (an Identity Store event)
 
 
 @dataclass(frozen=True)
@@ -95,8 +111,14 @@ def read_event(raw: Mapping[str, Any], config: Config) -> Trigger | Ignored:
         event_id = raw.get("detail", {}).get("eventID") if isinstance(raw.get("detail"), Mapping) else None
         return Ignored(event_id or _str(raw.get("id")), "malformed", _first_error(err))
     detail = event.detail
+    if detail.event_source in EVENTS_BY_SOURCE and event.source.startswith("aws.identitystore"):
+        return _identity_store_event(detail, config)
     if event.source != "aws.iam" or detail.event_source != "iam.amazonaws.com":
         return Ignored(detail.event_id, "not-iam", f"{event.source}/{detail.event_source}")
+    return _iam_event(detail, config)
+
+
+def _iam_event(detail: _Detail, config: Config) -> Trigger | Ignored:
     if detail.error_code:
         return Ignored(detail.event_id, "error-code", f"{detail.event_name} failed: {detail.error_code}")
     if detail.event_name not in EVENT_NAMES:
@@ -301,6 +323,19 @@ def _trigger(detail: _Detail, params: _Parameters, config: Config) -> Trigger | 
         concerns.deleted_groups,
         rebinds=detail.event_name not in MEMBERSHIP_EVENTS,
     )
+
+
+def _identity_store_event(detail: _Detail, config: Config) -> Trigger | Ignored:
+    if detail.error_code:
+        return Ignored(detail.event_id, "error-code", f"{detail.event_name} failed: {detail.error_code}")
+    if detail.event_name not in EVENTS_BY_SOURCE[detail.event_source]:
+        return Ignored(detail.event_id, "unsupported-event", f"{detail.event_source} {detail.event_name}")
+    concerns = sso_concerns(detail.event_source, detail.event_name, detail.request_parameters, config)
+    if isinstance(concerns, str):
+        reason = "malformed" if concerns.startswith("malformed: ") else "not-configured"
+        return Ignored(detail.event_id, reason, concerns.removeprefix("malformed: "))
+    actor = detail.user_identity.arn
+    return Trigger(detail.event_id, detail.event_name, actor, PrincipalScope(), rebinds=False, sso=concerns)
 
 
 def _group_update(detail: _Detail, params: _GroupUpdate, configured: _Configured) -> Trigger | Ignored:

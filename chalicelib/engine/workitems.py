@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from chalicelib.engine.events import Trigger
 from chalicelib.errors import PermanentError
 from chalicelib.model.principals import PrincipalScope
+from chalicelib.model.sso import SsoScope
 
 VERSION = 1
 # One item stays far below SQS's 256 KiB message limit: an IAM name is at most 64 (user) or 64 (role)
@@ -48,6 +49,7 @@ class Coalesced:
     rebinds: bool
     event_ids: tuple[str, ...]
     event_names: tuple[str, ...]
+    sso: SsoScope = field(default_factory=SsoScope)
 
     def as_trigger(self) -> Trigger:
         """One Trigger for the in-process run: named by its first event (the RoleBinding annotation)."""
@@ -60,6 +62,7 @@ class Coalesced:
             deleted_groups=self.deleted_groups,
             groups_to_read=self.groups_to_read,
             rebinds=self.rebinds,
+            sso=self.sso,
         )
 
 
@@ -73,7 +76,9 @@ def coalesce(triggers: Sequence[Trigger]) -> Coalesced | None:
     users: set[str] = set()
     roles: set[str] = set()
     spelled: set[tuple[str, str]] = set()
+    sso = SsoScope()
     for trigger in triggers:
+        sso = sso.union(trigger.sso)
         users |= trigger.scope.users
         roles |= trigger.scope.roles
         spelled |= trigger.scope.spelled
@@ -84,6 +89,7 @@ def coalesce(triggers: Sequence[Trigger]) -> Coalesced | None:
         rebinds=any(t.rebinds for t in triggers),
         event_ids=_unique(t.event_id for t in triggers),
         event_names=tuple(t.event_name for t in triggers),
+        sso=sso,
     )
 
 
@@ -100,6 +106,7 @@ class WorkItem:
     rebinds: bool = True
     events: tuple[str, ...] = ()  # the event ids that asked for it (the first MAX_EVENT_IDS)
     run: str = ""  # the full run that issued it: two runs' items are never deduplicated into one
+    sso: SsoScope = field(default_factory=SsoScope)  # Identity Center people or groups to re-read
 
     def trigger(self) -> Trigger:
         """What an event item asks the cluster's run to do (``everyone`` items are full runs)."""
@@ -114,13 +121,16 @@ class WorkItem:
             deleted_groups=self.deleted_groups,
             groups_to_read=self.groups_to_read,
             rebinds=self.rebinds,
+            sso=self.sso,
         )
 
     def describe(self) -> str:
         if self.everyone:
             return f"cluster {self.cluster}: everyone"
-        return f"cluster {self.cluster}: {len(self.users)} users, {len(self.roles)} roles" + (
-            f", deleted groups {list(self.deleted_groups)}" if self.deleted_groups else ""
+        return (
+            f"cluster {self.cluster}: {len(self.users)} users, {len(self.roles)} roles"
+            + (f", deleted groups {list(self.deleted_groups)}" if self.deleted_groups else "")
+            + (f", {self.sso.describe()}" if self.sso else "")
         )
 
 
@@ -145,6 +155,7 @@ def event_items(batch: Coalesced, clusters: Iterable[str]) -> list[WorkItem]:
                     groups_to_read=batch.groups_to_read if index == 0 else (),
                     rebinds=batch.rebinds,
                     events=batch.event_ids[:MAX_EVENT_IDS],
+                    sso=batch.sso if index == 0 else SsoScope(),
                 )
             )
     return items
@@ -155,6 +166,7 @@ def event_items(batch: Coalesced, clusters: Iterable[str]) -> list[WorkItem]:
 IamName = Annotated[str, StringConstraints(strict=True, pattern=r"^[A-Za-z0-9_+=,.@-]{1,128}$")]
 ClusterName = Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")]
 Text = Annotated[str, StringConstraints(strict=True, max_length=256)]
+SsoId = Annotated[str, StringConstraints(strict=True, pattern=r"^[0-9a-f-]{36,47}$")]
 
 
 class _Principals(BaseModel):
@@ -163,6 +175,8 @@ class _Principals(BaseModel):
     roles: list[IamName] = Field(default_factory=list, max_length=MAX_PRINCIPALS_PER_ITEM)
     deleted_groups: list[IamName] = Field(default_factory=list, alias="deletedGroups", max_length=100)
     groups_to_read: list[IamName] = Field(default_factory=list, alias="groupsToRead", max_length=100)
+    sso_users: list[SsoId] = Field(default_factory=list, alias="ssoUsers", max_length=MAX_PRINCIPALS_PER_ITEM)
+    sso_all_groups: bool = Field(default=False, alias="ssoAllGroups")
 
 
 class _Body(BaseModel):
@@ -184,6 +198,8 @@ def body(item: WorkItem) -> str:
             "roles": list(item.roles),
             "deletedGroups": list(item.deleted_groups),
             "groupsToRead": list(item.groups_to_read),
+            **({"ssoUsers": sorted(item.sso.users)} if item.sso.users else {}),
+            **({"ssoAllGroups": True} if item.sso.all_groups else {}),
         }
     )
     document = {
@@ -217,6 +233,7 @@ def parse(text: str) -> WorkItem:
         rebinds=parsed.rebinds,
         events=tuple(parsed.events),
         run=parsed.run,
+        sso=SsoScope(frozenset(scope.sso_users), scope.sso_all_groups),
     )
 
 

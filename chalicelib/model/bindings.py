@@ -15,6 +15,8 @@ from chalicelib.model.ownership import (
     PRINCIPAL_LABEL,
     group_label,
     principal_label,
+    sso_group_label,
+    sso_user_label,
 )
 from chalicelib.model.sources import Source
 
@@ -32,6 +34,9 @@ class DesiredBinding:
     sources: tuple[Source, ...]  # namespaceGrants rules, or the IAM tag
     principal: str | None = None  # the IAM ARN behind a tag grant
     event_id: str | None = field(default=None, compare=False)
+    # An Identity Center group grant's: the person's Identity Store user id and the group's DisplayName.
+    sso_user: str | None = None
+    sso_group: str | None = None
 
     @property
     def source(self) -> str:
@@ -44,11 +49,16 @@ class DesiredBinding:
 
     @property
     def principal_label(self) -> str | None:
+        if self.sso_user is not None:
+            return sso_user_label(self.sso_user)
         return principal_label(arns.kind_of(self.principal), arns.name_of(self.principal)) if self.principal else None
 
     @property
     def group_label(self) -> str | None:
-        """A namespace grant's binding is found by its Kubernetes group (an event lists only those)."""
+        """A namespace grant's binding is found by its Kubernetes group (an event lists only those), an
+        Identity Center grant's by its group."""
+        if self.sso_group is not None:
+            return sso_group_label(self.sso_group)
         return group_label(self.subject_name) if self.subject_kind == "Group" and not self.principal else None
 
 

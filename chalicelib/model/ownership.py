@@ -74,6 +74,23 @@ def group_label(kubernetes_group: str) -> str:
     return f"group-{hashlib.sha256(kubernetes_group.encode()).hexdigest()[:40]}"
 
 
+# An IAM Identity Center group grant's RoleBinding names one person: PRINCIPAL_LABEL is theirs, by
+# Identity Store user id (which a rename keeps), GROUP_LABEL the granted group's, by DisplayName; so
+# a person's event lists only their bindings, and a group's only that group's.
+SSO_USER_KIND = "ssouser"
+
+
+def sso_user_label(user_id: str) -> str:
+    return principal_label(SSO_USER_KIND, user_id)
+
+
+def sso_group_label(display_name: str) -> str:
+    return f"{SSO_GROUP_LABEL_PREFIX}{hashlib.sha256(display_name.encode()).hexdigest()[:40]}"
+
+
+SSO_GROUP_LABEL_PREFIX = "ssogroup-"
+
+
 # The Kubernetes group the service's own IAM role is mapped to; infra/kubernetes/rbac.yaml binds it.
 SERVICE_GROUP = "eks-iam-sync"
 SERVICE_USERNAME = "eks-iam-sync"

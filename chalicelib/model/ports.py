@@ -3,7 +3,7 @@
 Adapters (``chalicelib/adapters``) implement them with boto3 and the kubernetes client; the
 functional tests implement them in memory. The core and ``reconcile`` depend only on these.
 
-- ``IamPort``: the IAM snapshot (stage 2).
+- ``IamPort``: the IAM snapshot (stage 2); ``IdentityStorePort``: IAM Identity Center's groups.
 - ``ConfigMapStore``, ``BindingStore``, ``ClusterRoleReader``: one cluster's objects.
 - ``IdentityBackend``: where identities are mapped (aws-auth or EKS access entries).
 - ``Shell``: the factory the service layer asks for all of the above, per cluster.
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 from chalicelib.model.identities import IdentityStep
 
 if TYPE_CHECKING:
-    from chalicelib.config import Cluster, RoleToAssume
+    from chalicelib.config import Cluster, IdentityCenter, RoleToAssume
     from chalicelib.model.bindings import DesiredBinding
     from chalicelib.model.identities import CurrentMapping, Outcome, OwnedEntry
     from chalicelib.model.snapshot import IamSnapshot
@@ -77,6 +77,27 @@ class IamPort(Protocol):
 
     def missing(self, groups: Iterable[str], roles: Iterable[str]) -> list[str]:
         """Descriptions of the configured groups and roles that do not exist in IAM."""
+        ...
+
+
+class IdentityStorePort(Protocol):
+    """One Identity Store (IAM Identity Center's users and groups), read only. Each method raises a
+    SyncError when the store does not answer (throttled, denied, unreachable), never an empty answer."""
+
+    def group_id(self, display_name: str) -> str | None:
+        """GetGroupId by DisplayName; None when the store has no such group."""
+        ...
+
+    def member_ids(self, group_id: str) -> list[str]:
+        """ListGroupMemberships, every page: the members' user ids."""
+        ...
+
+    def user_name(self, user_id: str) -> str | None:
+        """DescribeUser's UserName (never its display name); None when the store has no such user."""
+        ...
+
+    def member_of(self, user_id: str, group_ids: Collection[str]) -> set[str]:
+        """IsMemberInGroups: which of ``group_ids`` the user is a member of."""
         ...
 
 
@@ -214,6 +235,10 @@ class Shell(Protocol):
         ...
 
     def cluster(self, cluster: Cluster) -> ClusterPorts: ...
+
+    def identity_store(self, settings: IdentityCenter) -> IdentityStorePort:
+        """The Identity Store of ``identityCenter``, in its region, as its ``roleArn`` when given."""
+        ...
 
 
 class IdentityBackend(Protocol[Step]):

@@ -33,7 +33,9 @@ from chalicelib.model import arns
 from chalicelib.model.ports import ClusterPorts, ClusterRoleReader, Observer
 from chalicelib.model.principals import EveryoneBut, PrincipalScope
 from chalicelib.model.snapshot import IamSnapshot
+from chalicelib.model.sso import SsoSnapshot
 from chalicelib.run.apply import Applied, Applier, DisplayOnlyApplier
+from chalicelib.run.identitycenter import kept, sso_breaker, sso_event
 from chalicelib.run.scope import identity_scope, principals_by_key, reread_scope, touched_principals
 
 if TYPE_CHECKING:
@@ -78,18 +80,22 @@ def reconcile_cluster(
     observer: Observer,
     scope: PrincipalScope | None = None,
     options: Options | None = None,
+    sso: SsoSnapshot | None = None,
 ) -> ClusterReport:
+    """``sso``: IAM Identity Center's granted groups as read (None: not read, their bindings left as
+    they are); with a ``scope``, an Identity Store event's people or groups, planned apart."""
     options = options or Options()
     namespaces = ports.bindings.namespaces() if scope is None else None
     # Access-policy selectors and wildcards are resolved against the live namespaces in a scoped run too.
     policy_namespaces = ports.bindings.namespaces() if scope is not None and needs_namespaces(config) else None
     identities = identity_backend(config, ports, options, observer)
+    full_sso = sso if scope is None else None
     if identities.name == "configMap" and config.access_policy_rules():
         # A membership changes a rule's access policies, whose RBAC equivalents are the principal's own bindings.
         options = replace(options, rebinds=True)
 
     def desired_from(iam: IamSnapshot) -> DesiredState:
-        found = desired_state(config, iam, namespaces, options.event_id, policy_namespaces)
+        found = desired_state(config, iam, namespaces, options.event_id, policy_namespaces, full_sso)
         return found.for_aws_auth() if identities.name == "configMap" else found
 
     desired = desired_from(snapshot)
@@ -100,6 +106,9 @@ def reconcile_cluster(
         if fresh is not snapshot:
             desired = desired_from(fresh)
             desired, plan = _planned(config, ports, identities, desired, identity_scope, scope, options)
+    if scope is not None and sso is not None:
+        desired, plan = sso_event(config, ports, sso, desired, plan, options.event_id)
+    desired, plan = sso_breaker(desired, plan, guardrail_policy(config, options), observer)
     _report_desired(desired, observer)
     bindings, refused = _without_unbounded_roles(config, plan.bindings, ports.cluster_roles, observer)
     desired = replace(desired, refusals=desired.refusals + refused)
@@ -210,7 +219,8 @@ def _plan_bindings(
     deletes a grant's binding (only a full run sees a rule gone), and a membership event leaves the
     principals' own tag-grant bindings alone (memberships do not change them)."""
     if scope is None:
-        return plan_bindings(desired.bindings, ports.bindings.list_owned(), None)
+        observed = [b for b in ports.bindings.list_owned() if not kept(b, desired)]
+        return plan_bindings(desired.bindings, observed, None)
     of_groups = [b for b in desired.bindings if b.group_label]
     labels = {b.group_label for b in of_groups if b.group_label}
     actions = plan_bindings(of_groups, ports.bindings.list_owned_of_groups(labels), ()) if labels else ()

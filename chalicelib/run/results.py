@@ -7,14 +7,17 @@ from typing import Any
 
 from chalicelib.engine.desired import Refusal as GrantRefusal
 from chalicelib.engine.plan import BindingAction, DeleteBinding
+from chalicelib.engine.sso import MISSING, UNREAD
 from chalicelib.errors import SyncError, TransientError
 from chalicelib.model.identities import Change, Entry, Outcome
+from chalicelib.run.identitycenter import SSO_BREAKER
 from chalicelib.run.reconcile import ClusterReport
 
 Result = ClusterReport | SyncError
 BACKEND_LABELS = {"configMap": "aws-auth", "accessEntries": "access entries"}
-# Refused grants that mean the configuration no longer matches IAM: failures, so that they alarm.
-ALARMING_GRANT_REFUSALS = frozenset({"configured-group-missing"})
+# Refused grants that mean the configuration no longer matches IAM (or Identity Center), or that
+# what it asks could not be done (an Identity Store read failed, its breaker tripped): failures, so that they alarm.
+ALARMING_GRANT_REFUSALS = frozenset({"configured-group-missing", UNREAD, MISSING, SSO_BREAKER})
 
 
 def succeeded(result: Result) -> bool:

@@ -24,12 +24,14 @@ from chalicelib.adapters.observability import SERVICE
 from chalicelib.config import Config
 from chalicelib.config.settings import timeouts
 from chalicelib.engine.events import Trigger
+from chalicelib.engine.sso import read_identity_center
 from chalicelib.engine.workitems import WorkItem
 from chalicelib.errors import PermanentError, SyncError, TransientError
 from chalicelib.model import deadlines
-from chalicelib.model.ports import ClusterPorts, IamPort, Observer, Shell
+from chalicelib.model.ports import ClusterPorts, IamPort, IdentityStorePort, Observer, Shell
 from chalicelib.model.principals import PrincipalScope
 from chalicelib.model.snapshot import IamSnapshot
+from chalicelib.model.sso import SsoScope, SsoSnapshot
 from chalicelib.run.reconcile import ClusterReport, Options, identity_backend, reconcile_cluster
 from chalicelib.run.results import as_json, failure
 from chalicelib.run.runtime import Runtime
@@ -77,7 +79,8 @@ def run_event(
         reason=f"{trigger.event_name} {trigger.event_id}",
         rebinds=trigger.rebinds,
     )
-    return lambda_result(reconcile_clusters(config, clusters, snapshot, scope, options, runtime, deadline))
+    sso = identity_center(config, shell, trigger.sso, runtime.observer("")) if trigger.sso else None
+    return lambda_result(reconcile_clusters(config, clusters, snapshot, scope, options, runtime, deadline, sso))
 
 
 @tracer.capture_method
@@ -88,7 +91,23 @@ def run_full(
     clusters = reachable(config, shell, only)
     view = IamView(shell.iam(config.iam_role), clock=runtime.clock)
     options = Options(own_arns=frozenset({shell.own_arn()}))
-    return lambda_result(reconcile_clusters(config, clusters, view, None, options, runtime, deadline))
+    sso = identity_center(config, shell, None, runtime.observer(""))
+    return lambda_result(reconcile_clusters(config, clusters, view, None, options, runtime, deadline, sso))
+
+
+def identity_center(config: Config, shell: Shell, scope: SsoScope | None, observer: Observer) -> SsoSnapshot | None:
+    """IAM Identity Center's granted groups, read once for every cluster (``scope`` None: whole); None
+    when none is granted. A store that cannot be reached (its role not assumed) fails its groups
+    alone: their bindings are kept, everything else is reconciled."""
+    settings = config.identity_center
+    if settings is None or not settings.group_grants:
+        return None
+    with deadlines.scope("Identity Store read", None):
+        try:
+            store: IdentityStorePort | SyncError = shell.identity_store(settings)
+        except SyncError as err:
+            store = err
+        return read_identity_center(settings, store, scope, observer)
 
 
 def run_item(config: Config, item: WorkItem, runtime: Runtime, deadline: float | None = None) -> dict[str, Any]:
@@ -157,6 +176,7 @@ def reconcile_clusters(
     options: Options,
     runtime: Runtime,
     deadline: float | None = None,
+    sso: SsoSnapshot | None = None,
 ) -> dict[str, ClusterReport | SyncError]:
     """Each cluster in turn, in its own scope; a failure is returned in its place, never stopping
     the others. A cluster is not started when the invocation's ``deadline`` (time.monotonic())
@@ -177,7 +197,7 @@ def reconcile_clusters(
                     current, run = snapshot.current(), replace(options, reread=snapshot.reread)
                 else:
                     current, run = snapshot, options
-                report = reconcile_cluster(config, ports, current, observer, scope, run)
+                report = reconcile_cluster(config, ports, current, observer, scope, run, sso)
                 results[name] = report
                 if config.paused:
                     _paused(observer, report)

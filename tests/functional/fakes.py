@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import yaml
 
-from chalicelib.config import DEFAULT_CONFIG_PATH, Cluster, RoleToAssume
+from chalicelib.config import DEFAULT_CONFIG_PATH, Cluster, IdentityCenter, RoleToAssume
 from chalicelib.errors import Forbidden, NotFound, Rejected, SyncError, TransientError, WriteConflict
 from chalicelib.model import arns
 from chalicelib.model.bindings import DesiredBinding, binding_labels
@@ -65,6 +65,7 @@ if TYPE_CHECKING:
         ClusterRoleReader,
         ConfigMapStore,
         IamPort,
+        IdentityStorePort,
         Observer,
         Shell,
     )
@@ -252,6 +253,76 @@ class FakeIam(FakePort):
 
     def delete_role(self, name: str) -> None:
         del self.roles[name.lower()]
+
+
+@dataclass
+class FakeIdentityStore(FakePort):
+    """The IdentityStorePort: IAM Identity Center's users (UserName and a display name the service
+    must never use), groups by DisplayName, memberships; ids are UUIDs as the Identity Store's are."""
+
+    OPERATIONS: ClassVar[tuple[str, ...]] = ("group_id", "member_ids", "user_name", "member_of")
+
+    groups: dict[str, str] = field(default_factory=dict)  # group id -> DisplayName
+    users: dict[str, tuple[str, str]] = field(default_factory=dict)  # user id -> (UserName, DisplayName)
+    memberships: set[tuple[str, str]] = field(default_factory=set)  # (group id, user id)
+    _ids: Iterator[int] = field(default_factory=itertools.count, repr=False, init=False)
+
+    # The port
+
+    def group_id(self, display_name: str) -> str | None:
+        self._enter("group_id", display_name)
+        return next((gid for gid, name in self.groups.items() if name == display_name), None)
+
+    def member_ids(self, group_id: str) -> list[str]:
+        self._enter("member_ids", self.groups.get(group_id, group_id))
+        return sorted(uid for gid, uid in self.memberships if gid == group_id)
+
+    def user_name(self, user_id: str) -> str | None:
+        self._enter("user_name", user_id)
+        found = self.users.get(user_id)
+        return found[0] if found else None
+
+    def member_of(self, user_id: str, group_ids: Collection[str]) -> set[str]:
+        self._enter("member_of", user_id)
+        return {gid for gid in group_ids if (gid, user_id) in self.memberships}
+
+    # What happens in Identity Center (the console, the API, SCIM)
+
+    def _new_id(self) -> str:
+        return f"9067{next(self._ids):04d}-0000-4000-8000-000000000000"
+
+    def add_group(self, name: str) -> str:
+        gid = self._new_id()
+        self.groups[gid] = name
+        return gid
+
+    def add_user(self, user_name: str, *groups: str) -> str:
+        uid = self._new_id()
+        self.users[uid] = (user_name, f"Display {user_name.split('@', maxsplit=1)[0].title()}")
+        for group in groups:
+            self.add_member(group, uid)
+        return uid
+
+    def gid(self, name: str) -> str:
+        return next(gid for gid, n in self.groups.items() if n == name)
+
+    def add_member(self, group: str, user_id: str) -> None:
+        self.memberships.add((self.gid(group), user_id))
+
+    def remove_member(self, group: str, user_id: str) -> None:
+        self.memberships.discard((self.gid(group), user_id))
+
+    def rename_user(self, user_id: str, user_name: str) -> None:
+        self.users[user_id] = (user_name, self.users[user_id][1])
+
+    def delete_user(self, user_id: str) -> None:
+        del self.users[user_id]
+        self.memberships = {(g, u) for g, u in self.memberships if u != user_id}
+
+    def delete_group(self, name: str) -> None:
+        gid = self.gid(name)
+        del self.groups[gid]
+        self.memberships = {(g, u) for g, u in self.memberships if g != gid}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -749,7 +820,7 @@ class FakeShell(FakePort):
     refused (Forbidden). A cluster reached as a role carries that role's canonical ARN as its caller;
     IAM read as a role is that role's account's (``iam_accounts``)."""
 
-    OPERATIONS: ClassVar[tuple[str, ...]] = ("iam", "own_arn", "cluster")
+    OPERATIONS: ClassVar[tuple[str, ...]] = ("iam", "own_arn", "cluster", "identity_store")
 
     iam_port: FakeIam = field(default_factory=FakeIam)
     arn: str = SERVICE_ARN
@@ -757,6 +828,17 @@ class FakeShell(FakePort):
     trusted_roles: dict[str, str | None] = field(default_factory=dict)  # role ARN -> the external id it wants
     iam_accounts: dict[str, FakeIam] = field(default_factory=dict)  # role ARN -> IAM as seen through it
     assumed: list[tuple[str, str | None]] = field(default_factory=list)  # (role ARN, external id) as asked
+    sso_store: FakeIdentityStore = field(default_factory=FakeIdentityStore)
+    sso_settings: list[IdentityCenter] = field(default_factory=list)  # as each identity_store call asked
+
+    def identity_store(self, settings: IdentityCenter) -> FakeIdentityStore:
+        """The Identity Store; through identityCenter.roleArn only when STS would let the service in."""
+        self._enter("identity_store", settings.identity_store_id)
+        self.sso_settings.append(settings)
+        role = settings.assumed_role
+        if role is not None:
+            self._assume(role, "reading the Identity Store (identityCenter.roleArn)")
+        return self.sso_store
 
     def iam(self, role: RoleToAssume | None) -> FakeIam:
         self._enter("iam")
@@ -925,9 +1007,19 @@ if TYPE_CHECKING:
         shell: FakeShell, cluster: FakeCluster, entries: FakeAccessEntries, observer: RecordingObserver
     ) -> None:
         """Never called: mypy proves here that each fake implements its port."""
-        ports: tuple[Shell, IamPort, ConfigMapStore, BindingStore, ClusterRoleReader, AccessEntryStore, Observer] = (
+        ports: tuple[
+            Shell,
+            IamPort,
+            IdentityStorePort,
+            ConfigMapStore,
+            BindingStore,
+            ClusterRoleReader,
+            AccessEntryStore,
+            Observer,
+        ] = (
             shell,
             shell.iam_port,
+            shell.sso_store,
             cluster.config_maps,
             cluster.bindings,
             cluster.cluster_roles,

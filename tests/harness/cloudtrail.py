@@ -69,3 +69,26 @@ def scheduled_event() -> dict[str, Any]:
         "resources": ["arn:aws:events:us-east-1:123456789012:rule/eks-iam-sync-dev-reconcile_all"],
         "detail": {},
     }
+
+
+def identity_store_event(
+    event_name: str,
+    request_parameters: dict[str, Any] | None,
+    event_source: str = "identitystore.amazonaws.com",
+    region: str = "us-east-1",
+    actor: str = "arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/admin@example.com",
+) -> dict[str, Any]:
+    """An Identity Store change as EventBridge delivers it (IAM Identity Center's region and account):
+    the API or console (``identitystore.amazonaws.com``), or SCIM provisioning
+    (``identitystore-scim.amazonaws.com``, whose parameters CloudTrail hides)."""
+    event = iam_event(event_name, request_parameters or {}, actor=actor)
+    scim = event_source == "identitystore-scim.amazonaws.com"
+    event["source"] = "aws.identitystore-scim" if scim else "aws.identitystore"
+    event["region"] = region
+    event["account"] = "111111111111"
+    detail = event["detail"]
+    detail.update(eventSource=event_source, awsRegion=region, recipientAccountId="111111111111")
+    if scim:
+        detail["userIdentity"] = {"type": "WebIdentityUser", "accountId": "111111111111", "accessKeyId": "xxxx"}
+        detail["requestParameters"] = {"httpBody": {"schemas": ["HIDDEN_DUE_TO_SECURITY_REASONS"]}, "tenantId": "t"}
+    return event

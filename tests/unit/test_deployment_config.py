@@ -320,3 +320,28 @@ def test_validate_deploy_checks_a_stage(
     )
     assert main(["validate", "--deploy", "staging"]) == 1
     assert "no stage 'staging'" in capsys.readouterr().err
+
+
+IDENTITY_CENTER = """
+clusters: [{name: c1, region: us-east-2}]
+identities: {permissionSets: [{name: Developer}]}
+identityCenter:
+  identityStoreId: d-9067a1b2c3
+  region: eu-west-1
+  groupGrants: [{group: team-a, permissionSet: Developer, clusterRole: edit, namespaces: [team-a]}]
+"""
+
+
+def test_identity_center_is_read_on_its_own_store_only_or_through_its_role() -> None:
+    policy = deploy_checks.render_policy(stage(), parse_config(IDENTITY_CENTER))
+    [read] = [s for s in policy["Statement"] if s["Sid"] == "ReadIdentityStore"]
+    assert all(a.startswith("identitystore:") and "*" not in a for a in read["Action"])
+    assert {"identitystore:ListGroupMemberships", "identitystore:DescribeUser"} <= set(read["Action"])
+    assert read["Resource"][0] == "arn:aws:identitystore::*:identitystore/d-9067a1b2c3"
+    assert not any(s["Sid"] == "AssumeConfiguredRoles" for s in policy["Statement"])
+    role = "arn:aws:iam::111111111111:role/eks-iam-sync-identity-store"
+    through = IDENTITY_CENTER.replace("  region: eu-west-1", f"  region: eu-west-1\n  roleArn: {role}")
+    policy = deploy_checks.render_policy(stage(), parse_config(through))
+    assert not any(s["Sid"] == "ReadIdentityStore" for s in policy["Statement"])
+    [assume] = [s for s in policy["Statement"] if s["Sid"] == "AssumeConfiguredRoles"]
+    assert assume["Resource"] == [role]

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from chalicelib.config import DEFAULT_CONFIG_PATH, load_config
-from chalicelib.engine.events import EVENT_NAMES, EVENT_PATTERN, Ignored, Trigger, read_event
+from chalicelib.engine.events import EVENT_NAMES, EVENT_PATTERN, IAM_EVENT_PATTERN, Ignored, Trigger, read_event
 from chalicelib.model.principals import PrincipalScope
 from tests.harness.cloudtrail import iam_event
 
@@ -88,8 +88,9 @@ def test_failed_calls_unsupported_and_malformed_events() -> None:
 
 
 def test_the_rule_pattern_covers_every_handled_event_and_drops_failed_calls() -> None:
-    assert EVENT_PATTERN["detail"]["eventName"] == list(EVENT_NAMES)
-    assert EVENT_PATTERN["detail"]["errorCode"] == [{"exists": False}]
+    assert EVENT_PATTERN["$or"][0] is IAM_EVENT_PATTERN
+    assert IAM_EVENT_PATTERN["detail"]["eventName"] == list(EVENT_NAMES)
+    assert all(p["detail"]["errorCode"] == [{"exists": False}] for p in EVENT_PATTERN["$or"])
 
 
 @pytest.mark.parametrize(
