@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from chalicelib.engine.desired import DesiredState, Refusal
+from chalicelib.config import Config, session_username
+from chalicelib.engine.desired import DesiredState, Refusal, configured_source
 from chalicelib.model import arns
 from chalicelib.model.bindings import DesiredBinding
 from chalicelib.model.identities import OwnedEntry, PolicyGrant
@@ -98,3 +99,58 @@ def _matches(query: str, owned: OwnedEntry) -> bool:
     wanted = arns.fold(arns.canonical(query))
     entry = owned.entry
     return wanted in (arns.fold(entry.arn), arns.fold(owned.iam_arn), arns.fold(owned.name)) or query == entry.username
+
+
+@dataclass(frozen=True)
+class PersonGrant:
+    """An IAM Identity Center person's access, link by link: the person (their Identity Store user)
+    -> the granted group -> the permission set -> its role entries (shared by everyone it is
+    assigned to) -> the User RoleBinding for their session's username -> the ClusterRole."""
+
+    user_id: str
+    group: str
+    grant: str  # identityCenter.groupGrants[i]
+    permission_set: str
+    roles: tuple[OwnedEntry, ...]
+    binding: DesiredBinding
+    can: tuple[str, ...] = ()
+
+
+def explain_person(
+    query: str, config: Config, desired: DesiredState, rules: Mapping[str, Sequence[str]] | None = None
+) -> list[PersonGrant]:
+    """``query``: a person's Identity Store UserName (their session name), the Kubernetes username their
+    session gets, or the ARN of their session (``assumed-role/AWSReservedSSO_<set>_<suffix>/<name>``)."""
+    settings = config.identity_center
+    if settings is None:
+        return []
+    parsed = arns.parse(query)
+    session = parsed.session if parsed is not None and parsed.kind == "assumed-role" else query
+    sets = {p.name: p for p in config.identities.permission_sets}
+    found = []
+    for binding in desired.bindings:
+        if binding.sso_user is None:
+            continue
+        for index, grant in enumerate(settings.group_grants):
+            permission_set = sets.get(grant.permission_set)
+            if grant.group != binding.sso_group or grant.cluster_role != binding.cluster_role or not permission_set:
+                continue
+            rendered = session_username(permission_set.effective_username, session)
+            if binding.subject_name not in (query, rendered):
+                continue
+            source = configured_source(permission_set)
+            roles = tuple(o for o in desired.identities if source in o.source.split(", "))
+            can = tuple((rules or {}).get(binding.cluster_role, ()))
+            found.append(
+                PersonGrant(
+                    binding.sso_user,
+                    grant.group,
+                    f"identityCenter.groupGrants[{index}]",
+                    grant.permission_set,
+                    roles,
+                    binding,
+                    can,
+                )
+            )
+            break
+    return found

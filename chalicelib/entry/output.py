@@ -24,6 +24,7 @@ from chalicelib.entry.commands.report import Written
 from chalicelib.entry.commands.report_diff import Diffed
 from chalicelib.entry.commands.restore import Restored
 from chalicelib.entry.commands.validate import Validated
+from chalicelib.entry.ssooutput import person_json, person_lines
 from chalicelib.model.identities import Outcome
 from chalicelib.run import results
 
@@ -124,7 +125,8 @@ def _explained_text(result: Explained) -> list[Chunk]:
         for mapped in cluster.mappings:
             lines += _mapped_lines(cluster, mapped)
         lines += [f"  ! {w}" for w in cluster.warnings]
-        if not cluster.mappings:
+        lines += person_lines(result.principal, cluster)
+        if not cluster.mappings and not cluster.people:
             why = "not in a configured group, no configured role, no tag grant"
             lines.append(f"  {result.principal}: no mapping ({why})")
             lines += [f"  ! {r.render()}" for r in cluster.refusals]
@@ -185,6 +187,7 @@ def _explained_json(result: Explained) -> dict[str, Any]:
             "backend": cluster.backend,
             "authenticationMode": cluster.authentication_mode,
             "mappings": [_mapped_json(cluster, m) for m in cluster.mappings],
+            "identityCenter": [person_json(cluster, p) for p in cluster.people],
             "grantRefusals": [results.refusal_json(r) for r in cluster.refusals],
             "warnings": list(cluster.warnings),
         }

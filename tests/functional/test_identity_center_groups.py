@@ -6,12 +6,14 @@ everything; a rename moves a binding, a deletion removes it, the deletion breake
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from chalicelib.entry.cli import main
 from chalicelib.errors import SyncError
 from chalicelib.model.ownership import GROUP_LABEL, PRINCIPAL_LABEL, sso_group_label, sso_user_label
 from chalicelib.model.snapshot import IamRole
@@ -220,6 +222,29 @@ def test_the_deletion_breaker_holds_a_mass_removal(shell: FakeShell, lambdas: An
     assert subjects(shell, "team-b") == everywhere(shell, {BOB})
 
 
+def test_apply_force_lifts_the_breaker_and_plan_shows_what_it_would_remove(
+    shell: FakeShell,
+    lambdas: Any,
+    people: dict[str, str],
+    use_shell: Any,
+    config_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("erin", "frank", "grace"):
+        shell.sso_store.add_user(f"{name}@example.com", "team-a")
+    lambdas.reconcile_all()
+    shell.sso_store.delete_group("team-a")
+    monkeypatch.setenv("EKS_IAM_SYNC_CONFIG", str(config_path))
+    assert main(["plan"]) == 1  # the breaker: a failure, shown
+    out = capsys.readouterr().out
+    assert "identity-center-deletion-breaker" in out
+    assert len(next(iter(subjects(shell, "team-a").values()))) == 4
+    assert main(["apply", "--force"]) == 1  # applied; still a failure: the configuration names a missing group
+    assert subjects(shell, "team-a") == everywhere(shell, set())
+    assert subjects(shell, "team-b") == everywhere(shell, {BOB})
+
+
 def test_identity_store_events_for_another_store_or_no_grant_are_ignored(
     shell: FakeShell, lambdas: Any, people: dict[str, str]
 ) -> None:
@@ -227,3 +252,63 @@ def test_identity_store_events_for_another_store_or_no_grant_are_ignored(
     result = lambdas.send(other)
     assert result["status"] == "ignored" and result["reason"] == "not-configured"
     assert shell.sso_store.calls.total() == 0
+
+
+def test_explain_reads_person_group_permission_set_role_binding_cluster_role(
+    shell: FakeShell,
+    lambdas: Any,
+    people: dict[str, str],
+    use_shell: Any,
+    config_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lambdas.reconcile_all()
+    monkeypatch.setenv("EKS_IAM_SYNC_CONFIG", str(config_path))
+    capsys.readouterr()
+    assert main(["explain", "alice@example.com", "--cluster", "fn-east"]) == 0
+    out = capsys.readouterr().out
+    chain = [line.strip() for line in out.splitlines() if line.strip().startswith(("->", "alice@"))]
+    assert chain[:3] == [
+        f"alice@example.com (Identity Center user {people['alice']})",
+        "-> Identity Center group 'team-a' (identityCenter.groupGrants[0])",
+        f"-> permission set Developer, signed in as {ALICE}",
+    ]
+    roles = [line for line in chain if line.startswith("-> role ")]
+    assert len(roles) == 3 and all(line.endswith("in place now: yes") for line in roles)
+    assert chain[-1] == f"-> RoleBinding team-a/eks-iam-sync:sso:team-a:{ALICE}:edit: User {ALICE} -> ClusterRole edit"
+    assert "can pods: get, list, watch, create, delete" in out and "team-b" not in out
+    # the same person, asked by their session's ARN or their username, in JSON
+    session = f"arn:aws:sts::{ACCOUNTS[1]}:assumed-role/AWSReservedSSO_Developer_{SUFFIXES[1]}/bob@example.com"
+    assert main(["explain", session, "--cluster", "fn-east", "--output", "json"]) == 0
+    [bob] = json.loads(capsys.readouterr().out)["clusters"]["fn-east"]["identityCenter"]
+    assert (bob["group"], bob["permissionSet"], bob["clusterRole"]) == ("team-b", "Developer", "edit")
+    assert bob["roleBinding"]["namespace"] == "team-b" and bob["roleBinding"]["username"] == BOB
+    assert main(["explain", BOB, "--cluster", "fn-east"]) == 0 and "team-b" in capsys.readouterr().out
+
+
+def test_the_report_reaches_each_person_through_the_permission_set_s_roles(
+    shell: FakeShell,
+    lambdas: Any,
+    people: dict[str, str],
+    use_shell: Any,
+    config_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lambdas.reconcile_all()
+    capsys.readouterr()
+    assert main(["report", "--config", str(config_path), "--format", "json", "--output", "-"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    paths = {p["id"]: p for p in report["paths"] if p["cluster"] == "fn-east"}
+    [alice] = [i for i, p in paths.items() if any(ALICE in step["what"] for step in p["chain"])]
+    chain = [step["what"] for step in paths[alice]["chain"]]
+    assert chain[0] == f"Kubernetes user {ALICE}" and chain[1] in ("aws-auth mapRoles entry", "access entry")
+    assert "Identity Center group 'team-a', permission set Developer" in chain[3] and chain[3].startswith("team-a/")
+    assert chain[4:] == ["edit", "pods: get, list, watch, create, delete"]
+    # each of the permission set's three roles reaches team-a through her binding (and team-b through bob's)
+    roles = [p for p in report["principals"] if p["name"].startswith("AWSReservedSSO_Developer_")]
+    assert len(roles) == 3
+    for role in roles:
+        reach = {a["namespace"]: a["paths"] for a in role["access"] if a["cluster"] == "fn-east"}
+        assert set(reach) == {"team-a", "team-b"} and alice in reach["team-a"]

@@ -239,3 +239,31 @@ def _no_leftover_roles() -> Iterator[None]:
     for page in iam.get_paginator("list_roles").paginate(PathPrefix=SSO_PATH):
         for role in page["Roles"]:
             iam.delete_role(RoleName=role["RoleName"])
+
+
+def test_the_adapter_reads_moto_s_identity_store_as_itself_or_as_identity_center_s_role(aws_endpoint: str) -> None:
+    """GetGroupId, ListGroupMemberships, DescribeUser (UserName, not display name), IsMemberInGroups,
+    not found as None; through identityCenter.roleArn in another account, that account's store."""
+    from chalicelib.adapters.shell import AwsShell  # noqa: PLC0415 - the SDK side, as the Lambdas build it
+    from chalicelib.config import IdentityCenter  # noqa: PLC0415
+
+    store = boto3.client("identitystore", region_name="us-east-1")
+    tag = uuid.uuid4().hex[:6]
+    group = store.create_group(IdentityStoreId=STORE, DisplayName=f"readers-{tag}")["GroupId"]
+    user = store.create_user(
+        IdentityStoreId=STORE,
+        UserName=f"carol.{tag}@example.com",
+        DisplayName="Carol",
+        Name={"GivenName": "C", "FamilyName": "E"},
+    )["UserId"]
+    store.create_group_membership(IdentityStoreId=STORE, GroupId=group, MemberId={"UserId": user})
+    settings = IdentityCenter.model_validate({"identityStoreId": STORE, "region": "us-east-1"})
+    own = AwsShell().identity_store(settings)
+    assert own.group_id(f"readers-{tag}") == group and own.group_id("no-such-group") is None
+    assert own.member_ids(group) == [user]
+    assert own.user_name(user) == f"carol.{tag}@example.com"
+    assert own.user_name("9067a1b2c3-00000000-0000-4000-8000-000000000000") is None
+    assert own.member_of(user, [group]) == {group}
+    role = "arn:aws:iam::111111111111:role/eks-iam-sync-identity-store"
+    other = AwsShell().identity_store(settings.model_copy(update={"role_arn": role}))
+    assert other.group_id(f"readers-{tag}") is None  # moto keeps each account's store apart

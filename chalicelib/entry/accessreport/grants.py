@@ -4,9 +4,11 @@ not), ClusterRoleBindings, system:masters and access policies; and the same with
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cache
 
 from chalicelib.engine.accessentries.plan import KEY as ACCESS_ENTRY_KEY
 from chalicelib.engine.awsauth.model import Problem
@@ -167,14 +169,36 @@ def grants_in(
         holders_of["User"][mapping.username].append(mapping)
         if mapping.where == ACCESS_ENTRY_KEY:
             holders_of["Entry"][mapping.key].append(mapping)
+    per_session = [m for m in mappings.values() if _session_pattern(m.username) is not None]
     found: dict[GrantKey, tuple[Mapped, Grant, str, str]] = {}
     for binding in bindings.values():
         for kind, name in binding.subjects:
             holders: Iterable[Mapped] = holders_of[kind].get(name, ()) if kind in holders_of else ()
+            if kind == "User":
+                holders = [*holders, *(m for m in per_session if _renders(m.username, name))]
             for mapping in holders:
                 key = (mapping.key, mapping.where, binding.namespace, binding.cluster_role, binding.name, kind, name)
                 found[key] = (mapping, binding, kind, name)
     return found
+
+
+@cache
+def _session_pattern(username: str) -> re.Pattern[str] | None:
+    """What a per-session username renders to (aws-iam-authenticator's renderTemplate): {{SessionName}}
+    is the session name with '@' replaced by '-', {{SessionNameRaw}} the session name. None: the
+    username has no session template (it is matched as written)."""
+    parts = re.split(r"(\{\{SessionName(?:Raw)?\}\})", username)
+    if len(parts) == 1:
+        return None
+    pieces = {"{{SessionName}}": "[^@]+", "{{SessionNameRaw}}": ".+"}
+    return re.compile("".join(pieces.get(part, re.escape(part)) for part in parts))
+
+
+def _renders(template: str, username: str) -> bool:
+    """Whether a session of a mapping with this username template can be ``username`` (an Identity
+    Center person's User RoleBinding reaches them through their permission set's role)."""
+    pattern = _session_pattern(template)
+    return pattern is not None and pattern.fullmatch(username) is not None
 
 
 def rule_lines(read: ClusterRead, binding: Grant) -> tuple[str, ...]:

@@ -12,12 +12,24 @@ from typing import Any
 from chalicelib.config import Config, name_of_arn
 from chalicelib.config.accesspolicies import EDIT as EDIT_POLICY
 from chalicelib.engine.desired import Refusal, desired_state
-from chalicelib.engine.explain import Explanation, PolicyAccess, explain, policy_access, refusals_for, scope_text
+from chalicelib.engine.explain import (
+    Explanation,
+    PersonGrant,
+    PolicyAccess,
+    explain,
+    explain_person,
+    policy_access,
+    refusals_for,
+    scope_text,
+)
 from chalicelib.entry.commands.common import Failed, Reach, connect, runtime_for
 from chalicelib.errors import SyncError
+from chalicelib.model import arns
 from chalicelib.model.identities import CurrentMapping, Entry, OwnedEntry
 from chalicelib.model.ports import ClusterPorts, IdentityBackend, Observer
 from chalicelib.model.snapshot import IamSnapshot
+from chalicelib.model.sso import SsoSnapshot
+from chalicelib.run import runner
 from chalicelib.run.reconcile import Options, aws_auth_writer, guardrail_policy, identity_backend
 
 
@@ -36,6 +48,9 @@ class ClusterExplained:
     mappings: tuple[Mapped, ...]
     refusals: tuple[Refusal, ...] = ()  # nothing maps the principal: the grants refused to it
     warnings: tuple[str, ...] = ()
+    # An IAM Identity Center person: their groups' bindings, through their permission set's roles.
+    people: tuple[PersonGrant, ...] = ()
+    roles_in_place: frozenset[str] = frozenset()  # principal ARNs of those roles the cluster maps as desired
 
 
 @dataclass(frozen=True)
@@ -45,30 +60,42 @@ class Explained:
 
     @property
     def found(self) -> bool:
-        return any(isinstance(c, ClusterExplained) and c.mappings for c in self.clusters)
+        return any(isinstance(c, ClusterExplained) and (c.mappings or c.people) for c in self.clusters)
 
 
 def explain_principal(config: Config, reach: Reach, principal: str) -> Explained:
     runtime = runtime_for(reach)
     shell = runtime.shell()
     snapshot = shell.iam(config.iam_role).full_snapshot()
+    sso = runner.identity_center(config, shell, None, runtime.observer("")) if _a_person(config, principal) else None
     clusters: list[ClusterExplained | Failed] = []
     for name, ports in connect(config, reach, shell).items():
         if isinstance(ports, SyncError):
             clusters.append(Failed.of(name, ports))
             continue
         try:
-            clusters.append(_explain_cluster(config, principal, snapshot, ports, runtime.observer(name)))
+            clusters.append(_explain_cluster(config, principal, snapshot, ports, runtime.observer(name), sso))
         except SyncError as err:
             clusters.append(Failed.of(name, err))
     return Explained(principal, tuple(clusters))
 
 
+def _a_person(config: Config, principal: str) -> bool:
+    """Whether ``principal`` may be an Identity Center person (Identity Center is read only then)."""
+    parsed = arns.parse(principal)
+    return config.identity_center is not None and (parsed is None or parsed.kind == "assumed-role")
+
+
 def _explain_cluster(
-    config: Config, principal: str, snapshot: IamSnapshot, ports: ClusterPorts, observer: Observer
+    config: Config,
+    principal: str,
+    snapshot: IamSnapshot,
+    ports: ClusterPorts,
+    observer: Observer,
+    sso: SsoSnapshot | None = None,
 ) -> ClusterExplained:
     backend: IdentityBackend[Any] = identity_backend(config, ports, Options(), observer)  # asked through the port
-    desired = desired_state(config, snapshot, ports.bindings.namespaces())
+    desired = desired_state(config, snapshot, ports.bindings.namespaces(), sso=sso)
     if backend.name == "configMap":
         desired = desired.for_aws_auth()  # access policies through their RBAC equivalents
     current: dict[OwnedEntry, CurrentMapping | None] = {}
@@ -90,11 +117,13 @@ def _explain_cluster(
         if backend.name == "accessEntries" and found.owned.access_policies:
             item = replace(found, policies=policy_access(found.owned, _associated(ports, found.owned, now)))
         mappings.append(Mapped(item, now.entry if now else None, also.entry if also else None))
-    refusals = () if explanations else tuple(refusals_for(principal, desired))
+    people = tuple(explain_person(principal, config, desired, rules))
+    roles = {owned for person in people for owned in person.roles}
+    placed = frozenset(owned.iam_arn for owned in roles if in_place(owned))
+    refusals = () if explanations or people else tuple(refusals_for(principal, desired))
     warnings = _edit_without_crds(ports, [p for m in mappings for p in m.explanation.policies])
-    return ClusterExplained(
-        ports.name, backend.name, ports.authentication_mode, tuple(mappings), refusals, tuple(warnings)
-    )
+    mode = ports.authentication_mode
+    return ClusterExplained(ports.name, backend.name, mode, tuple(mappings), refusals, tuple(warnings), people, placed)
 
 
 def _associated(ports: ClusterPorts, owned: OwnedEntry, now: CurrentMapping | None) -> dict[str, str]:

@@ -37,5 +37,6 @@ def reconcile(config: Config, reach: Reach, dry_run: bool, force: bool = False) 
         own_arns=frozenset({shell.own_arn()}),  # whoever runs this must not lock themselves out
         reason="eks-iam-sync plan" if dry_run else "eks-iam-sync apply",
     )
-    results = runner.reconcile_clusters(config, reached, view, None, options, runtime)
+    sso = runner.identity_center(config, shell, None, runtime.observer(""))  # as reconcile_all reads it
+    results = runner.reconcile_clusters(config, reached, view, None, options, runtime, sso=sso)
     return Reconciled(dry_run, tuple(results.items()))
