@@ -38,18 +38,20 @@ def may_use_aws_auth(config: Config) -> bool:
 
 def binding_namespaces(config: Config) -> list[str] | None:
     """The namespaces the service may write RoleBindings in, when the configuration names every one:
-    namespace grants that list their namespaces, and nothing else that binds. None when a grant
-    chooses them at run time (a namespace selector, a tag grant, an access policy's RBAC equivalent,
-    whose namespaces may be patterns): then the writes are cluster-wide, as RBAC cannot select
-    bindings by label."""
+    namespace grants and Identity Center group grants that list their namespaces, and nothing else
+    that binds. None when a grant chooses them at run time (a namespace selector, a tag grant, an
+    access policy's RBAC equivalent, whose namespaces may be patterns): then the writes are
+    cluster-wide, as RBAC cannot select bindings by label."""
+    sso = config.identity_center.group_grants if config.identity_center else ()
+    listed = [g.namespaces for g in config.namespace_grants] + [g.namespaces for g in sso]
     dynamic = (
         config.tag_grants.profiles
-        or any(g.namespaces is None for g in config.namespace_grants)
+        or any(namespaces is None for namespaces in listed)
         or (may_use_aws_auth(config) and config.granted_access_policies())
     )
     if dynamic:
         return None
-    return sorted({ns for g in config.namespace_grants for ns in g.namespaces or ()})
+    return sorted({ns for namespaces in listed for ns in namespaces or ()})
 
 
 def manifest_documents(config: Config) -> list[dict[str, Any]]:

@@ -197,3 +197,21 @@ def test_rolebinding_writes_only_in_the_listed_namespaces_when_the_configuration
     for text in (SEED_TEXT, selector):
         [rolebindings] = [r for r in rules_of(documents_for(text), "ClusterRole") if r["resources"] == ["rolebindings"]]
         assert rolebindings["verbs"] == ["list", "create", "update", "delete"]
+
+
+def test_identity_center_grants_bind_their_cluster_role_in_their_listed_namespaces() -> None:
+    with_sso = NO_TAG_GRANTS.replace("allowPrivilegedClusterRoles: []\n", "") + (
+        "allowPrivilegedClusterRoles: []\n"
+        "identityCenter:\n"
+        "  identityStoreId: d-9067a1b2c3\n"
+        "  region: us-east-1\n"
+        "  groupGrants: [{group: team-a, permissionSet: Developer, clusterRole: edit, namespaces: [team-a]}]\n"
+    )
+    with_sso = with_sso.replace("identities:\n", "identities:\n  permissionSets: [{name: Developer}]\n", 1)
+    documents = documents_for(with_sso)
+    assert rules_of(documents, "Role", "team-a")[0]["verbs"] == ["create", "update", "delete"]
+    [bind] = [r for r in rules_of(documents, "ClusterRole") if "bind" in r["verbs"]]
+    assert "edit" in bind["resourceNames"]
+    selected = with_sso.replace("namespaces: [team-a]}", "namespaceSelector: {matchLabels: {team: a}}}")
+    [rolebindings] = [r for r in rules_of(documents_for(selected), "ClusterRole") if r["resources"] == ["rolebindings"]]
+    assert rolebindings["verbs"] == ["list", "create", "update", "delete"]
