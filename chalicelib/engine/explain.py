@@ -139,7 +139,7 @@ def explain_person(
             if binding.subject_name not in (query, rendered):
                 continue
             source = configured_source(permission_set)
-            roles = tuple(o for o in desired.identities if source in o.source.split(", "))
+            roles = tuple(o for o in desired.identities if source in o.sources)
             can = tuple((rules or {}).get(binding.cluster_role, ()))
             found.append(
                 PersonGrant(
