@@ -78,7 +78,7 @@ class DesiredState:
     policy_refusals: tuple[Refusal, ...] = ()
     # GROUP_LABEL values of Identity Center groups whose read failed: their bindings are left as they are.
     kept: frozenset[str] = frozenset()
-    sso_read: bool = False  # False: Identity Center was not read (every one of its bindings is left as it is)
+    sso_read: bool = False  # False: Identity Center is granted but was not read (its bindings are left as they are)
 
     def for_aws_auth(self) -> DesiredState:
         """The state an aws-auth cluster applies: access policies through their RBAC equivalents."""
@@ -148,7 +148,8 @@ def desired_state(
         tuple(equivalents),
         tuple(Refusal(*r) for r in not_equivalent),
         kept_groups(sso),
-        sso is not None,
+        # Nothing to read when nothing is granted: an Identity Center binding then is no longer desired.
+        sso is not None or not (config.identity_center and config.identity_center.group_grants),
     )
 
 

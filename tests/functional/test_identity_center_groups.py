@@ -312,3 +312,30 @@ def test_the_report_reaches_each_person_through_the_permission_set_s_roles(
     for role in roles:
         reach = {a["namespace"]: a["paths"] for a in role["access"] if a["cluster"] == "fn-east"}
         assert set(reach) == {"team-a", "team-b"} and alice in reach["team-a"]
+
+
+def test_uninstall_removes_identity_center_bindings_too_and_dropping_the_key_revokes_them(
+    shell: FakeShell,
+    lambdas: Any,
+    people: dict[str, str],
+    use_shell: Any,
+    config_path: Path,
+    write_config: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lambdas.reconcile_all()
+    reads = shell.sso_store.calls["group_id"]
+    monkeypatch.setenv("EKS_IAM_SYNC_CONFIG", str(config_path))
+    assert main(["uninstall", "--cluster", "fn-east"]) == 0
+    assert subjects(shell, "team-a")["fn-east"] == set() and subjects(shell, "team-a")["fn-west"] == {ALICE}
+    # identityCenter taken out of the configuration: its bindings are no longer desired, and taking
+    # everyone's at once is the breaker's to hold until an operator forces it
+    monkeypatch.setenv("EKS_IAM_SYNC_CONFIG", str(write_config(identities=IDENTITIES)))
+    with pytest.raises(SyncError, match="identity-center-deletion-breaker"):
+        lambdas.reconcile_all()
+    assert subjects(shell, "team-a")["fn-west"] == {ALICE}
+    assert main(["apply", "--force"]) == 0
+    assert subjects(shell, "team-a") == everywhere(shell, set()) and subjects(shell, "team-b") == everywhere(
+        shell, set()
+    )
+    assert shell.sso_store.calls["group_id"] == reads  # Identity Center no longer read by any of them
