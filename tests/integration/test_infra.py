@@ -261,11 +261,32 @@ def test_only_named_principals_may_set_or_remove_the_grant_tags() -> None:
 # intrinsic functions as CloudFormation resolves them, and the DeletionPolicy of what it deletes.
 
 
-def deploy(template: Path, stack: str, region: str = "us-east-2", **parameters: str) -> dict[str, Any]:
-    """Creates the stack in moto (AWS_ENDPOINT_URL) and returns its description once complete."""
+# The stacks go into an account of their own (assumed-role credentials: moto keys its state by the caller's
+# account). moto keeps the inline role policies CloudFormation creates in a form its
+# GetAccountAuthorizationDetails cannot serialise (a 500), which would break every later IAM snapshot of the
+# account the other tests use.
+STACK_ACCOUNT_ROLE = "arn:aws:iam::999900001111:role/eks-iam-sync-infra-tests"
+
+
+def stack_account(region: str = "us-east-2") -> Any:
+    """A boto3 session in the stacks' account."""
     import boto3  # noqa: PLC0415 - boto3 against the session's moto server
 
-    cloudformation = boto3.client("cloudformation", region_name=region)
+    credentials = boto3.client("sts", region_name=region).assume_role(
+        RoleArn=STACK_ACCOUNT_ROLE, RoleSessionName="infra-tests"
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=region,
+    )
+
+
+def deploy(template: Path, stack: str, region: str = "us-east-2", **parameters: str) -> dict[str, Any]:
+    """Creates the stack in moto (AWS_ENDPOINT_URL) and returns its description once complete."""
+
+    cloudformation = stack_account().client("cloudformation", region_name=region)
     cloudformation.create_stack(
         StackName=stack,
         TemplateBody=template.read_text(),
@@ -278,10 +299,10 @@ def deploy(template: Path, stack: str, region: str = "us-east-2", **parameters: 
 
 
 def log_group_names(prefix: str, region: str = "us-east-2") -> set[str]:
-    import boto3  # noqa: PLC0415
 
     pages = (
-        boto3.client("logs", region_name=region)
+        stack_account()
+        .client("logs", region_name=region)
         .get_paginator("describe_log_groups")
         .paginate(logGroupNamePrefix=prefix)
     )
@@ -292,7 +313,6 @@ def log_group_names(prefix: str, region: str = "us-east-2") -> set[str]:
 def test_the_audit_trail_outlives_the_stack_and_the_stack_can_be_created_again(
     packaged: Path, aws_endpoint: str
 ) -> None:
-    import boto3  # noqa: PLC0415
 
     prefix = "/aws/lambda/eks-iam-sync-dev-"
     before = log_group_names(prefix)
@@ -304,10 +324,14 @@ def test_the_audit_trail_outlives_the_stack_and_the_stack_can_be_created_again(
     }
     outputs = {o["OutputKey"]: o["OutputValue"] for o in first["Outputs"]}
     assert set(outputs["LogGroups"].split(",")) == created
-    groups = boto3.client("logs", region_name="us-east-2").describe_log_groups(logGroupNamePrefix=prefix)["logGroups"]
+    groups = (
+        stack_account()
+        .client("logs", region_name="us-east-2")
+        .describe_log_groups(logGroupNamePrefix=prefix)["logGroups"]
+    )
     assert {g["retentionInDays"] for g in groups if g["logGroupName"] in created} == {731}
 
-    cloudformation = boto3.client("cloudformation", region_name="us-east-2")
+    cloudformation = stack_account().client("cloudformation", region_name="us-east-2")
     cloudformation.delete_stack(StackName="eks-iam-sync-dev-retain")
     assert created <= log_group_names(prefix), "the audit trail went with the stack"
 
@@ -352,9 +376,8 @@ def test_the_schedule_s_alarms_follow_the_packaged_schedule(monkeypatch: pytest.
 
 @pytest.mark.filterwarnings("ignore:Tried to parse")
 def test_the_stack_creates_the_alarm_topic_and_subscribes_the_address(packaged: Path, aws_endpoint: str) -> None:
-    import boto3  # noqa: PLC0415
 
-    sns = boto3.client("sns", region_name="us-east-2")
+    sns = stack_account().client("sns", region_name="us-east-2")
     before = {t["TopicArn"] for t in sns.list_topics()["Topics"]}
     stack = deploy(packaged / "template.yaml", "eks-iam-sync-dev-alarms", AlarmEmail="oncall@example.com")
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
@@ -369,7 +392,7 @@ def test_the_stack_creates_the_alarm_topic_and_subscribes_the_address(packaged: 
         "Endpoint": {"Ref": "AlarmEmail"},
     }
 
-    cloudformation = boto3.client("cloudformation", region_name="us-east-2")
+    cloudformation = stack_account().client("cloudformation", region_name="us-east-2")
     cloudformation.delete_stack(StackName="eks-iam-sync-dev-alarms")  # the roles' names are the stage's
     given = sns.create_topic(Name="platform-pager")["TopicArn"]
     stack = deploy(packaged / "template.yaml", "eks-iam-sync-dev-given-topic", AlarmTopicArn=given)
