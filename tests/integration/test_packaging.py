@@ -160,8 +160,14 @@ def test_the_cli_runs_from_the_installed_copy(installed: Installed) -> None:
     shipped = installed.site.resolve() / PACKAGE / "default-config.yaml"
     validated = results["validate"].stdout
     assert validated.startswith(f"{shipped}: valid: "), validated  # the shipped example, from the install
-    kinds = [d["kind"] for d in yaml.safe_load_all(results["rbac"].stdout)]
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"]
+    manifest = [(d["kind"], d["metadata"]["name"]) for d in yaml.safe_load_all(results["rbac"].stdout)]
+    assert manifest == [
+        ("ClusterRole", "eks-iam-sync"),
+        ("ClusterRoleBinding", "eks-iam-sync"),
+        ("Role", "eks-iam-sync-aws-auth"),
+        ("RoleBinding", "eks-iam-sync-aws-auth"),
+        ("ClusterRole", "eks-iam-sync-admin-view"),  # AmazonEKSAdminViewPolicy's equivalent on aws-auth clusters
+    ]
     assert commands_of(results["script"].stdout) == commands
     for command in commands:
         assert results[f"{command} --help"].stdout.startswith(f"usage: eks-iam-sync {command}")
