@@ -20,6 +20,16 @@ pure path, and a text libyaml refuses is composed again by the pure path, whose 
 stand. So a document that parses cleanly (the usual case, and the costly one) is composed once, by
 libyaml; one that fails is composed by both. A leading byte-order mark is dropped before either sees
 the text: both skip it, but count it differently in marks.
+
+A text that has nothing to bound skips this composer: no anchor, alias, tag, flow collection,
+complex or merge key, directive or document marker anywhere (not even quoted), and no line led by
+``FLAT_LEAD`` or more spaces and dashes. Such a text expands to itself, and its nesting is bounded
+by its lines' leads (a block collection starts within its line's lead of spaces and dashes, and each
+column holds at most two levels: a mapping and the sequence that is its value), so at most
+``2 * FLAT_LEAD + 1`` deep, under ``MAX_DEPTH``. libyaml composes it whole (``yaml.CSafeLoader``'s
+own composer, in C): the same nodes, but for a plain scalar's style ('' rather than None). Such is
+an aws-auth the service rendered (every value a quoted string, four levels), the common large case:
+composed this way it costs ~0.65x the composer above. Checking costs a few milliseconds per MiB.
 """
 
 from __future__ import annotations
@@ -60,6 +70,20 @@ _MERGE = "tag:yaml.org,2002:merge"
 # inner byte-order marks, and `?` or `!` beside a flow collection are rare in aws-auth and
 # configurations, and looking costs well under a millisecond on a 1 MiB text.
 _BLOCK_HEADER_COMMENT = re.compile(r"[|>][-+0-9]*#")
+# A text with any of these has something to bound, or is rare enough to go the bounded way (line
+# breaks other than \n, which the lead check below would not see as such).
+_NOT_FLAT = ("&", "*", "!", "[", "{", "?", "<<", "%", "\r", "\x85", "\u2028", "\u2029")
+FLAT_LEAD = 32
+_DEEP_LEAD = re.compile(rf"^[ -]{{{FLAT_LEAD}}}", re.MULTILINE)
+
+
+def _flat(text: str) -> bool:
+    """Whether ``text`` has nothing to bound (module docstring): libyaml may compose it alone."""
+    if any(sign in text for sign in _NOT_FLAT):
+        return False
+    if text.startswith(("---", "...")) or "\n---" in text or "\n..." in text:
+        return False
+    return _DEEP_LEAD.search(text) is None
 
 
 def _pure_only(text: str) -> bool:
@@ -247,8 +271,25 @@ def _libyaml_class() -> Callable[[str], _Bounded] | None:
     return _Libyaml
 
 
+def _flat_class() -> Callable[[str], Any] | None:
+    """libyaml's own composer, with PyYAML's resolver: ``yaml.CSafeLoader`` without its constructor."""
+    if getattr(yaml, "CSafeLoader", None) is None:
+        return None
+    from yaml._yaml import CParser  # noqa: PLC0415 - importable only where libyaml is
+
+    c_parser: Any = CParser
+
+    class _Flat(c_parser, Resolver):  # type: ignore[misc]
+        def __init__(self, text: str) -> None:
+            c_parser.__init__(self, text)
+            Resolver.__init__(self)
+
+    return _Flat
+
+
 # Tests set this to None to run the pure path where libyaml is installed.
 LIBYAML: Callable[[str], _Bounded] | None = _libyaml_class()
+FLAT: Callable[[str], Any] | None = _flat_class()
 
 
 def compose(text: str, *, single: bool = False) -> Document:
@@ -259,6 +300,8 @@ def compose(text: str, *, single: bool = False) -> Document:
     text = text.removeprefix("\ufeff")
     if LIBYAML is not None and not _pure_only(text):
         try:
+            if FLAT is not None and _flat(text):
+                return _compose_flat(FLAT, text)
             return _compose(LIBYAML, text, single=single, rest_must_parse=True)
         except yaml.YAMLError:
             pass  # the pure reader's verdict and message are the reference (module docstring)
@@ -281,6 +324,16 @@ def _compose(cls: Callable[[str], _Bounded], text: str, *, single: bool, rest_mu
                 raise
             more = True
         return Document(root, more, tuple(loader._merge_keys), tuple(loader._collection_keys))
+    finally:
+        loader.dispose()
+
+
+def _compose_flat(cls: Callable[[str], Any], text: str) -> Document:
+    """A text ``_flat`` admits: one document at most (no marker can start another), no merge key, no
+    collection as a key (only a flow collection or a complex key can be one)."""
+    loader = cls(text)
+    try:
+        return Document(loader.get_single_node(), False, (), ())
     finally:
         loader.dispose()
 

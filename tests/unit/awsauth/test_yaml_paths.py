@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -22,8 +23,10 @@ from chalicelib.model.identities import OwnedEntry
 from tests.unit import yaml_paths
 from tests.unit.awsauth.builders import NODE, document, role, user
 from tests.unit.awsauth.test_merge import scenarios
+from tests.unit.awsauth.test_parse_corpus import CORPUS
 
 LIBYAML = yamlbounds.LIBYAML
+FLAT = yamlbounds.FLAT
 TOKENS = [
     *("- ", "  ", "\n", ": ", ":", ",", "[", "]", "{", "}", "'", '"', "? ", "|", ">", "#", "&a ", "*a", "<<"),
     *("rolearn", "username", "groups", "sso", "arn:aws:iam::111122223333:role/x", "{{SessionName}}", "yes"),
@@ -46,19 +49,121 @@ def on_both(read: Any, *args: Any) -> tuple[Any, Any]:
 def test_libyaml_is_installed_and_used() -> None:
     yaml_paths.select("libyaml", pytest.MonkeyPatch())
     big = document(roles=[NODE, *(role(f"r{i}", "devs") for i in range(200))], users=[user("alice", "devs")])
-    made: list[str] = []
+    made: list[tuple[str, str]] = []
 
     class Counted(LIBYAML):  # type: ignore[misc, valid-type]
         def __init__(self, text: str) -> None:
-            made.append(text)
+            made.append(("bounded", text))
+            super().__init__(text)
+
+    class CountedFlat(FLAT):  # type: ignore[misc, valid-type]
+        def __init__(self, text: str) -> None:
+            made.append(("flat", text))
             super().__init__(text)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(yamlbounds, "LIBYAML", Counted)
+        patch.setattr(yamlbounds, "FLAT", CountedFlat)
         patch.setattr(yamlbounds, "_Pure", None)  # the fallback would fail: it is not used
         reading = read_aws_auth(big)
     assert reading.understood and len(reading.entries(MAP_ROLES)) == 201
-    assert sorted(made) == sorted(big.values())  # each key composed once, on libyaml
+    # Each key composed once, on libyaml: mapRoles (the node role's {{template}}) by the bounded
+    # composer, mapUsers (nothing to bound) by libyaml's own.
+    assert sorted(made) == [("bounded", big[MAP_ROLES]), ("flat", big[MAP_USERS])]
+
+
+def _shape(node: Any) -> Any:
+    """A node graph as plain data: kind, tag, value, style (a plain scalar's '' or None alike), marks."""
+    marks = (node.start_mark.line, node.start_mark.column, node.start_mark.index, node.end_mark.index)
+    if isinstance(node, yaml.ScalarNode):
+        return ("scalar", node.tag, node.value, node.style or None, marks)
+    if isinstance(node, yaml.SequenceNode):
+        return ("sequence", node.tag, node.flow_style, marks, [_shape(item) for item in node.value])
+    return ("mapping", node.tag, node.flow_style, marks, [(_shape(k), _shape(v)) for k, v in node.value])
+
+
+def _flat_texts() -> list[str]:
+    big = document(
+        roles=[role(f"r{i}", "devs", "ops") for i in range(300)], users=[user(f"u{i}", "devs") for i in range(300)]
+    )
+    texts = [c.raw for c in CORPUS] + list(big.values())
+    texts += [
+        "",
+        "\n",
+        "# only a comment\n",
+        "a: 1\nb:\n- x\n-\n  c: |\n    text\n",
+        "- 'single' # c\n- \"x\\u00e9\"\n",
+    ]
+    return [t for t in texts if not yamlbounds._pure_only(t) and yamlbounds._flat(t)]
+
+
+def test_a_text_with_nothing_to_bound_is_composed_by_libyaml_alone_to_the_same_nodes() -> None:
+    texts = _flat_texts()
+    assert len(texts) >= 30  # not vacuous: the corpus and rendered documents
+    assert FLAT is not None and LIBYAML is not None
+    compared = 0
+    for text in texts:
+        try:
+            bounded = yamlbounds._compose(LIBYAML, text, single=False, rest_must_parse=True)
+        except yaml.YAMLError:  # both refuse it (then the pure path reads it, whichever refused)
+            with pytest.raises(yaml.YAMLError):
+                yamlbounds._compose_flat(FLAT, text)
+            continue
+        flat = yamlbounds._compose_flat(FLAT, text)
+        assert (flat.more, flat.merge_keys, flat.collection_keys) == (False, (), ())
+        assert (bounded.more, bounded.merge_keys, bounded.collection_keys) == (False, (), ()), text
+        assert (flat.root is None) == (bounded.root is None)
+        if flat.root is not None:
+            assert _shape(flat.root) == _shape(bounded.root), text
+            compared += 1
+    assert compared >= 20
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "- &a x\n- *a\n",
+        "- !!str x\n",
+        "- [x]\n",
+        "- {a: 1}\n",
+        "? a\n: b\n",
+        "a: 1\n<<: {}\n",
+        "%YAML 1.1\n--- x\n",
+        "x\n---\ny\n",
+        "x\n...\n",
+        "--- x\n",
+        '- "quoted & still refused"\n',
+        "a: 1\rb: 2\n",
+        "- " * 16 + "x\n",
+        "a:\n" + " " * 32 + "b\n",
+    ],
+)
+def test_what_has_something_to_bound_goes_through_the_bounded_composer(text: str) -> None:
+    assert not yamlbounds._flat(text)
+
+
+def _depth(node: Any) -> int:
+    if isinstance(node, yaml.ScalarNode):
+        return 1
+    children = [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else node.value
+    return 1 + max((_depth(c) for c in children), default=0)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        # Two levels per column: a mapping, the sequence that is its value at the same column, and so on.
+        lambda n: "".join(f"{' ' * i}k{i}:\n{' ' * i}-\n" for i in range(n)) + " " * n + "x\n",
+        lambda n: "- " * (n // 2) + "x\n",  # compact sequences: two columns a level
+        lambda n: "".join(f"{' ' * i}k{i}:\n" for i in range(n)) + " " * n + "x\n",  # one column a level
+    ],
+)
+def test_a_flat_text_nests_under_max_depth(shape: Any) -> None:
+    """The deepest texts ``_flat`` admits stay within 2 * FLAT_LEAD + 1, under MAX_DEPTH; one column
+    more of lead and they are not flat."""
+    deepest = max((text for n in range(1, 2 * yamlbounds.FLAT_LEAD) if yamlbounds._flat(text := shape(n))), key=len)
+    depth = _depth(yamlbounds.compose(deepest).root)
+    assert depth <= 2 * yamlbounds.FLAT_LEAD + 1 < yamlbounds.MAX_DEPTH
 
 
 def test_a_document_libyaml_refuses_is_read_by_the_pure_path_with_its_message() -> None:
