@@ -65,6 +65,8 @@ def test_every_template_passes_cfn_lint(packaged: Path) -> None:
         TEMPLATES / "event-forwarder.yaml",
         TEMPLATES / "cluster-bootstrap.yaml",
         TEMPLATES / "tag-governance.yaml",
+        TEMPLATES / "cluster-account-role.yaml",
+        TEMPLATES / "identity-account-reader.yaml",
     ]
     result = subprocess.run([str(BIN / "cfn-lint"), *map(str, templates)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -413,3 +415,55 @@ def test_the_forwarder_creates_its_alarm_topic_in_us_east_1(aws_endpoint: str) -
     )
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     assert outputs["AlarmTopicArn"].startswith("arn:aws:sns:us-east-1:")
+
+
+# --- the cross-account roles ------------------------------------------------------------------------------------
+
+
+def test_the_cross_account_roles_hold_what_the_functions_policy_holds_and_trust_only_the_functions() -> None:
+    from chalicelib.config import DEFAULT_CONFIG_PATH, load_config  # noqa: PLC0415
+    from chalicelib.deploy import checks  # noqa: PLC0415
+
+    seed = load_config(DEFAULT_CONFIG_PATH)
+    stage = checks.Stage("prod", "policy-prod.json", "", (), (), False, {}, {})
+    generated = {s["Sid"]: s for s in checks.render_policy(stage, seed)["Statement"]}
+    for name, logical in (
+        ("cluster-account-role.yaml", "ClusterAccessRole"),
+        ("identity-account-reader.yaml", "IamReaderRole"),
+    ):
+        role = load(TEMPLATES / name)["Resources"][logical]["Properties"]
+        [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"AWS": {"Ref": "ServiceRoleArns"}}
+        assert trust["Condition"]["StringEquals"]["sts:RoleSessionName"] == "eks-iam-sync"
+        [policy] = role["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]:
+            want = generated[statement["Sid"]]
+            assert (statement["Effect"], sorted(statement["Action"])) == (want["Effect"], sorted(want["Action"]))
+            assert statement.get("Condition") == want.get("Condition"), statement["Sid"]
+    cluster_role = load(TEMPLATES / "cluster-account-role.yaml")["Resources"]["ClusterAccessRole"]["Properties"]
+    sids = {s["Sid"] for s in cluster_role["Policies"][0]["PolicyDocument"]["Statement"]}
+    assert sids == {
+        "FindConfiguredClusters",
+        "ReadAccessEntries",
+        "CreateOwnedAccessEntries",
+        "ChangeOnlyOwnedAccessEntries",
+        "NeverTagIntoOwnership",
+        "NeverMapSystemGroups",
+    }
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse")
+def test_the_cross_account_roles_deploy_with_a_path(aws_endpoint: str) -> None:
+    functions = "arn:aws:iam::123456789012:role/eks-iam-sync-prod-on-iam-event,arn:aws:iam::123456789012:role/x"
+    stack = deploy(
+        TEMPLATES / "cluster-account-role.yaml",
+        "eks-iam-sync-cluster-access",
+        ServiceRoleArns=functions,
+        RolePath="/platform/",
+        ExternalId="bttrm-eks-prod-0-7f3a",
+    )
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert outputs["RoleArn"].endswith(":role/platform/eks-iam-sync-access")
+    stack = deploy(TEMPLATES / "identity-account-reader.yaml", "eks-iam-sync-iam-reader", ServiceRoleArns=functions)
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    assert outputs["RoleArn"].endswith(":role/eks-iam-sync-iam-reader")
