@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import HealthCheck, settings
 from kubernetes import client
 
 from tests.harness.authenticator import TokenAuthenticator
@@ -18,6 +19,11 @@ from tests.harness.eks_emulator import EksEmulator, eks_emulator
 from tests.harness.kube import ControlPlane
 from tests.harness.service import Service, install_service
 from tests.harness.stack import start_cluster
+
+# Property tests are judged on what they find, not on how fast a shared, busy machine runs an example:
+# Hypothesis' per-example deadline (200 ms) failed test_merge under load. CI loads this profile too.
+settings.register_profile("eks-iam-sync", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("eks-iam-sync")
 
 CLUSTER_NAME = "bttrm-eks-dev-0"
 CLUSTER_REGION = "us-east-2"
