@@ -130,6 +130,23 @@ def trickling(every: float = 0.2, tls: ssl.SSLContext | None = None, for_at_most
 
 
 @contextlib.contextmanager
+def html_page(status: int = 502) -> Iterator[Endpoint]:
+    """Answers every request with an HTML error page, as a proxy or a load balancer in front of the
+    wrong thing does."""
+    endpoint = Endpoint("")
+    page = b"<!doctype html><html><title>502 Bad Gateway</title><h1>Bad Gateway</h1></html>"
+
+    def handle(connection: socket.socket, stop: threading.Event) -> None:
+        endpoint.requests.append(_request_line(connection, stop))
+        head = f"HTTP/1.1 {status} Bad Gateway\r\nContent-Type: text/html; charset=utf-8\r\n"
+        connection.sendall(f"{head}Content-Length: {len(page)}\r\nConnection: close\r\n\r\n".encode() + page)
+
+    with _serving(handle, None) as url:
+        endpoint.url = url
+        yield endpoint
+
+
+@contextlib.contextmanager
 def writes_unanswered(upstream: str, ca_file: Path, tls: ssl.SSLContext) -> Iterator[Endpoint]:
     """A TLS proxy to ``upstream``: GETs are forwarded and answered, any other method is read and
     never answered (an apiserver whose writes hang: etcd lost its quorum, an admission webhook down)."""

@@ -173,3 +173,24 @@ def test_validate_live(env: Environment, setup: dict[str, str], capsys: pytest.C
     assert code == 1
     assert "IAM group 'no-such-group' does not exist" in err
     assert "namespace 'not-there-ns' does not exist" in err
+
+
+def test_an_html_page_where_aws_should_answer_is_one_line_not_a_traceback(
+    setup: dict[str, str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy (or a wrong AWS_ENDPOINT_URL) answering HTML: botocore cannot parse it, and the
+    ResponseParserError it raised escaped every adapter; it is now a transient failure, said once."""
+    from chalicelib.adapters.iam import IamReader  # noqa: PLC0415
+    from chalicelib.errors import TransientError  # noqa: PLC0415
+    from tests.harness import endpoints  # noqa: PLC0415
+
+    with endpoints.html_page() as page:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", page.url)
+        with pytest.raises(TransientError, match=r"HTTP 502 with text/html; charset=utf-8: not an AWS API answer"):
+            IamReader().full_snapshot()
+        code, out, err = run(capsys, "plan", "--config", setup["config"], "--kubeconfig", setup["kubeconfig"])
+    assert page.requests  # AWS was asked, and the page answered
+    assert code == 1
+    assert "Traceback" not in out + err and "ResponseParserError" not in out + err
+    assert "not an AWS API answer" in out + err
+    assert (out + err).count("not an AWS API answer") == 1, out + err
