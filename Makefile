@@ -37,10 +37,12 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(PY) -m tools.module_size
 
-## dist/$(STAGE)/deployment.zip (bytecode for the runtime) and template.yaml (merged, cfn-lint clean); docs/deployment.md
+## dist/$(STAGE)/deployment.zip and template.yaml for ARCH=x86_64|arm64 (default x86_64) and RUNTIME=python3.12|python3.13
+## (default: tools/lambda_target.py), from any host: wheels resolved for the target; docs/deployment.md
 STAGE ?= dev
+ARCH ?= x86_64
 package: $(STAMP)
-	$(PY) -m tools.package build --stage $(STAGE) $(if $(CONFIG),--config $(CONFIG))
+	$(PY) -m tools.package build --stage $(STAGE) --arch $(ARCH) $(if $(RUNTIME),--runtime $(RUNTIME)) $(if $(CONFIG),--config $(CONFIG))
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -5,7 +5,8 @@ writes no bytecode and sees nothing but the zip and the standard library (``-I -
 function's environment (``LAMBDA_TASK_ROOT`` and the rest, so Powertools and the X-Ray SDK behave as
 in Lambda):
 
-- **Chalice's zip** (no bytecode: every module compiled from source at every cold start), the baseline;
+- **the untrimmed zip** (the app and its dependencies as Chalice used to ship them, before ``make package``
+  drops and compiles: every module compiled from source at every cold start), the baseline;
 - **the packaged zip** (``make package``: unchecked-hash ``.pyc`` for the runtime, unused models dropped);
 - **the floor**: ``import boto3, kubernetes.client`` from the packaged zip.
 

@@ -1,13 +1,21 @@
-"""``make package STAGE=dev|prod``: one stage's deployable artefacts, in ``dist/<stage>/``.
+"""``make package STAGE=dev|prod [ARCH=x86_64|arm64] [RUNTIME=python3.12|python3.13]``: one stage's
+deployable artefacts, in ``dist/<stage>/``, from any host (tools/lambda_target.py: the target, not the host).
 
 - ``template.yaml``: what ``chalice package`` makes with infra/cloudformation/chalice-merge.yaml merged in,
-  the ``Stage`` parameter pinned to the packaged stage, the runtime pinned to ``RUNTIME``, the schedule's
-  alarms (``SCHEDULE_ALARMS``) given the schedule's period, YAML aliases
+  the ``Stage`` parameter pinned to the packaged stage, the runtime and the architecture pinned to the
+  target's, the schedule's alarms (``SCHEDULE_ALARMS``) given the schedule's period, YAML aliases
   flattened (CloudFormation rejects them), cfn-lint clean. ``CodeUri`` is ``./deployment.zip``.
-- ``deployment.zip``: Chalice's zip with bytecode compiled for the runtime's Python as unchecked-hash
-  ``.pyc`` (valid whatever the files' times after unzipping: Lambda's /var/task is read-only, so a zip
-  without bytecode compiles everything on every cold start), without what the Lambda never imports or
-  reads (``DROPPED``, the models of AWS services it never calls), entries in a fixed order and time.
+- ``deployment.zip``: the app (Chalice's zip, packaged without dependencies) and requirements.txt as pip
+  resolves it for the target (manylinux wheels of the runtime's CPython and the architecture), without
+  what the Lambda never imports or reads (``DROPPED``: the CLI, report and deploy code, the report's
+  template engine, Powertools' REST router with its swagger UI, test suites, the models of AWS services it
+  never calls), with bytecode compiled by the runtime's Python as unchecked-hash ``.pyc`` (valid whatever
+  the files' times after unzipping: Lambda's /var/task is read-only, so a zip without bytecode compiles
+  what it imports on every cold start) when this host has that Python, sources only otherwise (said so),
+  entries in a fixed order and time.
+- The smoke test: every compiled file is for the target (ELF machine, CPython tag, wheel tags); when this
+  host is Linux on the target's machine and has the runtime's Python, the zip is imported as Lambda runs it
+  and its handler handles an event.
 
 Nothing is built until the stage's deploy settings agree with the configuration it deploys
 (``chalicelib.deploy.checks``: the policy's cluster ARNs and partition, VPC, timeouts).
@@ -20,6 +28,7 @@ import argparse
 import gzip
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -35,12 +44,23 @@ import yaml
 from chalicelib.config import Config, ConfigError, load_config
 from chalicelib.config.settings import is_remote, resolve_source, schedule_minutes
 from chalicelib.deploy import checks as deploy_checks
+from tools.lambda_target import (
+    ARCHITECTURES,
+    DEFAULT_RUNTIME,
+    RUNTIMES,
+    Target,
+    TargetError,
+    foreign_binaries,
+    install_dependencies,
+    runtime_interpreter,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 MERGE_TEMPLATE = Path("infra") / "cloudformation" / "chalice-merge.yaml"
-# The Lambda runtime, pinned: Chalice would take the packaging interpreter's version, and .pyc files are
-# only read by the Python minor version that wrote them.
-RUNTIME = "python3.11"
+# The Lambda runtime by default (tools/lambda_target.py says why): Chalice would take the packaging
+# interpreter's version, and .pyc files are only read by the Python minor version that wrote them.
+RUNTIME = DEFAULT_RUNTIME
+REQUIREMENTS = "requirements.txt"
 FUNCTIONS = {
     "OnIamEvent": "on_iam_event",
     "ReconcileAll": "reconcile_all",
@@ -66,8 +86,20 @@ BOTOCORE_SERVICES = {
 # Never imported or read by the Lambda: paths from the zip's root, and names dropped wherever they occur.
 DROPPED = {
     "kubernetes/aio": "the client's asyncio copy (kubernetes 36 and later): the service is synchronous",
+    "kubernetes/test": "the client's own tests",
+    "kubernetes/e2e_test": "the client's own tests",
     "wrapt-stubs": "type stubs",
+    "bin": "console scripts pip installs beside the packages",
+    "aws_lambda_powertools/event_handler": "Powertools' REST/AppSync router and its swagger UI: Chalice routes",
+    "chalicelib/__main__.py": "the CLI (python -m chalicelib): in the wheel, not the zip",
+    "chalicelib/entry/cli.py": "the CLI",
+    "chalicelib/entry/commands": "the CLI's commands",
+    "chalicelib/entry/output.py": "the CLI's output",
+    "chalicelib/entry/accessreport": "the access report (eks-iam-sync report) and its templates",
+    "chalicelib/deploy": "deploy-time checks, the policy and RBAC manifests (validate --deploy, rbac, tools/)",
 }
+# Distributions the report alone needs (Jinja2): their packages and their .dist-info.
+DROPPED_DISTRIBUTIONS = {"jinja2": "the access report's template engine", "markupsafe": "Jinja2's escaping"}
 DROPPED_NAMES = {
     "tests": "dependencies' own test suites",
     "__pycache__": "bytecode of whatever Python wrote it: compiled again for the runtime",
@@ -96,23 +128,38 @@ class Built:
     directory: Path
     zip: Path
     template: Path
-    chalice_zip_bytes: int
+    chalice_zip_bytes: int  # before: the app and every dependency, nothing dropped, no bytecode
     zip_bytes: int
     compiled: int
     dropped: list[str] = field(default_factory=list)
+    target: Target = field(default_factory=Target)
+    interpreter: str | None = None  # the runtime's Python that compiled and imported the zip, if any
+    smoke: str = ""
 
     def summary(self) -> list[str]:
         mb = 1024 * 1024
+        bytecode = (
+            f"{self.compiled} modules compiled by {self.interpreter} (unchecked-hash .pyc)"
+            if self.interpreter
+            else f"sources only: {cold_start_note(self.target)}"
+        )
         return [
-            f"{self.zip}: {self.zip_bytes / mb:.1f} MiB (Chalice's own: {self.chalice_zip_bytes / mb:.1f} MiB), "
-            f"{self.compiled} modules compiled for {RUNTIME} (unchecked-hash .pyc)",
-            f"{self.template}: stage {self.stage}, runtime {RUNTIME}, aliases flattened, cfn-lint clean",
+            f"{self.zip}: {self.zip_bytes / mb:.1f} MiB (before dropping what the Lambda never imports: "
+            f"{self.chalice_zip_bytes / mb:.1f} MiB), for {self.target.runtime} on {self.target.architecture}",
+            f"  {bytecode}",
+            f"  smoke test: {self.smoke}",
+            f"{self.template}: stage {self.stage}, runtime {self.target.runtime}, architecture "
+            f"{self.target.architecture}, aliases flattened, cfn-lint clean",
             *(f"  dropped {item}" for item in self.dropped),
         ]
 
 
-def interpreter_runtime() -> str:
-    return f"python{sys.version_info.major}.{sys.version_info.minor}"
+def cold_start_note(target: Target) -> str:
+    return (
+        f"no Python {target.version} on this host, so the zip carries no bytecode; Lambda's /var/task is read-only, "
+        "so every cold start compiles each module it imports (~2.3 s instead of ~0.5 s for the first event's "
+        f"imports, docs/deployment.md). Package on a host with python{target.version} to ship bytecode."
+    )
 
 
 def stage_and_config(project: Path, stage_name: str, config_file: str | None) -> tuple[deploy_checks.Stage, Config]:
@@ -152,10 +199,23 @@ def render_policy(project: Path, stage_name: str, config_file: str | None) -> tu
     return path, deploy_checks.render_json(merged)
 
 
-def run_chalice(project: Path, stage: str, out: Path) -> None:
+def app_project(project: Path, scratch: Path) -> Path:
+    """The project as Chalice should see it: the app and its configuration, no requirements (pip resolves
+    them for the target, not Chalice for the host)."""
+    staged = scratch / "app"
+    staged.mkdir()
+    for name in ("app.py", "chalicelib"):
+        (staged / name).symlink_to((project / name).resolve())
+    ignore = shutil.ignore_patterns("deployments", "venv")
+    shutil.copytree(project / deploy_checks.CHALICE_DIR, staged / deploy_checks.CHALICE_DIR, ignore=ignore)
+    (staged / REQUIREMENTS).write_text("")
+    return staged
+
+
+def run_chalice(project: Path, stage: str, out: Path, merge_template: Path) -> None:
     chalice = Path(sys.executable).with_name("chalice")
     command = [str(chalice) if chalice.exists() else "chalice", "--project-dir", str(project), "package"]
-    command += ["--stage", stage, "--merge-template", str(project / MERGE_TEMPLATE), str(out)]
+    command += ["--stage", stage, "--merge-template", str(merge_template), str(out)]
     # Chalice insists on a region; nothing it writes depends on it.
     env = {**os.environ}
     env.setdefault("AWS_DEFAULT_REGION", env.get("AWS_REGION", "us-east-1"))
@@ -164,8 +224,10 @@ def run_chalice(project: Path, stage: str, out: Path) -> None:
         raise PackageError(f"chalice package failed:\n{done.stdout}{done.stderr}")
 
 
-def finish_template(template: dict[str, Any], stage: str) -> dict[str, Any]:
-    """The packaged stage is the only Stage this template accepts; the runtime is ``RUNTIME``."""
+def finish_template(template: dict[str, Any], stage: str, target: Target | None = None) -> dict[str, Any]:
+    """The packaged stage is the only Stage this template accepts; the runtime and architecture are the
+    target's (the wheels in the zip are built for them)."""
+    target = target or Target()
     description = f"eks-iam-sync, stage {stage} (tools/package.py: make package STAGE={stage})"
     template = {"AWSTemplateFormatVersion": "2010-09-09", "Description": "", **template}
     template["Description"] = description
@@ -176,7 +238,8 @@ def finish_template(template: dict[str, Any], stage: str) -> dict[str, Any]:
         "Description": "The Chalice stage this template was packaged for (names the roles and log groups).",
     }
     for logical in FUNCTIONS:
-        template["Resources"][logical]["Properties"]["Runtime"] = RUNTIME
+        template["Resources"][logical]["Properties"]["Runtime"] = target.runtime
+        template["Resources"][logical]["Properties"]["Architectures"] = [target.architecture]
     for logical in SCHEDULE_ALARMS:
         template["Resources"][logical]["Properties"]["Period"] = schedule_minutes() * 60
     return template
@@ -198,9 +261,13 @@ def slim(tree: Path) -> list[str]:
     """Removes what the Lambda never imports or reads; returns what went, with why."""
     dropped: list[str] = []
     for relative, why in DROPPED.items():
-        if (tree / relative).exists():
+        if (tree / relative).is_dir():
             shutil.rmtree(tree / relative)
             dropped.append(f"{relative}/: {why}")
+        elif (tree / relative).exists():
+            (tree / relative).unlink()
+            dropped.append(f"{relative}: {why}")
+    dropped += drop_distributions(tree)
     for path in sorted(tree.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         if not path.exists():
             continue
@@ -211,6 +278,19 @@ def slim(tree: Path) -> list[str]:
     dropped += [f"*/{name}/: {why}" for name, why in DROPPED_NAMES.items()]
     dropped += [f"*{suffix}: {why}" for suffix, why in DROPPED_SUFFIXES.items()]
     dropped.append(trim_botocore(tree))
+    return dropped
+
+
+def drop_distributions(tree: Path) -> list[str]:
+    """``DROPPED_DISTRIBUTIONS``' import packages and metadata (``jinja2/``, ``jinja2-3.1.6.dist-info/``)."""
+    dropped = []
+    for path in sorted(tree.iterdir()):
+        name = path.name.lower()
+        if name in DROPPED_DISTRIBUTIONS or (
+            name.endswith(".dist-info") and name.split("-")[0] in DROPPED_DISTRIBUTIONS
+        ):
+            shutil.rmtree(path)
+            dropped.append(f"{path.name}/: {DROPPED_DISTRIBUTIONS[name.split('-')[0]]} (the report only)")
     return dropped
 
 
@@ -253,10 +333,10 @@ def _endpoint_prefix(service: Path) -> str:
     return prefix
 
 
-def compile_tree(tree: Path) -> int:
-    """Bytecode for the runtime, next to the sources, valid whatever the files' times (unchecked-hash)."""
+def compile_tree(tree: Path, python: str) -> int:
+    """Bytecode by the runtime's Python, next to the sources, valid whatever the files' times (unchecked-hash)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}  # no -O, no pycache prefix
-    command = [sys.executable, "-m", "compileall", "-q", "-j", "0", "-d", TASK_ROOT]
+    command = [python, "-m", "compileall", "-q", "-j", "0", "-d", TASK_ROOT]
     done = subprocess.run(
         [*command, "--invalidation-mode", "unchecked-hash", str(tree)],
         capture_output=True,
@@ -271,6 +351,11 @@ def compile_tree(tree: Path) -> int:
     return sum(1 for _ in tree.rglob("__pycache__/*.pyc"))
 
 
+def template_runtime(template: Mapping[str, Any], logical: str = "OnIamEvent") -> str:
+    runtime: str = template["Resources"][logical]["Properties"]["Runtime"]
+    return runtime
+
+
 def lambda_env(template: Mapping[str, Any], tree: Path, logical: str = "OnIamEvent") -> dict[str, str]:
     """What Lambda gives a function's process: its variables from the template, the task root, a name
     (Powertools and the X-Ray SDK behave as in Lambda: tracing on, no sampler client)."""
@@ -282,42 +367,102 @@ def lambda_env(template: Mapping[str, Any], tree: Path, logical: str = "OnIamEve
         "LAMBDA_TASK_ROOT": str(tree),
         "AWS_LAMBDA_FUNCTION_NAME": f"eks-iam-sync-{FUNCTIONS[logical]}",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(properties.get("MemorySize", 512)),
-        "AWS_EXECUTION_ENV": f"AWS_Lambda_{RUNTIME}",
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{properties['Runtime']}",
         "AWS_REGION": "us-east-2",
         "AWS_DEFAULT_REGION": "us-east-2",
         "_HANDLER": str(properties.get("Handler", "")),
     }
 
 
-def lambda_python(tree: Path) -> list[str]:
-    """A plain interpreter as Lambda runs one on the zip: no site-packages but the zip, no bytecode written."""
-    return [sys.executable, "-I", "-S", "-B", "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); exec(sys.argv[1])"]
+def lambda_python(tree: Path, python: str | None = None) -> list[str]:
+    """A plain interpreter of the runtime's version (default: ``RUNTIME``'s on this host) as Lambda runs one
+    on the zip: no site-packages but the zip, no bytecode written."""
+    python = python or runtime_interpreter(Target(RUNTIME))
+    if python is None:
+        raise PackageError(f"no {RUNTIME} interpreter on this host to run the zip with")
+    return [python, "-I", "-S", "-B", "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); exec(sys.argv[1])"]
 
 
-def smoke_test(tree: Path, template: Mapping[str, Any]) -> None:
-    """The unpacked zip imports its handlers and the cluster path, and builds a client for each kept model."""
-    script = (
-        f"import importlib; [importlib.import_module(m) for m in {SMOKE_IMPORTS!r}]\n"
-        "import boto3\n"
-        f"for service in {sorted(BOTOCORE_SERVICES)!r}:\n"
-        "    boto3.client(service, region_name='us-east-2', aws_access_key_id='x', aws_secret_access_key='x')\n"
-    )
+# An EventBridge IAM event for a group no rule names: the handler reads the configuration, finds nothing to
+# do, and answers without a network call (what most events in an account are).
+SMOKE_EVENT = {
+    "version": "0",
+    "id": "00000000-0000-0000-0000-000000000000",
+    "detail-type": "AWS API Call via CloudTrail",
+    "source": "aws.iam",
+    "account": "123456789012",
+    "time": "2026-01-01T00:00:00Z",
+    "region": "us-east-1",
+    "resources": [],
+    "detail": {
+        "eventSource": "iam.amazonaws.com",
+        "eventName": "AddUserToGroup",
+        "eventTime": "2026-01-01T00:00:00Z",
+        "eventID": "00000000-0000-0000-0000-000000000001",
+        "awsRegion": "us-east-1",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::123456789012:user/smoke", "accountId": "123456789012"},
+        "requestParameters": {"groupName": "eks-iam-sync-smoke-test-unmapped", "userName": "smoke"},
+        "recipientAccountId": "123456789012",
+    },
+}
+SMOKE_SCRIPT = """
+import importlib, json, sys
+for name in json.loads(sys.argv[2]):
+    importlib.import_module(name)
+import boto3
+for service in json.loads(sys.argv[3]):
+    boto3.client(service, region_name='us-east-2', aws_access_key_id='x', aws_secret_access_key='x')
+class Context:
+    function_name = 'eks-iam-sync-smoke'
+    aws_request_id = 'smoke'
+    invoked_function_arn = 'arn:aws:lambda:us-east-2:123456789012:function:eks-iam-sync-smoke'
+    memory_limit_in_mb = 512
+    def get_remaining_time_in_millis(self):
+        return 60000
+import app
+result = app.on_iam_event(json.loads(sys.argv[4]), Context())
+print(json.dumps(result))
+"""
+
+
+def smoke_test(tree: Path, template: Mapping[str, Any], target: Target, python: str | None) -> str:
+    """Every compiled file is for the target. When this host can run the target's wheels with the runtime's
+    Python: the unpacked zip imports its handlers and the cluster path, builds a client for each kept model
+    and its handler handles an event. Returns what was proven."""
+    problems = foreign_binaries(tree, target)
+    if problems:
+        listed = "\n".join(f"  {p}" for p in problems[:20])
+        raise PackageError(f"the zip holds files that do not load on {target.runtime}/{target.architecture}:\n{listed}")
+    checked = f"every compiled file is for {target.machine} and cp{target.cpython}"
+    host = f"{platform.system()} {platform.machine()}"
+    if not target.host_runs_it():
+        return f"{checked}; not imported: this host ({host}) cannot load Linux {target.machine} wheels"
+    if python is None:
+        return f"{checked}; not imported: no Python {target.version} on this host"
+    arguments = [json.dumps(SMOKE_IMPORTS), json.dumps(sorted(BOTOCORE_SERVICES)), json.dumps(SMOKE_EVENT)]
+    env = {**lambda_env(template, tree), "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
     done = subprocess.run(
-        [*lambda_python(tree), script], capture_output=True, text=True, env=lambda_env(template, tree), check=False
+        [*lambda_python(tree, python), SMOKE_SCRIPT, *arguments], capture_output=True, text=True, env=env, check=False
     )
     if done.returncode != 0:
         raise PackageError(f"the packaged code does not import as Lambda runs it:\n{done.stderr[-3000:]}")
+    answer = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    if '"not-configured"' not in answer:
+        raise PackageError(
+            f"the packaged handler did not handle the smoke test's event: {answer or done.stderr[-2000:]}"
+        )
+    return f"{checked}; imported by {python} and on_iam_event handled an event"
 
 
-def write_zip(tree: Path, target: Path, attributes: Mapping[str, int]) -> None:
-    """Entries sorted, at one fixed time, with the permissions Chalice gave them (0644 otherwise)."""
+def write_zip(tree: Path, target: Path) -> None:
+    """Entries sorted, at one fixed time, readable by all (Lambda's user), executable bits kept."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
         for path in sorted(p for p in tree.rglob("*") if p.is_file()):
             name = path.relative_to(tree).as_posix()
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = attributes.get(name, 0o100644 << 16)
+            info.external_attr = (0o100000 | (path.stat().st_mode & 0o777) | 0o444) << 16
             archive.writestr(info, path.read_bytes(), compresslevel=6)
 
 
@@ -338,46 +483,56 @@ def build(
     config_file: str | None = None,
     keep_chalice_zip: Path | None = None,
     template_only: bool = False,
+    runtime: str = RUNTIME,
+    architecture: str = "x86_64",
 ) -> Built:
     """Checks the stage against its configuration, runs Chalice, and writes the template and (unless
-    ``template_only``) the zip into ``out`` (default dist/<stage>)."""
-    if interpreter_runtime() != RUNTIME:
-        raise PackageError(
-            f"packaging needs Python {RUNTIME.removeprefix('python')} (the Lambda runtime {RUNTIME}: its wheels "
-            f"and bytecode are version-specific); this is {interpreter_runtime()}"
-        )
+    ``template_only``) the zip for ``runtime`` on ``architecture`` into ``out`` (default dist/<stage>).
+    ``keep_chalice_zip`` receives the zip before anything is dropped or compiled."""
+    try:
+        target = Target(runtime, architecture)
+    except TargetError as err:
+        raise PackageError(str(err)) from None
     _, config = stage_and_config(project, stage, config_file)
     check(project, stage, config)
     directory = out or project / "dist" / stage
     with tempfile.TemporaryDirectory(prefix="eks-iam-sync-package-") as scratch:
         chalice_out, tree = Path(scratch) / "chalice", Path(scratch) / "tree"
-        run_chalice(project, stage, chalice_out)
-        template = finish_template(yaml.safe_load((chalice_out / "sam.yaml").read_text()), stage)
-        chalice_zip = chalice_out / "deployment.zip"
+        run_chalice(app_project(project, Path(scratch)), stage, chalice_out, project / MERGE_TEMPLATE)
+        template = finish_template(yaml.safe_load((chalice_out / "sam.yaml").read_text()), stage, target)
         directory.mkdir(parents=True, exist_ok=True)
         zip_path, template_path = directory / "deployment.zip", directory / "template.yaml"
         template_path.write_text(dump_template(template))
         lint(template_path)
         if template_only:
-            return Built(stage, directory, zip_path, template_path, chalice_zip.stat().st_size, 0, 0)
-        if keep_chalice_zip is not None:
-            shutil.copyfile(chalice_zip, keep_chalice_zip)
-        with zipfile.ZipFile(chalice_zip) as archive:
+            return Built(stage, directory, zip_path, template_path, 0, 0, 0, target=target)
+        with zipfile.ZipFile(chalice_out / "deployment.zip") as archive:
             archive.extractall(tree)
-            attributes = {i.filename: i.external_attr for i in archive.infolist() if i.external_attr >> 16}
+        try:
+            install_dependencies(project / REQUIREMENTS, tree, target)
+        except TargetError as err:
+            raise PackageError(str(err)) from None
+        untrimmed = keep_chalice_zip or Path(scratch) / "untrimmed.zip"
+        write_zip(tree, untrimmed)
         dropped = slim(tree)
-        compiled = compile_tree(tree)
-        smoke_test(tree, template)
-        write_zip(tree, zip_path, attributes)
+        python = runtime_interpreter(target)
+        if python is None:
+            print(f"note: {cold_start_note(target)}", file=sys.stderr)
+        compiled = compile_tree(tree, python) if python else 0
+        smoke = smoke_test(tree, template, target, python)
+        write_zip(tree, zip_path)
         return Built(
             stage=stage,
             directory=directory,
             zip=zip_path,
             template=template_path,
-            chalice_zip_bytes=chalice_zip.stat().st_size,
+            chalice_zip_bytes=untrimmed.stat().st_size,
             zip_bytes=zip_path.stat().st_size,
             compiled=compiled,
             dropped=dropped,
+            target=target,
+            interpreter=python,
+            smoke=smoke,
         )
 
 
@@ -391,6 +546,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_argument("--config", help="the configuration (default: the stage's EKS_IAM_SYNC_CONFIG)")
         sub.add_argument("--project-dir", type=Path, default=ROOT)
     build_command.add_argument("--out", type=Path, help="default: dist/<stage>")
+    build_command.add_argument(
+        "--arch", choices=sorted(ARCHITECTURES), default="x86_64", help="the functions' architecture"
+    )
+    build_command.add_argument(
+        "--runtime", choices=RUNTIMES, default=RUNTIME, help=f"the Lambda runtime (default {RUNTIME})"
+    )
     policy_command.add_argument("--write", action="store_true", help="write the file instead of printing it")
     args = parser.parse_args(argv)
     try:
@@ -402,7 +563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 print(text, end="")
             return 0
-        built = build(args.stage, args.out, args.project_dir, args.config)
+        built = build(args.stage, args.out, args.project_dir, args.config, runtime=args.runtime, architecture=args.arch)
     except PackageError as err:
         print(f"package: {err}", file=sys.stderr)
         return 1

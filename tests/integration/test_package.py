@@ -1,15 +1,18 @@
 """``make package``: the zip Lambda runs and the template CloudFormation takes (tools/package.py).
 
-One build of the dev stage serves this module and tests/integration/test_infra.py (``packaged``). The zip
-is unpacked and imported as Lambda runs it: a read-only folder, a plain interpreter that writes no
-bytecode and sees nothing but the zip and the standard library (``-I -S -B``), the function's environment.
+One build of the dev stage for x86_64 serves this module and tests/integration/test_infra.py (``packaged``).
+The zip is unpacked and imported as Lambda runs it: a read-only folder, a plain interpreter of the runtime's
+Python version that writes no bytecode and sees nothing but the zip and the standard library (``-I -S -B``),
+the function's environment. One build for arm64 (``packaged_arm``), as a host without the runtime's Python
+makes it: this x86_64 host cannot load its wheels, so it is checked by its contents.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
-import importlib.util
+import io
 import json
 import os
 import re
@@ -26,7 +29,7 @@ import pytest
 import yaml
 
 from chalicelib.config import DEFAULT_CONFIG_PATH, load_config
-from tools import package
+from tools import lambda_target, package
 
 ROOT = Path(__file__).parents[2]
 FIRST_EVENT = ("app", "chalicelib.run.runner", "chalicelib.adapters.shell")
@@ -94,9 +97,42 @@ def packaged_in_a_vpc() -> tuple[Path, dict[str, Any]]:
     return project, template
 
 
+@dataclass(frozen=True)
+class PackagedArm:
+    built: package.Built
+    tree: Path
+    printed: str  # what packaging wrote to stderr
+
+
+@functools.cache
+def packaged_arm() -> PackagedArm:
+    """The dev stage for arm64, on a host without the runtime's Python (no bytecode can be compiled)."""
+    work = _scratch()
+    printed = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stderr(printed):
+        patch.setattr(package, "runtime_interpreter", lambda target: None)
+        built = package.build("dev", out=work / "dist", architecture="arm64")
+    tree = work / "unpacked"
+    with zipfile.ZipFile(built.zip) as archive:
+        archive.extractall(tree)
+    return PackagedArm(built, tree, printed.getvalue())
+
+
 @pytest.fixture(scope="module")
 def packaged() -> Packaged:
     return packaged_dev()
+
+
+@pytest.fixture(scope="module")
+def arm() -> PackagedArm:
+    return packaged_arm()
+
+
+def runtime_python() -> str:
+    python = lambda_target.runtime_interpreter(lambda_target.Target(package.RUNTIME))
+    if python is None:
+        pytest.skip(f"no {package.RUNTIME} interpreter on this host: the zip is checked by its contents only")
+    return python
 
 
 def in_lambda(packaged: Packaged, script: str, *flags: str) -> subprocess.CompletedProcess[str]:
@@ -111,17 +147,26 @@ def in_lambda(packaged: Packaged, script: str, *flags: str) -> subprocess.Comple
     )
 
 
+RUNTIME_CACHE = "import importlib.util, json, sys; print(json.dumps([importlib.util.MAGIC_NUMBER.hex(), sys.implementation.cache_tag]))"
+
+
 def test_the_zip_carries_unchecked_hash_bytecode_for_the_runtime_for_every_module(packaged: Packaged) -> None:
+    python = runtime_python()
+    assert packaged.built.interpreter is not None
+    magic, tag = json.loads(
+        subprocess.run([python, "-I", "-c", RUNTIME_CACHE], capture_output=True, text=True, check=True).stdout
+    )
+    assert tag == f"cpython-{package.RUNTIME.removeprefix('python').replace('.', '')}"
     sources = [p for p in packaged.tree.rglob("*.py")]
     assert len(sources) > 1000
-    missing = [p for p in sources if not Path(importlib.util.cache_from_source(str(p))).is_file()]
+    missing = [p for p in sources if not (p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc").is_file()]
     assert missing == []
     assert packaged.built.compiled == len(sources)
+    assert not [p for p in packaged.tree.rglob("*.pyc") if f".{tag}." not in p.name]  # no other Python's bytecode
     for source in (packaged.tree / "app.py", packaged.tree / "kubernetes" / "client" / "api_client.py"):
-        header = Path(importlib.util.cache_from_source(str(source))).read_bytes()[:8]
-        assert header[:4] == importlib.util.MAGIC_NUMBER  # this Python's, and RUNTIME is this Python's version
+        header = (source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc").read_bytes()[:8]
+        assert header[:4] == bytes.fromhex(magic)  # the runtime's Python's, not the packaging venv's
         assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, source not checked (PEP 552)
-    assert package.interpreter_runtime() == package.RUNTIME
 
 
 def test_lambda_loads_every_module_from_the_shipped_bytecode(packaged: Packaged) -> None:
@@ -134,6 +179,7 @@ def test_lambda_loads_every_module_from_the_shipped_bytecode(packaged: Packaged)
         + "print(json.dumps(sorted(m.__cached__ for m in list(sys.modules.values())"
         + " if (getattr(m, '__file__', None) or '').startswith(root) and m.__file__.endswith('.py'))))\n"
     )
+    runtime_python()
     child = in_lambda(packaged, script, "-v")
     assert child.returncode == 0, child.stderr[-3000:]
     root = re.escape(str(packaged.tree))
@@ -146,8 +192,33 @@ def test_lambda_loads_every_module_from_the_shipped_bytecode(packaged: Packaged)
     assert "# wrote" not in child.stderr
 
 
+DROPPED_FROM_THE_ZIP = (
+    "jinja2",
+    "markupsafe",
+    "bin",
+    "wrapt-stubs",
+    "aws_lambda_powertools/event_handler",
+    "chalicelib/__main__.py",
+    "chalicelib/entry/cli.py",
+    "chalicelib/entry/commands",
+    "chalicelib/entry/output.py",
+    "chalicelib/entry/accessreport",
+    "chalicelib/deploy",
+)
+
+
 def test_what_the_lambda_never_imports_is_not_shipped(packaged: Packaged) -> None:
     tree = packaged.tree
+    with zipfile.ZipFile(packaged.chalice_zip) as archive:
+        before = archive.namelist()
+    for dropped in DROPPED_FROM_THE_ZIP:  # there before trimming, gone after
+        assert any(name == dropped or name.startswith(f"{dropped}/") for name in before), dropped
+        assert not (tree / dropped).exists(), dropped
+    assert not [p for p in tree.glob("*.dist-info") if p.name.lower().startswith(("jinja2-", "markupsafe-"))]
+    assert not [p for p in tree.rglob("*") if "swagger" in p.name.lower()]
+    assert (tree / "chalicelib" / "entry" / "service.py").is_file() and (
+        tree / "chalicelib" / "default-config.yaml"
+    ).is_file()
     assert not (tree / "kubernetes" / "aio").exists()
     assert not [p for p in tree.rglob("tests") if p.is_dir()]
     assert not list(tree.rglob("*.pyi")) and not list(tree.glob("*.data"))
@@ -157,7 +228,7 @@ def test_what_the_lambda_never_imports_is_not_shipped(packaged: Packaged) -> Non
     assert {k for p in endpoints["partitions"] for k in p["services"]} <= set(package.BOTOCORE_SERVICES)
     with zipfile.ZipFile(packaged.chalice_zip) as archive:
         shipped_by_chalice = {name.split("/")[0] for name in archive.namelist()}
-    assert {"app.py", "chalicelib", "chalice", "kubernetes", "boto3", "botocore"} <= shipped_by_chalice
+    assert {"app.py", "chalicelib", "chalice", "kubernetes", "boto3", "botocore", "jinja2"} <= shipped_by_chalice
     assert packaged.built.zip_bytes < packaged.built.chalice_zip_bytes
     with zipfile.ZipFile(packaged.built.zip) as archive:
         infos = archive.infolist()
@@ -181,6 +252,7 @@ def test_every_aws_client_chalicelib_creates_has_its_model_and_endpoints(package
         f".meta.endpoint_url for s in {sorted(package.BOTOCORE_SERVICES)!r} for r in {regions!r}}}\n"
         "print(json.dumps(urls))\n"
     )
+    runtime_python()
     child = in_lambda(packaged, script)
     assert child.returncode == 0, child.stderr[-3000:]
     # The same in this venv's full botocore, with nothing of the test session's (moto endpoints) in the way.
@@ -205,6 +277,7 @@ def test_the_template_pins_the_stage_and_the_runtime_and_has_no_aliases(packaged
     for logical in package.FUNCTIONS:
         properties = template["Resources"][logical]["Properties"]
         assert properties["Runtime"] == package.RUNTIME
+        assert properties["Architectures"] == ["x86_64"]
         assert properties["CodeUri"] == "./deployment.zip"
     assert packaged.built.template.parent == packaged.built.zip.parent
 
@@ -212,15 +285,22 @@ def test_the_template_pins_the_stage_and_the_runtime_and_has_no_aliases(packaged
 def test_make_package_is_the_contract() -> None:
     # Run from `make test`, the outer make's flags would make this one print its directory changes.
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
-    dry = subprocess.run(
-        ["make", "--no-print-directory", "-n", "package", "STAGE=prod"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        env=env,
-    )
-    assert dry.stdout.strip().splitlines()[-1].endswith("-m tools.package build --stage prod")
+    for arguments, expected in (
+        (["STAGE=prod"], "-m tools.package build --stage prod --arch x86_64"),
+        (
+            ["STAGE=prod", "ARCH=arm64", "RUNTIME=python3.12"],
+            "-m tools.package build --stage prod --arch arm64 --runtime python3.12",
+        ),
+    ):
+        dry = subprocess.run(
+            ["make", "--no-print-directory", "-n", "package", *arguments],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        )
+        assert dry.stdout.strip().splitlines()[-1].endswith(expected)
     assert "dist/$(STAGE)/deployment.zip" in (ROOT / "Makefile").read_text()
 
 
@@ -235,12 +315,14 @@ def test_packaging_refuses_a_stage_whose_policy_does_not_match_its_configuration
     package.check(ROOT, "prod", load_config(DEFAULT_CONFIG_PATH))
 
 
-def test_packaging_refuses_another_python_and_a_remote_configuration_without_a_copy(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_packaging_refuses_an_unsupported_runtime_or_architecture_and_a_remote_configuration_without_a_copy(
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr(package, "interpreter_runtime", lambda: "python3.12")
-    with pytest.raises(package.PackageError, match=r"needs Python 3\.11 .* this is python3\.12"):
-        package.build("dev", out=tmp_path)
+    with pytest.raises(package.PackageError, match=r"runtime 'python3\.11' is not one of python3\.12, python3\.13"):
+        package.build("dev", out=tmp_path, runtime="python3.11")
+    with pytest.raises(package.PackageError, match=r"architecture 'aarch64' is not one of x86_64, arm64"):
+        package.build("dev", out=tmp_path, architecture="aarch64")
+    assert not list(tmp_path.iterdir())
     project = tmp_path / "project"
     shutil.copytree(ROOT / ".chalice", project / ".chalice", ignore=shutil.ignore_patterns("deployments"))
     config = json.loads((project / ".chalice" / "config.json").read_text())
@@ -256,3 +338,74 @@ def test_nothing_of_the_packaging_environment_leaks_into_the_bytecode(packaged: 
     """Compiled with no -O (Lambda runs without it) and no PYTHONPYCACHEPREFIX: next to the sources."""
     assert not [p for p in packaged.tree.rglob("*.pyc") if p.parent.name != "__pycache__"]
     assert os.environ.get("PYTHONOPTIMIZE") is None or not list(packaged.tree.rglob("*.opt-*.pyc"))
+
+
+def test_the_lambda_handles_an_event_from_the_trimmed_zip_and_imports_nothing_dropped(packaged: Packaged) -> None:
+    """What the build's smoke test proves, asked again here: the handler answers an event, and neither the
+    event nor the cluster path imports anything that was dropped."""
+    runtime_python()
+    script = (
+        package.SMOKE_SCRIPT
+        + "dropped = ('jinja2', 'markupsafe', 'aws_lambda_powertools.event_handler', 'chalicelib.deploy',"
+        + " 'chalicelib.entry.cli', 'chalicelib.entry.commands', 'chalicelib.entry.output', 'chalicelib.entry.accessreport')\n"
+        + "print(json.dumps(sorted(m for m in sys.modules if m.startswith(dropped))))\n"
+    )
+    arguments = [
+        json.dumps(package.SMOKE_IMPORTS),
+        json.dumps(sorted(package.BOTOCORE_SERVICES)),
+        json.dumps(package.SMOKE_EVENT),
+    ]
+    python = package.lambda_python(packaged.tree)
+    child = subprocess.run(
+        [*python, script, *arguments],
+        capture_output=True,
+        text=True,
+        env={**package.lambda_env(packaged.template, packaged.tree), **NO_AWS_FILES},
+        timeout=120,
+        check=False,
+    )
+    assert child.returncode == 0, child.stderr[-3000:]
+    *_, answer, imported_dropped = child.stdout.strip().splitlines()
+    assert json.loads(answer)["reason"] == "not-configured"
+    assert json.loads(imported_dropped) == []
+    assert packaged.built.smoke.endswith("on_iam_event handled an event")
+
+
+def test_an_arm64_zip_is_built_on_this_host_and_checked_by_its_contents(arm: PackagedArm) -> None:
+    target = lambda_target.Target(package.RUNTIME, "arm64")
+    template: dict[str, Any] = yaml.safe_load(arm.built.template.read_text())
+    for logical in package.FUNCTIONS:
+        assert template["Resources"][logical]["Properties"]["Architectures"] == ["arm64"]
+        assert template["Resources"][logical]["Properties"]["Runtime"] == package.RUNTIME
+    extensions = sorted(p.name for p in arm.tree.rglob("*.so"))
+    assert any(name.startswith("_pydantic_core.") for name in extensions) and any(
+        name.startswith("_yaml.") for name in extensions
+    )
+    assert all(f"cpython-{target.cpython}-aarch64-linux-gnu" in name or ".abi3." in name for name in extensions), (
+        extensions
+    )
+    assert lambda_target.foreign_binaries(arm.tree, target) == []
+    # The same files are foreign to x86_64 and to another Python: the check can fail.
+    assert len(lambda_target.foreign_binaries(arm.tree, lambda_target.Target(package.RUNTIME, "x86_64"))) >= len(
+        extensions
+    )
+    other = "python3.12" if package.RUNTIME != "python3.12" else "python3.13"
+    assert lambda_target.foreign_binaries(arm.tree, lambda_target.Target(other, "arm64"))
+    assert arm.built.smoke.endswith("cannot load Linux aarch64 wheels")
+    # No interpreter of the runtime's version: sources only, and packaging says what that costs.
+    assert arm.built.compiled == 0 and arm.built.interpreter is None
+    assert not list(arm.tree.rglob("*.pyc")) and not list(arm.tree.rglob("__pycache__"))
+    assert "the zip carries no bytecode" in arm.printed and "cold start" in arm.printed
+    assert any("sources only" in line for line in arm.built.summary())
+    assert not (arm.tree / "jinja2").exists() and not (arm.tree / "chalicelib" / "deploy").exists()
+
+
+def test_an_x86_64_extension_in_the_tree_is_refused_for_arm64(packaged: Packaged, tmp_path: Path) -> None:
+    [extension] = list((packaged.tree / "yaml").glob("_yaml.*.so"))
+    tree = tmp_path / "tree"
+    (tree / "yaml").mkdir(parents=True)
+    shutil.copyfile(extension, tree / "yaml" / "_yaml.cpython-313-aarch64-linux-gnu.so")  # a name that lies
+    problems = lambda_target.foreign_binaries(tree, lambda_target.Target("python3.13", "arm64"))
+    assert problems == ["yaml/_yaml.cpython-313-aarch64-linux-gnu.so: an ELF for machine 0x3e, not aarch64 (0xb7)"]
+    with pytest.raises(package.PackageError, match=r"do not load on python3\.13/arm64"):
+        package.smoke_test(tree, packaged.template, lambda_target.Target("python3.13", "arm64"), None)
