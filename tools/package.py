@@ -92,12 +92,11 @@ DROPPED = {
     "bin": "console scripts pip installs beside the packages",
     "aws_lambda_powertools/event_handler": "Powertools' REST/AppSync router and its swagger UI: Chalice routes",
     "chalicelib/__main__.py": "the CLI (python -m chalicelib): in the wheel, not the zip",
-    "chalicelib/entry/cli.py": "the CLI",
-    "chalicelib/entry/commands": "the CLI's commands",
-    "chalicelib/entry/output.py": "the CLI's output",
-    "chalicelib/entry/accessreport": "the access report (eks-iam-sync report) and its templates",
     "chalicelib/deploy": "deploy-time checks, the policy and RBAC manifests (validate --deploy, rbac, tools/)",
 }
+# chalicelib/entry holds the handlers' entry (service.py) and the CLI's (cli.py, commands/, output.py,
+# ssooutput.py, accessreport/ with its templates): only the first is shipped.
+LAMBDA_ENTRY = {"__init__.py", "service.py"}
 # Distributions the report alone needs (Jinja2): their packages and their .dist-info.
 DROPPED_DISTRIBUTIONS = {"jinja2": "the access report's template engine", "markupsafe": "Jinja2's escaping"}
 DROPPED_NAMES = {
@@ -267,6 +266,7 @@ def slim(tree: Path) -> list[str]:
         elif (tree / relative).exists():
             (tree / relative).unlink()
             dropped.append(f"{relative}: {why}")
+    dropped += drop_cli_entry(tree)
     dropped += drop_distributions(tree)
     for path in sorted(tree.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         if not path.exists():
@@ -278,6 +278,18 @@ def slim(tree: Path) -> list[str]:
     dropped += [f"*/{name}/: {why}" for name, why in DROPPED_NAMES.items()]
     dropped += [f"*{suffix}: {why}" for suffix, why in DROPPED_SUFFIXES.items()]
     dropped.append(trim_botocore(tree))
+    return dropped
+
+
+def drop_cli_entry(tree: Path) -> list[str]:
+    """Everything of chalicelib/entry but ``LAMBDA_ENTRY``: the CLI, its commands and output, the report."""
+    entry = tree / "chalicelib" / "entry"
+    dropped = []
+    for path in sorted(entry.iterdir()) if entry.is_dir() else ():
+        if path.name in LAMBDA_ENTRY or path.name == "__pycache__":
+            continue
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        dropped.append(f"chalicelib/entry/{path.name}{'/' if path.suffix != '.py' else ''}: the CLI's (in the wheel)")
     return dropped
 
 
