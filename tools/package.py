@@ -82,6 +82,7 @@ BOTOCORE_SERVICES = {
     "ssm": "a configuration read from ssm: (Powertools Parameters)",
     "xray": "the X-Ray SDK's sampler (aws_xray_sdk, through Powertools Tracer)",
     "sqs": "work items sent to the work queue (chalicelib/adapters/queue.py)",
+    "identitystore": "Identity Center groups and their members (chalicelib/adapters/identity_store.py)",
 }
 # Never imported or read by the Lambda: paths from the zip's root, and names dropped wherever they occur.
 DROPPED = {
