@@ -145,7 +145,7 @@ def main() -> None:
     print(f"cold start as Lambda runs it (read-only folder, -I -S -B, function environment; median (min) of {RUNS})")
     print(f"  {'':44} {'import app':>18} {'+ first relevant event':>24}")
     for name, label in (
-        ("chalice", "Chalice's zip, no bytecode (baseline)"),
+        ("chalice", "the untrimmed zip, no bytecode (baseline)"),
         ("packaged", "make package (bytecode, slimmed)"),
     ):
         app, app_min = figure(samples[name], 0)
@@ -169,7 +169,7 @@ def main() -> None:
         f"(minimums: {cpu_first_min / cpu_floor_min:.2f}x)"
     )
     mib = 1024 * 1024
-    print(f"  zip: {sizes['chalice'] / mib:.1f} MiB (Chalice) -> {sizes['packaged'] / mib:.1f} MiB (packaged)")
+    print(f"  zip: {sizes['chalice'] / mib:.1f} MiB (untrimmed) -> {sizes['packaged'] / mib:.1f} MiB (packaged)")
     if any(written.values()):
         print(f"  WARNING: files appeared in a read-only folder: {written}")
 
