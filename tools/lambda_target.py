@@ -134,8 +134,7 @@ def _elf_machine(path: Path) -> int | None:
         header = opened.read(20)
     if len(header) < 20 or header[:4] != ELF_MAGIC:
         return None
-    order = "little" if header[5] == 1 else "big"
-    return int.from_bytes(header[18:20], order)
+    return int.from_bytes(header[18:20], "little" if header[5] == 1 else "big")  # EI_DATA: 1 little-endian
 
 
 def _extension_problem(name: str, target: Target) -> str | None:
