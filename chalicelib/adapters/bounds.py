@@ -94,7 +94,7 @@ class IncompleteAnswer(HTTPClientError):
 class NotAnApiAnswer(HTTPClientError):
     """An HTML page where an AWS API answer belongs (a proxy, a load balancer or a wrong endpoint in
     the way, or a server's crash page): botocore's parser would fail on it with a ResponseParserError,
-    which no adapter translates. No AWS API answers text/html."""
+    which no adapter translates. No AWS API answers with an HTML document."""
 
     fmt = "HTTP {status} with {content_type}: not an AWS API answer (a proxy or a wrong endpoint in the way?)"
 
@@ -104,9 +104,9 @@ def _complete(response_dict: dict[str, Any], **_: Any) -> None:
     body, expected = response_dict.get("body"), headers.get("content-length", "")
     if isinstance(body, bytes) and expected.isdigit() and len(body) < int(expected):
         raise IncompleteAnswer(received=len(body), expected=int(expected))
-    content_type = headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() == "text/html":
-        raise NotAnApiAnswer(status=response_dict.get("status_code"), content_type=content_type)
+    # By the body, not the header: some AWS-compatible endpoints (moto among them) label JSON text/html.
+    if isinstance(body, bytes) and body.lstrip()[:14].lower().startswith((b"<!doctype html", b"<html")):
+        raise NotAnApiAnswer(status=response_dict.get("status_code"), content_type=headers.get("content-type", "?"))
 
 
 def _after_call_error(exception: BaseException, **_: Any) -> None:
