@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -227,8 +228,7 @@ class AccessEntriesBackend:
 
 def _by_action(outcome: Outcome, key: str) -> dict[str, int]:
     """How many of the outcome's changes of this key each action made, in action order."""
-    actions = sorted(c.action for c in outcome.changes if c.key == key)
-    return {action: actions.count(action) for action in dict.fromkeys(actions)}
+    return dict(sorted(Counter(c.action for c in outcome.changes if c.key == key).items()))
 
 
 def _uncovered(scope: Container[str], principals: list[str]) -> bool:
