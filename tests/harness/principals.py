@@ -62,14 +62,19 @@ def role_session(assumer: Principal, role_name: str, session_name: str, path: st
         '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}'
     )
     role_arn = iam.create_role(RoleName=role_name, Path=path, AssumeRolePolicyDocument=trust)["Role"]["Arn"]
-    creds = assumer.session.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
-    session = boto3.Session(
+    return Principal(role_arn, assumed(assumer.session, role_arn, session_name))
+
+
+def assumed(session: boto3.Session, role_arn: str, session_name: str, region: str = "us-east-1") -> boto3.Session:
+    """A session of ``role_arn`` assumed from ``session`` (moto keys its state by the caller's account,
+    so a role in another account is a session in that account)."""
+    creds = session.client("sts").assume_role(RoleArn=role_arn, RoleSessionName=session_name)["Credentials"]
+    return boto3.Session(
         aws_access_key_id=creds["AccessKeyId"],
         aws_secret_access_key=creds["SecretAccessKey"],
         aws_session_token=creds["SessionToken"],
-        region_name="us-east-1",
+        region_name=region,
     )
-    return Principal(role_arn, session)
 
 
 def can(api: client.ApiClient, verb: str, resource: str, namespace: str | None = None) -> bool:

@@ -18,6 +18,7 @@ from chalicelib.engine.events import EVENT_PATTERN
 from chalicelib.model.ownership import SERVICE_GROUP
 from tests.alarm_rules import alarm_problems, alarms
 from tests.cfn import load
+from tests.harness.principals import assumed
 from tests.integration.test_package import packaged_dev, packaged_in_a_vpc
 
 ROOT = Path(__file__).parents[2]
@@ -274,15 +275,7 @@ def stack_account(region: str = "us-east-2") -> Any:
     """A boto3 session in the stacks' account."""
     import boto3  # noqa: PLC0415 - boto3 against the session's moto server
 
-    credentials = boto3.client("sts", region_name=region).assume_role(
-        RoleArn=STACK_ACCOUNT_ROLE, RoleSessionName="infra-tests"
-    )["Credentials"]
-    return boto3.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-        region_name=region,
-    )
+    return assumed(boto3.Session(region_name=region), STACK_ACCOUNT_ROLE, "infra-tests", region)
 
 
 def deploy(template: Path, stack: str, region: str = "us-east-2", **parameters: str) -> dict[str, Any]:
