@@ -130,8 +130,8 @@ def arm() -> PackagedArm:
 
 def runtime_python() -> str:
     python = lambda_target.runtime_interpreter(lambda_target.Target(package.RUNTIME))
-    if python is None:
-        pytest.skip(f"no {package.RUNTIME} interpreter on this host: the zip is checked by its contents only")
+    # A failure, not a skip: without the runtime's Python the zip would go unimported and the suite green.
+    assert python is not None, f"no {package.RUNTIME} interpreter on this host (PATH or pyenv): cannot import the zip"
     return python
 
 
