@@ -105,7 +105,7 @@ def _complete(response_dict: dict[str, Any], **_: Any) -> None:
     if isinstance(body, bytes) and expected.isdigit() and len(body) < int(expected):
         raise IncompleteAnswer(received=len(body), expected=int(expected))
     # By the body, not the header: some AWS-compatible endpoints (moto among them) label JSON text/html.
-    if isinstance(body, bytes) and body.lstrip()[:14].lower().startswith((b"<!doctype html", b"<html")):
+    if isinstance(body, bytes) and body[:64].lstrip().lower().startswith((b"<!doctype html", b"<html")):
         raise NotAnApiAnswer(status=response_dict.get("status_code"), content_type=headers.get("content-type", "?"))
 
 
