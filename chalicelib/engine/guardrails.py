@@ -22,15 +22,18 @@ class Policy:
         return arn.lower() in self.protected_arns or arns.unpathed(arn).lower() in self.protected_arns
 
 
-def deletion_breaker(owned: int, removed: int, policy: Policy, what: str, verb: str) -> Refusal | None:
+def deletion_breaker(
+    owned: int, removed: int, policy: Policy, what: str, verb: str, truth: str = "IAM"
+) -> Refusal | None:
     """One removal is never a mass deletion; two or more may not exceed the share, nor take all.
-    ``what`` and ``verb`` say it in the backend's terms ("owned entries", "remove")."""
+    ``what`` and ``verb`` say it in the backend's terms ("owned entries", "remove"); ``truth`` is
+    where the operator checks that the removals are meant (IAM, or the Identity Store)."""
     if policy.force_deletions or removed < 2:
         return None
     if removed > policy.max_deletion_share * owned or removed >= owned:
         return Refusal(
             "deletion-breaker",
             f"this run would {verb} {removed} of {owned} {what} "
-            f"(limit {policy.max_deletion_share:.0%}, never all); check IAM, then apply with --force",
+            f"(limit {policy.max_deletion_share:.0%}, never all); check {truth}, then apply with --force",
         )
     return None

@@ -57,7 +57,8 @@ def sso_breaker(desired: DesiredState, plan: Plan, policy: Policy, observer: Obs
     trips it; a deleted group that takes most of them does, unless forced."""
     deleted = [a.observed.principal_label for a in plan.bindings if isinstance(a, DeleteBinding)]
     owned, removed = removals(desired.bindings, deleted)
-    refusal = deletion_breaker(owned, removed, policy, "people's Identity Center access", "remove")
+    truth = "the Identity Store's group memberships"
+    refusal = deletion_breaker(owned, removed, policy, "people's Identity Center access", "remove", truth=truth)
     if refusal is None:
         return desired, plan
     held = tuple(

@@ -239,6 +239,7 @@ def test_apply_force_lifts_the_breaker_and_plan_shows_what_it_would_remove(
     assert main(["plan"]) == 1  # the breaker: a failure, shown
     out = capsys.readouterr().out
     assert "identity-center-deletion-breaker" in out
+    assert "check the Identity Store's group memberships, then apply with --force" in out and "check IAM" not in out
     assert len(next(iter(subjects(shell, "team-a").values()))) == 4
     assert main(["apply", "--force"]) == 1  # applied; still a failure: the configuration names a missing group
     assert subjects(shell, "team-a") == everywhere(shell, set())
