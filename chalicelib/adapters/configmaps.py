@@ -1,5 +1,5 @@
 """The ConfigMapStore port with the kubernetes client: read with resourceVersion, update in place
-with it, create only when absent. The only module that touches ConfigMaps."""
+with it, create only when absent, delete (uninstall's backups) with it. The only module that touches ConfigMaps."""
 
 from __future__ import annotations
 
@@ -92,6 +92,19 @@ class ConfigMaps:
         except NotFound:
             call(what, lambda: self._core.create_namespaced_config_map(namespace, body))
 
+    def delete(self, observed: ObservedConfigMap) -> None:
+        """DELETE with the read resourceVersion as a precondition: a changed object is a WriteConflict."""
+        options = client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(resource_version=observed.resource_version)
+        )
+        try:
+            call(
+                f"delete configmap {observed.namespace}/{observed.name}",
+                lambda: self._core.delete_namespaced_config_map(observed.name, observed.namespace, body=options),
+            )
+        except NotFound:
+            return
+
 
 def _observed(found: Any) -> ObservedConfigMap:
     return ObservedConfigMap(
@@ -101,4 +114,5 @@ def _observed(found: Any) -> ObservedConfigMap:
         annotations=dict(found.metadata.annotations or {}),
         resource_version=str(found.metadata.resource_version),
         raw=found,
+        labels=dict(found.metadata.labels or {}),
     )

@@ -28,6 +28,7 @@ from chalicelib.config.usernames import (
 
 # Backups of aws-auth kept per cluster (a ring of fixed names, see model.ownership.backup_name).
 DEFAULT_BACKUP_COUNT = 10
+MAX_BACKUP_COUNT = 50  # the ring's largest size: uninstall looks for backups in that many slots
 DEFAULT_CONFIG_PATH = Path(__file__).parent.parent / "default-config.yaml"
 DEFAULT_DENIED_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease")
 SYSTEM_NAMESPACES = frozenset(DEFAULT_DENIED_NAMESPACES)
@@ -296,7 +297,7 @@ _ARN = re.compile(rf"^arn:aws[a-z-]*:(iam|sts)::\d{{12}}:[/{IAM_NAME_CHARS}]+$",
 class AwsAuthSettings(_Model):
     break_glass_arns: tuple[Annotated[str, _matches(_ARN, "IAM ARN")], ...] = Field(default=(), alias="breakGlassArns")
     max_deletion_share: float = Field(default=0.5, alias="maxDeletionShare", gt=0, lt=1)
-    backups: int = Field(default=DEFAULT_BACKUP_COUNT, ge=1, le=50)
+    backups: int = Field(default=DEFAULT_BACKUP_COUNT, ge=1, le=MAX_BACKUP_COUNT)
 
 
 def is_privileged_cluster_role(name: str) -> bool:

@@ -119,17 +119,16 @@ def _parser() -> argparse.ArgumentParser:
     apply = command("apply", "Run a full reconcile now (same guardrails as the Lambda).", _apply)
     _cluster_options(apply)
     apply.add_argument("--force", action="store_true", help="lift the deletion breaker (and only it)")
-    uninstall = command("uninstall", "Remove what the service owns in the clusters, and nothing else.", _uninstall)
+    removes = "Remove what the service owns in the clusters (its aws-auth backups too), and nothing else."
+    uninstall = command("uninstall", removes, lambda a: _reconcile(a, dry_run=a.dry_run, force=True, uninstall=True))
     _cluster_options(uninstall)
     uninstall.add_argument("--dry-run", action="store_true", help="list what would be removed; write nothing")
+    uninstall.add_argument("--keep-backups", action="store_true", help="keep the aws-auth backups (restore)")
     explain = command("explain", "Why can (or can't) a principal reach a namespace?", _explain)
     _cluster_options(explain)
     explain.add_argument("principal", help="an IAM ARN, an IAM user or role name, or a Kubernetes username")
-    migrate = command(
-        "migrate",
-        "Move the principals the service maps from aws-auth to EKS access entries (one cluster).",
-        _migrate,
-    )
+    moves = "Move the principals the service maps from aws-auth to EKS access entries (one cluster)."
+    migrate = command("migrate", moves, _migrate)
     _cluster_options(migrate)
     migrate.add_argument("--dry-run", action="store_true", help="show what would change; write nothing")
     backups = command("backups", "List the kept versions of aws-auth.", _backups)
@@ -310,19 +309,18 @@ def _reconcile(args: argparse.Namespace, dry_run: bool, force: bool, uninstall: 
     _, config = _load(args)
     if config is None:
         return EXIT_ERROR
-    from chalicelib.entry.commands.plan_apply import reconcile  # noqa: PLC0415
-    from chalicelib.entry.commands.uninstall import without_grants  # noqa: PLC0415
+    from chalicelib.entry.commands import plan_apply  # noqa: PLC0415
+    from chalicelib.entry.commands import uninstall as removal  # noqa: PLC0415
 
     progress("reading IAM (full snapshot) and the clusters")
-    result = reconcile(without_grants(config) if uninstall else config, _reach(args), dry_run=dry_run, force=force)
+    if uninstall:
+        result = removal.uninstall(config, _reach(args), dry_run, args.keep_backups)
+    else:
+        result = plan_apply.reconcile(config, _reach(args), dry_run=dry_run, force=force)
     _emit(args, result, args.output)
     if not result.ok:
         return EXIT_ERROR
     return EXIT_CHANGES if dry_run and result.changed else EXIT_OK
-
-
-def _uninstall(args: argparse.Namespace) -> int:
-    return _reconcile(args, dry_run=args.dry_run, force=True, uninstall=True)
 
 
 def _explain(args: argparse.Namespace) -> int:

@@ -103,11 +103,16 @@ def _manifest_json(result: Manifest) -> dict[str, Any]:
 
 
 def _reconciled_text(result: Reconciled) -> list[Chunk]:
-    return out(line for name, r in result.clusters for line in results.as_text(name, r, result.dry_run))
+    lines = [line for name, r in result.clusters for line in results.as_text(name, r, result.dry_run)]
+    for b in result.backups:  # uninstall's
+        lines += [f"cluster {b.cluster}: {'would remove' if result.dry_run else 'removed'} {n}" for n in b.names]
+        lines += [f"cluster {b.cluster}: FAILED to remove the backups: {b.error}"] if b.error else []
+    return out(lines)
 
 
 def _reconciled_json(result: Reconciled) -> dict[str, Any]:
-    return {name: results.as_json(r) for name, r in result.clusters}
+    removed = {b.cluster: {"backups": {"removed": list(b.names), "error": b.error}} for b in result.backups}
+    return {name: results.as_json(r) | removed.get(name, {}) for name, r in result.clusters}
 
 
 # --- explain ---------------------------------------------------------------------------------------

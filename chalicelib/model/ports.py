@@ -35,6 +35,7 @@ class ObservedConfigMap:
     annotations: dict[str, str]
     resource_version: str
     raw: Any = field(default=None, compare=False, repr=False)  # the adapter's object, to keep every other field
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,11 @@ class ConfigMapStore(Protocol):
     ) -> None:
         """Writes an object only this service writes (a backup slot), unconditionally; ``fresh`` says
         it most likely does not exist yet (one request instead of two then)."""
+        ...
+
+    def delete(self, observed: ObservedConfigMap) -> None:
+        """Deletes, conditional on observed.resource_version (else WriteConflict); gone already is done.
+        Only ``uninstall`` (the operator's CLI) deletes: the service's own RBAC grants no delete."""
         ...
 
 

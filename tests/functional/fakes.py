@@ -334,7 +334,7 @@ class FakeConfigMapStore(FakeConfigMaps, FakePort):
     """The unit tests' FakeConfigMaps (resourceVersions, 409 on a stale update, ``interfere``), with
     faults, call counts and a 404 for an update of an object that no longer exists."""
 
-    OPERATIONS: ClassVar[tuple[str, ...]] = ("read", "update", "create", "put")
+    OPERATIONS: ClassVar[tuple[str, ...]] = ("read", "update", "create", "put", "delete")
 
     def read(self, namespace: str, name: str) -> ObservedConfigMap | None:
         self._enter("read", f"{namespace}/{name}")
@@ -375,12 +375,21 @@ class FakeConfigMapStore(FakeConfigMaps, FakePort):
         self._enter("put", f"{namespace}/{name}")
         super().put(namespace, name, data, labels, fresh)
 
+    def delete(self, observed: ObservedConfigMap) -> None:
+        self._enter("delete", f"{observed.namespace}/{observed.name}")
+        super().delete(observed)
+
     # Not the port: what others do to the cluster, neither counted nor logged as the service's writes.
 
     def seed(
-        self, namespace: str, name: str, data: Mapping[str, str], annotations: Mapping[str, str] | None = None
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, str],
+        annotations: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> ObservedConfigMap:
-        return self._store(namespace, name, data, annotations or {})
+        return self._store(namespace, name, data, annotations or {}, labels)
 
     def get(self, namespace: str = AWS_AUTH_NAMESPACE, name: str = AWS_AUTH_NAME) -> ObservedConfigMap | None:
         return self.objects.get((namespace, name))
@@ -388,7 +397,7 @@ class FakeConfigMapStore(FakeConfigMaps, FakePort):
     def edit(self, data: Mapping[str, str], namespace: str = AWS_AUTH_NAMESPACE, name: str = AWS_AUTH_NAME) -> None:
         """Someone else (kubectl, eksctl) replaces data keys; the resourceVersion moves on."""
         current = self.objects[(namespace, name)]
-        self._store(namespace, name, {**current.data, **data}, current.annotations)
+        self._store(namespace, name, {**current.data, **data}, current.annotations, current.labels)
 
 
 @dataclass

@@ -295,6 +295,56 @@ def test_uninstall_dry_run_lists_exactly_what_the_service_owns_and_uninstall_rem
     assert run("plan")[0] == 2  # the configuration still wants them: a paused-free apply would map them again
 
 
+def test_uninstall_removes_the_backups_after_the_entries_and_only_the_labelled_ones(
+    run: Run, shell: FakeShell, alice: str
+) -> None:
+    store = shell.clusters["fn-east"].config_maps
+    assert run("apply")[0] == 0
+    run("apply")  # nothing to write: still the one backup of the first write
+    owned_slots = {name for (ns, name) in store.objects if name.startswith(BACKUP_NAME_PREFIX)}
+    assert owned_slots, "apply kept no backup to remove"
+    # Someone else's ConfigMaps in kube-system: one that merely looks like a backup slot (no label), one not.
+    store.seed("kube-system", backup_name(40), {"note": "not the service's"})
+    store.seed("kube-system", "coredns", {"Corefile": "."}, labels={"app.kubernetes.io/managed-by": "someone"})
+    foreign = {key: store.objects[key] for key in (("kube-system", backup_name(40)), ("kube-system", "coredns"))}
+
+    code, out, _ = run("uninstall", "--dry-run", "--cluster", "fn-east", "--output", "json")
+    assert code == 2 and set(json.loads(out)["fn-east"]["backups"]["removed"]) == owned_slots
+    code, out, _ = run("uninstall", "--dry-run", "--cluster", "fn-east")
+    assert {line.split()[-1] for line in out.splitlines() if "would remove" in line} == owned_slots
+    assert {name for (_, name) in store.objects} >= owned_slots  # a dry run deletes nothing
+
+    code, out, _ = run("uninstall", "--cluster", "fn-east")
+    assert code == 0, out
+    left = {name for (_, name) in store.objects}
+    # Every slot the service wrote is gone, the one uninstall's own aws-auth write just took included.
+    assert not {n for n in left if n.startswith(BACKUP_NAME_PREFIX)} - {backup_name(40)}
+    assert {key: store.objects[key] for key in foreign} == foreign
+    assert alice not in mapped(shell, "fn-east") and AWS_AUTH_NAME in left
+    deletes = [w for w in store.writes if w.startswith("delete")]
+    assert store.writes.index(deletes[0]) > max(i for i, w in enumerate(store.writes) if w == f"update {AWS_AUTH_NAME}")
+    assert run("uninstall", "--dry-run", "--cluster", "fn-east")[0] == 0
+
+
+def test_uninstall_keep_backups_keeps_them_and_a_failed_removal_keeps_them_too(
+    run: Run, shell: FakeShell, alice: str
+) -> None:
+    east, west = shell.clusters["fn-east"].config_maps, shell.clusters["fn-west"].config_maps
+    assert run("apply")[0] == 0
+    assert run("uninstall", "--cluster", "fn-east", "--keep-backups")[0] == 0
+    assert alice not in mapped(shell, "fn-east") and not [w for w in east.writes if w.startswith("delete")]
+    assert any(name.startswith(BACKUP_NAME_PREFIX) for (_, name) in east.objects)
+    # aws-auth's write refused: its entries stay, so its backups must stay too.
+    west.fail("update", Forbidden("403 update configmaps aws-auth"), always=True)
+    code, _, _ = run("uninstall", "--cluster", "fn-west")
+    assert code == 1 and west.calls["delete"] == 0 and alice in mapped(shell, "fn-west")
+    # A delete that fails is reported, and the command fails.
+    west.faults.clear()
+    west.fail("delete", Forbidden("403 delete configmaps"), always=True)
+    code, out, _ = run("uninstall", "--cluster", "fn-west", "--output", "json")
+    assert code == 1 and "403 delete configmaps" in json.loads(out)["fn-west"]["backups"]["error"]
+
+
 def test_a_failure_is_printed_once_not_again_as_a_json_log_line(run: Run, shell, alice) -> None:
     shell.fail("cluster", "timeout", target="fn-west", always=True)
     code, out, err = run("plan")

@@ -1,4 +1,4 @@
-"""The operator CLI against the real environment: plan, apply, explain, backups, restore, validate."""
+"""The operator CLI against the real environment: plan, apply, explain, backups, restore, validate, uninstall."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 from kubernetes import client
 
 from chalicelib.engine.awsauth.parse import read_aws_auth
 from chalicelib.entry.cli import main
 from chalicelib.model.ownership import MANAGED_BY_SELECTOR
+from tests.conftest import CLUSTER_NAME as CLUSTER
 from tests.conftest import Environment
 from tests.harness.function import cluster_config
 from tests.harness.principals import credentials_env, iam_user
@@ -194,3 +196,69 @@ def test_an_html_page_where_aws_should_answer_is_one_line_not_a_traceback(
     assert "Traceback" not in out + err and "ResponseParserError" not in out + err
     assert "not an AWS API answer" in out + err
     assert (out + err).count("not an AWS API answer") == 1, out + err
+
+
+def test_uninstall_removes_exactly_what_the_service_owns_backups_included(
+    env: Environment, setup: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On the real apiserver: the function's own RBAC cannot delete a backup (uninstall is the
+    operator's); run as cluster admin it removes the owned entries, RoleBindings and every backup, and
+    someone else's ConfigMaps (one named like a backup slot), RoleBinding and aws-auth entry stay."""
+    core, rbac = client.CoreV1Api(env.admin()), client.RbacAuthorizationV1Api(env.admin())
+    name = developer()
+    assert run(capsys, "apply", "--config", setup["config"])[0] == 0
+    assert run(capsys, "apply", "--config", setup["config"], "--force")[0] == 0
+    look_alike, other = "eks-iam-sync-aws-auth-backup-49", f"someone-else-{uuid.uuid4().hex[:6]}"
+    for cm_name in (look_alike, other):
+        body = client.V1ConfigMap(metadata=client.V1ObjectMeta(name=cm_name), data={"keep": "me"})
+        core.create_namespaced_config_map("kube-system", body)
+    foreign_binding = client.V1RoleBinding(
+        metadata=client.V1ObjectMeta(name="someone-elses-binding"),
+        role_ref=client.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="view"),
+        subjects=[client.RbacV1Subject(api_group="rbac.authorization.k8s.io", kind="User", name="carol")],
+    )
+    rbac.create_namespaced_role_binding(PROJECTS[0], foreign_binding)
+    edited = aws_auth(env)
+    carol = "- userarn: arn:aws:iam::123456789012:user/carol\n  username: carol\n  groups: [ops]\n"
+    edited.data["mapUsers"] = edited.data.get("mapUsers", "") + carol  # kubectl edit: not in the ledger
+    core.replace_namespaced_config_map("aws-auth", "kube-system", edited)
+    try:
+        owned = {cm.metadata.name for cm in _labelled_config_maps(core)}
+        assert owned and look_alike not in owned and "aws-auth" not in owned
+        others = {
+            cm.metadata.name: cm.metadata.resource_version for cm in _config_maps(core) if cm.metadata.name not in owned
+        }
+        admin = ("--kubeconfig", setup["kubeconfig"], "--cluster", CLUSTER)
+
+        code, out, _ = run(capsys, "uninstall", "--config", setup["config"], *admin, "--dry-run", "--output", "json")
+        assert code == 2 and set(json.loads(out)[CLUSTER]["backups"]["removed"]) == owned
+
+        # As the function (its shipped RBAC): its entries go, its backups cannot (no delete on ConfigMaps).
+        code, out, _ = run(capsys, "uninstall", "--config", setup["config"], "--output", "json")
+        error = str(json.loads(out)[CLUSTER]["backups"]["error"])
+        assert code == 1 and "delete configmap kube-system/eks-iam-sync-aws-auth-backup-" in error and "403" in error
+        assert {cm.metadata.name for cm in _labelled_config_maps(core)} >= owned
+
+        code, out, _ = run(capsys, "uninstall", "--config", setup["config"], *admin)
+        assert code == 0, out
+        assert not _labelled_config_maps(core) and owned_bindings(env) == []
+        mapped = {e.get("userarn") for e in yaml.safe_load(aws_auth(env).data["mapUsers"]) or []}
+        assert "arn:aws:iam::123456789012:user/carol" in mapped and not any(name in str(a) for a in mapped)
+        after = {cm.metadata.name: cm.metadata.resource_version for cm in _config_maps(core)}
+        assert {n: rv for n, rv in after.items() if n != "aws-auth"} == {
+            n: rv for n, rv in others.items() if n != "aws-auth"
+        }
+        kept = rbac.read_namespaced_role_binding("someone-elses-binding", PROJECTS[0])
+        assert kept.subjects[0].name == "carol"
+    finally:
+        rbac.delete_namespaced_role_binding("someone-elses-binding", PROJECTS[0])
+        for cm_name in (look_alike, other):
+            core.delete_namespaced_config_map(cm_name, "kube-system")
+
+
+def _config_maps(core: client.CoreV1Api) -> list[client.V1ConfigMap]:
+    return list(core.list_namespaced_config_map("kube-system").items)
+
+
+def _labelled_config_maps(core: client.CoreV1Api) -> list[client.V1ConfigMap]:
+    return list(core.list_namespaced_config_map("kube-system", label_selector=MANAGED_BY_SELECTOR).items)

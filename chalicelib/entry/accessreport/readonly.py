@@ -75,6 +75,9 @@ class ReadOnlyConfigMaps:
     ) -> None:
         raise _refuse(f"write of ConfigMap {namespace}/{name}")
 
+    def delete(self, observed: ObservedConfigMap) -> None:
+        raise _refuse(f"delete of ConfigMap {observed.namespace}/{observed.name}")
+
 
 @dataclass
 class ReadOnlyBindings:

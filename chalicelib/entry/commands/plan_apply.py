@@ -13,17 +13,27 @@ from chalicelib.run.results import Result, changed, succeeded
 
 
 @dataclass(frozen=True)
+class RemovedBackups:
+    """``uninstall``'s last step in one cluster: the aws-auth backups it removed (a dry run: would remove)."""
+
+    cluster: str
+    names: tuple[str, ...]
+    error: str | None = None  # why the others were not removed
+
+
+@dataclass(frozen=True)
 class Reconciled:
     dry_run: bool
     clusters: tuple[tuple[str, Result], ...]  # (name, its report or why it failed), in configured order
+    backups: tuple[RemovedBackups, ...] = ()  # uninstall only: per cluster that had any
 
     @property
     def ok(self) -> bool:
-        return all(succeeded(r) for _, r in self.clusters)
+        return all(succeeded(r) for _, r in self.clusters) and not any(b.error for b in self.backups)
 
     @property
     def changed(self) -> bool:
-        return any(changed(r) for _, r in self.clusters)
+        return any(changed(r) for _, r in self.clusters) or any(b.names for b in self.backups)
 
 
 def reconcile(config: Config, reach: Reach, dry_run: bool, force: bool = False) -> Reconciled:

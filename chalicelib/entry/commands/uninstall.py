@@ -7,13 +7,26 @@ away and everything else is kept by the rules that protect it on every run: aws-
 outside the ledger, node and Fargate entries, untagged access entries (the service's own bootstrap entries among them),
 unlabelled RoleBindings, break-glass and the caller's own ARN. aws-auth is written through the
 normal writer: checked, with a backup first. The deletion breaker is lifted for this run only
-(removing everything is the point). ``paused`` is ignored. The backups themselves stay: they are
-the way back (``restore``); delete them by hand once sure.
+(removing everything is the point). ``paused`` is ignored.
+
+Then, in each cluster whose run succeeded (so aws-auth no longer holds the service's entries) and
+only there, the aws-auth backups go: the ConfigMaps of the backup slots' names (every slot a ring of
+the largest size could use) that carry the service's label, each deleted on the resourceVersion read.
+A dry run lists them. ``keep_backups`` keeps them (the way back: ``restore``). The deletes are the
+operator's: the service's own RBAC grants no delete on ConfigMaps.
 """
 
 from __future__ import annotations
 
-from chalicelib.config import Config, Identities, TagGrants
+from dataclasses import replace
+
+from chalicelib.config import MAX_BACKUP_COUNT, Config, Identities, TagGrants
+from chalicelib.entry.commands.common import Reach, connect, shell_for
+from chalicelib.entry.commands.plan_apply import Reconciled, RemovedBackups, reconcile
+from chalicelib.errors import SyncError
+from chalicelib.model.ownership import AWS_AUTH_NAMESPACE, MANAGED_BY_LABEL, MANAGED_BY_VALUE, backup_names
+from chalicelib.model.ports import ConfigMapStore
+from chalicelib.run.results import succeeded
 
 
 def without_grants(config: Config) -> Config:
@@ -28,3 +41,37 @@ def without_grants(config: Config) -> Config:
             "paused": False,
         }
     )
+
+
+def uninstall(config: Config, reach: Reach, dry_run: bool, keep_backups: bool = False) -> Reconciled:
+    """The owned identities and RoleBindings removed, then (unless ``keep_backups``) the backups of
+    every cluster whose removal succeeded."""
+    result = reconcile(without_grants(config), reach, dry_run=dry_run, force=True)
+    if keep_backups:
+        return result
+    done = {name for name, r in result.clusters if succeeded(r)}
+    reached = connect(config, reach, shell_for(reach))
+    removed = [
+        RemovedBackups(name, (), str(ports))
+        if isinstance(ports, SyncError)
+        else remove_backups(name, ports.config_maps, dry_run)
+        for name, ports in reached.items()
+        if name in done
+    ]
+    return replace(result, backups=tuple(r for r in removed if r.names or r.error))
+
+
+def remove_backups(cluster: str, store: ConfigMapStore, dry_run: bool) -> RemovedBackups:
+    """Deletes (a dry run: lists) every backup slot that exists and is labelled as the service's."""
+    removed: list[str] = []
+    try:
+        for name in backup_names(MAX_BACKUP_COUNT):
+            observed = store.read(AWS_AUTH_NAMESPACE, name)
+            if observed is None or observed.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
+                continue
+            if not dry_run:
+                store.delete(observed)
+            removed.append(name)
+    except SyncError as err:
+        return RemovedBackups(cluster, tuple(removed), str(err))
+    return RemovedBackups(cluster, tuple(removed))

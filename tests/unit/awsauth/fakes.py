@@ -18,10 +18,17 @@ class FakeConfigMaps:
     interfere: list[dict[str, str]] = field(default_factory=list)  # data a "foreign writer" sets before our next update
 
     def _store(
-        self, namespace: str, name: str, data: Mapping[str, str], annotations: Mapping[str, str]
+        self,
+        namespace: str,
+        name: str,
+        data: Mapping[str, str],
+        annotations: Mapping[str, str],
+        labels: Mapping[str, str] | None = None,
     ) -> ObservedConfigMap:
         self.version += 1
-        observed = ObservedConfigMap(name, namespace, dict(data), dict(annotations), str(self.version), raw=None)
+        observed = ObservedConfigMap(
+            name, namespace, dict(data), dict(annotations), str(self.version), raw=None, labels=dict(labels or {})
+        )
         self.objects[(namespace, name)] = observed
         return observed
 
@@ -39,13 +46,13 @@ class FakeConfigMaps:
         key = (observed.namespace, observed.name)
         if self.interfere:
             current = self.objects[key]
-            self._store(*key, {**current.data, **self.interfere.pop(0)}, current.annotations)
+            self._store(*key, {**current.data, **self.interfere.pop(0)}, current.annotations, current.labels)
         if self.objects[key].resource_version != observed.resource_version:
             raise WriteConflict("conflict")
         if dry_run:
             return self.objects[key]
         self.writes.append(f"update {observed.name}")
-        return self._store(*key, data, {**self.objects[key].annotations, **annotations})
+        return self._store(*key, data, {**self.objects[key].annotations, **annotations}, self.objects[key].labels)
 
     def create(
         self,
@@ -58,7 +65,7 @@ class FakeConfigMaps:
         if (namespace, name) in self.objects:
             raise WriteConflict("already exists")
         self.writes.append(f"create {name}")
-        return self._store(namespace, name, data, annotations or {})
+        return self._store(namespace, name, data, annotations or {}, labels)
 
     def put(
         self,
@@ -69,4 +76,13 @@ class FakeConfigMaps:
         fresh: bool = False,
     ) -> None:
         self.writes.append(f"put {name}")
-        self._store(namespace, name, data, {})
+        self._store(namespace, name, data, {}, labels)
+
+    def delete(self, observed: ObservedConfigMap) -> None:
+        key = (observed.namespace, observed.name)
+        if key not in self.objects:
+            return
+        if self.objects[key].resource_version != observed.resource_version:
+            raise WriteConflict("conflict")
+        self.writes.append(f"delete {observed.name}")
+        del self.objects[key]
