@@ -80,7 +80,7 @@ def _periods(alarm: Mapping[str, Any], metrics: list[Any], problems: list[str]) 
         problems.append(f"metric ids must be unique and start with a lower-case letter: {ids}")
     if metrics and sum(1 for m in metrics if m.get("ReturnData", True) is not False) != 1:
         problems.append("exactly one entry of Metrics must return data")
-    queries = [m for m in metrics if str(m.get("Expression", "")).lstrip().upper().startswith("SELECT")]
+    queries = [m for m in metrics if _expression(m).lstrip().upper().startswith("SELECT")]
     if len(queries) > 1:
         problems.append(f"{len(queries)} Metrics Insights queries: CloudWatch takes one per alarm")
     elif queries and len(metrics) > 1:
@@ -96,6 +96,12 @@ def _periods(alarm: Mapping[str, Any], metrics: list[Any], problems: list[str]) 
         if not isinstance(period, int) or not (period in (10, 20, 30) or (period > 0 and period % 60 == 0)):
             problems.append(f"Period {period!r} is not 10, 20, 30 or a multiple of 60")
     return [p for p in periods if isinstance(p, int)], bool(queries)
+
+
+def _expression(entry: Mapping[str, Any]) -> str:
+    """A metric entry's expression, as written or inside a ``Fn::Sub``."""
+    expression = entry.get("Expression", "")
+    return str(expression.get("Fn::Sub", "")) if isinstance(expression, Mapping) else str(expression)
 
 
 def _range_problems(period: int, evaluations: int, insights: bool) -> list[str]:
@@ -115,3 +121,65 @@ def _number(value: Any, parameters: Mapping[str, Any]) -> int | None:
         return int(value) if value is not None else None
     except (TypeError, ValueError):
         return None
+
+
+# --- isolation: every query of the service's own metrics is this install's ---------------------------------
+# Every EMF metric carries the ``instance`` dimension (chalicelib/adapters/observability.py); an alarm or a
+# dashboard widget that does not filter on it would count every install in the account and region.
+SERVICE_NAMESPACE = "EksIamSync"
+INSTANCE_FILTER = "instance = '${Instance}'"
+SEARCH_FILTER = 'instance="${Instance}"'
+
+
+def instance_problems(template: Mapping[str, Any]) -> list[str]:
+    """Every alarm or dashboard query of the service's namespace that is not filtered by the instance."""
+    problems: list[str] = []
+    for name, alarm in alarms(template).items():
+        problems += [f"{name}: {why}" for why in _alarm_instance_problems(alarm)]
+    for name, resource in template.get("Resources", {}).items():
+        if resource.get("Type") == "AWS::CloudWatch::Dashboard":
+            body = resource.get("Properties", {}).get("DashboardBody", {})
+            text = body.get("Fn::Sub", "") if isinstance(body, Mapping) else ""
+            problems += [f"{name}: {why}" for why in _dashboard_instance_problems(text)]
+    return problems
+
+
+def _alarm_instance_problems(alarm: Mapping[str, Any]) -> list[str]:
+    problems = []
+    if alarm.get("Namespace") == SERVICE_NAMESPACE and {"Name": "instance", "Value": {"Ref": "Instance"}} not in (
+        alarm.get("Dimensions") or []
+    ):
+        problems.append("its metric has no instance dimension of {Ref: Instance}")
+    for entry in alarm.get("Metrics") or []:
+        metric = entry.get("MetricStat", {}).get("Metric", {})
+        if metric.get("Namespace") == SERVICE_NAMESPACE and {"Name": "instance", "Value": {"Ref": "Instance"}} not in (
+            metric.get("Dimensions") or []
+        ):
+            problems.append(f"{entry.get('Id')}: its metric has no instance dimension of {{Ref: Instance}}")
+        text = _expression(entry)
+        if SERVICE_NAMESPACE in text and not _insights_filtered(text):
+            problems.append(f"{entry.get('Id')}: the query is not filtered by the instance: {text}")
+    return problems
+
+
+def _insights_filtered(query: str) -> bool:
+    """``... FROM SCHEMA(EksIamSync, ..., instance, ...) WHERE instance = '${Instance}' [AND ...]``."""
+    schema = re.search(r"SCHEMA\(\s*EksIamSync\s*,([^)]*)\)", query)
+    where = re.search(r"\bWHERE\s+(.*)", query)
+    if not schema or not where or "instance" not in [d.strip() for d in schema.group(1).split(",")]:
+        return False
+    conditions = re.split(r"\s+AND\s+", where.group(1).strip())
+    return INSTANCE_FILTER in conditions and not re.search(r"\bOR\b", where.group(1))
+
+
+def _dashboard_instance_problems(body: str) -> list[str]:
+    problems = []
+    for search in re.findall(r"SEARCH\('((?:[^'\\]|\\.)*)'", body):
+        if SERVICE_NAMESPACE not in search:
+            continue
+        schema = re.match(r"\s*\{([^}]*)\}", search)
+        if not schema or "instance" not in schema.group(1).split(","):
+            problems.append(f"a search without instance in its schema: {search}")
+        elif SEARCH_FILTER not in search.replace('\\"', '"'):
+            problems.append(f"a search not filtered by the instance: {search}")
+    return problems

@@ -2,9 +2,10 @@
 deployable artefacts, in ``dist/<stage>/``, from any host (tools/lambda_target.py: the target, not the host).
 
 - ``template.yaml``: what ``chalice package`` makes with infra/cloudformation/chalice-merge.yaml merged in,
-  the ``Stage`` parameter pinned to the packaged stage, the runtime and the architecture pinned to the
-  target's, the schedule's alarms (``SCHEDULE_ALARMS``) given the schedule's period, YAML aliases
-  flattened (CloudFormation rejects them), cfn-lint clean. ``CodeUri`` is ``./deployment.zip``.
+  the ``Stage`` parameter pinned to the packaged stage (the ``Instance`` parameter's default too), the runtime
+  and the architecture pinned to the target's, the schedule's alarms (``SCHEDULE_ALARMS``) given the
+  schedule's period, YAML aliases flattened (CloudFormation rejects them), cfn-lint clean. ``CodeUri`` is
+  ``./deployment.zip``.
 - ``deployment.zip``: the app (Chalice's zip, packaged without dependencies) and requirements.txt as pip
   resolves it for the target (manylinux wheels of the runtime's CPython and the architecture), without
   what the Lambda never imports or reads (``DROPPED``: the CLI, report and deploy code, the report's
@@ -237,6 +238,10 @@ def finish_template(template: dict[str, Any], stage: str, target: Target | None 
         "AllowedValues": [stage],
         "Description": "The Chalice stage this template was packaged for (names the roles and log groups).",
     }
+    # The instance defaults to the stage (a stack parameter: a second install of the stage, in this region
+    # or on the same clusters, is given its own name).
+    if "Instance" in template["Parameters"]:
+        template["Parameters"]["Instance"] = {**template["Parameters"]["Instance"], "Default": stage}
     for logical in FUNCTIONS:
         template["Resources"][logical]["Properties"]["Runtime"] = target.runtime
         template["Resources"][logical]["Properties"]["Architectures"] = [target.architecture]
@@ -376,7 +381,7 @@ def lambda_env(template: Mapping[str, Any], tree: Path, logical: str = "OnIamEve
     variables = properties.get("Environment", {}).get("Variables", {})
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        **{k: str(v) for k, v in variables.items()},
+        **{k: _resolved(v, template.get("Parameters", {})) for k, v in variables.items()},
         "LAMBDA_TASK_ROOT": str(tree),
         "AWS_LAMBDA_FUNCTION_NAME": f"eks-iam-sync-{FUNCTIONS[logical]}",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(properties.get("MemorySize", 512)),
@@ -385,6 +390,14 @@ def lambda_env(template: Mapping[str, Any], tree: Path, logical: str = "OnIamEve
         "AWS_DEFAULT_REGION": "us-east-2",
         "_HANDLER": str(properties.get("Handler", "")),
     }
+
+
+def _resolved(value: Any, parameters: Mapping[str, Any]) -> str:
+    """A variable as the stack would set it when it is a parameter's default (the instance); other
+    references as written (nothing the smoke test's ignored event reads)."""
+    if isinstance(value, Mapping) and set(value) == {"Ref"} and "Default" in parameters.get(value["Ref"], {}):
+        return str(parameters[value["Ref"]]["Default"])
+    return str(value)
 
 
 def lambda_python(tree: Path, python: str | None = None) -> list[str]:

@@ -13,6 +13,8 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from chalicelib.config.settings import instance
+
 SERVICE = "eks-iam-sync"
 METRICS_NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "EksIamSync")
 
@@ -89,7 +91,9 @@ class LogObserver:
 
     @contextmanager
     def _metric(self, name: str, value: float, unit: MetricUnit) -> Iterator[Any]:
-        dimensions = {"service": SERVICE, **({"cluster": self.cluster} if self.cluster else {})}
+        # Every metric carries the install it came from: two installs in one account and region (dev and
+        # prod, two teams) never trip each other's alarms, which filter on it.
+        dimensions = {"service": SERVICE, "instance": instance(), **({"cluster": self.cluster} if self.cluster else {})}
         with single_metric(
             name=name, unit=unit, value=value, namespace=METRICS_NAMESPACE, default_dimensions=dimensions
         ) as metric:

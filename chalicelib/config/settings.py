@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,3 +109,23 @@ def work_queue_url() -> str | None:
     """The per-cluster work queue (the template sets it): when set, the event and schedule functions
     hand one work item per cluster to the workers instead of reconciling themselves."""
     return os.environ.get(WORK_QUEUE_VARIABLE) or None
+
+
+INSTANCE_VARIABLE = "EKS_IAM_SYNC_INSTANCE"
+DEFAULT_INSTANCE = "default"
+# One install of the service: a metric dimension, part of the stack's resource names and the marker on
+# every object it owns in a cluster. A DNS label of at most 20 characters: it goes into label values,
+# IAM role names (with the region: 64 characters in all) and queue names.
+INSTANCE_PATTERN = r"[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?"
+
+
+def instance() -> str:
+    """This install's name: $EKS_IAM_SYNC_INSTANCE, which the stack sets from its ``Instance``
+    parameter (the packaged stage unless given); ``default`` where nothing sets it (the CLI, local runs)."""
+    value = os.environ.get(INSTANCE_VARIABLE, "") or DEFAULT_INSTANCE
+    if not re.fullmatch(INSTANCE_PATTERN, value):
+        raise ValueError(
+            f"{INSTANCE_VARIABLE} must be 1-20 lower-case letters, digits and '-', starting and ending with a "
+            f"letter or digit (a DNS label), not {value!r}"
+        )
+    return value

@@ -14,7 +14,7 @@ from typing import Any
 
 from chalicelib.adapters.observability import logger
 from chalicelib.config import Config, ConfigError, load_config, parse_config
-from chalicelib.config.settings import config_source, is_remote, work_queue_url
+from chalicelib.config.settings import config_source, instance, is_remote, work_queue_url
 from chalicelib.engine.events import Ignored, Trigger, read_event
 from chalicelib.engine.workitems import (
     BadWorkItem,
@@ -37,6 +37,7 @@ def current_config(runtime: Runtime | None = None) -> Config:
     when its short cache lapses. A document that is invalid (or unreadable) is logged, counted
     (ConfigInvalid) and refused: the last good one keeps serving; with none, the run raises (events
     wait in retries and the DLQ rather than being dropped)."""
+    instance()  # a bad instance name fails the invocation before anything is read or written
     source = config_source()
     if source in _config and not is_remote(source):
         return _config[source]

@@ -16,7 +16,7 @@ import pytest
 
 from chalicelib.engine.events import EVENT_PATTERN
 from chalicelib.model.ownership import SERVICE_GROUP
-from tests.alarm_rules import alarm_problems, alarms
+from tests.alarm_rules import alarm_problems, alarms, instance_problems
 from tests.cfn import load
 from tests.harness.principals import assumed
 from tests.integration.test_package import packaged_dev, packaged_in_a_vpc
@@ -199,7 +199,10 @@ def test_the_dashboard_shows_every_metric_the_service_emits(packaged: Path) -> N
         "AccessEntriesUsage",
     } <= emitted
     assert emitted == shown, f"add to the Dashboard in chalice-merge.yaml: {sorted(emitted - shown)}"
-    assert all(e.startswith("SEARCH('{EksIamSync,") and "service}" in e for e in expressions)
+    schemas = [e.split("}")[0].split(",") for e in expressions]
+    assert all(e.startswith("SEARCH('{EksIamSync,") for e in expressions)
+    assert all({"service", "instance"} <= set(schema) for schema in schemas)  # this install's, filtered below
+    assert instance_problems(template) == []
     titles = " ".join(w["properties"].get("title", "") for w in widgets).lower()
     for topic in ("events", "failures", "changes", "refusals", "duration", "size"):
         assert topic in titles
@@ -351,7 +354,22 @@ def test_every_alarm_of_the_packaged_template_keeps_cloudwatch_s_rules_and_notif
         assert resources[name]["Properties"]["Period"] == 900
     heartbeat = resources["FullRunHeartbeatAlarm"]["Properties"]
     assert (heartbeat["MetricName"], heartbeat["TreatMissingData"]) == ("FullRunsSucceeded", "breaching")
-    assert heartbeat["Dimensions"] == [{"Name": "service", "Value": "eks-iam-sync"}]  # what the runner emits
+    # what the runner emits, of this install only
+    assert heartbeat["Dimensions"] == [
+        {"Name": "instance", "Value": {"Ref": "Instance"}},
+        {"Name": "service", "Value": "eks-iam-sync"},
+    ]
+    assert instance_problems(template) == []
+    assert template["Parameters"]["Instance"]["Default"] == "dev"  # the packaged stage
+    for function in package_functions():
+        environment = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert environment["EKS_IAM_SYNC_INSTANCE"] == {"Ref": "Instance"}, function
+
+
+def package_functions() -> list[str]:
+    from tools import package  # noqa: PLC0415
+
+    return list(package.FUNCTIONS)
 
 
 def test_the_schedule_s_alarms_follow_the_packaged_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -388,7 +406,7 @@ def test_the_stack_creates_the_alarm_topic_and_subscribes_the_address(packaged: 
     }
 
     cloudformation = stack_account().client("cloudformation", region_name="us-east-2")
-    cloudformation.delete_stack(StackName="eks-iam-sync-dev-alarms")  # the roles' names are the stage's
+    cloudformation.delete_stack(StackName="eks-iam-sync-dev-alarms")  # the roles' names are the instance's
     given = sns.create_topic(Name="platform-pager")["TopicArn"]
     stack = deploy(packaged / "template.yaml", "eks-iam-sync-dev-given-topic", AlarmTopicArn=given)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
@@ -460,3 +478,49 @@ def test_the_cross_account_roles_deploy_with_a_path(aws_endpoint: str) -> None:
     stack = deploy(TEMPLATES / "identity-account-reader.yaml", "eks-iam-sync-iam-reader", ServiceRoleArns=functions)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     assert outputs["RoleArn"].endswith(":role/eks-iam-sync-iam-reader")
+
+
+# --- isolation: the same stage in two regions, two instances in one account -----------------------------------
+
+
+def stack_names(stack: dict[str, Any], region: str) -> dict[str, str]:
+    """What a stack created under an account-global or regional name: roles, queues, dashboard."""
+    account = stack_account(region)
+    resources = account.client("cloudformation", region_name=region).describe_stack_resources(
+        StackName=stack["StackId"]
+    )["StackResources"]
+    # moto lists what it does not model (alarms, functions) without ids
+    return {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources if "LogicalResourceId" in r}
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse")
+def test_the_same_stage_deploys_in_two_regions_and_two_instances_in_one(packaged: Path, aws_endpoint: str) -> None:
+    template = packaged / "template.yaml"
+    ohio = deploy(template, "eks-iam-sync-dev-isolation", region="us-east-2")
+    # the same stage, the same (default) instance, another region: IAM role names are account-global
+    oregon = deploy(template, "eks-iam-sync-dev-isolation", region="us-west-2")
+    # a second instance of the stage beside the first: every regional name differs too
+    team = deploy(template, "eks-iam-sync-dev-team-b", region="us-east-2", Instance="team-b")
+    named = {
+        "ohio": stack_names(ohio, "us-east-2"),
+        "oregon": stack_names(oregon, "us-west-2"),
+        "team": stack_names(team, "us-east-2"),
+    }
+    roles = {where: names["ReconcileAllRole"] for where, names in named.items()}
+    assert roles == {
+        "ohio": "eks-iam-sync-dev-us-east-2-reconcile-all",
+        "oregon": "eks-iam-sync-dev-us-west-2-reconcile-all",
+        "team": "eks-iam-sync-team-b-us-east-2-reconcile-all",
+    }
+    dashboards = {where: names["Dashboard"] for where, names in named.items()}
+    assert dashboards == {
+        "ohio": "eks-iam-sync-dev-us-east-2",
+        "oregon": "eks-iam-sync-dev-us-west-2",
+        "team": "eks-iam-sync-team-b-us-east-2",
+    }
+    for logical in ("EventQueue", "WorkQueue", "EventsDeadLetterQueue", "WorkQueueDeadLetters"):
+        assert named["ohio"][logical] != named["team"][logical], logical
+        assert "team-b" in named["team"][logical] and "-dev-" in named["ohio"][logical]
+    assert len({n["OnIamEventRole"] for n in named.values()}) == 3
+    for region, stack in (("us-east-2", ohio), ("us-west-2", oregon), ("us-east-2", team)):
+        stack_account(region).client("cloudformation", region_name=region).delete_stack(StackName=stack["StackId"])

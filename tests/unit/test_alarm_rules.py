@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.alarm_rules import alarm_problems, alarms
+from chalicelib.config.settings import INSTANCE_PATTERN
+from tests.alarm_rules import alarm_problems, alarms, instance_problems
 from tests.cfn import load
 
 TEMPLATES = Path(__file__).parents[2] / "infra" / "cloudformation"
@@ -111,3 +112,64 @@ def test_the_service_s_alarms_split_identity_limits_and_watch_the_heartbeats() -
     # errors a retry repairs do not page
     for name in ("OnIamEventErrorsAlarm", "OnIamEventsErrorsAlarm", "TransientFailuresAlarm"):
         assert found[name]["DatapointsToAlarm"] >= 2
+
+
+def test_a_metrics_insights_query_in_a_sub_is_still_one_query_per_alarm() -> None:
+    sub = {"Fn::Sub": "SELECT SUM(X) FROM SCHEMA(EksIamSync, instance) WHERE instance = '${Instance}'"}
+    metrics = [{"Id": "a", "Expression": sub, "Period": 300, "ReturnData": False}, {"Id": "b", "Expression": sub}]
+    assert "A: 2 Metrics Insights queries: CloudWatch takes one per alarm" in alarm_problems(template(Metrics=metrics))
+    assert "A: evaluates 14400 s (300 s x 48): the limit is 10800 s" in alarm_problems(
+        template(Metrics=[{"Id": "q", "Expression": sub, "Period": 300}], EvaluationPeriods=48)
+    )
+
+
+FILTERED = "SELECT SUM(X) FROM SCHEMA(EksIamSync, cluster, instance, service) WHERE instance = '${Instance}'"
+
+
+@pytest.mark.parametrize(
+    ("query", "filtered"),
+    [
+        (FILTERED, True),
+        (FILTERED + " AND kind != 'transient'", True),
+        (
+            "SELECT SUM(X) FROM SCHEMA(EksIamSync, cluster, instance) WHERE kind = 'a' AND instance = '${Instance}'",
+            True,
+        ),
+        ("SELECT SUM(X) FROM SCHEMA(EksIamSync, cluster, service)", False),  # every install's
+        (
+            "SELECT SUM(X) FROM SCHEMA(EksIamSync, cluster, service) WHERE instance = '${Instance}'",
+            False,
+        ),  # no such set
+        ("SELECT SUM(X) FROM SCHEMA(EksIamSync, cluster, instance) WHERE instance = 'dev'", False),  # hard-coded
+        (FILTERED + " OR kind = 'transient'", False),
+    ],
+)
+def test_every_query_of_the_service_s_metrics_filters_on_the_instance(query: str, filtered: bool) -> None:
+    found = instance_problems(template(Metrics=[{"Id": "q", "Expression": {"Fn::Sub": query}, "Period": 300}]))
+    assert (found == []) is filtered, found
+
+
+def test_a_single_metric_alarm_and_the_dashboard_name_the_instance() -> None:
+    single = {"Metrics": None, "Namespace": "EksIamSync", "MetricName": "M", "Statistic": "Sum", "Period": 300}
+    unfiltered = template(**single, Dimensions=[{"Name": "service", "Value": "eks-iam-sync"}])
+    assert instance_problems(unfiltered) == ["A: its metric has no instance dimension of {Ref: Instance}"]
+    filtered = template(**single, Dimensions=[{"Name": "instance", "Value": {"Ref": "Instance"}}])
+    assert instance_problems(filtered) == []
+    lambdas = template(**{**single, "Namespace": "AWS/Lambda"})  # per function: the stack's own already
+    assert instance_problems(lambdas) == []
+    body = (
+        """{"expression": "SEARCH('{EksIamSync,cluster,instance,service} MetricName=\\"A\\" instance=\\"${Instance}\\"', 'Sum', 300)"},"""
+        """{"expression": "SEARCH('{EksIamSync,cluster,service} MetricName=\\"B\\"', 'Sum', 300)"}"""
+    )
+    dashboard = {
+        "Resources": {"D": {"Type": "AWS::CloudWatch::Dashboard", "Properties": {"DashboardBody": {"Fn::Sub": body}}}}
+    }
+    [problem] = instance_problems(dashboard)
+    assert problem.startswith("D: a search without instance in its schema:") and "B" in problem
+
+
+def test_the_service_s_template_filters_every_alarm_and_widget_on_its_instance() -> None:
+    loaded = load(TEMPLATES / "chalice-merge.yaml")
+    assert instance_problems(loaded) == []
+    # the stack refuses what the functions would refuse
+    assert loaded["Parameters"]["Instance"]["AllowedPattern"] == f"^{INSTANCE_PATTERN}$"
