@@ -1,32 +1,25 @@
 """The BindingStore and ClusterRoleReader ports with the kubernetes client. Only labelled bindings
-are listed, so nothing unlabelled is ever read for changing, let alone changed."""
+are listed, so nothing unlabelled is ever read for changing, let alone changed. A binding without a
+namespace is a ClusterRoleBinding: ``clusterrolebindings`` reads and writes those."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
 
 from kubernetes import client
 
+from chalicelib.adapters.clusterrolebindings import RBAC_GROUP, ClusterRoleBindings, metadata, observed
 from chalicelib.adapters.kube import call
-from chalicelib.model.bindings import DesiredBinding, binding_labels
-from chalicelib.model.ownership import (
-    EVENT_ID_ANNOTATION,
-    GROUP_LABEL,
-    MANAGED_BY_SELECTOR,
-    PRINCIPAL_ANNOTATION,
-    PRINCIPAL_LABEL,
-    SOURCE_ANNOTATION,
-)
+from chalicelib.model.bindings import DesiredBinding
+from chalicelib.model.ownership import GROUP_LABEL, MANAGED_BY_SELECTOR, PRINCIPAL_LABEL
 from chalicelib.model.ports import ObservedBinding
-
-RBAC_GROUP = "rbac.authorization.k8s.io"
 
 
 class RoleBindings:
     def __init__(self, api: client.ApiClient) -> None:
         self._rbac = client.RbacAuthorizationV1Api(api)
         self._core = client.CoreV1Api(api)
+        self._cluster = ClusterRoleBindings(api)
 
     def list_owned(self, principals: Collection[str] | None = None) -> list[ObservedBinding]:
         selector = MANAGED_BY_SELECTOR
@@ -38,7 +31,7 @@ class RoleBindings:
             "list owned rolebindings",
             lambda: self._rbac.list_role_binding_for_all_namespaces(label_selector=selector),
         )
-        return [_observed(item) for item in found.items]
+        return [observed(item) for item in found.items]
 
     def list_owned_of_groups(self, groups: Collection[str]) -> list[ObservedBinding]:
         if not groups:
@@ -48,7 +41,10 @@ class RoleBindings:
             "list owned rolebindings of groups",
             lambda: self._rbac.list_role_binding_for_all_namespaces(label_selector=selector),
         )
-        return [_observed(item) for item in found.items]
+        return [observed(item) for item in found.items]
+
+    def list_owned_cluster(self, principals: Collection[str] | None = None) -> list[ObservedBinding]:
+        return self._cluster.list_owned(principals)
 
     def namespaces(self, selector: str | None = None) -> dict[str, dict[str, str]]:
         filters = {"label_selector": selector} if selector else {}
@@ -56,12 +52,18 @@ class RoleBindings:
         return {ns.metadata.name: dict(ns.metadata.labels or {}) for ns in found.items}
 
     def create(self, binding: DesiredBinding) -> None:
+        if binding.cluster_wide:
+            self._cluster.create(binding)
+            return
         call(
             f"create rolebinding {binding.namespace}/{binding.name}",
             lambda: self._rbac.create_namespaced_role_binding(binding.namespace, _body(binding)),
         )
 
     def update(self, binding: DesiredBinding, current: ObservedBinding) -> None:
+        if binding.cluster_wide:
+            self._cluster.update(binding, current)
+            return
         body = _body(binding)
         body.metadata.resource_version = current.resource_version
         call(
@@ -70,6 +72,9 @@ class RoleBindings:
         )
 
     def delete(self, current: ObservedBinding) -> None:
+        if not current.namespace:
+            self._cluster.delete(current)
+            return
         precondition = client.V1Preconditions(resource_version=current.resource_version)
         options = client.V1DeleteOptions(preconditions=precondition)
         call(
@@ -79,36 +84,10 @@ class RoleBindings:
 
 
 def _body(binding: DesiredBinding) -> client.V1RoleBinding:
-    annotations = {SOURCE_ANNOTATION: binding.source}
-    if binding.principal:
-        annotations[PRINCIPAL_ANNOTATION] = binding.principal
-    if binding.event_id:
-        annotations[EVENT_ID_ANNOTATION] = binding.event_id
     return client.V1RoleBinding(
-        metadata=client.V1ObjectMeta(
-            name=binding.name,
-            namespace=binding.namespace,
-            labels=binding_labels(binding),
-            annotations=annotations,
-        ),
+        metadata=metadata(binding),
         role_ref=client.V1RoleRef(api_group=RBAC_GROUP, kind="ClusterRole", name=binding.cluster_role),
         subjects=[client.RbacV1Subject(api_group=RBAC_GROUP, kind=binding.subject_kind, name=binding.subject_name)],
-    )
-
-
-def _observed(item: Any) -> ObservedBinding:
-    annotations = item.metadata.annotations or {}
-    role_ref = item.role_ref
-    return ObservedBinding(
-        namespace=item.metadata.namespace,
-        name=item.metadata.name,
-        cluster_role=role_ref.name if role_ref.kind == "ClusterRole" else f"{role_ref.kind}/{role_ref.name}",
-        subjects=tuple((s.kind, s.name) for s in item.subjects or []),
-        source=annotations.get(SOURCE_ANNOTATION, ""),
-        principal=annotations.get(PRINCIPAL_ANNOTATION),
-        resource_version=str(item.metadata.resource_version),
-        principal_label=(item.metadata.labels or {}).get(PRINCIPAL_LABEL),
-        group_label=(item.metadata.labels or {}).get(GROUP_LABEL),
     )
 
 

@@ -15,7 +15,7 @@ from chalicelib.config.accesspolicies import (
     policy_name,
     wildcard_matches,
 )
-from chalicelib.config.document import Config, grantable_cluster_roles
+from chalicelib.config.document import Config, cluster_wide_equivalents, grantable_cluster_roles
 from chalicelib.config.identitycenter import (
     GroupGrant,
     IdentityCenter,
@@ -122,6 +122,7 @@ __all__ = [
     "TagGrants",
     "TagProfile",
     "Username",
+    "cluster_wide_equivalents",
     "generated_username",
     "grantable_cluster_roles",
     "grants_everything",

@@ -108,5 +108,15 @@ def grantable_cluster_roles(config: Config) -> list[str]:
     return sorted(roles)
 
 
+def cluster_wide_equivalents(config: Config) -> list[str]:
+    """The ClusterRoles an aws-auth cluster binds cluster-wide (ClusterRoleBindings): the RBAC
+    equivalents of the access policies a rule grants at cluster scope (a tag profile's scope is always
+    its namespace). Empty when no cluster may use aws-auth."""
+    if all(c.backend == "accessEntries" for c in config.clusters):
+        return []
+    rules = config.access_policy_rules()
+    return sorted({RBAC_EQUIVALENTS[r.name] for _, r in rules if r.cluster_scope and r.name in RBAC_EQUIVALENTS})
+
+
 def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")

@@ -6,6 +6,8 @@ access is by name too (aws-auth and the backup ring), and only when a cluster ma
 configuration whose every cluster says ``backend: accessEntries`` gets no ConfigMap rights at all
 (in API_AND_CONFIG_MAP, write on aws-auth would be a path to system:masters around every IAM fence).
 RoleBinding writes are limited to the granted namespaces when the configuration lists them all.
+ClusterRoleBindings (list, create, update, delete) only when a rule grants an access policy at
+cluster scope and a cluster may use aws-auth (its RBAC equivalent is bound cluster-wide there).
 No wildcard in the service's own rules, no system:masters. The manifest also ships
 ``eks-iam-sync-admin-view``, the read-all ClusterRole that stands for AmazonEKSAdminViewPolicy on
 aws-auth clusters (bound to nobody by the manifest).
@@ -17,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from chalicelib.config import ADMIN_VIEW_CLUSTER_ROLE, Config, grantable_cluster_roles
+from chalicelib.config import ADMIN_VIEW_CLUSTER_ROLE, Config, cluster_wide_equivalents, grantable_cluster_roles
 from chalicelib.model.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE, SERVICE_GROUP, backup_names
 
 RBAC = "rbac.authorization.k8s.io/v1"
@@ -69,6 +71,17 @@ def manifest_documents(config: Config) -> list[dict[str, Any]]:
             "verbs": ["list", *(write if namespaces is None else [])],
         },
     ]
+    if cluster_wide_equivalents(config):
+        # An access policy at cluster scope on an aws-auth cluster: a ClusterRoleBinding of its RBAC
+        # equivalent, listed by label like the RoleBindings. Escalation prevention still holds: only the
+        # ClusterRoles named under `bind` below can be bound, whatever the binding's kind.
+        cluster_rules.append(
+            {
+                "apiGroups": ["rbac.authorization.k8s.io"],
+                "resources": ["clusterrolebindings"],
+                "verbs": ["list", *write],
+            }
+        )
     grantable = grantable_cluster_roles(config)
     if grantable:
         cluster_rules.append(

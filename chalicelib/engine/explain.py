@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from chalicelib.config import Config, session_username
 from chalicelib.engine.desired import DesiredState, Refusal, configured_source
-from chalicelib.model import arns
+from chalicelib.model import arns, sources
 from chalicelib.model.bindings import DesiredBinding
 from chalicelib.model.identities import OwnedEntry, PolicyGrant
 
@@ -19,6 +19,18 @@ class Grant:
     binding: DesiredBinding
     via: str  # "group rbac-x (namespaceGrants[0])" or "tag eks-access/ns=p"
     can: tuple[str, ...] = ()  # "pods: get, list, watch"
+
+    def describe(self) -> str:
+        """Where and why; a ClusterRoleBinding (an access policy at cluster scope on an aws-auth cluster)
+        link by link: rule -> policy -> ClusterRoleBinding -> ClusterRole."""
+        b = self.binding
+        if b.cluster_wide:
+            rules = [
+                f"{sources.render(s.via)} -> access policy {s.name}" for s in b.sources if s.kind == "accessPolicy"
+            ]
+            via = ", ".join(rules) or self.via
+            return f"every namespace: {via} -> ClusterRoleBinding {b.name} -> ClusterRole {b.cluster_role}"
+        return f"namespace {b.namespace}: ClusterRole {b.cluster_role} via {self.via}"
 
 
 # EKS authorizes access policies in an authorizer of its own, beside RBAC: no RoleBinding shows them, and

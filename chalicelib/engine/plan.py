@@ -4,10 +4,10 @@ A ``Plan`` holds one identity step (aws-auth, or later EKS access entries) and t
 actions. ``apply.Applier`` carries a plan out; ``apply.DisplayOnlyApplier`` only reports it, so a
 dry run cannot write by construction.
 
-RoleBindings: only bindings labelled as ours are ever observed here, so nothing unlabelled is
-touched. A changed roleRef cannot be updated in Kubernetes: that is a replace (delete + create). A
-scoped run creates and updates what its desired state holds, and deletes only bindings of the
-principals in scope.
+RoleBindings (and ClusterRoleBindings: a binding without a namespace, diffed exactly alike): only
+bindings labelled as ours are ever observed here, so nothing unlabelled is touched. A changed
+roleRef cannot be updated in Kubernetes: that is a replace (delete + create). A scoped run creates
+and updates what its desired state holds, and deletes only bindings of the principals in scope.
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ from dataclasses import dataclass
 from chalicelib.model.bindings import DesiredBinding
 from chalicelib.model.identities import IdentityStep
 from chalicelib.model.ports import ObservedBinding
+
+
+def _where(namespace: str, name: str) -> str:
+    """``rolebinding <namespace>/<name>``, or ``clusterrolebinding <name>`` for one without a namespace."""
+    return f"rolebinding {namespace}/{name}" if namespace else f"clusterrolebinding {name}"
 
 
 def _what(binding: DesiredBinding) -> str:
@@ -34,7 +39,7 @@ class CreateBinding:
         return self.desired.key
 
     def describe(self) -> str:
-        return f"+ rolebinding {self.desired.namespace}/{self.desired.name}: {_what(self.desired)}"
+        return f"+ {_where(*self.desired.key)}: {_what(self.desired)}"
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,7 @@ class UpdateBinding:
         return self.desired.key
 
     def describe(self) -> str:
-        return f"~ rolebinding {self.desired.namespace}/{self.desired.name}: {_what(self.desired)}"
+        return f"~ {_where(*self.desired.key)}: {_what(self.desired)}"
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,7 @@ class ReplaceBinding:
 
     def describe(self) -> str:
         before = self.observed.cluster_role
-        return f"~ rolebinding {self.desired.namespace}/{self.desired.name}: {_what(self.desired)} (was {before})"
+        return f"~ {_where(*self.desired.key)}: {_what(self.desired)} (was {before})"
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,7 @@ class DeleteBinding:
         return self.observed.key
 
     def describe(self) -> str:
-        return f"- rolebinding {self.observed.namespace}/{self.observed.name}  ({self.observed.source})"
+        return f"- {_where(*self.observed.key)}  ({self.observed.source})"
 
 
 BindingAction = CreateBinding | UpdateBinding | ReplaceBinding | DeleteBinding

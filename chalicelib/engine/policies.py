@@ -6,8 +6,10 @@
 - A tag whose profile names an access policy grants it in the tag's namespace.
 - On an aws-auth cluster EKS cannot associate policies: each grant becomes its RBAC equivalent
   (View -> view, Edit -> edit, Admin -> admin, AdminView -> the manifest's read-all ClusterRole),
-  RoleBindings to the principal's username (a wildcard expanded to the live namespaces it covers);
-  ClusterAdmin, a policy without an equivalent, cluster scope and per-session usernames are refused.
+  bound to the principal's username: RoleBindings in the grant's namespaces (a wildcard expanded to
+  the live namespaces it covers), a ClusterRoleBinding at cluster scope (a ``DesiredBinding`` without
+  a namespace, named and labelled as the RoleBindings). ClusterAdmin, a policy without an equivalent
+  and per-session usernames are refused.
 
 Refusals are returned as (principal, subject, reason, message), which ``desired`` turns into its own.
 """
@@ -23,6 +25,7 @@ from chalicelib.config import (
     AccessPolicyRule,
     Config,
     NamespaceSelector,
+    cluster_wide_equivalents,
     wildcard_matches,
 )
 from chalicelib.model import sources
@@ -86,11 +89,18 @@ def needs_namespaces(config: Config) -> bool:
     )
 
 
+def binds_cluster_wide(config: Config) -> bool:
+    """Whether an aws-auth cluster gets ClusterRoleBindings from this configuration (a rule grants a
+    policy with an RBAC equivalent at cluster scope)."""
+    return bool(cluster_wide_equivalents(config))
+
+
 def policy_bindings(
     identities: Iterable[OwnedEntry], live: Live | None
 ) -> tuple[list[DesiredBinding], list[GrantRefusal]]:
     """On an aws-auth cluster: every identity's access policies as RoleBindings of their RBAC
-    equivalents to its username (a wildcard: the ``live`` namespaces it covers)."""
+    equivalents to its username (a wildcard: the ``live`` namespaces it covers), or one
+    ClusterRoleBinding at cluster scope."""
     bindings: list[DesiredBinding] = []
     refusals: list[GrantRefusal] = []
     for owned in identities:
@@ -110,14 +120,11 @@ def _equivalent(
     if role is None:
         message = "EKS cannot associate access policies on an aws-auth cluster and it has no RBAC equivalent here"
         return [], [(owned.iam_arn, subject, "access-policy-on-aws-auth", message)]
-    if grant.cluster_scope:
-        message = (
-            f"cluster scope on an aws-auth cluster would need a ClusterRoleBinding to {role!r}; scope it to namespaces"
-        )
-        return [], [(owned.iam_arn, subject, "access-policy-cluster-scope", message)]
     if SESSION_TEMPLATES.search(username):
-        message = f"the username {username!r} is per session: a RoleBinding names one user"
+        message = f"the username {username!r} is per session: a RoleBinding or ClusterRoleBinding names one user"
         return [], [(owned.iam_arn, subject, "session-username", message)]
+    # Cluster scope: one ClusterRoleBinding (namespace empty) of the same name.
+    namespaces = [""] if grant.cluster_scope else _expanded(grant.namespaces, live)
     bindings = [
         DesiredBinding(
             namespace=namespace,
@@ -128,7 +135,7 @@ def _equivalent(
             sources=(Source.access_policy(grant.policy, sources.parse(grant.source)),),
             principal=owned.iam_arn,
         )
-        for namespace in _expanded(grant.namespaces, live)
+        for namespace in namespaces
     ]
     return bindings, []
 

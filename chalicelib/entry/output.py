@@ -161,8 +161,7 @@ def _mapped_lines(cluster: ClusterExplained, mapped: Mapped) -> list[str]:
     if not item.grants:
         lines.append("    no RoleBinding applies")
     for grant in item.grants:
-        b = grant.binding
-        lines.append(f"    + namespace {b.namespace}: ClusterRole {b.cluster_role} via {grant.via}")
+        lines.append(f"    + {grant.describe()}")
         lines += [f"        can {rule}" for rule in grant.can]
     lines += _policy_lines(item.policies)
     return lines + [f"    ! {r.render()}" for r in item.refusals]
@@ -211,6 +210,8 @@ def _mapped_json(cluster: ClusterExplained, mapped: Mapped) -> dict[str, Any]:
         "because": item.owned.source,
         "grants": [
             {
+                "kind": g.binding.kind,
+                "name": g.binding.name,
                 "namespace": g.binding.namespace,
                 "clusterRole": g.binding.cluster_role,
                 "via": g.via,

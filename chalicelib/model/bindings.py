@@ -1,5 +1,7 @@
 """A RoleBinding the service wants: plain data, its name and its labels. Below the ports (the
-BindingStore writes these) and desired state (which computes them)."""
+BindingStore writes these) and desired state (which computes them). ``namespace`` empty: a
+ClusterRoleBinding (an access policy's RBAC equivalent at cluster scope on an aws-auth cluster),
+owned, named and labelled exactly as a RoleBinding."""
 
 from __future__ import annotations
 
@@ -48,6 +50,15 @@ class DesiredBinding:
         return (self.namespace, self.name)
 
     @property
+    def cluster_wide(self) -> bool:
+        """A ClusterRoleBinding: every namespace."""
+        return not self.namespace
+
+    @property
+    def kind(self) -> str:
+        return kind_of(self.namespace)
+
+    @property
     def principal_label(self) -> str | None:
         if self.sso_user is not None:
             return sso_user_label(self.sso_user)
@@ -60,6 +71,11 @@ class DesiredBinding:
         if self.sso_group is not None:
             return sso_group_label(self.sso_group)
         return group_label(self.subject_name) if self.subject_kind == "Group" and not self.principal else None
+
+
+def kind_of(namespace: str) -> str:
+    """RoleBinding, or ClusterRoleBinding for a binding without a namespace."""
+    return "RoleBinding" if namespace else "ClusterRoleBinding"
 
 
 def binding_labels(binding: DesiredBinding) -> dict[str, str]:

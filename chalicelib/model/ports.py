@@ -40,7 +40,7 @@ class ObservedConfigMap:
 
 @dataclass(frozen=True)
 class ObservedBinding:
-    """A RoleBinding labelled as ours, as read."""
+    """A RoleBinding labelled as ours, as read (``namespace`` empty: a ClusterRoleBinding)."""
 
     namespace: str
     name: str
@@ -157,7 +157,15 @@ class BindingStore(Protocol):
         """The owned RoleBindings labelled with one of ``groups`` (GROUP_LABEL values)."""
         ...
 
-    def create(self, binding: DesiredBinding) -> None: ...
+    def list_owned_cluster(self, principals: Collection[str] | None = None) -> list[ObservedBinding]:
+        """The owned ClusterRoleBindings (``namespace`` empty); with ``principals`` (PRINCIPAL_LABEL
+        values) only theirs. Forbidden where the service's RBAC grants no ClusterRoleBindings."""
+        ...
+
+    def create(self, binding: DesiredBinding) -> None:
+        """A RoleBinding, or a ClusterRoleBinding when ``binding.namespace`` is empty (so update and delete)."""
+        ...
+
     def update(self, binding: DesiredBinding, current: ObservedBinding) -> None: ...
     def delete(self, current: ObservedBinding) -> None: ...
 

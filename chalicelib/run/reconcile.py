@@ -27,10 +27,10 @@ from chalicelib.engine.desired import (
 )
 from chalicelib.engine.guardrails import Policy
 from chalicelib.engine.plan import BindingAction, DeleteBinding, Plan, plan_bindings
-from chalicelib.engine.policies import needs_namespaces
+from chalicelib.engine.policies import binds_cluster_wide, needs_namespaces
 from chalicelib.errors import Forbidden, NotFound, PermanentError
 from chalicelib.model import arns
-from chalicelib.model.ports import ClusterPorts, ClusterRoleReader, Observer
+from chalicelib.model.ports import ClusterPorts, ClusterRoleReader, ObservedBinding, Observer
 from chalicelib.model.principals import EveryoneBut, PrincipalScope
 from chalicelib.model.snapshot import IamSnapshot
 from chalicelib.model.sso import SsoSnapshot
@@ -100,12 +100,12 @@ def reconcile_cluster(
 
     desired = desired_from(snapshot)
     identity_scope = _keeping_missing_groups(desired, identities, scope, observer)
-    desired, plan = _planned(config, ports, identities, desired, identity_scope, scope, options)
+    desired, plan = _planned(config, ports, identities, desired, identity_scope, scope, options, observer)
     if scope is None and options.reread is not None and plan.changed:
         fresh = _reread(snapshot, plan, options.reread, observer)
         if fresh is not snapshot:
             desired = desired_from(fresh)
-            desired, plan = _planned(config, ports, identities, desired, identity_scope, scope, options)
+            desired, plan = _planned(config, ports, identities, desired, identity_scope, scope, options, observer)
     if scope is not None and sso is not None:
         desired, plan = sso_event(config, ports, sso, desired, plan, options.event_id)
     desired, plan = sso_breaker(desired, plan, guardrail_policy(config, options), observer)
@@ -125,10 +125,13 @@ def _planned(
     identity_scope: PrincipalScope | EveryoneBut | None,
     scope: PrincipalScope | None,
     options: Options,
+    observer: Observer,
 ) -> tuple[DesiredState, Plan]:
     identity_step = identities.plan(desired.identities, identity_scope)
     desired = _scoped_bindings(config, desired, ports, scope, options)
-    return desired, Plan(identity_step, _plan_bindings(desired, ports, scope, options))
+    # A scoped run lists the principals' ClusterRoleBindings only where the configuration makes some.
+    wide = scope is not None and identities.name == "configMap" and binds_cluster_wide(config)
+    return desired, Plan(identity_step, _plan_bindings(desired, ports, scope, options, wide, observer))
 
 
 def _reread(
@@ -212,22 +215,47 @@ def _scoped_bindings(
 
 
 def _plan_bindings(
-    desired: DesiredState, ports: ClusterPorts, scope: PrincipalScope | None, options: Options
+    desired: DesiredState,
+    ports: ClusterPorts,
+    scope: PrincipalScope | None,
+    options: Options,
+    cluster_wide: bool,
+    observer: Observer,
 ) -> tuple[BindingAction, ...]:
     """A full run lists every owned binding. A scoped run lists only the bindings of its groups and
-    principals, by label (its cost stays bounded by theirs, whatever the cluster holds); it never
+    principals, by label (its cost stays bounded by theirs, whatever the cluster holds), and the
+    principals' ClusterRoleBindings only when ``cluster_wide`` (the configuration binds some); it never
     deletes a grant's binding (only a full run sees a rule gone), and a membership event leaves the
     principals' own tag-grant bindings alone (memberships do not change them)."""
     if scope is None:
         observed = [b for b in ports.bindings.list_owned() if not kept(b, desired)]
+        observed += _owned_cluster_bindings(desired, ports, observer)
         return plan_bindings(desired.bindings, observed, None)
     of_groups = [b for b in desired.bindings if b.group_label]
     labels = {b.group_label for b in of_groups if b.group_label}
     actions = plan_bindings(of_groups, ports.bindings.list_owned_of_groups(labels), ()) if labels else ()
     if options.rebinds:
         theirs = [b for b in desired.bindings if not b.group_label]
-        actions += plan_bindings(theirs, ports.bindings.list_owned(scope.labels()), scope)
+        observed = ports.bindings.list_owned(scope.labels())
+        if cluster_wide:
+            observed += ports.bindings.list_owned_cluster(scope.labels())
+        actions += plan_bindings(theirs, observed, scope)
     return actions
+
+
+def _owned_cluster_bindings(desired: DesiredState, ports: ClusterPorts, observer: Observer) -> list[ObservedBinding]:
+    """A full run lists the owned ClusterRoleBindings of every cluster, so that those no rule makes any
+    more (a rule removed or scoped, a cluster moved to access entries, ``uninstall``) are deleted. The
+    service's RBAC grants ClusterRoleBindings only to a configuration that binds some (``rbac``): without
+    them, and with none to bind, the run goes on without (a manifest regenerated before a run removed
+    them leaves them: docs/backends.md)."""
+    try:
+        return ports.bindings.list_owned_cluster()
+    except Forbidden:
+        if any(b.cluster_wide for b in desired.bindings):
+            raise
+        observer.info("owned clusterrolebindings not listed: the service's RBAC grants none (none is desired)")
+        return []
 
 
 def identity_backend(

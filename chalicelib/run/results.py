@@ -9,6 +9,7 @@ from chalicelib.engine.desired import Refusal as GrantRefusal
 from chalicelib.engine.plan import BindingAction, DeleteBinding
 from chalicelib.engine.sso import MISSING, UNREAD
 from chalicelib.errors import SyncError, TransientError
+from chalicelib.model.bindings import kind_of
 from chalicelib.model.identities import Change, Entry, Outcome
 from chalicelib.run.identitycenter import SSO_BREAKER
 from chalicelib.run.reconcile import ClusterReport
@@ -112,7 +113,13 @@ def entry_json(entry: Entry | None) -> dict[str, Any] | None:
 
 def _binding(action: BindingAction) -> dict[str, Any]:
     namespace, name = action.key
-    found: dict[str, Any] = {"action": action.verb, "namespace": namespace, "name": name, "text": action.describe()}
+    found: dict[str, Any] = {
+        "action": action.verb,
+        "kind": kind_of(namespace),  # a ClusterRoleBinding has no namespace
+        "namespace": namespace,
+        "name": name,
+        "text": action.describe(),
+    }
     if isinstance(action, DeleteBinding):
         return {**found, "clusterRole": action.observed.cluster_role, "subject": None, "source": action.observed.source}
     desired = action.desired

@@ -432,14 +432,16 @@ class StoredBinding:
 
 @dataclass
 class FakeBindings(FakePort):
-    """The BindingStore: namespaces with labels, and every RoleBinding; only labelled ones are listed
-    as owned. Like the API server: 404 when the namespace (or the binding) is missing, 409 when it
-    exists already or the resourceVersion is stale, 422 when roleRef would change."""
+    """The BindingStore: namespaces with labels, and every RoleBinding and ClusterRoleBinding (namespace
+    ""); only labelled ones are listed as owned. Like the API server: 404 when the namespace (or the
+    binding) is missing, 409 when it exists already or the resourceVersion is stale, 422 when roleRef
+    would change."""
 
     OPERATIONS: ClassVar[tuple[str, ...]] = (
         "namespaces",
         "list_owned",
         "list_owned_of_groups",
+        "list_owned_cluster",
         "create",
         "update",
         "delete",
@@ -464,21 +466,32 @@ class FakeBindings(FakePort):
     def list_owned_of_groups(self, groups: Collection[str]) -> list[ObservedBinding]:
         self._enter("list_owned_of_groups")
         return [
-            b.observed() for _, b in sorted(self.objects.items()) if b.owned and b.labels.get(GROUP_LABEL) in groups
+            b.observed()
+            for _, b in sorted(self.objects.items())
+            if b.namespace and b.owned and b.labels.get(GROUP_LABEL) in groups
         ]
 
     def list_owned(self, principals: Collection[str] | None = None) -> list[ObservedBinding]:
         self._enter("list_owned")
+        return self._owned(True, principals)
+
+    def list_owned_cluster(self, principals: Collection[str] | None = None) -> list[ObservedBinding]:
+        self._enter("list_owned_cluster")
+        return self._owned(False, principals)
+
+    def _owned(self, namespaced: bool, principals: Collection[str] | None) -> list[ObservedBinding]:
         return [
             b.observed()
             for _, b in sorted(self.objects.items())
-            if b.owned and (principals is None or b.labels.get(PRINCIPAL_LABEL) in principals)
+            if bool(b.namespace) == namespaced
+            and b.owned
+            and (principals is None or b.labels.get(PRINCIPAL_LABEL) in principals)
         ]
 
     def create(self, binding: DesiredBinding) -> None:
         self._enter("create", f"{binding.namespace}/{binding.name}")
         self._interference()
-        if binding.namespace not in self.namespace_labels:
+        if binding.namespace and binding.namespace not in self.namespace_labels:
             raise NotFound(f'404 namespaces "{binding.namespace}" not found')
         if binding.key in self.objects:
             raise WriteConflict(f'409 rolebindings "{binding.name}" already exists')
@@ -740,7 +753,7 @@ class FakeRbac(FakePort):
 
     def snapshot(self) -> RbacSnapshot:
         self._enter("snapshot")
-        role_bindings = tuple(
+        found = [
             RbacBinding(
                 b.name,
                 "Role" if b.cluster_role.startswith("Role/") else "ClusterRole",
@@ -750,10 +763,12 @@ class FakeRbac(FakePort):
                 dict(b.labels),
             )
             for _, b in sorted(self.bindings.objects.items())
-        )
+        ]
+        # ``bindings`` holds the service's ClusterRoleBindings too (namespace ""), beside those others made.
+        wide = {b.name: b for b in found if not b.namespace} | self.cluster_role_bindings
         return RbacSnapshot(
-            role_bindings,
-            tuple(self.cluster_role_bindings[k] for k in sorted(self.cluster_role_bindings)),
+            tuple(b for b in found if b.namespace),
+            tuple(wide[k] for k in sorted(wide)),
             tuple(RbacRole(n, r, ns) for (ns, n), r in sorted(self.roles.items())),
             tuple(RbacRole(n, r) for n, r in sorted(self.cluster_roles.items())),
             {"rolebindings": str(self.bindings.version), "clusterrolebindings": str(self.version)},

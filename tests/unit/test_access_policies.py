@@ -6,20 +6,24 @@ associating only the configured policy ARNs at the configured scopes."""
 from __future__ import annotations
 
 import textwrap
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from chalicelib.config import CATALOGUE_DATE, ConfigError, parse_config, policy_name
+from chalicelib.config import CATALOGUE_DATE, Config, ConfigError, cluster_wide_equivalents, parse_config, policy_name
 from chalicelib.deploy import checks as deploy_checks
 from chalicelib.deploy.accesspolicies import access_policy_statements
 from chalicelib.engine.accessentries.associations import Associate, Disassociate, plan_policies
 from chalicelib.engine.accessentries.plan import Observed, UpdateEntry, plan_access_entries
 from chalicelib.engine.desired import desired_state
 from chalicelib.engine.guardrails import Policy
+from chalicelib.engine.plan import CreateBinding, DeleteBinding, ReplaceBinding, plan_bindings
+from chalicelib.engine.policies import binds_cluster_wide, policy_bindings
+from chalicelib.model.bindings import binding_labels
 from chalicelib.model.identities import MAP_USERS, Entry, OwnedEntry, PolicyGrant, merged_grants
-from chalicelib.model.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE
-from chalicelib.model.ports import AssociatedPolicy, ObservedAccessEntry
+from chalicelib.model.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE, PRINCIPAL_LABEL, principal_label
+from chalicelib.model.ports import AssociatedPolicy, ObservedAccessEntry, ObservedBinding
 from chalicelib.model.snapshot import IamSnapshot, IamUser
 from chalicelib.model.sources import Source
 
@@ -166,6 +170,86 @@ def test_on_aws_auth_the_equivalents_are_rolebindings_and_a_wildcard_the_namespa
         ("a", "edit", "eks-iam-sync:user:alice"),
         ("team-x", "edit", "eks-iam-sync:user:alice"),
     ]
+
+
+def cluster_view(extra: str = "", policy: str = "AmazonEKSViewPolicy") -> tuple[Config, IamUser]:
+    return parse_config(config_with(f"- policy: {policy}", extra)), IamUser("alice", ALICE, ("devs",), id="AIDAALICE")
+
+
+def test_on_aws_auth_cluster_scope_is_one_clusterrolebinding_owned_like_the_rolebindings() -> None:
+    config, user = cluster_view()
+    state = desired_state(config, IamSnapshot(users=(user,)), {"a": {}}).for_aws_auth()
+    [crb] = state.bindings
+    assert (crb.namespace, crb.cluster_wide, crb.kind) == ("", True, "ClusterRoleBinding")
+    assert (crb.name, crb.cluster_role) == ("eks-iam-sync:policy:eks-iam-sync:user:alice:view", "view")
+    assert (crb.subject_kind, crb.subject_name, crb.principal) == ("User", "eks-iam-sync:user:alice", ALICE)
+    assert crb.source == "accessPolicy AmazonEKSViewPolicy (identities.groups[devs])"
+    # the RoleBindings' markers: managed-by, the principal's label (an event lists it by that), no group label
+    assert binding_labels(crb) == {
+        MANAGED_BY_LABEL: MANAGED_BY_VALUE,
+        PRINCIPAL_LABEL: principal_label("user", "alice"),
+    }
+    assert not state.refusals and binds_cluster_wide(config)
+    # the access-entry clusters associate the policy instead: no binding at all
+    assert desired_state(config, IamSnapshot(users=(user,)), {"a": {}}).bindings == ()
+
+
+def test_cluster_scope_refusals_on_aws_auth_cluster_admin_and_session_usernames() -> None:
+    allowed = "allowPrivilegedAccessPolicies: [AmazonEKSClusterAdminPolicy]\n"
+    config, user = cluster_view(allowed, "AmazonEKSClusterAdminPolicy")
+    state = desired_state(config, IamSnapshot(users=(user,)), {}).for_aws_auth()
+    assert state.bindings == () and [r.reason for r in state.refusals] == ["access-policy-on-aws-auth"]
+    assert not binds_cluster_wide(config)  # ClusterAdmin has no equivalent: nothing to bind cluster-wide
+    owned = OwnedEntry(MAP_USERS, Entry(ALICE, "dev:{{SessionName}}"), (Source.group("devs"),), ALICE, "", ())
+    bindings, refused = policy_bindings([replace(owned, access_policies=(PolicyGrant("AmazonEKSViewPolicy"),))], {})
+    assert bindings == [] and [r[2] for r in refused] == ["session-username"]
+
+
+def test_edit_and_admin_at_cluster_scope_need_the_opt_in_on_aws_auth_clusters_too() -> None:
+    on_aws_auth = config_with("- policy: AmazonEKSEditPolicy").replace(
+        "region: us-east-2", "region: us-east-2\n    backend: configMap"
+    )
+    assert any("at cluster scope is privileged" in p for p in problems(on_aws_auth))
+    config = parse_config(on_aws_auth + "allowPrivilegedAccessPolicies: [AmazonEKSEditPolicy]\n")
+    assert cluster_wide_equivalents(config) == ["edit"]
+    entries_only = on_aws_auth.replace("backend: configMap", "backend: accessEntries")
+    assert (
+        cluster_wide_equivalents(parse_config(entries_only + "allowPrivilegedAccessPolicies: [AmazonEKSEditPolicy]\n"))
+        == []
+    )
+
+
+def observed_crb(
+    role: str = "view", principal: str = ALICE, name: str = "eks-iam-sync:policy:u:view"
+) -> ObservedBinding:
+    return ObservedBinding("", name, role, (("User", "u"),), "accessPolicy AmazonEKSViewPolicy (x)", principal, "7")
+
+
+def test_clusterrolebindings_are_diffed_as_rolebindings_and_a_new_role_is_delete_then_create() -> None:
+    config, user = cluster_view()
+    [crb] = desired_state(config, IamSnapshot(users=(user,)), {}).for_aws_auth().bindings
+    [create] = plan_bindings([crb], [])
+    assert isinstance(create, CreateBinding)
+    assert create.describe().startswith(
+        f"+ clusterrolebinding {crb.name}: User eks-iam-sync:user:alice -> ClusterRole view"
+    )
+    current = ObservedBinding(
+        "", crb.name, "edit", (("User", crb.subject_name),), crb.source, ALICE, "7", crb.principal_label
+    )
+    [replaced] = plan_bindings([crb], [current])
+    assert isinstance(replaced, ReplaceBinding) and replaced.describe().endswith("(was edit)")
+    assert plan_bindings([crb], [replace(current, cluster_role="view")]) == ()
+    # gone from the desire: a full run deletes it; a scoped run only when its principal is in scope
+    [delete] = plan_bindings([], [observed_crb()])
+    assert (
+        isinstance(delete, DeleteBinding)
+        and delete.describe()
+        == "- clusterrolebinding eks-iam-sync:policy:u:view  (accessPolicy AmazonEKSViewPolicy (x))"
+    )
+    assert plan_bindings([], [observed_crb()], {"arn:aws:iam::123456789012:user/bob"}) == ()
+    assert plan_bindings([], [observed_crb()], {ALICE}) != ()
+    # a RoleBinding of the same name in a namespace is another object
+    assert len(plan_bindings([crb, replace(crb, namespace="a")], [])) == 2
 
 
 # --- the association plan ----------------------------------------------------------------------------------

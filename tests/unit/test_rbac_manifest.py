@@ -117,10 +117,16 @@ REPORT_ONLY_CALLS = {("roles", "list", True), ("clusterroles", "list", True), ("
 OPERATOR_ONLY_CALLS = {("configmaps", "delete", False)}
 
 
+# Granted only to a configuration with an access policy at cluster scope (an aws-auth cluster binds its
+# RBAC equivalent with a ClusterRoleBinding); the seed has none.
+CLUSTER_SCOPE_CALLS = {("clusterrolebindings", v, True) for v in ("list", "create", "update", "delete")}
+
+
 def test_the_manifest_grants_exactly_the_verbs_the_adapters_call() -> None:
     """No verb the code never uses (get/watch/patch on rolebindings, patch on configmaps were), none missing."""
     assert adapter_calls() >= OPERATOR_ONLY_CALLS
-    calls = adapter_calls() - REPORT_ONLY_CALLS - OPERATOR_ONLY_CALLS
+    assert CLUSTER_SCOPE_CALLS - {("clusterrolebindings", "list", True)} <= adapter_calls()
+    calls = adapter_calls() - REPORT_ONLY_CALLS - OPERATOR_ONLY_CALLS - CLUSTER_SCOPE_CALLS
     assert calls == {
         ("configmaps", "get", False),
         ("configmaps", "update", False),  # replace, with the resourceVersion; the dry run too
@@ -218,3 +224,30 @@ def test_identity_center_grants_bind_their_cluster_role_in_their_listed_namespac
     selected = with_sso.replace("namespaces: [team-a]}", "namespaceSelector: {matchLabels: {team: a}}}")
     [rolebindings] = [r for r in rules_of(documents_for(selected), "ClusterRole") if r["resources"] == ["rolebindings"]]
     assert rolebindings["verbs"] == ["list", "create", "update", "delete"]
+
+
+CLUSTER_VIEW = SEED_TEXT.replace(
+    "      kubernetesGroups: [rbac-bttrm-web-ro-group]\n  roles:",
+    "      kubernetesGroups: [rbac-bttrm-web-ro-group]\n      accessPolicies: [{policy: AmazonEKSViewPolicy}]\n  roles:",
+)
+
+
+def grants_of(documents: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(r, v) for rule in rules_of(documents, "ClusterRole") for r in rule["resources"] for v in rule["verbs"]}
+
+
+def test_clusterrolebindings_only_with_a_cluster_scope_policy_on_a_cluster_that_may_use_aws_auth() -> None:
+    assert CLUSTER_VIEW != SEED_TEXT
+    wide = documents_for(CLUSTER_VIEW)
+    # exactly what the adapters call on ClusterRoleBindings, beside the seed's own grants
+    assert grants_of(wide) - grants_of(documents_for(SEED_TEXT)) == {(r, v) for r, v, _ in CLUSTER_SCOPE_CALLS}
+    [crbs] = [r for r in rules_of(wide, "ClusterRole") if r["resources"] == ["clusterrolebindings"]]
+    assert crbs["verbs"] == ["list", "create", "update", "delete"] and "resourceNames" not in crbs
+    # escalation prevention: the service may bind view (and the seed's role), never cluster-admin, edit or admin
+    [bind] = [r for r in rules_of(wide, "ClusterRole") if "bind" in r["verbs"]]
+    assert bind["resourceNames"] == ["rbac-bttrm-pods-ro-cluster-role", "view"]
+    # namespace scope, or access entries everywhere: no ClusterRoleBinding rights
+    scoped = CLUSTER_VIEW.replace("{policy: AmazonEKSViewPolicy}", "{policy: AmazonEKSViewPolicy, namespaces: [a]}")
+    entries_only = CLUSTER_VIEW.replace("region: us-east-2", "region: us-east-2\n    backend: accessEntries")
+    for text in (SEED_TEXT, scoped, entries_only):
+        assert not [r for r in rules_of(documents_for(text), "ClusterRole") if "clusterrolebindings" in r["resources"]]

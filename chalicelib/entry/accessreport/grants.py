@@ -153,7 +153,7 @@ def state_after(read: ClusterRead, now: State) -> State:
         subjects = ((wanted.subject_kind, wanted.subject_name),)
         rules = role_rules(read, wanted.cluster_role, wanted.namespace)
         bindings[wanted.key] = Grant(
-            wanted.namespace, wanted.name, wanted.cluster_role, subjects, wanted.source, rules=rules
+            wanted.namespace, wanted.name, wanted.cluster_role, subjects, wanted.source, wanted.kind, rules=rules
         )
     return State(aws_auth, access, frozenset(stale), bindings, now.problems)
 
@@ -226,9 +226,9 @@ def role_name(binding: RbacBinding) -> str:
 
 
 def outside_grants(read: ClusterRead) -> dict[tuple[str, str], Grant]:
-    """What grants access besides the owned RoleBindings: system:masters (the API server lets it do
-    anything, RBAC unasked), RoleBindings eks-iam-sync does not own, and ClusterRoleBindings whose
-    rules reach inside namespaces (each then reaches every namespace)."""
+    """What grants access besides the owned bindings: system:masters (the API server lets it do
+    anything, RBAC unasked), RoleBindings eks-iam-sync does not own, and ClusterRoleBindings it does
+    not own whose rules reach inside namespaces (each then reaches every namespace)."""
     masters = "the API server allows system:masters everything; RBAC is not consulted"
     found = {
         ("", "#system:masters"): Grant(
@@ -246,6 +246,8 @@ def outside_grants(read: ClusterRead) -> dict[tuple[str, str], Grant]:
             binding.namespace, binding.name, role, binding.subjects, OUTSIDE, owned=False, rules=rules
         )
     for binding in read.rbac.cluster_role_bindings:
+        if binding.labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE:
+            continue  # owned (an access policy's equivalent at cluster scope): read as such, like RoleBindings
         rules = role_rules(read, binding.role_name, "")
         if rules is None or not rbac.reaches_namespaces(rules):
             continue

@@ -1,7 +1,7 @@
 """What one cluster holds now, as the report compares it with the plan applied (``grants.state_after``):
 the aws-auth entries EKS loads, each managed or not as the ledger records it; the access entries,
 those whose principal was recreated since (stale) marked; and every grant to them (the owned
-RoleBindings as read, RBAC made outside eks-iam-sync, access policies). Pure."""
+RoleBindings and ClusterRoleBindings as read, RBAC made outside eks-iam-sync, access policies). Pure."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from chalicelib.entry.accessreport.grants import (
     policy_grants,
     role_rules,
 )
+from chalicelib.model.bindings import kind_of
 from chalicelib.model.ownership import ENTRY_PRINCIPAL_ID_TAG, ENTRY_SOURCE_TAG, LEDGER_ANNOTATION
 
 
@@ -37,6 +38,7 @@ def state_now(read: ClusterRead, iam_ids: Mapping[str, str]) -> tuple[State, str
             b.cluster_role,
             b.subjects,
             b.source,
+            kind_of(b.namespace),  # an owned ClusterRoleBinding (no namespace) reaches every namespace
             rules=role_rules(read, b.cluster_role, b.namespace),
         )
         for b in read.bindings

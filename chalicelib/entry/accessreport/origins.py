@@ -13,8 +13,11 @@ def managed_origin(config: Config, mapping: Mapped, binding: Grant, subject_kind
     if not mapping.managed:
         return f"{mapping.label} for {mapping.arn}"
     if subject_kind == "User":
-        tags = [s.render() for s in sources.parse(binding.source) if s.kind == "tag"]
-        return ", ".join(f"IAM {t}" for t in tags) or f"Kubernetes user {subject}"
+        parsed = sources.parse(binding.source)
+        # An access policy's RBAC equivalent (aws-auth): rule -> policy (-> binding -> ClusterRole).
+        policies = [f"{sources.render(s.via)} -> access policy {s.name}" for s in parsed if s.kind == "accessPolicy"]
+        tags = [f"IAM {s.render()}" for s in parsed if s.kind == "tag"]
+        return ", ".join(policies + tags) or f"Kubernetes user {subject}"
     identities = config.identities
     found: list[str] = []
     for source in sources.parse(mapping.source):

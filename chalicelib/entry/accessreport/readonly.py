@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from chalicelib.errors import PermanentError
+from chalicelib.model.bindings import kind_of
 from chalicelib.model.ports import (
     AccessEntryStore,
     AccessPolicyReader,
@@ -84,6 +85,7 @@ class ReadOnlyBindings:
     store: BindingStore
     listed_namespaces: dict[str, dict[str, str]] | None = None
     owned: list[ObservedBinding] | None = None
+    owned_cluster: list[ObservedBinding] | None = None
 
     def namespaces(self, selector: str | None = None) -> dict[str, dict[str, str]]:
         if selector:
@@ -100,14 +102,23 @@ class ReadOnlyBindings:
     def list_owned_of_groups(self, groups: Collection[str]) -> list[ObservedBinding]:
         return [b for b in self.list_owned() if b.group_label in groups]
 
+    def list_owned_cluster(self, principals: Collection[str] | None = None) -> list[ObservedBinding]:
+        if self.owned_cluster is None:
+            self.owned_cluster = self.store.list_owned_cluster()
+        return [b for b in self.owned_cluster if principals is None or b.principal_label in principals]
+
     def create(self, binding: DesiredBinding) -> None:
-        raise _refuse(f"create of RoleBinding {binding.namespace}/{binding.name}")
+        raise _refuse(f"create of {binding.kind} {_named(binding.namespace, binding.name)}")
 
     def update(self, binding: DesiredBinding, current: ObservedBinding) -> None:
-        raise _refuse(f"update of RoleBinding {binding.namespace}/{binding.name}")
+        raise _refuse(f"update of {binding.kind} {_named(binding.namespace, binding.name)}")
 
     def delete(self, current: ObservedBinding) -> None:
-        raise _refuse(f"delete of RoleBinding {current.namespace}/{current.name}")
+        raise _refuse(f"delete of {kind_of(current.namespace)} {_named(current.namespace, current.name)}")
+
+
+def _named(namespace: str, name: str) -> str:
+    return f"{namespace}/{name}" if namespace else name
 
 
 @dataclass

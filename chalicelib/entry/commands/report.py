@@ -35,9 +35,11 @@ from chalicelib.model.ownership import AWS_AUTH_NAME, AWS_AUTH_NAMESPACE
 from chalicelib.model.ports import (
     ActivityShell,
     AssociatedPolicy,
+    BindingStore,
     ClusterPorts,
     LastUsed,
     ObservedAccessEntry,
+    ObservedBinding,
     RbacReader,
     RbacSnapshot,
 )
@@ -177,7 +179,7 @@ def read_cluster(
             raise AssertionError("the report computed with an applier that writes")
         aws_auth = ports.config_maps.read(AWS_AUTH_NAMESPACE, AWS_AUTH_NAME) if mode != "API" else None
         entries = ports.access_entries.all() if ports.access_entries is not None and mode in API_MODES else None
-        bindings = tuple(ports.bindings.list_owned())
+        bindings = (*ports.bindings.list_owned(), *_owned_cluster_bindings(ports.bindings))
         namespaces = ports.bindings.namespaces()
     except SyncError as err:
         return _failed(cluster, err)
@@ -210,6 +212,15 @@ def read_cluster(
         policy_errors,
         _custom_resources(ports.rbac, policies),
     )
+
+
+def _owned_cluster_bindings(bindings: BindingStore) -> list[ObservedBinding]:
+    """The owned ClusterRoleBindings (the reconcile read them already); none where the RBAC of whoever
+    reads grants none (the reconcile failed the cluster when it wanted some)."""
+    try:
+        return bindings.list_owned_cluster()
+    except Forbidden:
+        return []
 
 
 def _custom_resources(reader: RbacReader | None, policies: dict[str, tuple[AssociatedPolicy, ...]]) -> tuple[str, ...]:

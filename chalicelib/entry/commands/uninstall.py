@@ -2,10 +2,11 @@
 
 It is ``apply --force`` (``plan`` with ``--dry-run``) against an empty desire: the same configuration
 (clusters, username prefix, break-glass ARNs, the aws-auth settings) with no identity rule, no grant
-(Identity Center's included) and no tag profile, so every owned identity and RoleBinding is planned
-away and everything else is kept by the rules that protect it on every run: aws-auth entries
+(Identity Center's included) and no tag profile, so every owned identity, RoleBinding and
+ClusterRoleBinding (an access policy's equivalent at cluster scope on aws-auth) is planned away,
+and everything else is kept by the rules that protect it on every run: aws-auth entries
 outside the ledger, node and Fargate entries, untagged access entries (the service's own bootstrap entries among them),
-unlabelled RoleBindings, break-glass and the caller's own ARN. aws-auth is written through the
+unlabelled RoleBindings and ClusterRoleBindings, break-glass and the caller's own ARN. aws-auth is written through the
 normal writer: checked, with a backup first. The deletion breaker is lifted for this run only
 (removing everything is the point). ``paused`` is ignored.
 
