@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
-from chalicelib.engine.explain import INVISIBLE, PolicyAccess, scope_text
 from chalicelib.entry.accessreport import diff as report_diff
 from chalicelib.entry.accessreport.data import FINDING_KINDS
 from chalicelib.entry.commands.backups import Backups, ClusterBackups
 from chalicelib.entry.commands.common import Declined, Failed
-from chalicelib.entry.commands.explain import ClusterExplained, Explained, Mapped
+from chalicelib.entry.commands.explain import Explained
 from chalicelib.entry.commands.migrate import Migrated
 from chalicelib.entry.commands.plan_apply import Reconciled
 from chalicelib.entry.commands.rbac import Manifest
@@ -24,6 +23,7 @@ from chalicelib.entry.commands.report import Written
 from chalicelib.entry.commands.report_diff import Diffed
 from chalicelib.entry.commands.restore import Restored
 from chalicelib.entry.commands.validate import Validated
+from chalicelib.entry.explainoutput import mapped_json, mapped_lines
 from chalicelib.entry.ssooutput import person_json, person_lines
 from chalicelib.model.identities import Outcome
 from chalicelib.run import results
@@ -128,7 +128,7 @@ def _explained_text(result: Explained) -> list[Chunk]:
         mode = f" (authentication mode {cluster.authentication_mode})" if cluster.authentication_mode else ""
         lines.append(f"cluster {cluster.cluster}: mapped through {through}{mode}")
         for mapped in cluster.mappings:
-            lines += _mapped_lines(cluster, mapped)
+            lines += mapped_lines(cluster, mapped)
         lines += [f"  ! {w}" for w in cluster.warnings]
         lines += person_lines(result.principal, cluster)
         if not cluster.mappings and not cluster.people:
@@ -136,48 +136,6 @@ def _explained_text(result: Explained) -> list[Chunk]:
             lines.append(f"  {result.principal}: no mapping ({why})")
             lines += [f"  ! {r.render()}" for r in cluster.refusals]
     return out(lines)
-
-
-def _where(cluster: ClusterExplained, mapped: Mapped) -> str:
-    return "access entry" if cluster.backend == "accessEntries" else f"aws-auth {mapped.explanation.owned.key}"
-
-
-def _mapped_lines(cluster: ClusterExplained, mapped: Mapped) -> list[str]:
-    item = mapped.explanation
-    entry = item.owned.entry
-    lines = [f"  {item.owned.iam_arn} ({_where(cluster, mapped)}), in place now: {'yes' if item.in_place else 'NO'}"]
-    if mapped.also_in_aws_auth is not None and mapped.current is None:
-        lines.append("    ! no access entry yet: EKS maps it through its aws-auth entry for now")
-    elif mapped.also_in_aws_auth is not None:
-        lines.append(
-            f"    ! aws-auth maps it too ({mapped.also_in_aws_auth.describe()}); "
-            "EKS uses the access entry and ignores that mapping"
-        )
-    lines += [
-        f"    username: {entry.username}",
-        f"    kubernetes groups: {', '.join(entry.groups) or '(none)'}",
-        f"    because: {item.owned.source}",
-    ]
-    if not item.grants:
-        lines.append("    no RoleBinding applies")
-    for grant in item.grants:
-        lines.append(f"    + {grant.describe()}")
-        lines += [f"        can {rule}" for rule in grant.can]
-    lines += _policy_lines(item.policies)
-    return lines + [f"    ! {r.render()}" for r in item.refusals]
-
-
-def _policy_lines(policies: tuple[PolicyAccess, ...]) -> list[str]:
-    """rule -> access entry -> policy -> scope, and whether EKS holds it so now."""
-    lines = []
-    for access in policies:
-        grant = access.grant
-        now = "yes" if access.in_place else f"NO (now: {access.associated or 'not associated'})"
-        lines.append(
-            f"    + access policy {grant.policy}, scope {scope_text(grant.namespaces)}: "
-            f"{grant.source} -> access entry -> {grant.policy}; associated now: {now}"
-        )
-    return lines + ([f"      ({INVISIBLE})"] if policies else [])
 
 
 def _explained_json(result: Explained) -> dict[str, Any]:
@@ -190,48 +148,12 @@ def _explained_json(result: Explained) -> dict[str, Any]:
             "status": "read",
             "backend": cluster.backend,
             "authenticationMode": cluster.authentication_mode,
-            "mappings": [_mapped_json(cluster, m) for m in cluster.mappings],
+            "mappings": [mapped_json(cluster, m) for m in cluster.mappings],
             "identityCenter": [person_json(cluster, p) for p in cluster.people],
             "grantRefusals": [results.refusal_json(r) for r in cluster.refusals],
             "warnings": list(cluster.warnings),
         }
     return {"principal": result.principal, "found": result.found, "clusters": clusters}
-
-
-def _mapped_json(cluster: ClusterExplained, mapped: Mapped) -> dict[str, Any]:
-    item = mapped.explanation
-    return {
-        "arn": item.owned.iam_arn,
-        "where": _where(cluster, mapped),
-        "inPlace": item.in_place,
-        "desired": results.entry_json(item.owned.entry),
-        "current": results.entry_json(mapped.current),
-        "alsoInAwsAuth": results.entry_json(mapped.also_in_aws_auth),
-        "because": item.owned.source,
-        "grants": [
-            {
-                "kind": g.binding.kind,
-                "name": g.binding.name,
-                "namespace": g.binding.namespace,
-                "clusterRole": g.binding.cluster_role,
-                "via": g.via,
-                "can": list(g.can),
-            }
-            for g in item.grants
-        ],
-        "grantRefusals": [results.refusal_json(r) for r in item.refusals],
-        "accessPolicies": [
-            {
-                "policy": p.grant.policy,
-                "scope": scope_text(p.grant.namespaces),
-                "because": p.grant.source,
-                "associatedNow": p.associated,
-                "inPlace": p.in_place,
-                "visibleToRbac": False,
-            }
-            for p in item.policies
-        ],
-    }
 
 
 # --- backups, restore, migrate ---------------------------------------------------------------------
