@@ -129,7 +129,8 @@ def run(service: Service, text: str, workdir: Path) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     with deployed(service, text, workdir) as fn:
         result: dict[str, Any] = fn.invoke("reconcile_all")
-    return result["clusters"][CLUSTER]
+    cluster: dict[str, Any] = result["clusters"][CLUSTER]
+    return cluster
 
 
 def test_cluster_scope_is_applied_as_a_clusterrolebinding_of_view_and_removed_with_the_rule(
