@@ -128,12 +128,15 @@ def stage_source(root: Path, stage_name: str) -> str | None:
 def render_policy(stage: Stage, config: Config) -> dict[str, Any]:
     """The function policy of one stage: every cluster ARN from the configuration, nothing else. A
     cluster reached through a role (``roleArn``, another account) is the role's business there: here
-    it is only ``sts:AssumeRole`` on that role; likewise IAM read through ``iam.roleArn``."""
+    it is only ``sts:AssumeRole`` on that role; likewise IAM read through ``iam.roleArn``. The
+    access-entry statements name only the clusters that may use access entries (not ``configMap``)."""
     partition = partition_of(config.clusters[0].region)
     own = [c for c in config.clusters if getattr(c, "role_arn", None) is None]
     clusters = [cluster_arn(c) for c in own]
-    entries = [access_entry_arns(c) for c in own]
-    both = [arn for pair in zip(clusters, entries, strict=True) for arn in pair]
+    # The access-entry API only where a cluster may use it: never for `backend: configMap`.
+    api = [c for c in own if c.backend != "configMap"]
+    entries = [access_entry_arns(c) for c in api]
+    both = [arn for c in api for arn in (cluster_arn(c), access_entry_arns(c))]
     iam_role = getattr(getattr(config, "iam", None), "role_arn", None)
     sso = config.identity_center if config.identity_center and config.identity_center.group_grants else None
     sso_role = sso.role_arn if sso else None
@@ -165,13 +168,16 @@ def render_policy(stage: Stage, config: Config) -> dict[str, Any]:
                 "Action": ["eks:DescribeCluster"],
                 "Resource": clusters,
             },
+        ]
+    if api:
+        statements += [
             {
                 "Sid": "ReadAccessEntries",
                 "Effect": "Allow",
                 "Action": ["eks:ListAccessEntries", "eks:DescribeAccessEntry"],
                 "Resource": both,
             },
-            *owned_entry_statements(clusters, entries),
+            *owned_entry_statements([cluster_arn(c) for c in api], entries),
             *access_policy_statements(config, entries, partition),
         ]
     if roles:
