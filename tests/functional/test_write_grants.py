@@ -270,11 +270,7 @@ def implied(made: set[str]) -> set[str]:
 # --- the scenario: the deployed functions, through the queue, on each shape ------------------------
 
 # The fakes that stand for each adapter class: their operations are the adapter's method names.
-ADAPTER_OF_FAKE = {
-    "FakeConfigMapStore": "ConfigMaps",
-    "FakeBindings": "RoleBindings",
-    "FakeAccessEntries": "AccessEntries",
-}
+ADAPTER_OF_FAKE = {"FakeConfigMapStore": "ConfigMaps", "FakeAccessEntries": "AccessEntries"}
 
 
 def grants(policies: list[dict[str, Any]], group: str = KUBERNETES_GROUP) -> dict[str, Any]:
@@ -285,24 +281,26 @@ def grants(policies: list[dict[str, Any]], group: str = KUBERNETES_GROUP) -> dic
     return dict(found)
 
 
-VIEW_A, VIEW_AB = (
-    {"policy": "AmazonEKSViewPolicy", "namespaces": [A]},
-    {"policy": "AmazonEKSViewPolicy", "namespaces": [A, B]},
-)
 EDIT_A = {"policy": "AmazonEKSEditPolicy", "namespaces": [A]}
-# The configurations the deployment runs with in turn: a policy; a new scope and a second policy; the
-# second dropped (one step at a time: the deletion breaker holds a run that removes half or more); the
-# group's members mapped to another Kubernetes group (its RoleBindings replaced).
-STEPS = (grants([VIEW_A]), grants([VIEW_AB, EDIT_A]), grants([VIEW_AB]), grants([VIEW_AB], f"{KUBERNETES_GROUP}-2"))
+EDIT_AB = {"policy": "AmazonEKSEditPolicy", "namespaces": [A, B]}
+VIEW = {"policy": "AmazonEKSViewPolicy"}  # cluster scope: a ClusterRoleBinding of `view` on aws-auth clusters
+# The configurations the deployment runs with in turn: a policy; a new scope and a second policy at
+# cluster scope; the first dropped (one step at a time: the deletion breaker holds a run that removes
+# half or more); the group's members mapped to another Kubernetes group (its RoleBindings replaced).
+STEPS = (grants([EDIT_A]), grants([EDIT_AB, VIEW]), grants([VIEW]), grants([VIEW], f"{KUBERNETES_GROUP}-2"))
 
 
 def calls_of(shell: FakeShell) -> set[tuple[str, str]]:
-    """(adapter class, method) of every port operation called on the shell's clusters so far."""
+    """(adapter class, method) of every port operation called on the shell's clusters so far. A binding
+    without a namespace is a ClusterRoleBinding: the RoleBindings adapter hands it to ClusterRoleBindings."""
     called = set()
     for cluster in shell.clusters.values():
-        fakes: list[FakePort | None] = [cluster.config_maps, cluster.bindings, cluster.access_entries]
+        fakes: list[FakePort | None] = [cluster.config_maps, cluster.access_entries]
         for fake in (f for f in fakes if f is not None):
             called |= {(ADAPTER_OF_FAKE[type(fake).__name__], op) for op, n in fake.calls.items() if n}
+        for logged in cluster.bindings.writes:  # "create NAMESPACE/NAME"
+            op, target = logged.split(" ", 1)
+            called.add(("RoleBindings" if target.split("/")[0] not in ("", "None") else "ClusterRoleBindings", op))
     return called
 
 
@@ -310,8 +308,8 @@ def run_deployment(
     shell: FakeShell, lambdas: QueuedLambdas, write_config: Callable[..., Path], shape: dict[str, dict[str, str]]
 ) -> tuple[set[tuple[str, str]], list[Config]]:
     """A deployment's life on this shape: members mapped with an access policy (aws-auth absent at
-    first), a binding edited by hand, the policies widened, one dropped, the Kubernetes group renamed, a
-    member removed. The
+    first), bindings edited by hand, the policies widened (one at cluster scope), one dropped, the
+    Kubernetes group renamed, a member removed. The
     adapter methods the functions called, and the configurations they ran with."""
     for name, settings in shape.items():
         if settings["backend"] in MODES:
@@ -331,9 +329,9 @@ def run_deployment(
     for step, keys in enumerate(STEPS):
         configs.append(load_config(write_config(cluster_settings=shape, **keys)))
         lambdas.reconcile_all()
-        if step == 0:
-            for cluster in shell.clusters.values():
-                [(namespace, name), *_] = cluster.bindings.owned()
+        for cluster in shell.clusters.values():  # edited by hand: the next run puts them back
+            owned = sorted(cluster.bindings.owned(), key=str)
+            for namespace, name in [owned[0], *[key for key in owned if not key[0]]] if step < 2 and owned else []:
                 cluster.bindings.touch(namespace, name, subjects=(("User", "mallory"),))
     shell.iam_port.remove_from_group("alice", GROUP)
     lambdas.reconcile_all()
