@@ -17,6 +17,7 @@ from chalicelib.model.bindings import DesiredBinding, binding_labels
 from chalicelib.model.ownership import (
     EVENT_ID_ANNOTATION,
     GROUP_LABEL,
+    INSTANCE_LABEL,
     MANAGED_BY_SELECTOR,
     PRINCIPAL_ANNOTATION,
     PRINCIPAL_LABEL,
@@ -102,4 +103,5 @@ def observed(item: Any) -> ObservedBinding:
         resource_version=str(item.metadata.resource_version),
         principal_label=labels.get(PRINCIPAL_LABEL),
         group_label=labels.get(GROUP_LABEL),
+        instance=labels.get(INSTANCE_LABEL),
     )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from chalicelib.model import arns
 from chalicelib.model.identities import Refusal
+from chalicelib.model.ownership import DEFAULT_INSTANCE
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,7 @@ class Policy:
     protected_arns: frozenset[str] = frozenset()  # lower case: the service's own mapping, break-glass
     max_deletion_share: float = 0.5
     force_deletions: bool = False
+    instance: str = DEFAULT_INSTANCE  # this install: what carries another instance's name is never changed
 
     def protects(self, arn: str) -> bool:
         """Whether ``arn`` (with or without its path, in any case) is never to be changed."""

@@ -12,7 +12,8 @@ def observe(outcome: Outcome, observer: Observer, subject: str) -> None:
         observer.error(f"{subject} refused", reason=refusal.reason, detail=refusal.message)
         observer.count("GuardrailRefusals", reason=refusal.reason)
     for conflict in outcome.conflicts:
-        observer.warning(f"{subject} owned by someone else", detail=conflict.describe())
+        # Another instance's entry is named: the operator sees which install holds it.
+        observer.warning(f"{subject} owned by {conflict.owner or 'someone else'}", detail=conflict.describe())
         observer.count("OwnershipConflicts")
     if outcome.status != "written":
         return

@@ -129,4 +129,5 @@ def _same(binding: DesiredBinding, current: ObservedBinding) -> bool:
         and current.principal == binding.principal
         and current.principal_label == binding.principal_label
         and current.group_label == binding.group_label
+        and current.instance == binding.instance  # an unmarked binding adopted by an instance gets its label
     )

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from chalicelib.model import arns, sources
 from chalicelib.model.ownership import (
     GROUP_LABEL,
+    INSTANCE_LABEL,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     PRINCIPAL_LABEL,
@@ -39,6 +40,7 @@ class DesiredBinding:
     # An Identity Center group grant's: the person's Identity Store user id and the group's DisplayName.
     sso_user: str | None = None
     sso_group: str | None = None
+    instance: str | None = None  # the INSTANCE_LABEL it is written with (None: the default instance's, none)
 
     @property
     def source(self) -> str:
@@ -84,6 +86,8 @@ def binding_labels(binding: DesiredBinding) -> dict[str, str]:
         labels[PRINCIPAL_LABEL] = binding.principal_label
     if binding.group_label:
         labels[GROUP_LABEL] = binding.group_label
+    if binding.instance:
+        labels[INSTANCE_LABEL] = binding.instance
     return labels
 
 

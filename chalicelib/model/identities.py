@@ -153,10 +153,11 @@ class Conflict:
     key: str
     foreign: Entry
     wanted: OwnedEntry
+    owner: str = ""  # who owns the foreign entry, when known (another instance of the service)
 
     def describe(self) -> str:
         return (
-            f"! {self.key} {self.foreign.arn} is mapped by someone else ({self.foreign.describe()}); "
+            f"! {self.key} {self.foreign.arn} is mapped by {self.owner or 'someone else'} ({self.foreign.describe()}); "
             f"{self.wanted.source} wants {self.wanted.entry.describe()}: left as it is"
         )
 

@@ -104,3 +104,28 @@ ACCESS_ENTRY_QUOTA = 3000  # per cluster, not adjustable
 # The access policies the service associated with an owned entry (short names, space-separated):
 # associations cannot be tagged, so this record says which entries have any to read and keep in step.
 ENTRY_POLICIES_TAG = "eks-iam-sync/access-policies"
+
+# Instances: every object an install owns carries its instance's name (config.settings.instance()): a
+# RoleBinding the label INSTANCE_LABEL, an access entry the tag ENTRY_INSTANCE_TAG, an aws-auth entry
+# its instance's section of the ledger. The instance "default" (nothing set: the CLI, `chalice deploy`)
+# marks nothing, as every version before instances did. An install changes only what carries its own
+# name, or no name at all: an object from before instances is adopted by the first named instance that
+# reconciles it, which writes its name on it (migrated in place) on that run. What carries another
+# instance's name is never changed or deleted; wanting it is a conflict naming that instance.
+INSTANCE_LABEL = "eks-iam-sync.io/instance"
+ENTRY_INSTANCE_TAG = "eks-iam-sync/instance"
+DEFAULT_INSTANCE = "default"
+
+
+def instance_marker(instance: str) -> str | None:
+    """What an install writes on its objects: its name, or nothing for the default instance."""
+    return None if instance == DEFAULT_INSTANCE else instance
+
+
+def owns(instance: str, marker: str | None) -> bool:
+    """Whether ``instance`` may change an object of the service marked ``marker`` (None: unmarked)."""
+    return not marker or marker == instance
+
+
+def owner(marker: str) -> str:
+    return f"eks-iam-sync instance {marker!r}"

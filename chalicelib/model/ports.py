@@ -51,6 +51,7 @@ class ObservedBinding:
     resource_version: str = ""
     principal_label: str | None = None  # PRINCIPAL_LABEL's value (bindings made before it have none)
     group_label: str | None = None  # GROUP_LABEL's value (bindings made before it have none)
+    instance: str | None = None  # INSTANCE_LABEL's value (the default instance's, and older bindings, have none)
 
     @property
     def key(self) -> tuple[str, str]:

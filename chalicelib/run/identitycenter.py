@@ -11,7 +11,15 @@ from chalicelib.engine.desired import DesiredState, Refusal, label_selector
 from chalicelib.engine.guardrails import Policy, deletion_breaker
 from chalicelib.engine.plan import DeleteBinding, Plan, plan_bindings
 from chalicelib.engine.sso import kept_groups, removals, sso_bindings
-from chalicelib.model.ownership import SSO_GROUP_LABEL_PREFIX, SSO_USER_KIND, sso_group_label, sso_user_label
+from chalicelib.model.ownership import (
+    DEFAULT_INSTANCE,
+    SSO_GROUP_LABEL_PREFIX,
+    SSO_USER_KIND,
+    instance_marker,
+    owns,
+    sso_group_label,
+    sso_user_label,
+)
 from chalicelib.model.ports import ClusterPorts, ObservedBinding, Observer
 from chalicelib.model.sso import SsoSnapshot
 
@@ -27,7 +35,13 @@ def kept(binding: ObservedBinding, desired: DesiredState) -> bool:
 
 
 def sso_event(
-    config: Config, ports: ClusterPorts, sso: SsoSnapshot, desired: DesiredState, plan: Plan, event_id: str | None
+    config: Config,
+    ports: ClusterPorts,
+    sso: SsoSnapshot,
+    desired: DesiredState,
+    plan: Plan,
+    event_id: str | None,
+    instance: str = DEFAULT_INSTANCE,
 ) -> tuple[DesiredState, Plan]:
     """An Identity Store event's part: the bindings of its people (listed by their label) or of every
     granted group (by the groups' labels), planned whole: what they no longer hold is deleted."""
@@ -40,13 +54,14 @@ def sso_event(
             selector = label_selector(grant.namespace_selector)
             selected[index] = () if selector is None else tuple(ports.bindings.namespaces(selector))
     granted, refused, _ = sso_bindings(config, sso, None, selected)
-    granted = [replace(b, event_id=event_id) for b in granted]
+    granted = [replace(b, event_id=event_id, instance=instance_marker(instance)) for b in granted]
     if sso.users is None:
         observed = ports.bindings.list_owned_of_groups({sso_group_label(name) for name in settings.groups()})
     else:
         observed = ports.bindings.list_owned({sso_user_label(user) for user in sso.users})
     kept = kept_groups(sso)
-    actions = plan_bindings(granted, [b for b in observed if b.group_label not in kept], None)
+    mine = [b for b in observed if b.group_label not in kept and owns(instance, b.instance)]
+    actions = plan_bindings(granted, mine, None)
     refusals = tuple(Refusal(r.principal, r.subject, r.reason, r.message) for r in refused)
     desired = replace(desired, bindings=desired.bindings + tuple(granted), refusals=desired.refusals + refusals)
     return desired, replace(plan, bindings=plan.bindings + actions)

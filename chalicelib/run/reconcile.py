@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
-from chalicelib.config import Cluster, Config, grants_everything, partition_of
+from chalicelib.config import Cluster, Config, grants_everything, partition_of, settings
 from chalicelib.engine.desired import (
     DesiredState,
     Refusal,
@@ -30,12 +30,14 @@ from chalicelib.engine.plan import BindingAction, DeleteBinding, Plan, plan_bind
 from chalicelib.engine.policies import binds_cluster_wide, needs_namespaces
 from chalicelib.errors import Forbidden, NotFound, PermanentError
 from chalicelib.model import arns
+from chalicelib.model.ownership import instance_marker
 from chalicelib.model.ports import ClusterPorts, ClusterRoleReader, ObservedBinding, Observer
 from chalicelib.model.principals import EveryoneBut, PrincipalScope
 from chalicelib.model.snapshot import IamSnapshot
 from chalicelib.model.sso import SsoSnapshot
 from chalicelib.run.apply import Applied, Applier, DisplayOnlyApplier
 from chalicelib.run.identitycenter import kept, sso_breaker, sso_event
+from chalicelib.run.instances import OwnBindings
 from chalicelib.run.scope import identity_scope, principals_by_key, reread_scope, touched_principals
 
 if TYPE_CHECKING:
@@ -58,6 +60,9 @@ class Options:
     reread: Callable[[PrincipalScope | None], IamSnapshot] | None = field(default=None, compare=False)
     # How the identity backends wait out their backoff (the Runtime's sleep).
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    # This install (EKS_IAM_SYNC_INSTANCE, read by the entry point that makes the options): it changes
+    # only objects marked with its name or with none, and marks what it writes.
+    instance: str = field(default_factory=settings.instance)
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,7 @@ def reconcile_cluster(
             desired = desired_from(fresh)
             desired, plan = _planned(config, ports, identities, desired, identity_scope, scope, options, observer)
     if scope is not None and sso is not None:
-        desired, plan = sso_event(config, ports, sso, desired, plan, options.event_id)
+        desired, plan = sso_event(config, ports, sso, desired, plan, options.event_id, options.instance)
     desired, plan = sso_breaker(desired, plan, guardrail_policy(config, options), observer)
     _report_desired(desired, observer)
     bindings, refused = _without_unbounded_roles(config, plan.bindings, ports.cluster_roles, observer)
@@ -129,9 +134,13 @@ def _planned(
 ) -> tuple[DesiredState, Plan]:
     identity_step = identities.plan(desired.identities, identity_scope)
     desired = _scoped_bindings(config, desired, ports, scope, options)
+    marker = instance_marker(options.instance)
+    desired = replace(desired, bindings=tuple(replace(b, instance=marker) for b in desired.bindings))
+    mine = OwnBindings(ports.bindings, options.instance)
     # A scoped run lists the principals' ClusterRoleBindings only where the configuration makes some.
     wide = scope is not None and identities.name == "configMap" and binds_cluster_wide(config)
-    return desired, Plan(identity_step, _plan_bindings(desired, ports, scope, options, wide, observer))
+    actions, refused = mine.claimed(_plan_bindings(desired, mine, scope, options, wide, observer))
+    return replace(desired, refusals=desired.refusals + refused), Plan(identity_step, actions)
 
 
 def _reread(
@@ -216,7 +225,7 @@ def _scoped_bindings(
 
 def _plan_bindings(
     desired: DesiredState,
-    ports: ClusterPorts,
+    bindings: OwnBindings,
     scope: PrincipalScope | None,
     options: Options,
     cluster_wide: bool,
@@ -228,29 +237,29 @@ def _plan_bindings(
     deletes a grant's binding (only a full run sees a rule gone), and a membership event leaves the
     principals' own tag-grant bindings alone (memberships do not change them)."""
     if scope is None:
-        observed = [b for b in ports.bindings.list_owned() if not kept(b, desired)]
-        observed += _owned_cluster_bindings(desired, ports, observer)
+        observed = [b for b in bindings.list_owned() if not kept(b, desired)]
+        observed += _owned_cluster_bindings(desired, bindings, observer)
         return plan_bindings(desired.bindings, observed, None)
     of_groups = [b for b in desired.bindings if b.group_label]
     labels = {b.group_label for b in of_groups if b.group_label}
-    actions = plan_bindings(of_groups, ports.bindings.list_owned_of_groups(labels), ()) if labels else ()
+    actions = plan_bindings(of_groups, bindings.list_owned_of_groups(labels), ()) if labels else ()
     if options.rebinds:
         theirs = [b for b in desired.bindings if not b.group_label]
-        observed = ports.bindings.list_owned(scope.labels())
+        observed = bindings.list_owned(scope.labels())
         if cluster_wide:
-            observed += ports.bindings.list_owned_cluster(scope.labels())
+            observed += bindings.list_owned_cluster(scope.labels())
         actions += plan_bindings(theirs, observed, scope)
     return actions
 
 
-def _owned_cluster_bindings(desired: DesiredState, ports: ClusterPorts, observer: Observer) -> list[ObservedBinding]:
+def _owned_cluster_bindings(desired: DesiredState, bindings: OwnBindings, observer: Observer) -> list[ObservedBinding]:
     """A full run lists the owned ClusterRoleBindings of every cluster, so that those no rule makes any
     more (a rule removed or scoped, a cluster moved to access entries, ``uninstall``) are deleted. The
     service's RBAC grants ClusterRoleBindings only to a configuration that binds some (``rbac``): without
     them, and with none to bind, the run goes on without (a manifest regenerated before a run removed
     them leaves them: docs/backends.md)."""
     try:
-        return ports.bindings.list_owned_cluster()
+        return bindings.list_owned_cluster()
     except Forbidden:
         if any(b.cluster_wide for b in desired.bindings):
             raise
@@ -295,6 +304,7 @@ def guardrail_policy(config: Config, options: Options, caller_arn: str | None = 
         protected_arns=frozenset(a.lower() for a in (*config.aws_auth.break_glass_arns, *callers)),
         max_deletion_share=config.aws_auth.max_deletion_share,
         force_deletions=options.force_deletions,
+        instance=options.instance,
     )
 
 

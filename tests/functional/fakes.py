@@ -37,6 +37,7 @@ from chalicelib.model.ownership import (
     AWS_AUTH_NAMESPACE,
     EVENT_ID_ANNOTATION,
     GROUP_LABEL,
+    INSTANCE_LABEL,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     PRINCIPAL_ANNOTATION,
@@ -427,6 +428,7 @@ class StoredBinding:
             resource_version=self.resource_version,
             principal_label=self.labels.get(PRINCIPAL_LABEL),
             group_label=self.labels.get(GROUP_LABEL),
+            instance=self.labels.get(INSTANCE_LABEL),
         )
 
 

@@ -85,7 +85,7 @@ class AccessEntriesBackend:
         associations = {
             entry.key: self.store.associated_policies(entry.principal_arn)
             for entry in entries
-            if owned(entry)
+            if owned(entry, self.policy.instance)
             and not self.policy.protects(entry.principal_arn)
             and needs_read(entry, by_key.get(entry.key))
         }
@@ -97,7 +97,7 @@ class AccessEntriesBackend:
         return {
             name
             for entry in self._describe(self.store.list_principals())
-            if owned(entry)
+            if owned(entry, self.policy.instance)
             and (name := user_mapped_for(entry.principal_arn, entry.tags.get(ENTRY_SOURCE_TAG, ""), groups))
         }
 
@@ -114,7 +114,7 @@ class AccessEntriesBackend:
         for attempt in range(self.propagation_attempts):
             found = self.store.describe(wanted.iam_arn)
             if found is not None:
-                return owned(found) and as_entry(found) == desired_entry(wanted)
+                return owned(found, self.policy.instance) and as_entry(found) == desired_entry(wanted)
             if attempt < self.propagation_attempts - 1:
                 self.sleep(self.propagation_base * 2**attempt)
         return False
@@ -162,7 +162,7 @@ class AccessEntriesBackend:
                     self._propagated(lambda: self.store.update(observed.principal_arn, entry.username, entry.groups))
                 self._policies(action.policies)
                 if observed.entry_arn and action.tags_changed:
-                    self._propagated(lambda: self.store.tag(observed.entry_arn, tags_for(wanted, observed)))
+                    self._propagated(lambda: self.store.tag(observed.entry_arn, action.tags))
             case RecreateEntry(wanted=wanted, observed=observed):
                 self._delete(observed)
                 self._create(wanted)
@@ -187,7 +187,7 @@ class AccessEntriesBackend:
         groups = tuple(sorted(set(entry.groups)))
         for attempt in range(self.propagation_attempts):
             try:
-                self.store.create(wanted.iam_arn, entry.username, groups, tags_for(wanted))
+                self.store.create(wanted.iam_arn, entry.username, groups, tags_for(wanted, None, self.policy.instance))
                 return
             except WriteConflict:
                 # Someone else's entry appeared (a conflict next run reports), or our delete is still propagating.

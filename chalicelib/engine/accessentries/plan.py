@@ -1,8 +1,10 @@
 """Stage 4 for access entries: (entries as observed, desired owned entries, scope, policy) -> one
 step of per-principal actions. Pure.
 
-- An entry is ours exactly when it is STANDARD and tagged managed-by eks-iam-sync; nothing else is
-  ever updated or deleted, and a desired principal with someone else's entry is a conflict.
+- An entry is ours exactly when it is STANDARD, tagged managed-by eks-iam-sync and tagged with this
+  instance (or with none: made before instances, adopted and tagged on this run); nothing else is
+  ever updated or deleted, and a desired principal with someone else's entry is a conflict (naming
+  the instance, when another instance's).
 - A desired principal without an entry gets one (principalArn with its path, the username and
   groups aws-auth would carry, ownership tags); a different username or groups is an update.
 - A principal recreated under the same ARN (its IAM unique id differs from the entry's tag) no
@@ -29,10 +31,15 @@ from chalicelib.engine.guardrails import Policy, deletion_breaker
 from chalicelib.model.identities import Change, Conflict, Entry, OwnedEntry, Refusal
 from chalicelib.model.ownership import (
     ACCESS_ENTRY_QUOTA,
+    DEFAULT_INSTANCE,
+    ENTRY_INSTANCE_TAG,
     ENTRY_PRINCIPAL_ID_TAG,
     ENTRY_SOURCE_TAG,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
+    instance_marker,
+    owner,
+    owns,
 )
 from chalicelib.model.ports import AssociatedPolicy, ObservedAccessEntry
 
@@ -41,14 +48,28 @@ QUOTA_WARNING_SHARE = 0.8
 TAG_VALUE_LIMIT = 256
 
 
-def owned(entry: ObservedAccessEntry) -> bool:
-    return entry.type == "STANDARD" and entry.tags.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+def owned(entry: ObservedAccessEntry, instance: str | None = DEFAULT_INSTANCE) -> bool:
+    """The service's and ``instance``'s (None: any instance's, as the report counts them)."""
+    service = entry.type == "STANDARD" and entry.tags.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+    return service and (instance is None or owns(instance, entry.tags.get(ENTRY_INSTANCE_TAG)))
 
 
-def tags_for(wanted: OwnedEntry, observed: ObservedAccessEntry | None = None) -> dict[str, str]:
+def other_instance(entry: ObservedAccessEntry, instance: str) -> str:
+    """The owner of the service's entry that another instance tagged; "" for anything else."""
+    if not owned(entry, None) or owned(entry, instance):
+        return ""
+    return owner(entry.tags[ENTRY_INSTANCE_TAG])
+
+
+def tags_for(
+    wanted: OwnedEntry, observed: ObservedAccessEntry | None = None, instance: str = DEFAULT_INSTANCE
+) -> dict[str, str]:
     tags = {MANAGED_BY_LABEL: MANAGED_BY_VALUE, ENTRY_SOURCE_TAG: wanted.source[:TAG_VALUE_LIMIT]}
     if wanted.principal_id:
         tags[ENTRY_PRINCIPAL_ID_TAG] = wanted.principal_id
+    marker = instance_marker(instance)
+    if marker:
+        tags[ENTRY_INSTANCE_TAG] = marker
     return tags | policy_tags(wanted, observed)
 
 
@@ -87,6 +108,7 @@ class UpdateEntry:
     wanted: OwnedEntry
     observed: ObservedAccessEntry
     policies: tuple[PolicyAction, ...] = ()
+    instance: str = DEFAULT_INSTANCE  # whose tag it carries after the update (an unmarked entry adopted)
     verb = "update"
 
     @property
@@ -99,7 +121,11 @@ class UpdateEntry:
 
     @property
     def tags_changed(self) -> bool:
-        return self.observed.tags != {**self.observed.tags, **tags_for(self.wanted, self.observed)}
+        return self.observed.tags != {**self.observed.tags, **self.tags}
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return tags_for(self.wanted, self.observed, self.instance)
 
     def change(self) -> Change:
         return Change("update", KEY, as_entry(self.observed), desired_entry(self.wanted), self.wanted.source)
@@ -192,24 +218,24 @@ def plan_access_entries(
         entry = current.get(key)
         if entry is None:
             actions.append(CreateEntry(item, new_associations(item, seen.partition)))
-        elif not owned(entry):
-            conflicts.append(Conflict(KEY, as_entry(entry), item))
+        elif not owned(entry, policy.instance):
+            conflicts.append(Conflict(KEY, as_entry(entry), item, other_instance(entry, policy.instance)))
         elif not _protected(entry, policy):
-            actions += _kept(item, entry, seen)
+            actions += _kept(item, entry, seen, policy.instance)
     for key, entry in sorted(current.items()):
-        if key in wanted or not owned(entry) or _protected(entry, policy):
+        if key in wanted or not owned(entry, policy.instance) or _protected(entry, policy):
             continue
         if scope is None or entry.principal_arn in scope:
             actions.append(DeleteEntry(entry))
     return _checked(actions, conflicts, refusals, seen, policy, total)
 
 
-def _kept(item: OwnedEntry, entry: ObservedAccessEntry, seen: Observed) -> list[EntryAction]:
+def _kept(item: OwnedEntry, entry: ObservedAccessEntry, seen: Observed, instance: str) -> list[EntryAction]:
     """An owned entry that stays: recreated (a new principal under the same ARN), or brought in step."""
     if item.principal_id and entry.tags.get(ENTRY_PRINCIPAL_ID_TAG, item.principal_id) != item.principal_id:
         return [RecreateEntry(item, entry, new_associations(item, seen.partition))]
     policies = plan_policies(item, seen.associations.get(entry.key, ()), seen.partition)
-    update = UpdateEntry(item, entry, policies)
+    update = UpdateEntry(item, entry, policies, instance)
     return [update] if policies or update.mapping_changed or update.tags_changed else []
 
 
@@ -243,7 +269,7 @@ def _checked(
     warnings: list[str] = []
     blocking: list[Refusal] = []
     deletes = sum(1 for a in actions if isinstance(a, DeleteEntry))
-    ours = sum(1 for e in seen.entries if owned(e))
+    ours = sum(1 for e in seen.entries if owned(e, policy.instance))
     breaker = deletion_breaker(ours, deletes, policy, "owned access entries", "delete")
     if breaker is not None:
         blocking.append(breaker)

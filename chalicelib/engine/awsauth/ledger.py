@@ -3,6 +3,11 @@
 It lives in an annotation of the aws-auth ConfigMap, not inside the entries (tools that re-marshal
 the lists strip in-band marks) and not in another object (so one update with one resourceVersion
 changes entries and ledger together). Tools that rewrite ``data`` keep annotations.
+
+Each instance of the service keeps its own section (``instances``: name -> packed records); ``zlib``
+holds the default instance's, which is also where every version before instances kept the whole
+ledger. A named instance adopts those unmarked records (they are its own, and its next write moves them
+into its section); another instance's section is kept as read, and its entries are foreign.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from chalicelib.engine.awsauth.model import ENTRY_KEYS, MAP_ROLES, MAP_USERS
 from chalicelib.errors import CorruptState
 from chalicelib.model import arns, sources
 from chalicelib.model.identities import user_mapped_for
+from chalicelib.model.ownership import DEFAULT_INSTANCE, instance_marker
 
 LEDGER_VERSION = 2
 MAX_LEDGER_BYTES = 32 * 1024 * 1024  # inflated; aws-auth itself is at most 1 MiB
@@ -40,7 +46,11 @@ class LedgerRecord:
 
 @dataclass(frozen=True)
 class Ledger:
-    records: Mapping[str, LedgerRecord] = field(default_factory=dict)  # by lower-case ARN
+    records: Mapping[str, LedgerRecord] = field(default_factory=dict)  # by lower-case ARN: this instance's
+    instance: str = DEFAULT_INSTANCE
+    others: Mapping[str, str] = field(default_factory=dict)  # the other instances' sections, packed, as read
+    owners: Mapping[str, str] = field(default_factory=dict)  # lower-case ARN -> the other instance owning it
+    adopted: bool = False  # unmarked records this (named) instance took over: its next write marks them
 
     @classmethod
     def of(cls, records: Iterable[LedgerRecord]) -> Ledger:
@@ -68,35 +78,60 @@ class Ledger:
         """Version 2: ARNs and an index into the distinct sources, zlib-compressed and base64-encoded,
         so that the ledger of 5 000 entries stays far below the 256 KiB Kubernetes allows for all
         annotations together (version 1 passed it at ~2 200 entries). CloudTrail event ids are not
-        kept here (they are incompressible): each change's log line and RoleBinding carry them."""
-        ordered = [self.records[k] for k in sorted(self.records)]
-        sources = sorted({r.source for r in ordered})
-        source_index = {source: i for i, source in enumerate(sources)}
-        rows = [[r.arn, source_index[r.source]] for r in ordered]
-        inner = json.dumps({"sources": sources, "entries": rows}, separators=(",", ":"))
-        packed = base64.b64encode(zlib.compress(inner.encode(), 9)).decode()
-        return json.dumps({"version": LEDGER_VERSION, "zlib": packed}, separators=(",", ":"))
+        kept here (they are incompressible): each change's log line and RoleBinding carry them. This
+        instance's records go to its section (the default instance's to ``zlib``), the others' as read."""
+        marker = instance_marker(self.instance)
+        sections = {name: packed for name, packed in self.others.items() if name != marker}
+        if marker and self.records:
+            sections[marker] = _pack(self.records)
+        document: dict[str, Any] = {"version": LEDGER_VERSION, "zlib": _pack({} if marker else self.records)}
+        if sections:
+            document["instances"] = dict(sorted(sections.items()))
+        return json.dumps(document, separators=(",", ":"))
 
     @classmethod
-    def parse(cls, text: str | None) -> Ledger:
-        """Reads version 2 and the uncompressed version 1 (upgraded in place by the next write)."""
+    def parse(cls, text: str | None, instance: str | None = DEFAULT_INSTANCE) -> Ledger:
+        """Reads version 2 and the uncompressed version 1 (upgraded in place by the next write), as
+        ``instance`` owns it (None: every instance's records together, as the report reads them)."""
         if not text:
-            return cls()
+            return cls(instance=instance or DEFAULT_INSTANCE)
         try:
-            document = json.loads(text)
-            version = document.get("version")
-            if version == 1:
-                records = [_record(r["arn"], r["source"], r["key"]) for r in document["entries"]]
-            elif version == LEDGER_VERSION:
-                records = _unpack(document["zlib"])
-            else:
-                raise LedgerError(f"unsupported ledger version {version!r}")
+            legacy, sections = _sections(json.loads(text))
+            unpacked = {name: _unpack(packed) for name, packed in sections.items()}
         except (ValueError, KeyError, TypeError, AttributeError, IndexError, zlib.error) as err:
             raise LedgerError(f"the ownership ledger is unreadable: {err}") from err
-        for record in records:
+        for record in [*legacy, *(r for records in unpacked.values() for r in records)]:
             if record.key not in ENTRY_KEYS:
                 raise LedgerError(f"the ownership ledger names an unknown key {record.key!r}")
-        return cls.of(records)
+        if instance is None:
+            return cls.of([*legacy, *(r for records in unpacked.values() for r in records)])
+        marker = instance_marker(instance)
+        own = [*unpacked.pop(marker, []), *legacy] if marker else legacy
+        owners = {r.arn.lower(): name for name, records in unpacked.items() for r in records}
+        others = {name: packed for name, packed in sections.items() if name != marker}
+        return cls({r.arn.lower(): r for r in own}, instance, others, owners, bool(marker and legacy))
+
+
+def _sections(document: Any) -> tuple[list[LedgerRecord], dict[str, str]]:
+    """The unmarked records (version 1, or version 2's ``zlib``) and every instance's packed section."""
+    version = document.get("version")
+    if version == 1:
+        return [_record(r["arn"], r["source"], r["key"]) for r in document["entries"]], {}
+    if version != LEDGER_VERSION:
+        raise LedgerError(f"unsupported ledger version {version!r}")
+    sections = document.get("instances", {})
+    if not isinstance(sections, dict) or not all(isinstance(v, str) for v in sections.values()):
+        raise LedgerError("the ownership ledger's instances are not a map of packed sections")
+    return _unpack(document["zlib"]), sections
+
+
+def _pack(records: Mapping[str, LedgerRecord]) -> str:
+    ordered = [records[k] for k in sorted(records)]
+    sources = sorted({r.source for r in ordered})
+    source_index = {source: i for i, source in enumerate(sources)}
+    rows = [[r.arn, source_index[r.source]] for r in ordered]
+    inner = json.dumps({"sources": sources, "entries": rows}, separators=(",", ":"))
+    return base64.b64encode(zlib.compress(inner.encode(), 9)).decode()
 
 
 def _unpack(packed: str) -> list[LedgerRecord]:

@@ -8,7 +8,7 @@ the writer only writes what was checked, and re-plans from a fresh read after a 
 from __future__ import annotations
 
 from collections.abc import Container
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from chalicelib.engine.awsauth import reading as readings
@@ -25,6 +25,7 @@ from chalicelib.model.ownership import (
     BACKUP_SEQUENCE_ANNOTATION,
     LEDGER_ANNOTATION,
     WRITTEN_DIGEST_ANNOTATION,
+    owner,
 )
 from chalicelib.model.ports import ObservedConfigMap
 
@@ -77,21 +78,24 @@ def _plan_sync(observed: ObservedConfigMap | None, intent: SyncIntent, policy: P
     if not verdict.allowed:
         return AwsAuthStep(intent, "refused", observed, refusals=verdict.refusals)
     try:
-        ledger = Ledger.parse(observed.annotations.get(LEDGER_ANNOTATION) if observed else None)
+        ledger = Ledger.parse(observed.annotations.get(LEDGER_ANNOTATION) if observed else None, policy.instance)
     except LedgerError as err:
         return AwsAuthStep(intent, "refused", observed, refusals=(Refusal("ledger-unreadable", str(err)),))
     merged = merge(data, reading, ledger, intent.desired, intent.scope)
+    after = replace(ledger, records=merged.ledger.records, adopted=False)  # the other instances' sections kept
+    conflicts = tuple(_named(c, ledger) for c in merged.conflicts)
     # Writes stay the diff: a ledger whose sources changed only where nothing reads them (a tag grant
-    # added to a group member) is not worth a write; ownership and group attribution always are.
-    if merged.data == data and merged.ledger.answers_like(ledger):
-        return AwsAuthStep(intent, "unchanged", observed, conflicts=merged.conflicts)
+    # added to a group member) is not worth a write; ownership and group attribution always are, and so
+    # is this instance's name on the unmarked records it adopted.
+    if merged.data == data and after.answers_like(ledger) and not ledger.adopted:
+        return AwsAuthStep(intent, "unchanged", observed, conflicts=conflicts)
     removed = sum(1 for c in merged.changes if c.action == "remove")
-    ledger_text = merged.ledger.serialize()
+    ledger_text = after.serialize()
     verdict = check_post_image(
         reading,
         ledger,
         merged.data,
-        merged.ledger,
+        after,
         removed=removed,
         policy=policy,
         annotations=_annotations_after(observed, ledger_text),
@@ -104,7 +108,7 @@ def _plan_sync(observed: ObservedConfigMap | None, intent: SyncIntent, policy: P
         merged.data,
         ledger_text,
         merged.changes,
-        merged.conflicts,
+        conflicts,
         verdict.refusals,
         verdict.warnings,
         verdict.sizes,
@@ -121,7 +125,7 @@ def _plan_restore(observed: ObservedConfigMap | None, intent: RestoreIntent, pol
     if data == backup.data:
         return AwsAuthStep(intent, "unchanged", observed)
     try:
-        after_ledger = Ledger.parse(backup.ledger)
+        after_ledger = Ledger.parse(backup.ledger, policy.instance)
     except LedgerError as err:
         refusal = Refusal("ledger-unreadable", f"backup {backup.sequence}: {err}")
         return AwsAuthStep(intent, "refused", observed, refusals=(refusal,))
@@ -149,6 +153,12 @@ def _plan_restore(observed: ObservedConfigMap | None, intent: RestoreIntent, pol
         warnings=verdict.warnings,
         sizes=verdict.sizes,
     )
+
+
+def _named(conflict: Conflict, ledger: Ledger) -> Conflict:
+    """A conflict over an entry another instance's section records names that instance."""
+    found = ledger.owners.get(conflict.foreign.arn.lower())
+    return replace(conflict, owner=owner(found)) if found else conflict
 
 
 def _restored_changes(before: Reading, after: Reading, source: str) -> tuple[Change, ...]:

@@ -75,7 +75,8 @@ class AwsAuthWriter:
         """Names of the users mapped for these IAM groups (a deleted group's members)."""
         observed = self.read()
         try:
-            return Ledger.parse(observed.annotations.get(LEDGER_ANNOTATION) if observed else None).members_of(groups)
+            annotation = observed.annotations.get(LEDGER_ANNOTATION) if observed else None
+            return Ledger.parse(annotation, self.policy.instance).members_of(groups)
         except LedgerError:
             return set()  # the next write refuses the unreadable ledger, with its reason
 

@@ -53,7 +53,7 @@ def _aws_auth(read: ClusterRead) -> tuple[dict[str, Mapped], tuple[Problem, ...]
         return {}, (), None
     ledger_error = None
     try:
-        ledger = Ledger.parse(read.aws_auth.annotations.get(LEDGER_ANNOTATION))
+        ledger = Ledger.parse(read.aws_auth.annotations.get(LEDGER_ANNOTATION), None)  # every instance's
     except LedgerError as err:
         ledger, ledger_error = Ledger(), str(err)
     reading = read_aws_auth(read.aws_auth.data)
@@ -73,7 +73,7 @@ def _access_entries(read: ClusterRead, iam_ids: Mapping[str, str]) -> tuple[dict
     stale: set[str] = set()
     for described in read.access_entries or ():
         key = principal_key(described.principal_arn)
-        managed = owned(described)
+        managed = owned(described, None)  # any instance's
         source = described.tags.get(ENTRY_SOURCE_TAG, "") if managed else ""
         arn, username, groups = described.principal_arn, described.username, tuple(described.kubernetes_groups)
         access[key] = Mapped(key, arn, username, groups, ACCESS_ENTRY_KEY, managed, source)
