@@ -107,11 +107,14 @@ def _reconciled_text(result: Reconciled) -> list[Chunk]:
     for b in result.backups:  # uninstall's
         lines += [f"cluster {b.cluster}: {'would remove' if result.dry_run else 'removed'} {n}" for n in b.names]
         lines += [f"cluster {b.cluster}: FAILED to remove the backups: {b.error}"] if b.error else []
+        lines += [f"cluster {b.cluster}: backups kept: {b.kept}"] if b.kept else []
     return out(lines)
 
 
 def _reconciled_json(result: Reconciled) -> dict[str, Any]:
-    removed = {b.cluster: {"backups": {"removed": list(b.names), "error": b.error}} for b in result.backups}
+    removed = {
+        b.cluster: {"backups": {"removed": list(b.names), "error": b.error, "kept": b.kept}} for b in result.backups
+    }
     return {name: results.as_json(r) | removed.get(name, {}) for name, r in result.clusters}
 
 

@@ -163,3 +163,40 @@ def test_what_another_instance_owns_is_logged_and_counted_as_that_instance_s(
     assert observer.counted("Refusals", reason="other-instance") == len(PROJECTS)
     refused = [line for line in observer.lines if line.message == "grant refused"]
     assert {line.fields["reason"] for line in refused} == {"other-instance"}
+
+
+def test_uninstall_of_one_instance_removes_its_own_only_and_keeps_the_shared_backups(
+    shell: FakeShell,
+    use_shell: Any,
+    as_instance: Callable[..., None],
+    write_config: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from chalicelib.entry.cli import main  # noqa: PLC0415
+
+    monkeypatch.setenv("EKS_IAM_SYNC_CONFIG", str(write_config()))
+    shell.iam_port.add_group(OPS_GROUP)
+    alice = shell.iam_port.add_user("alice", groups=[GROUP]).arn.lower()
+    bob = shell.iam_port.add_user("bob", groups=[OPS_GROUP]).arn.lower()
+    cluster = shell.clusters["fn-east"]
+    as_instance("dev")
+    assert main(["apply", "--cluster", "fn-east"]) == 0
+    as_instance("prod", **prod_config())
+    assert main(["apply", "--cluster", "fn-east"]) == 0
+    backups = {name for (_, name) in cluster.config_maps.objects if name.startswith("eks-iam-sync-aws-auth-backup-")}
+    assert backups
+    capsys.readouterr()
+
+    assert main(["uninstall", "--cluster", "fn-east"]) == 0  # prod's uninstall
+    out = capsys.readouterr().out
+    assert owners(cluster, "configMap") == {k: v for k, v in owners(cluster, "configMap").items() if v == "dev"}
+    assert alice in owners(cluster, "configMap") and bob not in owners(cluster, "configMap")
+    assert {label for label, _ in bindings(cluster).values()} == {"dev"}
+    assert "backups kept: aws-auth still maps entries of eks-iam-sync instance 'dev'" in out
+    assert backups <= {name for (_, name) in cluster.config_maps.objects}  # none deleted
+
+    as_instance("dev")
+    assert main(["uninstall", "--cluster", "fn-east"]) == 0  # the last instance: the backups go with it
+    left = {name for (_, name) in cluster.config_maps.objects if name.startswith("eks-iam-sync-aws-auth-backup-")}
+    assert owners(cluster, "configMap") == {} and not bindings(cluster) and not left

@@ -19,6 +19,7 @@ class RemovedBackups:
     cluster: str
     names: tuple[str, ...]
     error: str | None = None  # why the others were not removed
+    kept: str | None = None  # why none was removed although nothing failed (another instance's entries)
 
 
 @dataclass(frozen=True)

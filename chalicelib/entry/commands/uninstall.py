@@ -14,7 +14,9 @@ Then, in each cluster whose run succeeded (so aws-auth no longer holds the servi
 only there, the aws-auth backups go: the ConfigMaps of the backup slots' names (every slot a ring of
 the largest size could use) that carry the service's label, each deleted on the resourceVersion read.
 A dry run lists them. ``keep_backups`` keeps them (the way back: ``restore``). The deletes are the
-operator's: the service's own RBAC grants no delete on ConfigMaps.
+operator's: the service's own RBAC grants no delete on ConfigMaps. The backups are the cluster's, not
+an instance's: while aws-auth still maps entries of another instance (its ledger section), they are
+kept, and the result says why.
 """
 
 from __future__ import annotations
@@ -22,10 +24,21 @@ from __future__ import annotations
 from dataclasses import replace
 
 from chalicelib.config import MAX_BACKUP_COUNT, Config, Identities, TagGrants
+from chalicelib.config.settings import instance
+from chalicelib.engine.awsauth.ledger import Ledger
 from chalicelib.entry.commands.common import Reach, connect, shell_for
 from chalicelib.entry.commands.plan_apply import Reconciled, RemovedBackups, reconcile
 from chalicelib.errors import SyncError
-from chalicelib.model.ownership import AWS_AUTH_NAMESPACE, MANAGED_BY_LABEL, MANAGED_BY_VALUE, backup_names
+from chalicelib.model.ownership import (
+    AWS_AUTH_NAME,
+    AWS_AUTH_NAMESPACE,
+    DEFAULT_INSTANCE,
+    LEDGER_ANNOTATION,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    backup_names,
+    owner,
+)
 from chalicelib.model.ports import ConfigMapStore
 from chalicelib.run.results import succeeded
 
@@ -55,17 +68,24 @@ def uninstall(config: Config, reach: Reach, dry_run: bool, keep_backups: bool = 
     removed = [
         RemovedBackups(name, (), str(ports))
         if isinstance(ports, SyncError)
-        else remove_backups(name, ports.config_maps, dry_run)
+        else remove_backups(name, ports.config_maps, dry_run, instance())
         for name, ports in reached.items()
         if name in done
     ]
-    return replace(result, backups=tuple(r for r in removed if r.names or r.error))
+    return replace(result, backups=tuple(r for r in removed if r.names or r.error or r.kept))
 
 
-def remove_backups(cluster: str, store: ConfigMapStore, dry_run: bool) -> RemovedBackups:
-    """Deletes (a dry run: lists) every backup slot that exists and is labelled as the service's."""
+def remove_backups(
+    cluster: str, store: ConfigMapStore, dry_run: bool, instance: str = DEFAULT_INSTANCE
+) -> RemovedBackups:
+    """Deletes (a dry run: lists) every backup slot that exists and is labelled as the service's, unless
+    aws-auth still maps another instance's entries (the backups are theirs too)."""
     removed: list[str] = []
     try:
+        others = _other_instances(store, instance)
+        if others:
+            why = f"aws-auth still maps entries of {', '.join(owner(o) for o in others)}, whose way back they are"
+            return RemovedBackups(cluster, (), kept=why)
         for name in backup_names(MAX_BACKUP_COUNT):
             observed = store.read(AWS_AUTH_NAMESPACE, name)
             if observed is None or observed.labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
@@ -76,3 +96,10 @@ def remove_backups(cluster: str, store: ConfigMapStore, dry_run: bool) -> Remove
     except SyncError as err:
         return RemovedBackups(cluster, tuple(removed), str(err))
     return RemovedBackups(cluster, tuple(removed))
+
+
+def _other_instances(store: ConfigMapStore, instance: str) -> list[str]:
+    """The other instances whose section of aws-auth's ledger still records entries."""
+    aws_auth = store.read(AWS_AUTH_NAMESPACE, AWS_AUTH_NAME)
+    text = aws_auth.annotations.get(LEDGER_ANNOTATION) if aws_auth else None
+    return sorted(set(Ledger.parse(text, instance).owners.values()))
