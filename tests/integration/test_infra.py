@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,17 @@ def test_the_bootstrap_maps_both_roles_to_the_service_group() -> None:
     resources = template["Resources"]
     entries = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::EKS::AccessEntry"]
     assert len(entries) == 2 and all(e["KubernetesGroups"] == [SERVICE_GROUP] for e in entries)
+
+
+def test_the_stack_maps_its_roles_in_up_to_five_named_clusters() -> None:
+    template = load(TEMPLATES / "chalice-merge.yaml")
+    pattern = re.compile(template["Parameters"]["AccessEntryClusters"]["AllowedPattern"])
+    assert all(pattern.fullmatch(v) for v in ("", "bttrm-eks-dev-0", "a,b-1,c_2,d,E5"))
+    assert not any(pattern.fullmatch(v) for v in ("a,b,c,d,e,f", "a, b", "a,", ",a", "-a"))  # refused by CloudFormation
+    entries = [r for r in template["Resources"].values() if r["Type"] == "AWS::EKS::AccessEntry"]
+    assert len(entries) == 10 and all(e["Properties"]["KubernetesGroups"] == [SERVICE_GROUP] for e in entries)
+    principals = sorted(str(e["Properties"]["PrincipalArn"]) for e in entries)
+    assert principals == sorted(5 * [str({"Fn::GetAtt": [r, "Arn"]}) for r in ("OnIamEventRole", "ReconcileAllRole")])
 
 
 # --- operations: log groups, logs permissions, boundary, concurrency, dashboard ------------------------------
@@ -524,3 +536,153 @@ def test_the_same_stage_deploys_in_two_regions_and_two_instances_in_one(packaged
     assert len({n["OnIamEventRole"] for n in named.values()}) == 3
     for region, stack in (("us-east-2", ohio), ("us-west-2", oregon), ("us-east-2", team)):
         stack_account(region).client("cloudformation", region_name=region).delete_stack(StackName=stack["StackId"])
+
+
+# --- reinstall: the function roles' access entries follow the roles -----------------------------------------
+
+STACK_ACCOUNT = STACK_ACCOUNT_ROLE.split(":")[4]
+
+
+class AccessEntryResources:
+    """What CloudFormation does with a stack's AWS::EKS::AccessEntry resources, which moto's CloudFormation
+    does not model: on create, each whose Condition holds is created (the emulator's CreateAccessEntry, as
+    the stack's account); on delete, deleted. Properties are evaluated with the stack's parameters and the
+    ARNs of its roles, for the intrinsics the templates use (Ref, GetAtt .Arn, Sub, Split, Select, Not, Equals)."""
+
+    def __init__(self, template: dict[str, Any]) -> None:
+        self.template = template
+        self.created: dict[str, list[tuple[str, str]]] = {}  # stack name -> (cluster, principal ARN)
+
+    def create(self, stack: dict[str, Any]) -> list[tuple[str, str]]:
+        values = {p["ParameterKey"]: p["ParameterValue"] for p in stack.get("Parameters", [])}
+        account = stack_account()
+        for resource in account.client("cloudformation").describe_stack_resources(StackName=stack["StackId"])[
+            "StackResources"
+        ]:
+            if resource.get("ResourceType") == "AWS::IAM::Role":  # moto lists what it does not model bare
+                role = account.client("iam").get_role(RoleName=resource["PhysicalResourceId"])["Role"]
+                values[f"{resource['LogicalResourceId']}.Arn"] = role["Arn"]
+        made = []
+        for resource in self.template["Resources"].values():
+            holds = "Condition" not in resource or self._value(
+                self.template["Conditions"][resource["Condition"]], values
+            )
+            if resource["Type"] == "AWS::EKS::AccessEntry" and holds:
+                props = {k: self._value(v, values) for k, v in resource["Properties"].items()}
+                account.client("eks").create_access_entry(
+                    clusterName=props["ClusterName"],
+                    principalArn=props["PrincipalArn"],
+                    username=props["Username"],
+                    kubernetesGroups=props["KubernetesGroups"],
+                    type=props["Type"],
+                )
+                made.append((props["ClusterName"], props["PrincipalArn"]))
+        self.created[stack["StackName"]] = made
+        return made
+
+    def delete(self, stack_name: str) -> None:
+        for cluster, principal in self.created.pop(stack_name):
+            stack_account().client("eks").delete_access_entry(clusterName=cluster, principalArn=principal)
+
+    def _value(self, node: Any, values: dict[str, str]) -> Any:
+        if isinstance(node, list):
+            return [self._value(n, values) for n in node]
+        if not isinstance(node, dict):
+            return node
+        [(function, argument)] = node.items()
+        if function == "Ref":
+            return values[argument]
+        if function == "Fn::GetAtt":
+            return values[".".join(argument)]
+        if function == "Fn::Sub":
+            return re.sub(r"\$\{([^}]+)\}", lambda m: values[m.group(1)], argument)
+        first, *rest = (self._value(a, values) for a in argument)
+        found: dict[str, Callable[[], Any]] = {
+            "Fn::Split": lambda: rest[0].split(first),
+            "Fn::Select": lambda: rest[0][int(first)],
+            "Fn::Not": lambda: not first,
+            "Fn::Equals": lambda: first == rest[0],
+        }
+        return found[function]()
+
+
+def reaches(plane: Any, role_arn: str, cluster: str) -> str:
+    """Who the cluster takes a fresh token of a session of ``role_arn`` for: the 403's username, or 401."""
+    from kubernetes.client.rest import ApiException  # noqa: PLC0415
+
+    from tests.harness.principals import Principal, forbidden_as  # noqa: PLC0415
+
+    session = assumed(stack_account(), role_arn, "eks-iam-sync", "us-east-2")
+    try:
+        message = forbidden_as(plane.client_for(Principal(role_arn, session).token(cluster, "us-east-2")))
+    except ApiException as err:
+        return str(err.status)
+    return message.split('"')[1]  # User "eks-iam-sync" cannot list resource "nodes" ...
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse")
+def test_a_stack_created_again_maps_its_new_roles_in_the_clusters_it_names(
+    packaged: Path, aws_endpoint: str, eks: Any
+) -> None:
+    """A stack deleted and created again gets new roles (same ARNs, new unique ids). In the cluster named in
+    AccessEntryClusters its entries went and came with the roles, so the new roles reach it at once; in
+    the cluster mapped by a cluster-bootstrap.yaml stack kept meanwhile, the entries are the old roles'
+    and authenticate nobody (401) until the guide's step for such clusters (that stack deleted and
+    deployed again)."""
+    from contextlib import ExitStack  # noqa: PLC0415
+
+    from tests.harness.stack import start_cluster  # noqa: PLC0415
+
+    owned, elsewhere = "bttrm-eks-reinstall-0", "bttrm-eks-reinstall-1"
+    template_path = packaged / "template.yaml"
+    entries = AccessEntryResources(load(template_path))
+    bootstrap = AccessEntryResources(load(TEMPLATES / "cluster-bootstrap.yaml"))
+    with ExitStack() as stack:
+        planes = {
+            name: start_cluster(stack, aws_endpoint, name, eks=eks, mode="API_AND_CONFIG_MAP", account=STACK_ACCOUNT)[0]
+            for name in (owned, elsewhere)
+        }
+        service = deploy(template_path, "eks-iam-sync-reinstall", Instance="reinstall", AccessEntryClusters=owned)
+        made = entries.create(service)
+        roles = sorted({principal for _, principal in made})
+        assert {cluster for cluster, _ in made} == {owned} and len(roles) == 2
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in service["Outputs"]}
+        assert sorted([outputs["OnIamEventRoleArn"], outputs["ReconcileAllRoleArn"]]) == roles
+        arns = dict(OnIamEventRoleArn=outputs["OnIamEventRoleArn"], ReconcileAllRoleArn=outputs["ReconcileAllRoleArn"])
+        kept = deploy(
+            TEMPLATES / "cluster-bootstrap.yaml", "eks-iam-sync-reinstall-bootstrap", ClusterName=elsewhere, **arns
+        )
+        bootstrap.create(kept)
+        ids = {
+            arn: stack_account().client("iam").get_role(RoleName=arn.rsplit("/", 1)[1])["Role"]["RoleId"]
+            for arn in roles
+        }
+        assert {(c, reaches(planes[c], arn, c)) for c in planes for arn in roles} == {
+            (c, "eks-iam-sync") for c in planes
+        }
+
+        cloudformation = stack_account().client("cloudformation")
+        cloudformation.delete_stack(StackName="eks-iam-sync-reinstall")
+        entries.delete("eks-iam-sync-reinstall")
+        again = deploy(template_path, "eks-iam-sync-reinstall", Instance="reinstall", AccessEntryClusters=owned)
+        assert sorted({p for _, p in entries.create(again)}) == roles  # the same ARNs ...
+        renewed = {
+            arn: stack_account().client("iam").get_role(RoleName=arn.rsplit("/", 1)[1])["Role"]["RoleId"]
+            for arn in roles
+        }
+        assert all(renewed[arn] != ids[arn] for arn in roles)  # ... new roles
+        assert {reaches(planes[owned], arn, owned) for arn in roles} == {"eks-iam-sync"}
+        assert {reaches(planes[elsewhere], arn, elsewhere) for arn in roles} == {"401"}  # bound to the old ids
+
+        cloudformation.delete_stack(StackName="eks-iam-sync-reinstall-bootstrap")  # the guide's step
+        bootstrap.delete("eks-iam-sync-reinstall-bootstrap")
+        kept = deploy(
+            TEMPLATES / "cluster-bootstrap.yaml", "eks-iam-sync-reinstall-bootstrap", ClusterName=elsewhere, **arns
+        )
+        bootstrap.create(kept)
+        assert {reaches(planes[elsewhere], arn, elsewhere) for arn in roles} == {"eks-iam-sync"}
+
+        for name, resources in (("eks-iam-sync-reinstall-bootstrap", bootstrap), ("eks-iam-sync-reinstall", entries)):
+            cloudformation.delete_stack(StackName=name)
+            resources.delete(name)
+        assert not [e for c in planes for e in eks.entries(c)], "the stacks' entries went with them"
