@@ -1,5 +1,5 @@
 """Every write the function is granted is one an adapter makes, and every write an adapter makes is
-granted (issue 22, item 3), for each configuration shape that changes the grants.
+granted (issue 22, item 3), for each configuration shape that changes the grants (SHAPES).
 
 Both sides are derived, not listed by hand:
 
@@ -11,7 +11,9 @@ Both sides are derived, not listed by hand:
   path on the fakes (which adapter method each port operation is), and, for each method, the SDK calls
   in its source (``chalicelib/adapters``, read as an AST): a boto3 client method is the botocore
   operation of that name (its IAM action: the service's signing name and the operation), a kubernetes
-  client method is the verb and resource its generated ``*_with_http_info`` sends (path and HTTP method).
+  client method is the verb and resource its generated ``*_with_http_info`` sends (path and HTTP method),
+  a botocore credential fetcher the client calls in its own source (AssumeRole). An AWS action is a write
+  unless its name says it reads (IAM's Write access level: sts:AssumeRole is one).
 
 The writes the Lambda platform makes with the function's role (its logs, traces, VPC interfaces, the
 SQS event source mapping, the failure destination) are no adapter call: they are named below, each by
@@ -32,6 +34,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import botocore.credentials
 import botocore.session
 import kubernetes.client
 import pytest
@@ -55,10 +58,18 @@ FUNCTION_ROLES = {"OnIamEventRole", "ReconcileAllRole"}
 A, B = PROJECTS
 
 # The configuration shapes whose grants differ: aws-auth only, access entries only, both.
+# The configuration shapes whose grants differ: aws-auth only, access entries only, both, and a cluster in
+# another account (reached as its role: the function is granted sts:AssumeRole, that role the cluster's
+# EKS writes, so that cluster is an aws-auth one here: its writes are Kubernetes', granted by the manifest).
+OTHER_ACCOUNT_ROLE = "arn:aws:iam::222222222222:role/platform/eks-iam-sync-access"
 SHAPES: dict[str, dict[str, dict[str, str]]] = {
     "aws-auth only": {"fn-east": {"backend": "configMap"}, "fn-west": {"backend": "configMap"}},
     "access entries only": {"fn-east": {"backend": "accessEntries"}, "fn-west": {"backend": "accessEntries"}},
     "both": {"fn-east": {"backend": "configMap"}, "fn-west": {"backend": "auto"}},
+    "across accounts": {
+        "fn-east": {"backend": "accessEntries"},
+        "fn-west": {"backend": "configMap", "roleArn": OTHER_ACCOUNT_ROLE},
+    },
 }
 MODES = {"accessEntries": "API", "auto": "API_AND_CONFIG_MAP"}  # what DescribeCluster answers for the fakes
 
@@ -200,6 +211,8 @@ def _functions(tree: ast.Module) -> Iterator[tuple[str, ast.FunctionDef]]:
 
 
 def _call_writes(call: ast.Call, operations: dict[str, set[str]]) -> set[str]:
+    if isinstance(call.func, ast.Name):
+        return _fetcher_writes(call.func.id, operations)
     if not isinstance(call.func, ast.Attribute):
         return set()
     name = call.func.attr
@@ -209,6 +222,16 @@ def _call_writes(call: ast.Call, operations: dict[str, set[str]]) -> set[str]:
     actions = operations.get(name, set())
     assert not (kube and actions), f"{name} is both a kubernetes and a boto3 method: say which"
     return {kube} if kube else {w for a in actions if (w := aws_write(a))}
+
+
+def _fetcher_writes(name: str, operations: dict[str, set[str]]) -> set[str]:
+    """A botocore credential fetcher an adapter builds (AssumeRoleCredentialFetcher) calls STS itself:
+    the client methods in its source, as operations."""
+    fetcher = getattr(botocore.credentials, name, None)
+    if not isinstance(fetcher, type):
+        return set()
+    called = re.findall(r"client\.(\w+)\(", inspect.getsource(fetcher))
+    return {w for method in called for a in operations.get(method, set()) if (w := aws_write(a))}
 
 
 # --- granted: the policy and the manifest ----------------------------------------------------------
@@ -301,7 +324,8 @@ def calls_of(shell: FakeShell) -> set[tuple[str, str]]:
         for logged in cluster.bindings.writes:  # "create NAMESPACE/NAME"
             op, target = logged.split(" ", 1)
             called.add(("RoleBindings" if target.split("/")[0] not in ("", "None") else "ClusterRoleBindings", op))
-    return called
+    # A role assumed (FakeShell stands for adapters/assumed.py, whose _build makes the session).
+    return called | ({("", "_build")} if shell.assumed else set())
 
 
 def run_deployment(
@@ -314,6 +338,8 @@ def run_deployment(
     for name, settings in shape.items():
         if settings["backend"] in MODES:
             shell.clusters[name].with_access_entries(MODES[settings["backend"]])
+        if "roleArn" in settings:
+            shell.trusted_roles[settings["roleArn"]] = None
     shell.clusters["fn-east"].config_maps.objects.pop((AWS_AUTH_NAMESPACE, AWS_AUTH_NAME))
     sends: list[int] = []
     send = lambdas.queue.send
@@ -350,7 +376,10 @@ def test_every_write_granted_is_made_by_an_adapter_and_every_write_made_is_grant
     aws = set().union(*(aws_grants(c, vpc=True) for c in configs))
     kube = set().union(*(kube_grants(c) for c in configs))
 
-    assert {write("aws", "sqs:SendMessage"), write("k8s", f"create {RBAC}/rolebindings")} <= made, made
+    known = {write("aws", "sqs:SendMessage"), write("k8s", f"create {RBAC}/rolebindings")}
+    known |= {write("aws", "sts:AssumeRole")} if shape == "across accounts" else set()
+    assert known <= made, made
+    assert set(PLATFORM) <= aws, f"named as the platform's, and granted by nothing: {sorted(set(PLATFORM) - aws)}"
     unneeded = {f"{where}: {a}" for where, a in aws if aws_write(a) and write("aws", a) not in made} - {
         f"{where}: {a}" for where, a in PLATFORM
     }
@@ -382,7 +411,11 @@ def test_every_adapter_write_is_made_by_the_functions_or_by_uninstall_alone(
     operator = calls_of(shell) - before - called
     writes = adapter_writes()
     assert {("AccessEntries", "create"), ("ConfigMaps", "put"), ("RoleBindings", "delete")} <= writes.keys()
-    assert set(writes) - called - operator == set(), "an adapter write no scenario makes: add it to run_deployment"
+    across = {("", "_build")}  # the role assumed: made in the shape "across accounts" (asserted there)
+    assert set(writes) - called - operator - across == set(), (
+        "an adapter write no scenario makes: add it to run_deployment"
+    )
+    assert writes[("", "_build")] == {write("aws", "sts:AssumeRole")}
     operator_writes = set().union(*(writes[m] for m in operator if m in writes))
     assert operator_writes == {write("k8s", "delete /configmaps")}
     for settings in SHAPES.values():
