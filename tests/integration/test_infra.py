@@ -456,7 +456,15 @@ def test_the_cross_account_roles_hold_what_the_functions_policy_holds_and_trust_
     ):
         role = load(TEMPLATES / name)["Resources"][logical]["Properties"]
         [trust] = role["AssumeRolePolicyDocument"]["Statement"]
-        assert trust["Principal"] == {"AWS": {"Ref": "ServiceRoleArns"}}
+        # The functions' account, narrowed to their two roles by ARN (which survives a reinstall's new roles).
+        [account_root, pieces] = trust["Principal"]["AWS"]["Fn::Sub"]
+        assert account_root == "arn:${Partition}:iam::${Account}:root"
+        first = {"Fn::Select": [0, {"Ref": "ServiceRoleArns"}]}
+        assert pieces == {
+            "Partition": {"Fn::Select": [1, {"Fn::Split": [":", first]}]},
+            "Account": {"Fn::Select": [4, {"Fn::Split": [":", first]}]},
+        }
+        assert trust["Condition"]["ArnEquals"] == {"aws:PrincipalArn": {"Ref": "ServiceRoleArns"}}
         assert trust["Condition"]["StringEquals"]["sts:RoleSessionName"] == "eks-iam-sync"
         [policy] = role["Policies"]
         for statement in policy["PolicyDocument"]["Statement"]:
@@ -487,6 +495,11 @@ def test_the_cross_account_roles_deploy_with_a_path(aws_endpoint: str) -> None:
     )
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     assert outputs["RoleArn"].endswith(":role/platform/eks-iam-sync-access")
+    role = stack_account().client("iam").get_role(RoleName="eks-iam-sync-access")["Role"]
+    document = role["AssumeRolePolicyDocument"]
+    [trust] = (json.loads(document) if isinstance(document, str) else document)["Statement"]
+    assert trust["Principal"] == {"AWS": "arn:aws:iam::123456789012:root"}
+    assert trust["Condition"]["ArnEquals"] == {"aws:PrincipalArn": functions.split(",")}
     stack = deploy(TEMPLATES / "identity-account-reader.yaml", "eks-iam-sync-iam-reader", ServiceRoleArns=functions)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     assert outputs["RoleArn"].endswith(":role/eks-iam-sync-iam-reader")
