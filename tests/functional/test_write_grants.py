@@ -333,8 +333,8 @@ def run_deployment(
 ) -> tuple[set[tuple[str, str]], list[Config]]:
     """A deployment's life on this shape: members mapped with an access policy (aws-auth absent at
     first), bindings edited by hand, the policies widened (one at cluster scope), one dropped, the
-    Kubernetes group renamed, a member removed. The
-    adapter methods the functions called, and the configurations they ran with."""
+    Kubernetes group renamed, a member removed. The adapter methods the functions called, and the
+    configurations they ran with."""
     for name, settings in shape.items():
         if settings["backend"] in MODES:
             shell.clusters[name].with_access_entries(MODES[settings["backend"]])
