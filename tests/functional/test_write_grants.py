@@ -57,7 +57,6 @@ MERGE_TEMPLATE = ROOT / "infra" / "cloudformation" / "chalice-merge.yaml"
 FUNCTION_ROLES = {"OnIamEventRole", "ReconcileAllRole"}
 A, B = PROJECTS
 
-# The configuration shapes whose grants differ: aws-auth only, access entries only, both.
 # The configuration shapes whose grants differ: aws-auth only, access entries only, both, and a cluster in
 # another account (reached as its role: the function is granted sts:AssumeRole, that role the cluster's
 # EKS writes, so that cluster is an aws-auth one here: its writes are Kubernetes', granted by the manifest).
