@@ -8,7 +8,7 @@ The rules, as IAM's policy evaluation logic states them:
   across a key's values);
 - a key absent from the request context: ``StringEquals``/``StringLike``/``ArnLike`` do not match,
   the negated operators (``StringNotEquals``, ``StringNotLike``) do; ``Null: true`` matches;
-  ``ForAnyValue:`` does not match, ``ForAllValues:`` does;
+  ``ForAnyValue:`` does not match, ``ForAllValues:`` does; any ``...IfExists`` operator does;
 - ``aws:ResourceTag/K`` is the tag the resource has before the request, ``aws:RequestTag/K`` a tag the
   request sets.
 """
@@ -63,6 +63,10 @@ def _applies(statement: Mapping[str, Any], request: Request) -> bool:
 def _holds(operator: str, key: str, wanted: list[str], context: Context) -> bool:
     present = {k.lower(): v for k, v in context.items()}.get(key.lower())
     qualifier, _, base = operator.rpartition(":")
+    if base.endswith("IfExists") and base != "Null":
+        base = base.removesuffix("IfExists")
+        if present is None:
+            return True
     if base not in ("StringEquals", "StringNotEquals", "StringLike", "StringNotLike", "ArnLike", "Null"):
         raise ValueError(f"operator {operator} is not simulated")
     if base == "Null":

@@ -45,6 +45,7 @@ import yaml
 from chalicelib.config import Config, ConfigError, load_config
 from chalicelib.config.settings import is_remote, resolve_source, schedule_minutes
 from chalicelib.deploy import checks as deploy_checks
+from chalicelib.model.ownership import ENTRY_INSTANCE_TAG
 from tools.lambda_target import (
     ARCHITECTURES,
     DEFAULT_RUNTIME,
@@ -242,12 +243,27 @@ def finish_template(template: dict[str, Any], stage: str, target: Target | None 
     # or on the same clusters, is given its own name).
     if "Instance" in template["Parameters"]:
         template["Parameters"]["Instance"] = {**template["Parameters"]["Instance"], "Default": stage}
+        for condition in role_conditions(template):
+            for key in [k for k in condition if k.endswith(f"/{ENTRY_INSTANCE_TAG}")]:
+                condition[key] = {"Ref": "Instance"}  # the stage's policy names the stage: the stack's instance
     for logical in FUNCTIONS:
         template["Resources"][logical]["Properties"]["Runtime"] = target.runtime
         template["Resources"][logical]["Properties"]["Architectures"] = [target.architecture]
     for logical in SCHEDULE_ALARMS:
         template["Resources"][logical]["Properties"]["Period"] = schedule_minutes() * 60
     return template
+
+
+def role_conditions(template: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every condition operator's block (key -> values) of the roles' inline policies."""
+    return [
+        keys
+        for resource in template.get("Resources", {}).values()
+        if resource.get("Type") == "AWS::IAM::Role"
+        for policy in resource.get("Properties", {}).get("Policies", [])
+        for statement in policy.get("PolicyDocument", {}).get("Statement", [])
+        for keys in statement.get("Condition", {}).values()
+    ]
 
 
 class _FlatDumper(yaml.SafeDumper):

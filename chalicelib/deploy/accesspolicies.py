@@ -1,4 +1,6 @@
-"""The function policy's access-policy statements, rendered from the configuration. Pure.
+"""The function policy's access-entry and access-policy statements, rendered from the configuration. Pure.
+
+The access-entry writes are fenced by the ownership tags (``owned_entry_statements``).
 
 ``eks:AssociateAccessPolicy`` is allowed only on the service's own entries (``aws:ResourceTag``),
 only for the policy ARNs the configuration grants (``eks:policyArn``), only at the scopes it grants
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.config import SYSTEM_NAMESPACES, Config, policy_arn, policy_name
-from chalicelib.model.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from chalicelib.model.ownership import ENTRY_INSTANCE_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE
 
 OWNED_POLICIES_SID = "ListAndDisassociateOwnedAccessPolicies"
 ASSOCIATE_SID_PREFIX = "AssociateAccessPolicy"  # then the policy's short name: AssociateAccessPolicyView
@@ -68,9 +70,68 @@ def is_generated(sid: object) -> bool:
     return isinstance(sid, str) and (sid == OWNED_POLICIES_SID or sid.startswith(ASSOCIATE_SID_PREFIX))
 
 
-def access_policy_statements(config: Config, entries: list[str], partition: str) -> list[dict[str, Any]]:
-    """The statements for the access policies of the entries ``entries`` (access-entry ARN patterns)."""
-    owned = {"StringEquals": {f"aws:ResourceTag/{MANAGED_BY_LABEL}": MANAGED_BY_VALUE}}
+def owned_entry_statements(clusters: list[str], entries: list[str], instance: str) -> list[dict[str, Any]]:
+    """The access-entry writes, fenced by the ownership tag. CreateAccessEntry is authorized on the
+    cluster (its tags set in the same call: ``aws:RequestTag``); update, delete and TagResource on the
+    entry, by the tags it already has (``aws:ResourceTag``). TagResource is allowed only on entries
+    already owned (the principal-id and source tags of the service's own entries), and denied outright
+    on every other entry, so that no entry can be tagged into ownership and then changed or deleted —
+    not even if an operator's statement allowed more. No entry may carry a ``system:`` group. The
+    instance's tag, where an entry has one or a request sets one, must be ``instance``'s: another
+    instance's entries are out of reach, and none can be tagged over to this one (an untagged entry,
+    made before instances, may be: adopted)."""
+    owned = {
+        "StringEquals": {f"aws:ResourceTag/{MANAGED_BY_LABEL}": MANAGED_BY_VALUE},
+        **instance_condition(instance, "ResourceTag", "RequestTag"),
+    }
+    return [
+        {
+            "Sid": "CreateOwnedAccessEntries",
+            "Effect": "Allow",
+            "Action": ["eks:CreateAccessEntry"],
+            "Resource": clusters,
+            "Condition": {
+                "StringEquals": {f"aws:RequestTag/{MANAGED_BY_LABEL}": MANAGED_BY_VALUE},
+                **instance_condition(instance, "RequestTag"),
+            },
+        },
+        {
+            "Sid": "ChangeOnlyOwnedAccessEntries",
+            "Effect": "Allow",
+            "Action": ["eks:UpdateAccessEntry", "eks:DeleteAccessEntry", "eks:TagResource"],
+            "Resource": entries,
+            "Condition": owned,
+        },
+        {
+            "Sid": "NeverTagIntoOwnership",
+            "Effect": "Deny",
+            "Action": ["eks:TagResource", "eks:UntagResource"],
+            "Resource": entries,
+            "Condition": {"StringNotEquals": {f"aws:ResourceTag/{MANAGED_BY_LABEL}": MANAGED_BY_VALUE}},
+        },
+        {
+            "Sid": "NeverMapSystemGroups",
+            "Effect": "Deny",
+            "Action": ["eks:CreateAccessEntry", "eks:UpdateAccessEntry"],
+            "Resource": [*clusters, *entries],
+            "Condition": {"ForAnyValue:StringLike": {"eks:kubernetesGroups": ["system:*"]}},
+        },
+    ]
+
+
+def instance_condition(instance: str, *keys: str) -> dict[str, dict[str, str]]:
+    """The instance's tag, where the entry has one (``ResourceTag``) or the request sets one
+    (``RequestTag``), is ``instance``'s; an entry without one (made before instances) passes."""
+    return {"StringEqualsIfExists": {f"aws:{key}/{ENTRY_INSTANCE_TAG}": instance for key in keys}}
+
+
+def access_policy_statements(config: Config, entries: list[str], partition: str, instance: str) -> list[dict[str, Any]]:
+    """The statements for the access policies of the entries ``entries`` (access-entry ARN patterns),
+    owned by the service and by ``instance``."""
+    owned: dict[str, Any] = {
+        "StringEquals": {f"aws:ResourceTag/{MANAGED_BY_LABEL}": MANAGED_BY_VALUE},
+        **instance_condition(instance, "ResourceTag"),
+    }
     statements: list[dict[str, Any]] = [
         {
             "Sid": OWNED_POLICIES_SID,
@@ -82,6 +143,7 @@ def access_policy_statements(config: Config, entries: list[str], partition: str)
     ]
     for name, reach in sorted(_reach(config).items()):
         condition: dict[str, Any] = {
+            **owned,
             "StringEquals": {**owned["StringEquals"], "eks:accessScope": sorted(reach.scopes)},
             "ArnEquals": {"eks:policyArn": policy_arn(name, partition)},
         }

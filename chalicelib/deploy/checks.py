@@ -19,12 +19,12 @@ from chalicelib.config import Cluster, Config, partition_of
 from chalicelib.config.settings import (
     CONFIG_PATH_VARIABLE,
     CONNECT_TIMEOUT_VARIABLE,
+    INSTANCE_VARIABLE,
     READ_TIMEOUT_VARIABLE,
     is_remote,
     resolve_source,
 )
-from chalicelib.deploy.accesspolicies import access_policy_statements, is_generated
-from chalicelib.model.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from chalicelib.deploy.accesspolicies import access_policy_statements, is_generated, owned_entry_statements
 
 APP_NAME = "eks-iam-sync"
 CHALICE_DIR = ".chalice"
@@ -88,6 +88,12 @@ class Stage:
     @property
     def vpc(self) -> bool:
         return bool(self.subnet_ids or self.security_group_ids)
+
+    @property
+    def instance(self) -> str:
+        """The instance the stage deploys as: its EKS_IAM_SYNC_INSTANCE, else the stage (the stack's
+        ``Instance`` default; tools/package.py makes the template's policy follow the parameter)."""
+        return self.environment.get(INSTANCE_VARIABLE) or self.name
 
 
 def read_stage(chalice_config: Mapping[str, Any], stage: str) -> Stage:
@@ -177,8 +183,8 @@ def render_policy(stage: Stage, config: Config) -> dict[str, Any]:
                 "Action": ["eks:ListAccessEntries", "eks:DescribeAccessEntry"],
                 "Resource": both,
             },
-            *owned_entry_statements([cluster_arn(c) for c in api], entries),
-            *access_policy_statements(config, entries, partition),
+            *owned_entry_statements([cluster_arn(c) for c in api], entries, stage.instance),
+            *access_policy_statements(config, entries, partition, stage.instance),
         ]
     if roles:
         statements.append(
@@ -245,46 +251,6 @@ def identity_store_statement(partition: str, identity_store_id: str, account: st
 
 def _generated(sid: object) -> bool:
     return sid in GENERATED_SIDS or is_generated(sid)
-
-
-def owned_entry_statements(clusters: list[str], entries: list[str]) -> list[dict[str, Any]]:
-    """The access-entry writes, fenced by the ownership tag. CreateAccessEntry is authorized on the
-    cluster (its tags set in the same call: ``aws:RequestTag``); update, delete and TagResource on the
-    entry, by the tags it already has (``aws:ResourceTag``). TagResource is allowed only on entries
-    already owned (the principal-id and source tags of the service's own entries), and denied outright
-    on every other entry, so that no entry can be tagged into ownership and then changed or deleted —
-    not even if an operator's statement allowed more. No entry may carry a ``system:`` group."""
-    owned = {"StringEquals": {f"aws:ResourceTag/{MANAGED_BY_LABEL}": MANAGED_BY_VALUE}}
-    return [
-        {
-            "Sid": "CreateOwnedAccessEntries",
-            "Effect": "Allow",
-            "Action": ["eks:CreateAccessEntry"],
-            "Resource": clusters,
-            "Condition": {"StringEquals": {f"aws:RequestTag/{MANAGED_BY_LABEL}": MANAGED_BY_VALUE}},
-        },
-        {
-            "Sid": "ChangeOnlyOwnedAccessEntries",
-            "Effect": "Allow",
-            "Action": ["eks:UpdateAccessEntry", "eks:DeleteAccessEntry", "eks:TagResource"],
-            "Resource": entries,
-            "Condition": owned,
-        },
-        {
-            "Sid": "NeverTagIntoOwnership",
-            "Effect": "Deny",
-            "Action": ["eks:TagResource", "eks:UntagResource"],
-            "Resource": entries,
-            "Condition": {"StringNotEquals": {f"aws:ResourceTag/{MANAGED_BY_LABEL}": MANAGED_BY_VALUE}},
-        },
-        {
-            "Sid": "NeverMapSystemGroups",
-            "Effect": "Deny",
-            "Action": ["eks:CreateAccessEntry", "eks:UpdateAccessEntry"],
-            "Resource": [*clusters, *entries],
-            "Condition": {"ForAnyValue:StringLike": {"eks:kubernetesGroups": ["system:*"]}},
-        },
-    ]
 
 
 def merged_policy(generated: Mapping[str, Any], existing: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -470,7 +470,7 @@ def test_the_cross_account_roles_hold_what_the_functions_policy_holds_and_trust_
         for statement in policy["PolicyDocument"]["Statement"]:
             want = generated[statement["Sid"]]
             assert (statement["Effect"], sorted(statement["Action"])) == (want["Effect"], sorted(want["Action"]))
-            assert statement.get("Condition") == want.get("Condition"), statement["Sid"]
+            assert as_instance(statement.get("Condition"), "prod") == want.get("Condition"), statement["Sid"]
     cluster_role = load(TEMPLATES / "cluster-account-role.yaml")["Resources"]["ClusterAccessRole"]["Properties"]
     sids = {s["Sid"] for s in cluster_role["Policies"][0]["PolicyDocument"]["Statement"]}
     assert sids == {
@@ -481,6 +481,15 @@ def test_the_cross_account_roles_hold_what_the_functions_policy_holds_and_trust_
         "NeverTagIntoOwnership",
         "NeverMapSystemGroups",
     }
+
+
+def as_instance(condition: dict[str, Any] | None, instance: str) -> dict[str, Any] | None:
+    """A condition of the template as the stack resolves it with ``Instance=instance`` (its !If taken)."""
+    if condition is None or "StringEqualsIfExists" not in condition:
+        return condition
+    _, chosen, _ = condition["StringEqualsIfExists"]["Fn::If"]
+    resolved = {k: instance if v == {"Ref": "Instance"} else v for k, v in chosen.items()}
+    return {**condition, "StringEqualsIfExists": resolved}
 
 
 @pytest.mark.filterwarnings("ignore:Tried to parse")
@@ -699,3 +708,22 @@ def test_a_stack_created_again_maps_its_new_roles_in_the_clusters_it_names(
             cloudformation.delete_stack(StackName=name)
             resources.delete(name)
         assert not [e for c in planes for e in eks.entries(c)], "the stacks' entries went with them"
+
+
+def test_the_access_entry_fence_of_the_packaged_roles_follows_the_instance_parameter(packaged: Path) -> None:
+    """The stage's policy names its stage as the instance; the stack's roles name the Instance parameter,
+    so a second instance of the stage (Instance=team-b) reaches only its own entries."""
+    from chalicelib.model.ownership import ENTRY_INSTANCE_TAG  # noqa: PLC0415
+    from tools import package  # noqa: PLC0415
+
+    template = load(packaged / "template.yaml")
+    fenced = {
+        key: value
+        for condition in package.role_conditions(template)
+        for key, value in condition.items()
+        if key.endswith(f"/{ENTRY_INSTANCE_TAG}")
+    }
+    assert set(fenced) == {f"aws:ResourceTag/{ENTRY_INSTANCE_TAG}", f"aws:RequestTag/{ENTRY_INSTANCE_TAG}"}
+    assert all(value == {"Ref": "Instance"} for value in fenced.values())
+    policy = json.loads((ROOT / ".chalice" / "policy-dev.json").read_text())
+    assert f'"aws:ResourceTag/{ENTRY_INSTANCE_TAG}": "dev"' in json.dumps(policy, separators=(",", ": "))

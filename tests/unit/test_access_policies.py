@@ -299,7 +299,7 @@ def test_a_policy_change_alone_updates_the_entry_s_associations() -> None:
 
 def statements(text: str) -> dict[str, dict[str, Any]]:
     config = parse_config(text)
-    found = access_policy_statements(config, ["arn:aws:eks:us-east-2:*:access-entry/c1/*"], "aws")
+    found = access_policy_statements(config, ["arn:aws:eks:us-east-2:*:access-entry/c1/*"], "aws", "prod")
     return {s["Sid"]: s for s in found}
 
 
@@ -326,6 +326,7 @@ def test_associate_is_allowed_only_for_configured_policy_arns_and_scopes() -> No
             "aws:ResourceTag/app.kubernetes.io/managed-by": "eks-iam-sync",
             "eks:accessScope": ["namespace"],
         },
+        "StringEqualsIfExists": {"aws:ResourceTag/eks-iam-sync/instance": "prod"},  # this instance's entries only
         "ArnEquals": {"eks:policyArn": VIEW},
         "ForAllValues:StringEquals": {"eks:namespaces": ["a", "team-*"]},
     }

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.model.ownership import MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from chalicelib.model.ownership import ENTRY_INSTANCE_TAG, MANAGED_BY_LABEL, MANAGED_BY_VALUE
 from tests.iam_simulator import Request, decide
 
 POLICY = json.loads((Path(__file__).parents[2] / ".chalice" / "policy-prod.json").read_text())
@@ -103,3 +103,66 @@ def test_the_simulator_applies_iam_s_missing_key_rules() -> None:
     }
     assert decide(allow_if, Request("S:a", "r")) == "implicitDeny"  # absent key: no match
     assert decide(allow_if, Request("S:a", "r", {"K": "v"})) == "allowed"  # actions and keys case-insensitive
+    if_exists = {
+        "Statement": [
+            {"Effect": "Allow", "Action": "s:A", "Resource": "*", "Condition": {"StringEqualsIfExists": {"k": "v"}}}
+        ]
+    }
+    assert decide(if_exists, Request("s:A", "r")) == "allowed"  # absent key: ...IfExists matches
+    assert decide(if_exists, Request("s:A", "r", {"k": "v"})) == "allowed"
+    assert decide(if_exists, Request("s:A", "r", {"k": "w"})) == "implicitDeny"
+
+
+# The prod stage's instance is "prod" (its stack's Instance default); tools/package.py makes the template's
+# copy of these conditions follow the Instance parameter.
+PROD_S = {**OWNED, f"aws:ResourceTag/{ENTRY_INSTANCE_TAG}": "prod"}
+DEV_S = {**OWNED, f"aws:ResourceTag/{ENTRY_INSTANCE_TAG}": "dev"}
+
+
+@pytest.mark.parametrize(
+    ("request_", "decision"),
+    [
+        # its own entries, and the unmarked ones it adopts (tagging them with its name)
+        (Request("eks:UpdateAccessEntry", ENTRY.format("alice"), PROD_S), "allowed"),
+        (Request("eks:DeleteAccessEntry", ENTRY.format("alice"), PROD_S), "allowed"),
+        (
+            Request("eks:TagResource", ENTRY.format("old"), {**OWNED, f"aws:RequestTag/{ENTRY_INSTANCE_TAG}": "prod"}),
+            "allowed",
+        ),
+        (
+            Request(
+                "eks:CreateAccessEntry",
+                CLUSTER,
+                {**OWNERSHIP_REQUESTED, f"aws:RequestTag/{ENTRY_INSTANCE_TAG}": "prod", "eks:kubernetesGroups": ["d"]},
+            ),
+            "allowed",
+        ),
+        # another instance's: out of reach, and it cannot be tagged over, nor created in another's name
+        (Request("eks:UpdateAccessEntry", ENTRY.format("bob"), DEV_S), "implicitDeny"),
+        (Request("eks:DeleteAccessEntry", ENTRY.format("bob"), DEV_S), "implicitDeny"),
+        (
+            Request("eks:TagResource", ENTRY.format("bob"), {**DEV_S, f"aws:RequestTag/{ENTRY_INSTANCE_TAG}": "prod"}),
+            "implicitDeny",
+        ),
+        (
+            Request(
+                "eks:TagResource", ENTRY.format("alice"), {**PROD_S, f"aws:RequestTag/{ENTRY_INSTANCE_TAG}": "dev"}
+            ),
+            "implicitDeny",
+        ),
+        (
+            Request("eks:UntagResource", ENTRY.format("alice"), {**PROD_S, "aws:TagKeys": [ENTRY_INSTANCE_TAG]}),
+            "implicitDeny",
+        ),
+        (
+            Request(
+                "eks:CreateAccessEntry",
+                CLUSTER,
+                {**OWNERSHIP_REQUESTED, f"aws:RequestTag/{ENTRY_INSTANCE_TAG}": "dev", "eks:kubernetesGroups": ["d"]},
+            ),
+            "implicitDeny",
+        ),
+    ],
+)
+def test_one_instance_s_policy_reaches_none_of_another_instance_s_entries(request_: Request, decision: str) -> None:
+    assert decide(POLICY, request_) == decision
