@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal
 
-from chalicelib.config import Cluster, Config, grants_everything, partition_of, settings
+from chalicelib.config import Cluster, Config, grants_everything, partition_of
 from chalicelib.engine.desired import (
     DesiredState,
     Refusal,
@@ -30,7 +30,7 @@ from chalicelib.engine.plan import BindingAction, DeleteBinding, Plan, plan_bind
 from chalicelib.engine.policies import binds_cluster_wide, needs_namespaces
 from chalicelib.errors import Forbidden, NotFound, PermanentError
 from chalicelib.model import arns
-from chalicelib.model.ownership import instance_marker
+from chalicelib.model.ownership import DEFAULT_INSTANCE, instance_marker
 from chalicelib.model.ports import ClusterPorts, ClusterRoleReader, ObservedBinding, Observer
 from chalicelib.model.principals import EveryoneBut, PrincipalScope
 from chalicelib.model.snapshot import IamSnapshot
@@ -62,7 +62,7 @@ class Options:
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
     # This install (EKS_IAM_SYNC_INSTANCE, read by the entry point that makes the options): it changes
     # only objects marked with its name or with none, and marks what it writes.
-    instance: str = field(default_factory=settings.instance)
+    instance: str = DEFAULT_INSTANCE
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from aws_lambda_powertools import Tracer
 
 from chalicelib.adapters.observability import SERVICE
 from chalicelib.config import Config
-from chalicelib.config.settings import timeouts
+from chalicelib.config.settings import instance, timeouts
 from chalicelib.engine.events import Trigger
 from chalicelib.engine.sso import read_identity_center
 from chalicelib.engine.workitems import WorkItem
@@ -74,6 +74,7 @@ def run_event(
     )
     snapshot = iam.scoped_snapshot(scope.names("user"), scope.names("role"))
     options = Options(
+        instance=instance(),
         event_id=trigger.event_id,
         own_arns=frozenset({shell.own_arn()}),
         reason=f"{trigger.event_name} {trigger.event_id}",
@@ -90,7 +91,7 @@ def run_full(
     shell = runtime.shell()
     clusters = reachable(config, shell, only)
     view = IamView(shell.iam(config.iam_role), clock=runtime.clock)
-    options = Options(own_arns=frozenset({shell.own_arn()}))
+    options = Options(own_arns=frozenset({shell.own_arn()}), instance=instance())
     sso = identity_center(config, shell, None, runtime.observer(""))
     return lambda_result(reconcile_clusters(config, clusters, view, None, options, runtime, deadline, sso))
 
@@ -311,7 +312,9 @@ def _former_members(
         observer = runtime.observer(name)
         with deadlines.scope(f"cluster {name}", deadline):
             try:
-                users |= identity_backend(config, ports, Options(sleep=runtime.sleep), observer).members_of(groups)
+                users |= identity_backend(
+                    config, ports, Options(sleep=runtime.sleep, instance=instance()), observer
+                ).members_of(groups)
             except SyncError as err:
                 observer.warning("former members of a deleted group not read", detail=str(err))
             except MemoryError:

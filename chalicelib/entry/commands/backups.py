@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.config import Config
+from chalicelib.config.settings import instance
 from chalicelib.engine.awsauth.backups import Slot
 from chalicelib.engine.awsauth.parse import read_aws_auth
 from chalicelib.entry.commands.common import Failed, Reach, connect, runtime_for, shell_for
@@ -56,7 +57,7 @@ def backups(config: Config, reach: Reach) -> Backups:
             found.append(Failed.of(name, ports))
             continue
         try:
-            policy = guardrail_policy(config, Options(), ports.caller_arn)
+            policy = guardrail_policy(config, Options(instance=instance()), ports.caller_arn)
             kept = aws_auth_writer(config, ports, policy, runtime_for(reach).observer(name)).kept()
         except SyncError as err:
             found.append(Failed.of(name, err))

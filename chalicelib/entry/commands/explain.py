@@ -11,6 +11,7 @@ from typing import Any
 
 from chalicelib.config import Config, name_of_arn
 from chalicelib.config.accesspolicies import EDIT as EDIT_POLICY
+from chalicelib.config.settings import instance
 from chalicelib.engine.desired import Refusal, desired_state
 from chalicelib.engine.explain import (
     Explanation,
@@ -94,7 +95,9 @@ def _explain_cluster(
     observer: Observer,
     sso: SsoSnapshot | None = None,
 ) -> ClusterExplained:
-    backend: IdentityBackend[Any] = identity_backend(config, ports, Options(), observer)  # asked through the port
+    backend: IdentityBackend[Any] = identity_backend(
+        config, ports, Options(instance=instance()), observer
+    )  # asked through the port
     desired = desired_state(config, snapshot, ports.bindings.namespaces(), sso=sso)
     if backend.name == "configMap":
         desired = desired.for_aws_auth()  # access policies through their RBAC equivalents
@@ -108,7 +111,11 @@ def _explain_cluster(
     rules = {role: _rules(ports, role) for role in sorted({b.cluster_role for b in desired.bindings})}
     explanations = explain(principal, desired, in_place, rules)
     shadowing = backend.name == "accessEntries" and ports.authentication_mode == "API_AND_CONFIG_MAP"
-    aws_auth = aws_auth_writer(config, ports, guardrail_policy(config, Options()), observer) if shadowing else None
+    aws_auth = (
+        aws_auth_writer(config, ports, guardrail_policy(config, Options(instance=instance())), observer)
+        if shadowing
+        else None
+    )
     mappings = []
     for found in explanations:
         now = current.get(found.owned)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.config import Cluster, Config
+from chalicelib.config.settings import instance
 from chalicelib.engine.accessentries.backend import AccessEntriesBackend
 from chalicelib.engine.accessentries.plan import AccessEntriesStep
 from chalicelib.engine.desired import desired_state
@@ -48,7 +49,9 @@ def migrate(config: Config, reach: Reach, dry_run: bool) -> Migrated | Failed | 
         return Declined(f"cluster {name}: {refused}")
     assert ports.access_entries is not None  # checked by _migration_refusal
     observer = runtime.observer(name)
-    options = Options(own_arns=frozenset({shell.own_arn()}), dry_run=dry_run, reason="eks-iam-sync migrate")
+    options = Options(
+        own_arns=frozenset({shell.own_arn()}), dry_run=dry_run, reason="eks-iam-sync migrate", instance=instance()
+    )
     desired = desired_state(config, shell.iam(config.iam_role).full_snapshot(), ports.bindings.namespaces())
     policy = guardrail_policy(config, options, ports.caller_arn)
     entries = AccessEntriesBackend(ports.access_entries, observer, policy, sleep=runtime.sleep)
@@ -58,7 +61,9 @@ def migrate(config: Config, reach: Reach, dry_run: bool) -> Migrated | Failed | 
     kept = tuple(o for o in desired.identities if o.entry.key not in moved)
     # Everything the service owns in aws-auth goes, except what still has no entry; the deletion
     # breaker is lifted (removing them all is the point), every other guardrail holds.
-    policy = guardrail_policy(config, Options(own_arns=options.own_arns, force_deletions=True), ports.caller_arn)
+    policy = guardrail_policy(
+        config, Options(own_arns=options.own_arns, force_deletions=True, instance=options.instance), ports.caller_arn
+    )
     writer = aws_auth_writer(config, ports, policy, observer, runtime.sleep)
     removal = Plan(writer.plan((), _AllBut(frozenset(o.entry.key for o in kept))))
     removed = applier(dry_run, writer, ports.bindings, observer).apply(removal, options.reason).identities

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.config import Config
+from chalicelib.config.settings import instance
 from chalicelib.entry.commands.common import Reach, connect, runtime_for
 from chalicelib.run import runner
 from chalicelib.run.reconcile import Options
@@ -43,6 +44,7 @@ def reconcile(config: Config, reach: Reach, dry_run: bool, force: bool = False) 
     reached = connect(config, reach, shell)
     view = runner.IamView(shell.iam(config.iam_role), clock=runtime.clock)
     options = Options(
+        instance=instance(),
         dry_run=dry_run,
         force_deletions=force,
         own_arns=frozenset({shell.own_arn()}),  # whoever runs this must not lock themselves out

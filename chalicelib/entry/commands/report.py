@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.config import MAX_CONFIG_BYTES, Cluster, Config, ConfigError, Problem, parse_config
-from chalicelib.config.settings import is_remote
+from chalicelib.config.settings import instance, is_remote
 from chalicelib.entry.accessreport import diff as report_diff
 from chalicelib.entry.accessreport.activity import DEFAULT_DORMANT_DAYS, with_activity
 from chalicelib.entry.accessreport.csvform import render_csv
@@ -171,7 +171,7 @@ def read_cluster(
     if isinstance(reached, SyncError):
         return _failed(cluster, reached)
     ports = read_only(reached)
-    options = Options(dry_run=True, own_arns=frozenset({read_by}), reason="eks-iam-sync report")
+    options = Options(dry_run=True, own_arns=frozenset({read_by}), reason="eks-iam-sync report", instance=instance())
     mode = reached.authentication_mode
     try:
         run = reconcile_cluster(config, ports.ports, snapshot, _Quiet(), None, options)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from chalicelib.config import Config
+from chalicelib.config.settings import instance
 from chalicelib.engine.plan import Plan
 from chalicelib.entry.commands.common import Declined, Failed, Reach, connect, runtime_for
 from chalicelib.errors import NotFound, SyncError
@@ -37,7 +38,12 @@ def restore(config: Config, reach: Reach, version: int, force: bool, dry_run: bo
     if isinstance(ports, SyncError):
         return Failed.of(name, ports)
     # Restores protect what the Lambdas protect (break-glass entries), and whoever runs them.
-    options = Options(own_arns=frozenset({shell.own_arn()}), dry_run=dry_run, reason=f"restore of backup {version}")
+    options = Options(
+        own_arns=frozenset({shell.own_arn()}),
+        dry_run=dry_run,
+        reason=f"restore of backup {version}",
+        instance=instance(),
+    )
     observer = runtime.observer(name)
     policy = guardrail_policy(config, options, ports.caller_arn)
     writer = aws_auth_writer(config, ports, policy, observer, runtime.sleep)
