@@ -7,9 +7,13 @@ below, so the core never reads HTTP status codes or SDK exception types."""
 class SyncError(Exception):
     """Base of every error eks-iam-sync raises on purpose."""
 
+    kind = "permanent"  # how a cluster's failure is counted (ReconcileFailures' dimension)
+
 
 class TransientError(SyncError):
     """Throttling, 5xx, an unreachable cluster, or too many write conflicts: try again later."""
+
+    kind = "transient"
 
 
 class PermanentError(SyncError):
@@ -34,3 +38,14 @@ class Rejected(PermanentError):
 
 class CorruptState(PermanentError):
     """Something the service wrote (the ownership ledger, a backup) cannot be read back."""
+
+
+class ManagedByOtherInstance(PermanentError):
+    """The cluster carries another instance's marks (its aws-auth ledger section, tagged access entries,
+    labelled RoleBindings): this instance writes nothing there until an operator acts."""
+
+    kind = "managed-by-other-instance"
+
+    def __init__(self, message: str, owners: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.owners = owners

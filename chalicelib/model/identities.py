@@ -187,6 +187,8 @@ class IdentityStep(Protocol):
     def refusals(self) -> tuple[Refusal, ...]: ...
     @property
     def warnings(self) -> tuple[str, ...]: ...
+    @property
+    def instances(self) -> frozenset[str]: ...  # the instance marks read of the service's objects (named only)
 
 
 @dataclass(frozen=True)

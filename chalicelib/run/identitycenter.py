@@ -4,7 +4,9 @@ Identity Store event's own part (``sso_event``) and the deletion breaker over th
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
+from typing import Protocol
 
 from chalicelib.config import Config
 from chalicelib.engine.desired import DesiredState, Refusal, label_selector
@@ -12,16 +14,24 @@ from chalicelib.engine.guardrails import Policy, deletion_breaker
 from chalicelib.engine.plan import DeleteBinding, Plan, plan_bindings
 from chalicelib.engine.sso import kept_groups, removals, sso_bindings
 from chalicelib.model.ownership import (
-    DEFAULT_INSTANCE,
     SSO_GROUP_LABEL_PREFIX,
     SSO_USER_KIND,
     instance_marker,
-    owns,
     sso_group_label,
     sso_user_label,
 )
 from chalicelib.model.ports import ClusterPorts, ObservedBinding, Observer
 from chalicelib.model.sso import SsoSnapshot
+
+
+class OwnedBindings(Protocol):
+    """The bindings an instance owns, of those a store lists (``run.instances.OwnBindings``)."""
+
+    instance: str
+
+    def list_owned(self, principals: Collection[str] | None = None) -> list[ObservedBinding]: ...
+    def list_owned_of_groups(self, groups: Collection[str]) -> list[ObservedBinding]: ...
+
 
 # The refusal of Identity Center binding deletions held back by the breaker (a failure: it alarms).
 SSO_BREAKER = "identity-center-deletion-breaker"
@@ -41,10 +51,11 @@ def sso_event(
     desired: DesiredState,
     plan: Plan,
     event_id: str | None,
-    instance: str = DEFAULT_INSTANCE,
+    mine: OwnedBindings,
 ) -> tuple[DesiredState, Plan]:
     """An Identity Store event's part: the bindings of its people (listed by their label) or of every
-    granted group (by the groups' labels), planned whole: what they no longer hold is deleted."""
+    granted group (by the groups' labels), planned whole: what they no longer hold is deleted (of
+    ``mine``: this instance's own; another's are kept aside there)."""
     settings = config.identity_center
     if settings is None:
         return desired, plan
@@ -54,14 +65,13 @@ def sso_event(
             selector = label_selector(grant.namespace_selector)
             selected[index] = () if selector is None else tuple(ports.bindings.namespaces(selector))
     granted, refused, _ = sso_bindings(config, sso, None, selected)
-    granted = [replace(b, event_id=event_id, instance=instance_marker(instance)) for b in granted]
+    granted = [replace(b, event_id=event_id, instance=instance_marker(mine.instance)) for b in granted]
     if sso.users is None:
-        observed = ports.bindings.list_owned_of_groups({sso_group_label(name) for name in settings.groups()})
+        observed = mine.list_owned_of_groups({sso_group_label(name) for name in settings.groups()})
     else:
-        observed = ports.bindings.list_owned({sso_user_label(user) for user in sso.users})
+        observed = mine.list_owned({sso_user_label(user) for user in sso.users})
     kept = kept_groups(sso)
-    mine = [b for b in observed if b.group_label not in kept and owns(instance, b.instance)]
-    actions = plan_bindings(granted, mine, None)
+    actions = plan_bindings(granted, [b for b in observed if b.group_label not in kept], None)
     refusals = tuple(Refusal(r.principal, r.subject, r.reason, r.message) for r in refused)
     desired = replace(desired, bindings=desired.bindings + tuple(granted), refusals=desired.refusals + refusals)
     return desired, replace(plan, bindings=plan.bindings + actions)

@@ -37,7 +37,7 @@ from chalicelib.model.snapshot import IamSnapshot
 from chalicelib.model.sso import SsoSnapshot
 from chalicelib.run.apply import Applied, Applier, DisplayOnlyApplier
 from chalicelib.run.identitycenter import kept, sso_breaker, sso_event
-from chalicelib.run.instances import OwnBindings
+from chalicelib.run.instances import OwnBindings, managed_by_others
 from chalicelib.run.scope import identity_scope, principals_by_key, reread_scope, touched_principals
 
 if TYPE_CHECKING:
@@ -63,6 +63,9 @@ class Options:
     # This install (EKS_IAM_SYNC_INSTANCE, read by the entry point that makes the options): it changes
     # only objects marked with its name or with none, and marks what it writes.
     instance: str = DEFAULT_INSTANCE
+    # Refuse a cluster another instance's marks show it manages (False: uninstall and the report,
+    # which remove only this instance's own objects, or write nothing).
+    exclusive: bool = True
 
 
 @dataclass(frozen=True)
@@ -105,14 +108,18 @@ def reconcile_cluster(
 
     desired = desired_from(snapshot)
     identity_scope = _keeping_missing_groups(desired, identities, scope, observer)
-    desired, plan = _planned(config, ports, identities, desired, identity_scope, scope, options, observer)
+    mine = OwnBindings(ports.bindings, options.instance)
+    desired, plan = _planned(config, ports, identities, desired, identity_scope, scope, options, mine, observer)
     if scope is None and options.reread is not None and plan.changed:
         fresh = _reread(snapshot, plan, options.reread, observer)
         if fresh is not snapshot:
             desired = desired_from(fresh)
-            desired, plan = _planned(config, ports, identities, desired, identity_scope, scope, options, observer)
+            desired, plan = _planned(config, ports, identities, desired, identity_scope, scope, options, mine, observer)
     if scope is not None and sso is not None:
-        desired, plan = sso_event(config, ports, sso, desired, plan, options.event_id, options.instance)
+        desired, plan = sso_event(config, ports, sso, desired, plan, options.event_id, mine)
+    claim = managed_by_others(ports.name, options.instance, plan.identities.instances | mine.instances)
+    if claim is not None and options.exclusive:
+        raise claim  # before any write: nothing of this instance's goes where another's is
     desired, plan = sso_breaker(desired, plan, guardrail_policy(config, options), observer)
     _report_desired(desired, observer)
     bindings, refused = _without_unbounded_roles(config, plan.bindings, ports.cluster_roles, observer)
@@ -130,13 +137,13 @@ def _planned(
     identity_scope: PrincipalScope | EveryoneBut | None,
     scope: PrincipalScope | None,
     options: Options,
+    mine: OwnBindings,
     observer: Observer,
 ) -> tuple[DesiredState, Plan]:
     identity_step = identities.plan(desired.identities, identity_scope)
     desired = _scoped_bindings(config, desired, ports, scope, options)
     marker = instance_marker(options.instance)
     desired = replace(desired, bindings=tuple(replace(b, instance=marker) for b in desired.bindings))
-    mine = OwnBindings(ports.bindings, options.instance)
     # A scoped run lists the principals' ClusterRoleBindings only where the configuration makes some.
     wide = scope is not None and identities.name == "configMap" and binds_cluster_wide(config)
     actions, refused = mine.claimed(_plan_bindings(desired, mine, scope, options, wide, observer))

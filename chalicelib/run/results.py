@@ -8,7 +8,7 @@ from typing import Any
 from chalicelib.engine.desired import Refusal as GrantRefusal
 from chalicelib.engine.plan import BindingAction, DeleteBinding
 from chalicelib.engine.sso import MISSING, UNREAD
-from chalicelib.errors import SyncError, TransientError
+from chalicelib.errors import ManagedByOtherInstance, SyncError, TransientError
 from chalicelib.model.bindings import kind_of
 from chalicelib.model.identities import Change, Entry, Outcome
 from chalicelib.run.identitycenter import SSO_BREAKER
@@ -44,7 +44,10 @@ def changed(result: Result) -> bool:
 def as_json(result: Result) -> dict[str, Any]:
     if isinstance(result, SyncError):
         kind = "transient" if isinstance(result, TransientError) else "permanent"
-        return {"status": "failed", "error": str(result), "errorKind": kind, "errorType": type(result).__name__}
+        found = {"status": "failed", "error": str(result), "errorKind": kind, "errorType": type(result).__name__}
+        if isinstance(result, ManagedByOtherInstance):
+            return {**found, "reason": result.kind, "managedBy": list(result.owners)}
+        return found
     outcome, bindings = result.applied.identities, result.applied.bindings
     return {
         "status": "changes" if result.changed else "no-changes",

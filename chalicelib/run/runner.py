@@ -211,7 +211,7 @@ def reconcile_clusters(
                     detail=str(err),
                     error=type(err).__name__,
                 )
-                observer.count("ReconcileFailures", kind="transient" if transient else "permanent")
+                observer.count("ReconcileFailures", kind=err.kind)  # transient, permanent, managed-by-other-instance
                 results[name] = err
             except MemoryError:
                 # Not caught: once an allocation failed the process may not even manage to log;

@@ -1,21 +1,28 @@
-"""Two instances of the service (EKS_IAM_SYNC_INSTANCE) reconciling the same clusters, through the
-handlers on fakes, on both identity backends: each changes only what carries its own name, another's
-entry that it wants is a conflict naming the owner (logged and counted), a RoleBinding of the same name
-is refused, and objects from before instances are adopted and marked in place by a named instance,
-never orphaned or deleted."""
+"""Two instances of the service (EKS_IAM_SYNC_INSTANCE) configured with the same clusters, through the
+handlers on fakes, on both identity backends: a cluster another instance manages (its marks among what
+the run read) is refused before any write, naming it, and the run's other clusters go on; once that
+instance is uninstalled from it, the other takes it over. Underneath, per object: each changes only
+what carries its own name, another's entry that it wants is a conflict naming the owner (logged and
+counted), a RoleBinding of the same name is refused, and objects from before instances are adopted and
+marked in place by a named instance, never orphaned or deleted."""
 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from chalicelib.config import load_config
 from chalicelib.config.settings import INSTANCE_VARIABLE
 from chalicelib.engine.awsauth.ledger import Ledger
+from chalicelib.errors import ManagedByOtherInstance, PermanentError
 from chalicelib.model.ownership import ENTRY_INSTANCE_TAG, INSTANCE_LABEL, LEDGER_ANNOTATION, MANAGED_BY_LABEL
+from chalicelib.run import runner
+from tests.functional.conftest import Reconciler
 from tests.functional.fakes import GROUP, NS3, POD_READER, PROJECTS, SEED, FakeCluster, FakeShell
 
 OPS_GROUP, OPS = "iam-ops-group", "rbac-ops-group"
@@ -67,48 +74,76 @@ def as_instance(monkeypatch: pytest.MonkeyPatch, write_config: Callable[..., Pat
     return switch
 
 
-def test_two_instances_on_one_cluster_never_touch_each_other_s_objects(
-    shell: FakeShell, lambdas: Any, backend: str, as_instance: Callable[..., None]
+def snapshot(cluster: FakeCluster, backend: str) -> tuple[Any, ...]:
+    """What a run that writes nothing leaves exactly as it was: the write log, aws-auth's
+    resourceVersion, the owners of every mapping, the RoleBindings' resourceVersions."""
+    return (cluster.writes(), cluster.aws_auth.resource_version, owners(cluster, backend), bindings(cluster))
+
+
+def test_a_cluster_another_instance_manages_is_refused_before_any_write_and_the_others_go_on(
+    shell: FakeShell, lambdas: Any, backend: str, as_instance: Callable[..., None], capsys: Any, config_path: Path
 ) -> None:
+    """dev manages fn-east; prod, configured with both clusters, writes nothing in fn-east (its full run,
+    an event and its plan name dev), and reconciles fn-west."""
+    from chalicelib.entry.cli import main  # noqa: PLC0415
+
     shell.iam_port.add_group(OPS_GROUP)
     alice = shell.iam_port.add_user("alice", groups=[GROUP]).arn.lower()
     bob = shell.iam_port.add_user("bob", groups=[OPS_GROUP]).arn.lower()
-    cluster = shell.clusters["fn-east"]
-
-    as_instance("dev")
+    east, west = shell.clusters["fn-east"], shell.clusters["fn-west"]
+    as_instance("dev", clusters={"fn-east": "us-east-2"})
     lambdas.reconcile_all()
-    dev_owned = owners(cluster, backend)
-    assert dev_owned[alice] == "dev" and set(dev_owned.values()) == {"dev"}
-    dev_bindings = bindings(cluster)
-    assert {key[0] for key in dev_bindings} == set(PROJECTS)
-    assert {label for label, _ in dev_bindings.values()} == {"dev"}
+    assert set(owners(east, backend).values()) == {"dev"}
+    before = snapshot(east, backend)
 
     as_instance("prod", **prod_config())
-    result = lambdas.reconcile_all()
-    after = owners(cluster, backend)
-    assert after == {**dev_owned, bob: "prod"}  # dev's unchanged, prod's own added
-    now = bindings(cluster)
-    assert {k: v for k, v in now.items() if k in dev_bindings} == dev_bindings  # not one resourceVersion moved
-    assert {label for key, (label, _) in now.items() if key not in dev_bindings} == {"prod"}
-    report = result["clusters"]["fn-east"]
-    conflicts = " ".join(report["identities"]["conflicts"])
-    assert "eks-iam-sync instance 'dev'" in conflicts and alice.split("/")[-1] in conflicts
-    refused = [r for r in report["grantRefusals"] if r["reason"] == "other-instance"]
-    assert len(refused) == len(PROJECTS)
-    assert all(
-        r["message"] == "the RoleBinding is owned by eks-iam-sync instance 'dev': left as it is" for r in refused
-    )
+    why = "cluster fn-east: ManagedByOtherInstance: cluster fn-east is managed by eks-iam-sync instance 'dev'"
+    with pytest.raises(PermanentError, match=why) as raised:
+        lambdas.reconcile_all()
+    assert "fn-west" not in str(raised.value)
+    assert snapshot(east, backend) == before  # not one write
+    assert owners(west, backend)[alice] == owners(west, backend)[bob] == "prod"
+    assert set(owners(west, backend).values()) == {"prod"}
+    assert {label for label, _ in bindings(west).values()} == {"prod"}
 
-    # dev stops mapping its group: it removes its own and nothing of prod's
-    groups = [g for g in SEED["identities"]["groups"] if g["iamGroup"] != GROUP]
-    as_instance("dev", identities={**SEED["identities"], "groups": groups}, namespaceGrants=[])
+    shell.iam_port.add_user("carol", groups=[])
+    shell.iam_port.add_to_group("carol", GROUP)  # an event: dev's group's RoleBindings are read, or aws-auth
+    with pytest.raises(PermanentError, match=why):
+        lambdas.event("AddUserToGroup", groupName=GROUP, userName="carol")
+    assert snapshot(east, backend) == before
+    assert any("carol" in arn for arn in owners(west, backend))
+
+    capsys.readouterr()
+    assert main(["plan", "--config", str(config_path)]) == 1  # plan shows it
+    out = capsys.readouterr().out
+    assert "cluster fn-east: FAILED: cluster fn-east is managed by eks-iam-sync instance 'dev'" in out
+    assert "EKS_IAM_SYNC_INSTANCE=dev eks-iam-sync uninstall" in out
+    assert snapshot(east, backend) == before
+
+
+def test_after_the_managing_instance_is_uninstalled_the_other_takes_the_cluster_over(
+    shell: FakeShell, lambdas: Any, backend: str, as_instance: Callable[..., None], config_path: Path
+) -> None:
+    from chalicelib.entry.cli import main  # noqa: PLC0415
+
+    alice = shell.iam_port.add_user("alice", groups=[GROUP]).arn.lower()
+    east = shell.clusters["fn-east"]
+    as_instance("dev")
     lambdas.reconcile_all()
-    final = owners(cluster, backend)
-    assert alice not in final and final[bob] == "prod"
-    assert {k: v for k, v in bindings(cluster).items() if v[0] == "prod"} == {
-        k: v for k, v in now.items() if v[0] == "prod"
-    }
-    assert not [k for k, v in bindings(cluster).items() if v[0] == "dev"]
+    as_instance("prod")
+    with pytest.raises(PermanentError, match="managed by eks-iam-sync instance 'dev'"):
+        lambdas.reconcile_all()
+    assert set(owners(east, backend).values()) == {"dev"}
+
+    as_instance("dev")
+    assert main(["uninstall", "--config", str(config_path), "--cluster", "fn-east"]) == 0  # an operator's, as dev
+    assert owners(east, backend) == {} and not bindings(east)
+    as_instance("prod")
+    with pytest.raises(PermanentError, match="cluster fn-west: ManagedByOtherInstance") as raised:
+        lambdas.reconcile_all()
+    assert "fn-east" not in str(raised.value)  # dev still manages fn-west, not fn-east
+    assert owners(east, backend)[alice] == "prod" and set(owners(east, backend).values()) == {"prod"}
+    assert {label for label, _ in bindings(east).values()} == {"prod"}
 
 
 def test_objects_from_before_instances_are_adopted_and_marked_in_place(
@@ -129,13 +164,15 @@ def test_objects_from_before_instances_are_adopted_and_marked_in_place(
     assert {label for label, _ in bindings(cluster).values()} == {"prod"}
     assert set(bindings(cluster)) == {(namespace, name) for namespace, name in bindings(cluster)}
 
-    as_instance(None)  # the default instance now sees prod's objects as foreign: it changes nothing
-    writes = (cluster.bindings.writes[:], cluster.aws_auth.resource_version)
-    result = lambdas.reconcile_all()
-    assert owners(cluster, backend) == adopted
-    assert (cluster.bindings.writes, cluster.aws_auth.resource_version) == writes
-    conflicts = " ".join(result["clusters"]["fn-east"]["identities"]["conflicts"])
-    assert "eks-iam-sync instance 'prod'" in conflicts
+    as_instance(None)  # the default instance (the CLI unset) is refused where prod manages: told how to act as it
+    unchanged = snapshot(cluster, backend)
+    with pytest.raises(PermanentError) as raised:
+        lambdas.reconcile_all()
+    assert "cluster fn-east is managed by eks-iam-sync instance 'prod': the default instance writes nothing" in str(
+        raised.value
+    )
+    assert "set EKS_IAM_SYNC_INSTANCE=prod" in str(raised.value)
+    assert snapshot(cluster, backend) == unchanged
 
 
 def test_a_bad_instance_name_fails_the_invocation_before_any_port(
@@ -150,9 +187,13 @@ def test_a_bad_instance_name_fails_the_invocation_before_any_port(
 def test_what_another_instance_owns_is_logged_and_counted_as_that_instance_s(
     shell: FakeShell, reconciler: Any, backend: str, config: Any
 ) -> None:
+    """Defence in depth: where the cluster-wide refusal is not made (uninstall's run; or what a run read
+    carried no other mark), each object another instance owns is still left alone."""
     shell.iam_port.add_user("alice", groups=[GROUP])
     reconciler(instance="dev")
-    report = reconciler(instance="prod")
+    with pytest.raises(ManagedByOtherInstance):
+        reconciler(instance="prod")
+    report = reconciler(instance="prod", exclusive=False)
     assert not report.changed  # everything it wants is dev's: nothing written
     observer = reconciler.observers[-1]
     subject = "access entry" if backend == "accessEntries" else "aws-auth entry"
@@ -183,7 +224,10 @@ def test_uninstall_of_one_instance_removes_its_own_only_and_keeps_the_shared_bac
     as_instance("dev")
     assert main(["apply", "--cluster", "fn-east"]) == 0
     as_instance("prod", **prod_config())
-    assert main(["apply", "--cluster", "fn-east"]) == 0
+    assert main(["apply", "--cluster", "fn-east"]) == 1  # refused: dev manages it
+    # a cluster both came to manage (before the refusal, or prod's events meanwhile): uninstall still works
+    prod = Reconciler(shell, load_config(write_config(**prod_config())), [])
+    prod(instance="prod", exclusive=False)
     backups = {name for (_, name) in cluster.config_maps.objects if name.startswith("eks-iam-sync-aws-auth-backup-")}
     assert backups
     capsys.readouterr()
@@ -200,3 +244,39 @@ def test_uninstall_of_one_instance_removes_its_own_only_and_keeps_the_shared_bac
     assert main(["uninstall", "--cluster", "fn-east"]) == 0  # the last instance: the backups go with it
     left = {name for (_, name) in cluster.config_maps.objects if name.startswith("eks-iam-sync-aws-auth-backup-")}
     assert owners(cluster, "configMap") == {} and not bindings(cluster) and not left
+
+
+def test_the_refusal_is_one_log_line_and_one_count_of_its_own_kind_for_that_cluster_alone(
+    shell: FakeShell,
+    reconciler: Any,
+    backend: str,
+    config: Any,
+    runtime: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """ReconcileFailures with kind=managed-by-other-instance (the reconcile-failures alarm counts every
+    kind but transient), one error line naming the owner; the other cluster reconciled and counted."""
+    shell.iam_port.add_user("alice", groups=[GROUP])
+    reconciler(instance="dev")  # dev manages fn-east
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    monkeypatch.setenv(INSTANCE_VARIABLE, "prod")
+    capsys.readouterr()
+    with pytest.raises(PermanentError, match="cluster fn-east: ManagedByOtherInstance"):
+        runner.run_full(config, runtime)
+    out = capsys.readouterr().out
+    failures = [m for m in emitted(out) if "ReconcileFailures" in m]
+    assert [(m["cluster"], m["kind"], m["instance"]) for m in failures] == [
+        ("fn-east", "managed-by-other-instance", "prod")
+    ]
+    assert len([m for m in emitted(out) if "FullRunsSucceeded" in m]) == 1  # fn-west's full run
+    logged = [line for line in out.splitlines() if "managed by eks-iam-sync instance 'dev'" in line]
+    (line,) = [json.loads(line) for line in logged if line.startswith("{") and '"level":"ERROR"' in line]
+    assert line["message"] == "reconcile failed; retrying will not help" and line["cluster"] == "fn-east"
+    assert line["error"] == "ManagedByOtherInstance"
+    assert set(owners(shell.clusters["fn-west"], backend).values()) == {"prod"}
+
+
+def emitted(out: str) -> list[dict[str, Any]]:
+    """The EMF metrics printed to stdout, as Lambda would ship them."""
+    return [m for line in out.splitlines() if line.startswith('{"_aws"') for m in [json.loads(line)]]

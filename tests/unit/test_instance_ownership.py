@@ -25,6 +25,7 @@ from chalicelib.engine.awsauth.parse import read_aws_auth
 from chalicelib.engine.awsauth.plan import SyncIntent, plan_aws_auth
 from chalicelib.engine.guardrails import Policy
 from chalicelib.engine.plan import CreateBinding, DeleteBinding, UpdateBinding, plan_bindings
+from chalicelib.errors import PermanentError
 from chalicelib.model.bindings import DesiredBinding, binding_labels
 from chalicelib.model.identities import OwnedEntry
 from chalicelib.model.ownership import (
@@ -37,6 +38,7 @@ from chalicelib.model.ownership import (
 )
 from chalicelib.model.ports import ObservedAccessEntry, ObservedBinding, ObservedConfigMap
 from chalicelib.model.sources import Source
+from chalicelib.run.instances import OwnBindings, managed_by_others
 from tests.unit.accessentries.test_plan import ALICE, BOB, CAROL, observed
 from tests.unit.awsauth.builders import NODE, document, ledger_of, owned_user, user
 
@@ -192,3 +194,74 @@ def test_a_binding_carries_its_instance_s_label_and_an_unmarked_one_is_relabelle
     assert plan_bindings([mine], [observed_binding("prod")]) == ()
     assert isinstance(plan_bindings([], [observed_binding("prod")])[0], DeleteBinding)
     assert isinstance(plan_bindings([mine], [])[0], CreateBinding)
+
+
+# --- the cluster: managed by another instance when what a run read carries its mark ------------------------
+
+
+@pytest.mark.parametrize(
+    ("instance", "marks", "managed_by"),
+    [
+        ("prod", [], ()),
+        ("prod", [None, "prod"], ()),  # unmarked (adopted) and its own: the cluster is its
+        ("prod", ["dev"], ("dev",)),
+        ("prod", ["prod", "dev", None, "dev", "qa"], ("dev", "qa")),  # every other instance, once, sorted
+        ("default", [None], ()),  # the default instance marks nothing: unmarked objects are its own
+        ("default", ["prod"], ("prod",)),  # ...and is refused where a named instance manages
+        ("dev", ["default"], ("default",)),  # a marker is a name like any other (never written, but read)
+    ],
+)
+def test_a_cluster_is_managed_by_the_other_instances_whose_marks_were_read(
+    instance: str, marks: list[str | None], managed_by: tuple[str, ...]
+) -> None:
+    refusal = managed_by_others("c1", instance, marks)
+    assert (refusal.owners if refusal else ()) == managed_by
+    if refusal is not None:
+        assert isinstance(refusal, PermanentError) and refusal.kind == "managed-by-other-instance"
+        assert str(refusal).startswith(f"cluster c1 is managed by eks-iam-sync instance '{managed_by[0]}'")
+
+
+def test_the_refusal_tells_the_named_instance_how_to_move_the_cluster_and_the_default_how_to_act_as_the_owner() -> None:
+    named = managed_by_others("c1", "prod", ["dev"])
+    assert named is not None
+    assert str(named) == (
+        "cluster c1 is managed by eks-iam-sync instance 'dev': eks-iam-sync instance 'prod' writes nothing here; "
+        "to move it, uninstall the other instance from it (EKS_IAM_SYNC_INSTANCE=dev eks-iam-sync uninstall "
+        "--config F --cluster c1), or remove the cluster from this instance's configuration"
+    )
+    default = managed_by_others("c1", DEFAULT_INSTANCE, ["prod"])
+    assert default is not None
+    assert str(default) == (
+        "cluster c1 is managed by eks-iam-sync instance 'prod': the default instance writes nothing here "
+        "(to act as it, set EKS_IAM_SYNC_INSTANCE=prod)"
+    )
+
+
+def test_each_backend_s_step_says_which_instances_marked_what_it_read() -> None:
+    dev_ledger = Ledger(ledger_of(owned_user(A)).records, "dev")
+    current = observed_aws_auth([A], dev_ledger)
+    assert plan_aws_auth(current, SyncIntent(()), Policy(instance="prod")).instances == {"dev"}
+    assert plan_aws_auth(current, SyncIntent(()), Policy()).instances == {"dev"}
+    assert plan_aws_auth(current, SyncIntent((owned_user(A),)), Policy(instance="dev")).instances == frozenset()
+    unmarked = observed_aws_auth([A], ledger_of(owned_user(A)))
+    assert plan_aws_auth(unmarked, SyncIntent(()), Policy(instance="prod")).instances == frozenset()
+    # an aws-auth the service will not write over still tells whose it is
+    broken = replace(current, data={**current.data, "mapUsers": "- userarn: [unclosed"})
+    step = plan_aws_auth(broken, SyncIntent(()), Policy(instance="prod"))
+    assert step.status == "refused" and step.instances == {"dev"}
+
+    entries = [tagged(ALICE, "dev"), tagged(BOB, None), observed(CAROL, tags={ENTRY_INSTANCE_TAG: "qa"})]
+    assert plan_access_entries(entries, [], None, Policy(instance="prod")).instances == {"dev", "qa"}
+    # a foreign entry (not the service's) carrying the tag is no one's mark
+    foreign = replace(tagged(ALICE, "dev"), tags={ENTRY_INSTANCE_TAG: "dev"})
+    assert plan_access_entries([foreign], [], None, Policy(instance="prod")).instances == frozenset()
+
+
+def test_the_bindings_listed_keep_the_other_instances_aside() -> None:
+    class Store:
+        def list_owned(self, principals: object = None) -> list[ObservedBinding]:
+            return [observed_binding("dev"), observed_binding(None, "unmarked"), observed_binding("prod", "mine")]
+
+    mine = OwnBindings(Store(), "prod")  # type: ignore[arg-type]
+    assert [b.name for b in mine.list_owned()] == ["unmarked", "mine"]
+    assert mine.instances == {"dev"}

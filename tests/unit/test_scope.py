@@ -108,6 +108,7 @@ class Step:
     conflicts: tuple[Conflict, ...] = ()
     refusals: tuple[Refusal, ...] = ()
     warnings: tuple[str, ...] = ()
+    instances: frozenset[str] = frozenset()
 
 
 def change(arn: str) -> Change:

@@ -16,7 +16,7 @@ step of per-principal actions. Pure.
 from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from chalicelib.engine.accessentries.associations import (
@@ -184,6 +184,7 @@ class AccessEntriesStep:
     refusals: tuple[Refusal, ...] = ()
     warnings: tuple[str, ...] = ()
     entries_after: int | None = None  # how many entries the cluster would hold, when all were listed
+    instances: frozenset[str] = frozenset()  # the instance tags of the service's entries read (marked ones)
 
     @property
     def changes(self) -> tuple[Change, ...]:
@@ -227,7 +228,11 @@ def plan_access_entries(
             continue
         if scope is None or entry.principal_arn in scope:
             actions.append(DeleteEntry(entry))
-    return _checked(actions, conflicts, refusals, seen, policy, total)
+    step = _checked(actions, conflicts, refusals, seen, policy, total)
+    marks = frozenset(
+        e.tags[ENTRY_INSTANCE_TAG] for e in seen.entries if owned(e, None) and e.tags.get(ENTRY_INSTANCE_TAG)
+    )
+    return replace(step, instances=marks)
 
 
 def _kept(item: OwnedEntry, entry: ObservedAccessEntry, seen: Observed, instance: str) -> list[EntryAction]:

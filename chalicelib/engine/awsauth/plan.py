@@ -61,6 +61,7 @@ class AwsAuthStep:
     refusals: tuple[Refusal, ...] = ()
     warnings: tuple[str, ...] = ()
     sizes: tuple[tuple[str, float], ...] = ()  # (limit, share) of the post-image, when one was computed
+    instances: frozenset[str] = frozenset()  # the other instances whose ledger sections record entries (a sync's)
 
 
 def plan_aws_auth(
@@ -75,12 +76,14 @@ def _plan_sync(observed: ObservedConfigMap | None, intent: SyncIntent, policy: P
     data = observed.data if observed else {}
     reading = readings.read(data)
     verdict = check_current(reading)
-    if not verdict.allowed:
-        return AwsAuthStep(intent, "refused", observed, refusals=verdict.refusals)
     try:
         ledger = Ledger.parse(observed.annotations.get(LEDGER_ANNOTATION) if observed else None, policy.instance)
     except LedgerError as err:
-        return AwsAuthStep(intent, "refused", observed, refusals=(Refusal("ledger-unreadable", str(err)),))
+        refusals = verdict.refusals if not verdict.allowed else (Refusal("ledger-unreadable", str(err)),)
+        return AwsAuthStep(intent, "refused", observed, refusals=refusals)
+    others = frozenset(ledger.owners.values())  # read whatever the step, so a claimed cluster is seen
+    if not verdict.allowed:
+        return AwsAuthStep(intent, "refused", observed, refusals=verdict.refusals, instances=others)
     merged = merge(data, reading, ledger, intent.desired, intent.scope)
     after = replace(ledger, records=merged.ledger.records, adopted=False)  # the other instances' sections kept
     conflicts = tuple(_named(c, ledger) for c in merged.conflicts)
@@ -88,7 +91,7 @@ def _plan_sync(observed: ObservedConfigMap | None, intent: SyncIntent, policy: P
     # added to a group member) is not worth a write; ownership and group attribution always are, and so
     # is this instance's name on the unmarked records it adopted.
     if merged.data == data and after.answers_like(ledger) and not ledger.adopted:
-        return AwsAuthStep(intent, "unchanged", observed, conflicts=conflicts)
+        return AwsAuthStep(intent, "unchanged", observed, conflicts=conflicts, instances=others)
     removed = sum(1 for c in merged.changes if c.action == "remove")
     ledger_text = after.serialize()
     verdict = check_post_image(
@@ -112,6 +115,7 @@ def _plan_sync(observed: ObservedConfigMap | None, intent: SyncIntent, policy: P
         verdict.refusals,
         verdict.warnings,
         verdict.sizes,
+        others,
     )
 
 

@@ -38,7 +38,8 @@ class Reconciled:
         return any(changed(r) for _, r in self.clusters) or any(b.names for b in self.backups)
 
 
-def reconcile(config: Config, reach: Reach, dry_run: bool, force: bool = False) -> Reconciled:
+def reconcile(config: Config, reach: Reach, dry_run: bool, force: bool = False, exclusive: bool = True) -> Reconciled:
+    """``exclusive``: a cluster another instance manages is refused (False: uninstall's own removals)."""
     runtime = runtime_for(reach)
     shell = runtime.shell()
     reached = connect(config, reach, shell)
@@ -49,6 +50,7 @@ def reconcile(config: Config, reach: Reach, dry_run: bool, force: bool = False) 
         force_deletions=force,
         own_arns=frozenset({shell.own_arn()}),  # whoever runs this must not lock themselves out
         reason="eks-iam-sync plan" if dry_run else "eks-iam-sync apply",
+        exclusive=exclusive,
     )
     sso = runner.identity_center(config, shell, None, runtime.observer(""))  # as reconcile_all reads it
     results = runner.reconcile_clusters(config, reached, view, None, options, runtime, sso=sso)

@@ -171,7 +171,9 @@ def read_cluster(
     if isinstance(reached, SyncError):
         return _failed(cluster, reached)
     ports = read_only(reached)
-    options = Options(dry_run=True, own_arns=frozenset({read_by}), reason="eks-iam-sync report", instance=instance())
+    options = Options(
+        dry_run=True, own_arns=frozenset({read_by}), reason="eks-iam-sync report", instance=instance(), exclusive=False
+    )
     mode = reached.authentication_mode
     try:
         run = reconcile_cluster(config, ports.ports, snapshot, _Quiet(), None, options)

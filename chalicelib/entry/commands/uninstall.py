@@ -60,7 +60,8 @@ def without_grants(config: Config) -> Config:
 def uninstall(config: Config, reach: Reach, dry_run: bool, keep_backups: bool = False) -> Reconciled:
     """The owned identities and RoleBindings removed, then (unless ``keep_backups``) the backups of
     every cluster whose removal succeeded."""
-    result = reconcile(without_grants(config), reach, dry_run=dry_run, force=True)
+    # Only this instance's own objects are removed: a cluster another instance manages is not refused.
+    result = reconcile(without_grants(config), reach, dry_run=dry_run, force=True, exclusive=False)
     if keep_backups:
         return result
     done = {name for name, r in result.clusters if succeeded(r)}
