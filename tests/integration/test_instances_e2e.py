@@ -1,8 +1,8 @@
-"""Two instances of the service (EKS_IAM_SYNC_INSTANCE "dev" and "prod") reconciling the same two real
-apiservers, one on aws-auth (CONFIG_MAP) and one on access entries in the EKS emulator
-(API_AND_CONFIG_MAP), through the Lambdas as deployed: neither changes or deletes the other's entries
-or RoleBindings, what one owns and the other wants is refused naming the owner, and people get in
-through each instance's grants with their own tokens."""
+"""Two instances of the service (EKS_IAM_SYNC_INSTANCE "dev" and "prod") configured with the same two
+real apiservers, one on aws-auth (CONFIG_MAP) and one on access entries in the EKS emulator
+(API_AND_CONFIG_MAP), through the Lambdas as deployed: a cluster one manages is refused to the other,
+naming it, with nothing changed, until an operator uninstalls the first there; an install from before
+instances is adopted in place; people get in through the managing instance's grants with their own tokens."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from kubernetes.client.rest import ApiException
 
 from chalicelib.config import DEFAULT_CONFIG_PATH
 from chalicelib.engine.awsauth.ledger import Ledger
-from chalicelib.engine.awsauth.parse import read_aws_auth
+from chalicelib.errors import PermanentError
 from chalicelib.model.ownership import (
     ENTRY_INSTANCE_TAG,
     INSTANCE_LABEL,
@@ -155,9 +155,37 @@ def fresh(planes: dict[str, ControlPlane], eks: EksEmulator, service: Service) -
     return planes
 
 
-def test_two_instances_share_both_kinds_of_cluster_and_never_touch_each_other_s_objects(
+def state(planes: dict[str, ControlPlane], eks: EksEmulator) -> tuple[Any, ...]:
+    """Everything a refused run must leave exactly as it was: aws-auth's resourceVersion, the owner of
+    every mapping, the service's RoleBindings (resourceVersions) and every access entry as EKS holds it."""
+    aws_auth = client.CoreV1Api(planes[AWS_AUTH].admin()).read_namespaced_config_map("aws-auth", "kube-system")
+    entries = sorted(
+        (e.principal_arn, e.username, tuple(e.groups), sorted(e.tags.items()), sorted(e.policies), e.modified_at)
+        for e in eks.entries(ENTRIES)
+    )
+    return aws_auth.metadata.resource_version, owners(planes, eks), bindings(planes), entries
+
+
+def uninstall_as(instance: str, config: str, planes: dict[str, ControlPlane], workdir: Path, monkeypatch: Any) -> None:
+    """An operator's `eks-iam-sync uninstall` of ``instance`` from each cluster, as its admin (the backups'
+    deletes are the operator's), with the function's AWS credentials (IAM, the access-entry API)."""
+    from chalicelib.entry.cli import main  # noqa: PLC0415
+
+    monkeypatch.setenv("EKS_IAM_SYNC_INSTANCE", instance)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(config)
+    for name, plane in planes.items():
+        kubeconfig = plane.admin_kubeconfig(workdir / f"{name}.kubeconfig")
+        argv = ["uninstall", "--config", str(workdir / "config.yaml"), "--kubeconfig", str(kubeconfig)]
+        assert main([*argv, "--cluster", name]) == 0
+
+
+def test_a_cluster_one_instance_manages_is_refused_to_another_until_it_is_uninstalled_there(
     fresh: dict[str, ControlPlane], eks: EksEmulator, service: Service, tmp_path: Path, monkeypatch: Any
 ) -> None:
+    """dev manages both clusters (aws-auth and access entries); prod's run on them is refused, naming
+    dev, and changes nothing (resourceVersions and entries compared); after an operator uninstalls dev
+    there, prod's next run takes both over, and people get in through prod's grants with their own tokens."""
     iam = boto3.client("iam")
     ops_group = f"iam-ops-{uuid.uuid4().hex[:8]}"
     iam.create_group(GroupName=ops_group)
@@ -166,53 +194,47 @@ def test_two_instances_share_both_kinds_of_cluster_and_never_touch_each_other_s_
     iam.add_user_to_group(GroupName=SEED_GROUP, UserName=alice_name)
     iam.add_user_to_group(GroupName=ops_group, UserName=bob_name)
 
-    reconcile_as("dev", configuration(fresh, None), service, tmp_path / "dev", monkeypatch)
+    dev_config = configuration(fresh, None)
+    reconcile_as("dev", dev_config, service, tmp_path / "dev", monkeypatch)
     dev_owned = owners(fresh, eks)
     assert dev_owned[(AWS_AUTH, alice.arn.lower())] == dev_owned[(ENTRIES, alice.arn.lower())] == "dev"
     assert set(dev_owned.values()) == {"dev"}
-    dev_bindings = bindings(fresh)
-    assert {(c, ns) for c, ns, _ in dev_bindings} == {(c, ns) for c in fresh for ns in DEV_PROJECTS}
-    dev_entries = {e.principal_arn: e for e in eks.entries(ENTRIES) if e.tags.get(ENTRY_INSTANCE_TAG) == "dev"}
-    aws_auth_users = read_aws_auth(
-        client.CoreV1Api(fresh[AWS_AUTH].admin()).read_namespaced_config_map("aws-auth", "kube-system").data
-    ).entries("mapUsers")
+    assert {(c, ns) for c, ns, _ in bindings(fresh)} == {(c, ns) for c in fresh for ns in DEV_PROJECTS}
+    before = state(fresh, eks)
 
-    # prod wants the seed's group too (dev's: refused) and its own (mapped)
-    result = reconcile_as("prod", configuration(fresh, ops_group), service, tmp_path / "prod", monkeypatch)
-    after = owners(fresh, eks)
-    assert after == {**dev_owned, (AWS_AUTH, bob.arn.lower()): "prod", (ENTRIES, bob.arn.lower()): "prod"}
-    now = bindings(fresh)
-    assert {k: v for k, v in now.items() if k in dev_bindings} == dev_bindings  # not one resourceVersion moved
-    assert {(key[0], key[1], label) for key, (label, _) in now.items() if key not in dev_bindings} == {
-        (c, PROD_PROJECT, "prod") for c in fresh
-    }
-    assert {e.principal_arn: e for e in eks.entries(ENTRIES) if e.principal_arn in dev_entries} == dev_entries
-    users = read_aws_auth(
-        client.CoreV1Api(fresh[AWS_AUTH].admin()).read_namespaced_config_map("aws-auth", "kube-system").data
-    ).entries("mapUsers")
-    assert [u for u in users if u.arn != bob.arn] == list(aws_auth_users)  # dev's entries as they were
+    # prod is configured with both clusters: each is refused, naming dev, and nothing is written there
+    eks.clear_calls()
+    prod_config = configuration(fresh, ops_group)
+    with pytest.raises(PermanentError) as refused:
+        reconcile_as("prod", prod_config, service, tmp_path / "prod", monkeypatch)
     for cluster in fresh:
-        report = result["clusters"][cluster]
-        conflicts = [c for c in report["identities"]["conflicts"] if alice.arn in c]
-        assert conflicts and all("mapped by eks-iam-sync instance 'dev'" in c for c in conflicts), report
-        refused = [r for r in report["grantRefusals"] if r["reason"] == "other-instance"]
-        assert len(refused) == len(DEV_PROJECTS), report
+        assert (
+            f"cluster {cluster}: ManagedByOtherInstance: cluster {cluster} is managed by eks-iam-sync instance 'dev'"
+            in str(refused.value)
+        )
+    assert state(fresh, eks) == before
+    writes = ("CreateAccessEntry", "UpdateAccessEntry", "DeleteAccessEntry", "TagResource", "UntagResource")
+    assert eks.calls_to(*writes, "AssociateAccessPolicy", "DisassociateAccessPolicy", cluster=ENTRIES) == []
+    for cluster, plane in fresh.items():  # dev's people still get in; prod's were not mapped
+        assert can_list_pods(plane, cluster, alice, DEV_PROJECTS[0]) == 200
+        assert can_list_pods(plane, cluster, bob, PROD_PROJECT) == 401
 
-    # each gets in through its own instance's grants, asked with their own tokens
+    # an operator uninstalls dev from both; prod's next run takes them over
+    uninstall_as("dev", dev_config, fresh, tmp_path / "uninstall", monkeypatch)
+    assert owners(fresh, eks) == {} and bindings(fresh) == {}
+    result = reconcile_as("prod", prod_config, service, tmp_path / "prod-2", monkeypatch)
+    taken = owners(fresh, eks)
+    assert taken[(AWS_AUTH, alice.arn.lower())] == taken[(ENTRIES, alice.arn.lower())] == "prod"
+    assert taken[(AWS_AUTH, bob.arn.lower())] == taken[(ENTRIES, bob.arn.lower())] == "prod"
+    assert set(taken.values()) == {"prod"}
+    assert {(c, ns, label) for (c, ns, _), (label, _) in bindings(fresh).items()} == {
+        (c, ns, "prod") for c in fresh for ns in (*DEV_PROJECTS, PROD_PROJECT)
+    }
     for cluster, plane in fresh.items():
+        assert result["clusters"][cluster]["identities"]["conflicts"] == []
         assert eventually(lambda p=plane, c=cluster: can_list_pods(p, c, alice, DEV_PROJECTS[0]) == 200)  # type: ignore[misc]
         assert eventually(lambda p=plane, c=cluster: can_list_pods(p, c, bob, PROD_PROJECT) == 200)  # type: ignore[misc]
         assert can_list_pods(plane, cluster, bob, DEV_PROJECTS[0]) == 403
-
-    # dev stops granting the seed's group: it removes its own, and nothing of prod's
-    reconcile_as("dev", configuration(fresh, None, seed_group=False), service, tmp_path / "dev-2", monkeypatch)
-    final = owners(fresh, eks)
-    assert (AWS_AUTH, alice.arn.lower()) not in final and (ENTRIES, alice.arn.lower()) not in final
-    assert final[(AWS_AUTH, bob.arn.lower())] == final[(ENTRIES, bob.arn.lower())] == "prod"
-    assert {k: v for k, v in bindings(fresh).items()} == {k: v for k, v in now.items() if v[0] == "prod"}
-    for cluster, plane in fresh.items():
-        assert eventually(lambda p=plane, c=cluster: can_list_pods(p, c, alice, DEV_PROJECTS[0]) == 401)  # type: ignore[misc]
-        assert can_list_pods(plane, cluster, bob, PROD_PROJECT) == 200
 
 
 def test_an_install_from_before_instances_is_adopted_in_place_by_its_named_instance(
@@ -236,9 +258,12 @@ def test_an_install_from_before_instances_is_adopted_in_place_by_its_named_insta
     for cluster, plane in fresh.items():
         assert can_list_pods(plane, cluster, carol, DEV_PROJECTS[0]) == 200  # access never interrupted
 
-    # the default instance (the CLI without EKS_IAM_SYNC_INSTANCE) now leaves prod's objects alone
-    marked = bindings(fresh)
-    result = reconcile_as("default", config, service, tmp_path / "cli", monkeypatch)
-    assert owners(fresh, eks) == dict.fromkeys(before, "prod") and bindings(fresh) == marked
+    # the default instance (the CLI without EKS_IAM_SYNC_INSTANCE) is now refused where prod manages,
+    # told how to act as prod, and changes nothing
+    marked = state(fresh, eks)
+    with pytest.raises(PermanentError) as refused:
+        reconcile_as("default", config, service, tmp_path / "cli", monkeypatch)
     for cluster in fresh:
-        assert any("eks-iam-sync instance 'prod'" in c for c in result["clusters"][cluster]["identities"]["conflicts"])
+        assert f"cluster {cluster} is managed by eks-iam-sync instance 'prod'" in str(refused.value)
+    assert "set EKS_IAM_SYNC_INSTANCE=prod" in str(refused.value)
+    assert state(fresh, eks) == marked
