@@ -118,6 +118,11 @@ def test_a_cluster_another_instance_manages_is_refused_before_any_write_and_the_
     out = capsys.readouterr().out
     assert "cluster fn-east: FAILED: cluster fn-east is managed by eks-iam-sync instance 'dev'" in out
     assert "EKS_IAM_SYNC_INSTANCE=dev eks-iam-sync uninstall" in out
+    assert main(["plan", "--config", str(config_path), "--output", "json"]) == 1
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["fn-east"]["status"] == "failed" and planned["fn-east"]["errorKind"] == "permanent"
+    assert planned["fn-east"]["reason"] == "managed-by-other-instance" and planned["fn-east"]["managedBy"] == ["dev"]
+    assert "reason" not in planned["fn-west"]
     assert snapshot(east, backend) == before
 
 

@@ -249,3 +249,20 @@ def test_a_coalesced_burst_of_removals_is_one_run_for_the_deletion_breaker(shell
         lambdas.send(removal)
     for cluster in shell.clusters.values():
         assert mapped(cluster) == {user_arn("carol")}
+
+
+def test_a_work_item_for_a_cluster_another_instance_manages_fails_alone_and_writes_nothing(
+    shell: FakeShell, lambdas: Lambdas, queue: InMemoryQueue, reconciler: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Permanent: the item is reported failed (received again up to the work queue's maxReceiveCount, then
+    its DLQ), the other cluster's item is reconciled."""
+    shell.iam_port.add_user("alice", groups=[GROUP])
+    reconciler(instance="dev")  # dev manages fn-east
+    east = shell.clusters["fn-east"]
+    before = (east.writes(), east.aws_auth.resource_version)
+    monkeypatch.setenv("EKS_IAM_SYNC_INSTANCE", "prod")
+    items = [body(WorkItem(name, everyone=True, run="r")) for name in ("fn-east", "fn-west")]
+    assert failed(reconcile_cluster(lambdas, items)) == ["m-0"]
+    assert (east.writes(), east.aws_auth.resource_version) == before
+    assert mapped(shell.clusters["fn-west"]) == {user_arn("alice")}
+    assert failed(reconcile_cluster(lambdas, items[:1])) == ["m-0"]  # received again: refused again
