@@ -28,16 +28,24 @@ from chalicelib.model.ports import ObservedBinding
 RBAC_GROUP = "rbac.authorization.k8s.io"
 
 
+def owned_selector(principals: Collection[str] | None) -> str | None:
+    """The label selector of the service's bindings (of ``principals`` only, when given); None when
+    there is no principal to ask for."""
+    if principals is None:
+        return MANAGED_BY_SELECTOR
+    if not principals:
+        return None
+    return f"{MANAGED_BY_SELECTOR},{PRINCIPAL_LABEL} in ({','.join(sorted(principals))})"
+
+
 class ClusterRoleBindings:
     def __init__(self, api: client.ApiClient) -> None:
         self._rbac = client.RbacAuthorizationV1Api(api)
 
     def list_owned(self, principals: Collection[str] | None = None) -> list[ObservedBinding]:
-        selector = MANAGED_BY_SELECTOR
-        if principals is not None:
-            if not principals:
-                return []
-            selector += f",{PRINCIPAL_LABEL} in ({','.join(sorted(principals))})"
+        selector = owned_selector(principals)
+        if selector is None:
+            return []
         found = call(
             "list owned clusterrolebindings",
             lambda: self._rbac.list_cluster_role_binding(label_selector=selector),

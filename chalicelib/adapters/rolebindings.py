@@ -8,10 +8,16 @@ from collections.abc import Collection
 
 from kubernetes import client
 
-from chalicelib.adapters.clusterrolebindings import RBAC_GROUP, ClusterRoleBindings, metadata, observed
+from chalicelib.adapters.clusterrolebindings import (
+    RBAC_GROUP,
+    ClusterRoleBindings,
+    metadata,
+    observed,
+    owned_selector,
+)
 from chalicelib.adapters.kube import call
 from chalicelib.model.bindings import DesiredBinding
-from chalicelib.model.ownership import GROUP_LABEL, MANAGED_BY_SELECTOR, PRINCIPAL_LABEL
+from chalicelib.model.ownership import GROUP_LABEL, MANAGED_BY_SELECTOR
 from chalicelib.model.ports import ObservedBinding
 
 
@@ -22,11 +28,9 @@ class RoleBindings:
         self._cluster = ClusterRoleBindings(api)
 
     def list_owned(self, principals: Collection[str] | None = None) -> list[ObservedBinding]:
-        selector = MANAGED_BY_SELECTOR
-        if principals is not None:
-            if not principals:
-                return []
-            selector += f",{PRINCIPAL_LABEL} in ({','.join(sorted(principals))})"
+        selector = owned_selector(principals)
+        if selector is None:
+            return []
         found = call(
             "list owned rolebindings",
             lambda: self._rbac.list_role_binding_for_all_namespaces(label_selector=selector),
