@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint binaries browser bench clean package
+.PHONY: demo test lint binaries browser arm64-python bench clean package
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,12 @@ binaries:
 browser:
 	bash tests/harness/install-chromium.sh
 
+## qemu-user and Debian's aarch64 CPython 3.13 in a sysroot, to import the arm64 zip (cached in ~/.cache/eks-iam-sync)
+arm64-python:
+	bash tests/harness/install-arm64-python.sh
+
 ## the whole suite: unit tests and the real apiserver + etcd + moto environment
-test: $(STAMP) binaries browser
+test: $(STAMP) binaries browser arm64-python
 	$(PY) -m pytest
 
 ## ruff (lint + format, McCabe <= 10), mypy (strict), the import contracts of .importlinter (the
@@ -38,11 +42,12 @@ lint: $(STAMP)
 	$(PY) -m tools.module_size
 
 ## dist/$(STAGE)/deployment.zip and template.yaml for ARCH=x86_64|arm64 (default x86_64) and RUNTIME=python3.12|python3.13
-## (default: tools/lambda_target.py), from any host: wheels resolved for the target; docs/deployment.md
+## (default: tools/lambda_target.py), from any host: wheels resolved for the target; docs/deployment.md.
+## TARGET_PYTHON='qemu-aarch64 -L SYSROOT SYSROOT/usr/bin/python3.13' imports an arm64 zip on x86_64 (make arm64-python)
 STAGE ?= dev
 ARCH ?= x86_64
 package: $(STAMP)
-	$(PY) -m tools.package build --stage $(STAGE) --arch $(ARCH) $(if $(RUNTIME),--runtime $(RUNTIME)) $(if $(CONFIG),--config $(CONFIG))
+	$(PY) -m tools.package build --stage $(STAGE) --arch $(ARCH) $(if $(RUNTIME),--runtime $(RUNTIME)) $(if $(CONFIG),--config $(CONFIG)) $(if $(TARGET_PYTHON),--target-python '$(TARGET_PYTHON)')
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -15,8 +15,9 @@ deployable artefacts, in ``dist/<stage>/``, from any host (tools/lambda_target.p
   what it imports on every cold start) when this host has that Python, sources only otherwise (said so),
   entries in a fixed order and time.
 - The smoke test: every compiled file is for the target (ELF machine, CPython tag, wheel tags); when this
-  host is Linux on the target's machine and has the runtime's Python, the zip is imported as Lambda runs it
-  and its handler handles an event.
+  host is Linux on the target's machine and has the runtime's Python, or ``--target-python`` gives a command
+  running the target's Python here (an emulator: qemu-aarch64 and an aarch64 sysroot for arm64 on x86_64),
+  the zip is imported as Lambda runs it and its handler handles an event.
 
 Nothing is built until the stage's deploy settings agree with the configuration it deploys
 (``chalicelib.deploy.checks``: the policy's cluster ARNs and partition, VPC, timeouts).
@@ -30,6 +31,7 @@ import gzip
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -416,13 +418,15 @@ def _resolved(value: Any, parameters: Mapping[str, Any]) -> str:
     return str(value)
 
 
-def lambda_python(tree: Path, python: str | None = None) -> list[str]:
-    """A plain interpreter of the runtime's version (default: ``RUNTIME``'s on this host) as Lambda runs one
-    on the zip: no site-packages but the zip, no bytecode written."""
+def lambda_python(tree: Path, python: str | Sequence[str] | None = None) -> list[str]:
+    """A plain interpreter of the runtime's version (default: ``RUNTIME``'s on this host; or a command that
+    runs one, such as ``["qemu-aarch64", "-L", sysroot, f"{sysroot}/usr/bin/python3.13"]``) as Lambda runs
+    one on the zip: no site-packages but the zip, no bytecode written."""
     python = python or runtime_interpreter(Target(RUNTIME))
     if python is None:
         raise PackageError(f"no {RUNTIME} interpreter on this host to run the zip with")
-    return [python, "-I", "-S", "-B", "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); exec(sys.argv[1])"]
+    command = [python] if isinstance(python, str) else list(python)
+    return [*command, "-I", "-S", "-B", "-c", f"import sys; sys.path.insert(0, {str(tree)!r}); exec(sys.argv[1])"]
 
 
 # An EventBridge IAM event for a group no rule names: the handler reads the configuration, finds nothing to
@@ -448,7 +452,8 @@ SMOKE_EVENT = {
     },
 }
 SMOKE_SCRIPT = """
-import importlib, json, sys
+import importlib, json, platform, sys
+print(json.dumps([platform.machine(), '%d.%d' % sys.version_info[:2]]))
 for name in json.loads(sys.argv[2]):
     importlib.import_module(name)
 import boto3
@@ -467,33 +472,56 @@ print(json.dumps(result))
 """
 
 
-def smoke_test(tree: Path, template: Mapping[str, Any], target: Target, python: str | None) -> str:
+def smoke_test(
+    tree: Path,
+    template: Mapping[str, Any],
+    target: Target,
+    python: str | None,
+    target_python: Sequence[str] | None = None,
+) -> str:
     """Every compiled file is for the target. When this host can run the target's wheels with the runtime's
-    Python: the unpacked zip imports its handlers and the cluster path, builds a client for each kept model
-    and its handler handles an event. Returns what was proven."""
+    Python (``python``), or ``target_python`` is a command that runs the target's Python (an emulator's, such
+    as ``["qemu-aarch64", "-L", sysroot, f"{sysroot}/usr/bin/python3.13"]``): the unpacked zip imports its
+    handlers and the cluster path, builds a client for each kept model and its handler handles an event, in
+    an interpreter that says it is the target's machine and version. Returns what was proven."""
     problems = foreign_binaries(tree, target)
     if problems:
         listed = "\n".join(f"  {p}" for p in problems[:20])
         raise PackageError(f"the zip holds files that do not load on {target.runtime}/{target.architecture}:\n{listed}")
     checked = f"every compiled file is for {target.machine} and cp{target.cpython}"
     host = f"{platform.system()} {platform.machine()}"
-    if not target.host_runs_it():
+    if target_python:
+        command = list(target_python)
+    elif not target.host_runs_it():
         return f"{checked}; not imported: this host ({host}) cannot load Linux {target.machine} wheels"
-    if python is None:
+    elif python is None:
         return f"{checked}; not imported: no Python {target.version} on this host"
+    else:
+        command = [python]
+    imported = import_and_handle(tree, template, target, command)
+    return f"{checked}; imported by {imported} and on_iam_event handled an event"
+
+
+def import_and_handle(tree: Path, template: Mapping[str, Any], target: Target, command: Sequence[str]) -> str:
+    """``SMOKE_SCRIPT`` in the unpacked zip as Lambda runs it, with ``command`` as the interpreter; returns
+    which interpreter, on which machine, it was."""
     arguments = [json.dumps(SMOKE_IMPORTS), json.dumps(sorted(BOTOCORE_SERVICES)), json.dumps(SMOKE_EVENT)]
     env = {**lambda_env(template, tree), "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
     done = subprocess.run(
-        [*lambda_python(tree, python), SMOKE_SCRIPT, *arguments], capture_output=True, text=True, env=env, check=False
+        [*lambda_python(tree, command), SMOKE_SCRIPT, *arguments], capture_output=True, text=True, env=env, check=False
     )
     if done.returncode != 0:
         raise PackageError(f"the packaged code does not import as Lambda runs it:\n{done.stderr[-3000:]}")
-    answer = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    lines = done.stdout.strip().splitlines()
+    if lines[:1] != [json.dumps([target.machine, target.version])]:
+        ran = lines[0] if lines else done.stderr[-2000:]
+        raise PackageError(f"{' '.join(command)} is not Python {target.version} on {target.machine}: {ran}")
+    answer = lines[-1]
     if '"not-configured"' not in answer:
         raise PackageError(
             f"the packaged handler did not handle the smoke test's event: {answer or done.stderr[-2000:]}"
         )
-    return f"{checked}; imported by {python} and on_iam_event handled an event"
+    return f"{' '.join(command)} ({target.machine})"
 
 
 def write_zip(tree: Path, target: Path) -> None:
@@ -527,10 +555,12 @@ def build(
     template_only: bool = False,
     runtime: str = RUNTIME,
     architecture: str = "x86_64",
+    target_python: Sequence[str] | None = None,
 ) -> Built:
     """Checks the stage against its configuration, runs Chalice, and writes the template and (unless
     ``template_only``) the zip for ``runtime`` on ``architecture`` into ``out`` (default dist/<stage>).
-    ``keep_chalice_zip`` receives the zip before anything is dropped or compiled."""
+    ``keep_chalice_zip`` receives the zip before anything is dropped or compiled. ``target_python``: a
+    command that runs the target's Python here (an emulator's), for the smoke test's import."""
     try:
         target = Target(runtime, architecture)
     except TargetError as err:
@@ -561,7 +591,7 @@ def build(
         if python is None:
             print(f"note: {cold_start_note(target)}", file=sys.stderr)
         compiled = compile_tree(tree, python) if python else 0
-        smoke = smoke_test(tree, template, target, python)
+        smoke = smoke_test(tree, template, target, python, target_python)
         write_zip(tree, zip_path)
         return Built(
             stage=stage,
@@ -594,6 +624,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     build_command.add_argument(
         "--runtime", choices=RUNTIMES, default=RUNTIME, help=f"the Lambda runtime (default {RUNTIME})"
     )
+    build_command.add_argument(
+        "--target-python",
+        type=shlex.split,
+        help="a command running the target's Python on this host, to import the zip with (arm64 on x86_64: "
+        "'qemu-aarch64 -L SYSROOT SYSROOT/usr/bin/python3.13', tests/harness/install-arm64-python.sh)",
+    )
     policy_command.add_argument("--write", action="store_true", help="write the file instead of printing it")
     args = parser.parse_args(argv)
     try:
@@ -605,7 +641,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 print(text, end="")
             return 0
-        built = build(args.stage, args.out, args.project_dir, args.config, runtime=args.runtime, architecture=args.arch)
+        built = build(
+            args.stage,
+            args.out,
+            args.project_dir,
+            args.config,
+            runtime=args.runtime,
+            architecture=args.arch,
+            target_python=args.target_python,
+        )
     except PackageError as err:
         print(f"package: {err}", file=sys.stderr)
         return 1
