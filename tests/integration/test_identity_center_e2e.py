@@ -19,7 +19,7 @@ from tests.conftest import Environment
 from tests.harness.cloudtrail import iam_event
 from tests.harness.function import cluster_config, deployed
 from tests.harness.kube import ControlPlane
-from tests.harness.principals import Principal, eventually, iam_user
+from tests.harness.principals import Principal, assumed, eventually, iam_user
 from tests.harness.service import SEED_NAMESPACES, Service, prepare_seed_cluster
 from tests.integration.test_access_entries_e2e import BOTH, EntryCluster, clusters, fresh  # noqa: F401 - fixtures
 
@@ -46,15 +46,7 @@ def sso_role(permission_set: str) -> str:
 
 def signs_in(person: Principal, role: str) -> Principal:
     """What `aws sso login` gives the person: a session of the permission set's role, named after them."""
-    creds = person.session.client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::123456789012:role{SSO_PATH}{role}", RoleSessionName="alice@example.com"
-    )["Credentials"]
-    session = boto3.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name="us-east-1",
-    )
+    session = assumed(person.session, f"arn:aws:iam::123456789012:role{SSO_PATH}{role}", "alice@example.com")
     return Principal(f"arn:aws:iam::123456789012:role/{role}", session)
 
 

@@ -30,7 +30,7 @@ from tests.conftest import Environment
 from tests.harness.cloudtrail import identity_store_event
 from tests.harness.function import Function, cluster_config, deployed
 from tests.harness.kube import ControlPlane
-from tests.harness.principals import Principal, eventually, iam_user
+from tests.harness.principals import Principal, assumed, eventually, iam_user
 from tests.harness.service import SEED_CLUSTER_ROLE, Service, ensure_namespace, prepare_seed_cluster
 from tests.integration.test_access_entries_e2e import BOTH, EntryCluster, clusters, fresh  # noqa: F401 - fixtures
 
@@ -105,15 +105,7 @@ def signs_in(world: World, person: str, role: str) -> Principal:
     """What `aws sso login` gives the person: a session of the permission set's role, named after
     their Identity Store UserName, with a token of their own."""
     caller = iam_user(f"{person}-{uuid.uuid4().hex[:6]}")
-    creds = caller.session.client("sts").assume_role(
-        RoleArn=f"arn:aws:iam::{ACCOUNT}:role{SSO_PATH}{role}", RoleSessionName=world.user_names[person]
-    )["Credentials"]
-    session = boto3.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name="us-east-1",
-    )
+    session = assumed(caller.session, f"arn:aws:iam::{ACCOUNT}:role{SSO_PATH}{role}", world.user_names[person])
     return Principal(f"arn:aws:iam::{ACCOUNT}:role/{role}", session)
 
 
